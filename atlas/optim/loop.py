@@ -1,0 +1,145 @@
+"""The one optimisation loop every method uses (lucid's ``render``, without I/O).
+
+``optimize`` renders the parameterised images, applies the random transforms, runs the model with hooks
+on the layers the objective reads, maximises the per-target scores, and accumulates the transparency map
+(|dL/dx| of the rendered image, averaged over steps - MACO §3.2, "transparency for free").
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from ..models.handle import ModelHandle
+from .objectives import Evaluation, Objective
+from .param import Parameterization
+from .rng import TargetRNG
+from .transforms import Transform, identity
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam, "sgd": torch.optim.SGD}
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; ``step`` says when."""
+
+    def __init__(self, step: int):
+        super().__init__(f"loss became NaN or infinite at step {step}")
+        self.step = step
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Which optimiser and learning-rate schedule.
+
+    schedule: ``"constant"``, ``"cosine"`` (to 0 over the run) or ``"exponential"`` (x ``gamma`` every
+    ``decay_every`` steps). ``warmup``: linear warm-up steps (VITAL / DeepInversion: 100 at 2000 steps).
+    """
+
+    name: str = "adam"
+    lr: float = 0.05
+    betas: Optional[tuple] = None
+    schedule: str = "constant"
+    warmup: int = 0
+    gamma: float = 1.0
+    decay_every: int = 0
+
+    def build(self, params, steps: int):
+        kw = {"lr": self.lr}
+        if self.betas is not None and self.name in ("adam", "nadam"):
+            kw["betas"] = tuple(self.betas)
+        opt = OPTIMIZERS[self.name](params, **kw)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self.factor(s, steps))
+
+    def factor(self, step: int, steps: int) -> float:
+        """Learning-rate multiplier at ``step`` (0-based)."""
+        if self.warmup and step < self.warmup:
+            return (step + 1) / self.warmup
+        if self.schedule == "cosine":
+            span = max(1, steps - self.warmup)
+            return 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / span))
+        if self.schedule == "exponential" and self.decay_every:
+            return self.gamma ** (step / self.decay_every)
+        return 1.0
+
+
+@dataclass
+class OptimResult:
+    """Rendered images (K, 3, H, W) in [0, 1], transparency (K, H, W) in [0, 1], per-step scores (steps, K),
+    and the images at step 0 (to show that the target's score rose)."""
+
+    images: torch.Tensor
+    initial: torch.Tensor
+    alpha: torch.Tensor
+    history: torch.Tensor
+    seconds: float
+
+
+def alpha_map(grad_sum: torch.Tensor, percentile: float = 99.0) -> torch.Tensor:
+    """Accumulated |dL/dx| (K, 3, H, W) -> transparency (K, H, W) in [0, 1]: channel mean, clipped at the
+    ``percentile``-th value of each image, divided by it."""
+    a = grad_sum.mean(1)
+    hi = torch.quantile(a.flatten(1).float(), percentile / 100.0, dim=1).clamp(min=1e-12)
+    return (a / hi.view(-1, 1, 1)).clamp(0, 1)
+
+
+def optimize(
+    model: ModelHandle,
+    param: Parameterization,
+    objective: Objective,
+    steps: int,
+    rng: TargetRNG,
+    optimizer: OptimizerSpec = OptimizerSpec(),
+    transforms: Transform = identity,
+    on_step: Optional[Callable[[int], None]] = None,
+    check_every: int = 16,
+) -> OptimResult:
+    """Maximise ``objective`` over ``param`` for ``steps`` steps; return images, transparency and history.
+
+    Raises :class:`NonFiniteLoss` if the loss becomes NaN/Inf (checked every ``check_every`` steps, so the
+    loop does not synchronise with the device at every step).
+    """
+    start = time.perf_counter()
+    k = len(rng)
+    opt, sched = optimizer.build(param.params(), steps)
+    grad_sum = None
+    history = []
+    first_bad = torch.full((), steps, dtype=torch.long, device=rng.device)
+    initial = None
+    with model.capture(objective.layers) as acts:
+        for step in range(steps):
+            image = param()
+            image.retain_grad()
+            if initial is None:
+                initial = image.detach().clamp(0, 1).cpu()
+            views = transforms(image, rng)
+            acts.clear()
+            logits = model(views)
+            scores = objective(Evaluation(image, views, logits, acts, k, step, steps))
+            loss = -scores.sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            param.post_step()
+            g = image.grad.detach().abs()
+            grad_sum = g if grad_sum is None else grad_sum + g
+            history.append(scores.detach())
+            bad = ~torch.isfinite(loss.detach()) & (first_bad == steps)
+            first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
+            if (step + 1) % check_every == 0 or step == steps - 1:
+                if int(first_bad) < steps:
+                    raise NonFiniteLoss(int(first_bad))
+            if on_step is not None:
+                on_step(step)
+    with torch.no_grad():
+        images = param().clamp(0, 1)
+    return OptimResult(
+        images=images.detach().cpu(),
+        initial=initial if initial is not None else images.detach().cpu(),
+        alpha=alpha_map(grad_sum).cpu() if grad_sum is not None else torch.ones(images.shape[0], *images.shape[2:]),
+        history=torch.stack(history).cpu() if history else torch.zeros(0, k),
+        seconds=time.perf_counter() - start,
+    )

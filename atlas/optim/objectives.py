@@ -1,0 +1,131 @@
+"""Objectives: callables on an :class:`Evaluation` that return one score per target (to be maximised).
+
+Objectives compose with ``+ - *`` and carry a readable ``description`` (lucid style). An objective
+declares the layers it reads (``layers``); the loop hooks exactly those, and removes the hooks after.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .transforms import per_target
+
+
+@dataclass
+class Evaluation:
+    """What one forward pass produced.
+
+    image:   (K, 3, H, W) the rendered images, before transforms.
+    views:   (K * n, 3, S, S) what the model saw.
+    logits:  (K * n, classes).
+    acts:    captured activations by layer key, batch K * n.
+    k:       number of targets; ``n = views.shape[0] // k``.
+    """
+
+    image: torch.Tensor
+    views: torch.Tensor
+    logits: torch.Tensor
+    acts: Dict[str, torch.Tensor]
+    k: int
+    step: int = 0
+    steps: int = 1
+
+
+class Objective:
+    def __init__(self, fn: Callable[[Evaluation], torch.Tensor], layers: Sequence[str] = (), description: str = ""):
+        self.fn = fn
+        self.layers = tuple(dict.fromkeys(layers))
+        self.description = description
+
+    def __call__(self, ev: Evaluation) -> torch.Tensor:
+        return self.fn(ev)
+
+    def __add__(self, other: "Objective") -> "Objective":
+        if isinstance(other, (int, float)):
+            return Objective(lambda ev: self(ev) + other, self.layers, f"{self.description} + {other}")
+        return Objective(lambda ev: self(ev) + other(ev), self.layers + other.layers,
+                         f"{self.description} + {other.description}")
+
+    def __sub__(self, other: "Objective") -> "Objective":
+        return self + (-1.0) * other
+
+    def __neg__(self) -> "Objective":
+        return (-1.0) * self
+
+    def __mul__(self, w: float) -> "Objective":
+        return Objective(lambda ev: w * self(ev), self.layers, f"{w:g} * ({self.description})")
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return f"Objective({self.description})"
+
+
+def _spatial_mean(a: torch.Tensor) -> torch.Tensor:
+    return a.flatten(2).mean(-1) if a.dim() > 2 else a
+
+
+def class_logit(class_ids: Sequence[int]) -> Objective:
+    """The logit of target k's class, averaged over its views."""
+    ids = torch.as_tensor(list(class_ids))
+
+    def fn(ev: Evaluation) -> torch.Tensor:
+        cls = ids.to(ev.logits.device).repeat_interleave(ev.logits.shape[0] // ev.k)
+        return per_target(ev.logits.gather(1, cls[:, None])[:, 0], ev.k)
+
+    return Objective(fn, (), f"logit{list(class_ids)}")
+
+
+def channel(layer: str, channels: Sequence[int]) -> Objective:
+    """Mean activation of channel ``channels[k]`` of ``layer`` (over positions and views)."""
+    ch = torch.as_tensor(list(channels))
+
+    def fn(ev: Evaluation) -> torch.Tensor:
+        a = _spatial_mean(ev.acts[layer])
+        c = ch.to(a.device).repeat_interleave(a.shape[0] // ev.k)
+        return per_target(a.gather(1, c[:, None])[:, 0], ev.k)
+
+    return Objective(fn, (layer,), f"channel {layer}{list(channels)}")
+
+
+def direction(layer: str, vectors: torch.Tensor, cossim_pow: float = 2.0, min_cos: float = 0.1) -> Objective:
+    """dot(a, v) * clamp(cos(a, v), min_cos) ** cossim_pow on the spatially averaged activations of
+    ``layer`` - the concept-visualisation objective of horama/xplique (``dot_cossim``)."""
+    vecs = torch.as_tensor(vectors, dtype=torch.float32)
+
+    def fn(ev: Evaluation) -> torch.Tensor:
+        a = _spatial_mean(ev.acts[layer])
+        v = vecs.to(a.device).repeat_interleave(a.shape[0] // ev.k, dim=0)
+        dot = (a * v).sum(1)
+        cos = F.cosine_similarity(a, v, dim=1).clamp(min=min_cos)
+        return per_target(dot * cos.pow(cossim_pow), ev.k)
+
+    return Objective(fn, (layer,), f"direction {layer}")
+
+
+def total_variation(weight: float = 1.0) -> Objective:
+    """-weight * TV(image): sum of the L2 norms of the four finite differences (DeepInversion)."""
+
+    def fn(ev: Evaluation) -> torch.Tensor:
+        x = ev.image
+        diffs = (
+            x[:, :, :, :-1] - x[:, :, :, 1:],
+            x[:, :, :-1, :] - x[:, :, 1:, :],
+            x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
+            x[:, :, :-1, :-1] - x[:, :, 1:, 1:],
+        )
+        return -weight * sum(d.flatten(1).norm(dim=1) for d in diffs)
+
+    return Objective(fn, (), f"-{weight:g} TV")
+
+
+def l2(weight: float = 1.0, center: float = 0.5) -> Objective:
+    """-weight * ||image - center||_2 per target."""
+
+    def fn(ev: Evaluation) -> torch.Tensor:
+        return -weight * (ev.image - center).flatten(1).norm(dim=1)
+
+    return Objective(fn, (), f"-{weight:g} l2")

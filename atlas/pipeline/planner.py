@@ -1,0 +1,101 @@
+"""The plan: every job a configuration asks for, checked before anything runs.
+
+Planning loads no model weights and reads no images, so ``atlas plan --preset paper`` works anywhere.
+Unknown models, methods, classes and settings are reported here, once, as one-line errors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+from ..config import AtlasConfig
+from ..errors import AtlasError, unknown_choice
+from ..methods import METHODS
+from ..models import check_model_name
+from ..models.classes import imagenet_classes
+from ..targets import Target
+from .jobs import Job
+
+
+@dataclass
+class Skip:
+    model: str
+    method: str
+    target: Target
+    reason: str
+
+
+@dataclass
+class Plan:
+    config: AtlasConfig
+    jobs: List[Job]
+    skipped: List[Skip] = field(default_factory=list)
+    classes: Dict[str, List[int]] = field(default_factory=dict)
+
+    def by_key(self) -> Dict[str, Job]:
+        return {j.key: j for j in self.jobs}
+
+
+def resolve_classes(cfg: AtlasConfig) -> List[int]:
+    """The configured classes as ImageNet ids (names and wnids resolved; unknown ones are errors)."""
+    names, wnids = imagenet_classes()
+    if cfg.classes is None:
+        return list(range(len(names)))
+    out = []
+    lowered = {}
+    for i, n in enumerate(names):
+        lowered.setdefault(n.lower(), []).append(i)
+    for c in cfg.classes:
+        if isinstance(c, int) or (isinstance(c, str) and c.strip().isdigit()):
+            cid = int(c)
+            if not 0 <= cid < len(names):
+                raise AtlasError(f"unknown class {cid}; valid ids are 0-{len(names) - 1}")
+        elif c in wnids:
+            cid = wnids.index(c)
+        elif c.lower() in lowered:
+            hits = lowered[c.lower()]
+            if len(hits) > 1:
+                raise AtlasError(f"class name {c!r} is ambiguous (ids {hits}); give the class id instead")
+            cid = hits[0]
+        else:
+            raise unknown_choice("class", c, names)
+        if cid not in out:
+            out.append(cid)
+    return out
+
+
+def data_key(cfg: AtlasConfig) -> Tuple[Tuple[str, object], ...]:
+    return (("pool", cfg.data.pool), ("references", cfg.data.references),
+            ("spectrum_images", cfg.data.spectrum_images))
+
+
+def targets_for(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
+    """Every target the configuration asks for on ``model``."""
+    return [Target.of_class(c) for c in classes]
+
+
+def make_plan(cfg: AtlasConfig) -> Plan:
+    """Validate ``cfg`` and list its jobs (model-major, then method, seed, target)."""
+    for m in cfg.models:
+        check_model_name(m)
+    methods = [METHODS.get(name) for name in cfg.methods]
+    configs = {m.name: m.config(cfg.method_settings(m.name)) for m in methods}
+    for name, _ in cfg.settings:
+        if name not in METHODS:
+            raise unknown_choice("method in [settings]:", name, METHODS.names())
+    classes = resolve_classes(cfg)
+    jobs: List[Job] = []
+    skipped: List[Skip] = []
+    for model in cfg.models:
+        targets = targets_for(cfg, model, classes)
+        for method in methods:
+            for seed in cfg.seeds:
+                for t in targets:
+                    reason = method.unsupported(model, t)
+                    if reason:
+                        skipped.append(Skip(model, method.name, t, reason))
+                        continue
+                    jobs.append(Job(model=model, method=method.name, target=t, seed=seed,
+                                    config=configs[method.name], version=method.version,
+                                    data=data_key(cfg) if method.uses_data else ()))
+    return Plan(config=cfg, jobs=jobs, skipped=skipped, classes={m: classes for m in cfg.models})

@@ -1,0 +1,226 @@
+"""The artifact store: one folder per finished job, written atomically, keyed by the job's hash.
+
+Layout::
+
+    <store>/jobs/<key>/image.png, alpha.png, [extras].png, meta.json
+    <store>/failed/<key>.json          jobs that failed (NaN/Inf, ...), with the reason and step
+    <store>/cache/                     stage caches (magnitude spectra, reference features, ...)
+
+A job folder is first written as ``jobs/.tmp-<key>-<host>-<pid>-<n>/`` and then renamed into place, so a
+``jobs/<key>`` folder is always complete; a build killed at any moment leaves at most a temp folder, which
+the next run removes (if its writer process is gone). ``meta.json`` records a SHA-256 of every file, so
+a truncated or altered artifact is detected on read and recomputed.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+import numpy as np
+from PIL import Image
+
+from .. import __version__
+from .jobs import Job
+
+log = logging.getLogger(__name__)
+_HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+_counter = 0
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    """float array in [0, 1], (H, W) or (H, W, 3) -> PNG bytes (8 bit)."""
+    a = np.clip(np.nan_to_num(np.asarray(arr, dtype=np.float32)), 0, 1)
+    img = Image.fromarray((a * 255 + 0.5).astype(np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _history(values, limit: int = 200):
+    values = [float(v) for v in values]
+    if len(values) <= limit:
+        return values
+    idx = np.linspace(0, len(values) - 1, limit).round().astype(int)
+    return [values[i] for i in idx]
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.jobs_dir = self.root / "jobs"
+        self.failed_dir = self.root / "failed"
+        self.cache_dir = self.root / "cache"
+
+    # ------------------------------------------------------------------ reading
+    def job_dir(self, key: str) -> Path:
+        return self.jobs_dir / key
+
+    def has(self, key: str) -> bool:
+        return (self.jobs_dir / key / "meta.json").is_file()
+
+    def meta(self, key: str, verify: bool = False) -> Optional[dict]:
+        """The job's metadata, or None if it is missing, unreadable or (with ``verify``) corrupt."""
+        path = self.jobs_dir / key / "meta.json"
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            log.warning("unreadable metadata %s: treated as missing", path)
+            return None
+        if verify and not self.verify(key, meta):
+            return None
+        return meta
+
+    def verify(self, key: str, meta: dict) -> bool:
+        """True if every file recorded in ``meta`` exists with its recorded checksum."""
+        for name, digest in meta.get("files", {}).items():
+            try:
+                data = (self.jobs_dir / key / name).read_bytes()
+            except OSError:
+                log.warning("job %s: %s is missing", key, name)
+                return False
+            if sha256(data) != digest:
+                log.warning("job %s: %s is corrupt (checksum mismatch)", key, name)
+                return False
+        return True
+
+    def iter_metas(self) -> Iterator[dict]:
+        if not self.jobs_dir.is_dir():
+            return
+        for d in sorted(self.jobs_dir.iterdir()):
+            if d.name.startswith("."):
+                continue
+            meta = self.meta(d.name)
+            if meta is not None:
+                yield meta
+
+    def failure(self, key: str) -> Optional[dict]:
+        try:
+            return json.loads((self.failed_dir / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    # ------------------------------------------------------------------ writing
+    def put(self, job: Job, vis) -> Path:
+        """Store a finished visualisation atomically; returns its folder."""
+        global _counter
+        files: Dict[str, bytes] = {"image.png": png_bytes(vis.image), "alpha.png": png_bytes(vis.alpha)}
+        for name, arr in vis.extras.items():
+            files[f"{name}.png"] = png_bytes(arr)
+        meta = dict(job.spec())
+        meta.update({
+            "key": job.key,
+            "config_hash": job.config_hash,
+            "atlas_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": round(float(vis.seconds), 3),
+            "scores": vis.scores,
+            "history": _history(vis.history),
+            "steps_run": len(vis.history),
+            "info": vis.info,
+            "size": list(np.asarray(vis.image).shape[:2]),
+            "files": {name: sha256(data) for name, data in files.items()},
+        })
+        files["meta.json"] = json.dumps(meta, indent=1, sort_keys=True, default=float).encode()
+        final = self.jobs_dir / job.key
+        _counter += 1
+        tmp = self.jobs_dir / f".tmp-{job.key}-{_HOST}-{os.getpid()}-{_counter}"
+        tmp.mkdir(parents=True)
+        try:
+            for name, data in files.items():
+                with open(tmp / name, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if final.exists():  # a concurrent writer finished the same job, or a corrupt leftover
+                if self.meta(job.key, verify=True) is not None:
+                    shutil.rmtree(tmp)
+                    return final
+                trash = self.jobs_dir / f".trash-{job.key}-{_HOST}-{os.getpid()}-{_counter}"
+                os.rename(final, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            os.rename(tmp, final)
+        except FileExistsError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError as exc:
+            if exc.errno in (39, 66):  # ENOTEMPTY: someone else renamed first
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        (self.failed_dir / f"{job.key}.json").unlink(missing_ok=True)
+        return final
+
+    def put_failure(self, job: Job, reason: str, step: Optional[int] = None) -> None:
+        record = {"key": job.key, **job.spec(), "reason": reason, "step": step,
+                  "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        atomic_write(self.failed_dir / f"{job.key}.json", json.dumps(record, indent=1, default=str).encode())
+
+    def clean_temp(self) -> int:
+        """Remove temp folders/files left by writers on this host that are no longer running."""
+        removed = 0
+        for base in (self.jobs_dir, self.failed_dir, self.cache_dir):
+            if not base.is_dir():
+                continue
+            for p in base.iterdir():
+                if not (p.name.startswith(".tmp-") or p.name.startswith(".trash-") or p.name.endswith(".tmp")):
+                    continue
+                if _writer_alive(p.name):
+                    continue
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def _writer_alive(name: str) -> bool:
+    """True if the temp file ``name`` belongs to a live process on this host."""
+    stem = name[:-4] if name.endswith(".tmp") else name
+    tokens = stem.replace(".", "-").split("-")
+    if _HOST not in tokens:
+        return True  # another host's writer: leave it alone
+    i = tokens.index(_HOST)
+    try:
+        pid = int(tokens[i + 1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,80 @@
+"""What is visualised: a class, a concept direction, a neuron (channel), or a real image to explain.
+
+A :class:`Target` is frozen and hashable; its :meth:`slug` is a stable, filesystem- and URL-safe name
+used in store keys and page URLs (keyed by class *id*, never by a class name, which can collide).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+KINDS = ("class", "concept", "neuron", "image")
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_slug(text: str) -> str:
+    """Return ``text`` reduced to ``[A-Za-z0-9_.-]`` (runs of anything else become ``-``), never empty,
+    never starting with a dot (no hidden files, no ``..`` path components)."""
+    slug = _SAFE.sub("-", str(text)).strip("-.")
+    return slug or "x"
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """One thing to visualise.
+
+    kind:
+        ``class`` (a logit), ``neuron`` (one channel of ``layer``), ``concept`` (direction number ``concept``
+        of class ``class_id``'s concept bank at ``layer``) or ``image`` (explain real image ``image`` with
+        respect to ``class_id``).
+    """
+
+    kind: str
+    class_id: Optional[int] = None
+    layer: Optional[str] = None
+    channel: Optional[int] = None
+    concept: Optional[int] = None
+    image: Optional[str] = None
+    cluster: Optional[int] = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown target kind {self.kind!r}; choose from {', '.join(KINDS)}")
+
+    @classmethod
+    def of_class(cls, class_id: int) -> "Target":
+        return cls("class", class_id=int(class_id))
+
+    @classmethod
+    def of_neuron(cls, layer: str, channel: int, cluster: Optional[int] = None) -> "Target":
+        return cls("neuron", layer=layer, channel=int(channel), cluster=cluster)
+
+    @classmethod
+    def of_concept(cls, class_id: int, concept: int, layer: str) -> "Target":
+        return cls("concept", class_id=int(class_id), concept=int(concept), layer=layer)
+
+    @classmethod
+    def of_image(cls, image: str, class_id: int) -> "Target":
+        return cls("image", class_id=int(class_id), image=image)
+
+    def slug(self) -> str:
+        """A stable, safe name: ``class-0285``, ``neuron-blocks.5-0012``, ``concept-0285-03``, ..."""
+        if self.kind == "class":
+            s = f"class-{self.class_id:04d}"
+        elif self.kind == "neuron":
+            s = f"neuron-{safe_slug(self.layer)}-{self.channel:04d}"
+            if self.cluster is not None:
+                s += f"-k{self.cluster}"
+        elif self.kind == "concept":
+            s = f"concept-{self.class_id:04d}-{self.concept:02d}"
+        else:
+            s = f"image-{self.class_id:04d}-{safe_slug(self.image)}"
+        return s
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Target":
+        return cls(**d)

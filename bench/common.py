@@ -1,0 +1,43 @@
+"""Shared helpers for the benchmarks: raw forward+backward throughput and JSON output."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+
+
+def setup_threads() -> int:
+    n = int(os.environ.get("ATLAS_THREADS", os.cpu_count() or 1))
+    torch.set_num_threads(n)
+    return n
+
+
+def raw_throughput(model, batch: int, size: int, seconds: float = 6.0, warmup: int = 2) -> float:
+    """Images per second of the raw model's forward + backward (gradient w.r.t. the input), at ``batch``.
+
+    Uses the handle's module exactly as the methods do (same memory format, same normalisation), so that
+    the ratio measures only the overhead of the optimisation loop.
+    """
+    x = torch.rand(batch, 3, size, size, device=model.device, requires_grad=True)
+    for _ in range(warmup):
+        model(x)[:, 0].sum().backward()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model(x)[:, 0].sum().backward()
+        n += 1
+    return n * batch / (time.perf_counter() - start)
+
+
+def machine() -> dict:
+    return {
+        "python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(), "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+
+
+def emit(result: dict) -> None:
+    print(json.dumps(result, indent=2, sort_keys=True))
