@@ -141,6 +141,20 @@ def build(ctx, cfg):
 
 @cli.command()
 @click.option("--site", default="site", help="Folder of the built website.")
+def check(site):
+    """Check every link and image of a built site (exit 1 if any is broken or external)."""
+    from .sitegen.check import check_site
+
+    problems = check_site(site)
+    for p in problems:
+        click.echo(p)
+    click.echo(f"{len(problems)} problem(s) in {site}")
+    if problems:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--site", default="site", help="Folder of the built website.")
 @click.option("--port", default=8000, type=int)
 def serve(site, port):
     """Preview the site on http://127.0.0.1:PORT (local only)."""
@@ -170,6 +184,8 @@ def main(argv=None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except SystemExit as exc:
+        return int(exc.code or 0)
     except KeyboardInterrupt:
         click.echo("atlas: interrupted", err=True)
         return 130

@@ -166,30 +166,56 @@ def _generic_blocks(module: torch.nn.Module) -> Tuple[Block, ...]:
     return tuple(Block(n) for n in children[:-1])
 
 
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+
+
+def cached_timm_weights(name: str) -> Path | None:
+    """Local file of timm model ``name``'s pretrained weights (HF cache or torch hub cache), or None."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        repo = cfg.hf_hub_id.split("@")[0]
+        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else []
+        for fn in names + ["model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"]:
+            hit = try_to_load_from_cache(repo, fn, cache_dir=str(hf_cache_dir()))
+            if isinstance(hit, str):
+                return Path(hit)
+    if cfg.url:
+        local = hub_checkpoint_dir() / os.path.basename(cfg.url)
+        if local.is_file():
+            return local
+    return None
+
+
 def timm_model(name: str, download: bool = False) -> ModelHandle:
-    """Any timm model (``timm:<name>``), pretrained weights from the Hugging Face cache (``$HF_HOME``)."""
+    """Any timm model (``timm:<name>``), pretrained weights from the Hugging Face cache (``$HF_HOME``) or
+    the torch hub cache. Cached weights are loaded from their local file (no network request)."""
     import timm
 
-    if name not in timm.list_models(pretrained=True) and name not in timm.list_models():
+    if not timm.is_model(name.split(".")[0]):
         raise unknown_choice("timm model", name, timm.list_models())
-    env = {} if download else {"HF_HUB_OFFLINE": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        module = timm.create_model(name, pretrained=True)
-    except Exception as exc:
-        hf = os.environ.get("HF_HOME", "~/.cache/huggingface")
+    local = cached_timm_weights(name)
+    if local is None and not download:
         raise AtlasError(
-            f"weights for model timm:{name} are not available offline ({type(exc).__name__}); put them in the "
-            f"Hugging Face cache at {hf}/hub (e.g. run timm.create_model({name!r}, pretrained=True) once "
-            f"with network), or allow downloads with --download"
-        ) from None
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            f"weights for model timm:{name} are not available offline: put them in the Hugging Face cache "
+            f"at {hf_cache_dir()} (run timm.create_model({name!r}, pretrained=True) once with network) "
+            f"or in {hub_checkpoint_dir()}, or allow downloads with --download"
+        )
+    try:
+        if local is not None:
+            module = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(local)})
+        else:
+            module = timm.create_model(name, pretrained=True)
+    except Exception as exc:
+        raise AtlasError(f"could not load weights for model timm:{name}: {type(exc).__name__}: {exc}") from None
     cfg = module.pretrained_cfg
     if module.num_classes == 1000:
         names, wnids = imagenet_classes()

@@ -1,0 +1,64 @@
+"""The command line: bad input exits 2 with one line and writes nothing; plan works offline."""
+import subprocess
+import sys
+
+import pytest
+
+from atlas.cli import main
+
+
+def test_bad_preset(capsys):
+    assert main(["plan", "--preset", "dmeo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown preset 'dmeo'; did you mean 'demo'" in err and len(err.splitlines()) == 1
+
+
+def test_preset_and_config_together(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('preset = "demo"\n')
+    assert main(["plan", "--preset", "demo", "--config", str(cfg)]) == 2
+    assert "either --preset or --config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("toml, needle", [
+    ('models = ["resnet5"]', "unknown model 'resnet5'"),
+    ('methods = ["macco"]', "unknown method 'macco'"),
+    ('classes = [1234]', "unknown class 1234"),
+    ('classes = ["espreso"]', "did you mean 'espresso'"),
+    ('models = ["resnet50"]', "not available offline"),
+])
+@pytest.mark.parametrize("command", ["build", "run"])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, toml, needle, command):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'preset = "demo"\nstore = "{tmp_path}/store"\nsite = "{tmp_path}/site"\n{toml}\n'
+                   '[settings.maco]\nsteps = 1\n[settings.fourier]\nsteps = 1\n')
+    assert main([command, "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "site").exists()
+    jobs = tmp_path / "store" / "jobs"
+    assert not jobs.exists() or not any(jobs.iterdir())
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    assert main(["run", "--data", str(tmp_path / "nope"), "--store", str(tmp_path / "s")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_plan_paper_preset_offline(capsys):
+    assert main(["plan", "--preset", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet50" in out and "vit_l_32" in out and "total 30000 jobs" in out and "estimated time left" in out
+
+
+def test_console_script_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "atlas.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "build" in proc.stdout and "serve" in proc.stdout
+
+
+def test_check_command(tmp_path, capsys):
+    (tmp_path / "index.html").write_text('<a href="missing.html">x</a><img src="https://cdn.example/x.png">')
+    assert main(["check", "--site", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "broken reference 'missing.html'" in out and "external reference" in out

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from atlas.config import DEMO_CLASSES
+from atlas.data import BundledPool, FolderPool, open_pool
+from atlas.data.spectrum import estimate_spectrum, load_or_estimate_spectrum, spectrum_path
+from atlas.errors import AtlasError
+from atlas.models.classes import imagenet_classes
+
+WNIDS = imagenet_classes()[1]
+
+
+def test_bundled_pool_covers_the_demo_classes():
+    pool = BundledPool()
+    assert sorted(pool.class_ids()) == sorted(DEMO_CLASSES)
+    assert [r.id for r in pool.items(665)] == ["motorcycle_left", "motorcycle_right"]
+    img = pool.load(pool.items(872)[0])  # the greyscale camera photo becomes RGB
+    assert img.mode == "RGB"
+
+
+def test_reference_sets_are_deterministic_per_seed():
+    pool = BundledPool()
+    a = pool.reference_images(285, 4, 64, seed=0)
+    b = pool.reference_images(285, 4, 64, seed=0)
+    c = pool.reference_images(285, 4, 64, seed=1)
+    assert a.shape == (4, 3, 64, 64) and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.equal(a[0], a[1])  # different crops, not copies
+
+
+def test_bundled_pool_unknown_class():
+    with pytest.raises(AtlasError, match="no bundled photo shows class 1"):
+        BundledPool().reference_images(1, 2, 32)
+
+
+def _folder(tmp_path):
+    root = tmp_path / "imagenet" / "train"
+    cat, cup = root / WNIDS[285], root / WNIDS[967]
+    cat.mkdir(parents=True)
+    cup.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(cat / f"cat_{i}.JPEG")
+    Image.fromarray(rng.integers(0, 255, (40, 50), dtype=np.uint8)).save(cup / "grey.png")  # greyscale
+    Image.fromarray(rng.integers(0, 255, (40, 50, 4), dtype=np.uint8), "CMYK").save(cup / "cmyk.jpg")
+    (cup / "broken.JPEG").write_bytes(b"not an image")
+    Image.fromarray(np.zeros((1, 1, 3), dtype=np.uint8)).save(cup / "tiny.png")
+    (root / "not_a_wnid").mkdir()
+    return tmp_path / "imagenet"
+
+
+def test_folder_pool_reads_imagenet_layout(tmp_path):
+    pool = open_pool(str(_folder(tmp_path)))
+    assert isinstance(pool, FolderPool) and pool.class_ids() == [285, 967]
+    refs = pool.reference_images(285, 3, 32, seed=0)
+    assert refs.shape == (3, 3, 32, 32)
+    # greyscale, CMYK and 1x1 images are converted; the broken file is skipped and counted
+    cup = pool.reference_images(967, 4, 32, seed=0, allow_fewer=True)
+    assert cup.shape == (3, 3, 32, 32)
+    assert any("broken" in s for s in pool.skipped)
+    with pytest.raises(AtlasError, match="fewer than the 5 references"):
+        pool.reference_images(285, 5, 32)
+    assert pool.reference_images(285, 5, 32, allow_fewer=True).shape[0] == 3
+
+
+def test_folder_pool_errors(tmp_path):
+    with pytest.raises(AtlasError, match="does not exist"):
+        open_pool(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AtlasError, match="holds no images"):
+        open_pool(str(tmp_path / "empty"))
+
+
+def test_spectrum_falls_with_frequency_and_is_cached(tmp_path):
+    pool = BundledPool()
+    spec = load_or_estimate_spectrum(pool, 64, 8, tmp_path)
+    assert spec.shape == (3, 64, 33) and np.isfinite(spec).all()
+    fy = np.fft.fftfreq(64)[:, None]
+    fx = np.fft.rfftfreq(64)[None, :]
+    f = np.sqrt(fx ** 2 + fy ** 2)
+    low = spec[:, (f > 0.02) & (f < 0.08)].mean()
+    high = spec[:, f > 0.35].mean()
+    assert low > 5 * high  # natural images: energy falls with frequency
+    path = spectrum_path(tmp_path, pool, 64, 8)
+    assert path.is_file()
+    path.write_bytes(b"corrupt")  # a corrupt cache entry is a miss, not a crash
+    again = load_or_estimate_spectrum(pool, 64, 8, tmp_path)
+    np.testing.assert_allclose(again, spec, rtol=1e-5)
+    assert np.load(path).shape == (3, 64, 33)
+
+
+def test_spectrum_depends_on_the_pool(tmp_path):
+    a = estimate_spectrum(BundledPool(), 32, 4)
+    b = estimate_spectrum(open_pool(str(_folder(tmp_path))), 32, 4)  # noise images: flat spectrum
+    assert not np.allclose(a / a.sum(), b / b.sum(), rtol=0.05)

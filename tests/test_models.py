@@ -1,0 +1,135 @@
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from atlas.data.pools import BundledPool
+from atlas.errors import AtlasError
+from atlas.models import MODELS, load_model
+from atlas.models.zoo import LITE_BLOCKS
+
+
+def _classify(handle, photo):
+    pool = BundledPool()
+    ref = next(r for c in pool.class_ids() for r in pool.items(c) if r.id == photo)
+    x = pool.load_tensor(ref, handle.input_size)[None]
+    with torch.no_grad():
+        return handle(x).softmax(-1)[0]
+
+
+def test_lite0_classifies_bundled_photos(lite0):
+    assert lite0.input_size == 224 and lite0.num_classes == 1000
+    assert int(_classify(lite0, "chelsea").argmax()) in range(281, 286)
+    assert int(_classify(lite0, "coffee").argmax()) == 967
+    assert lite0.class_names[285] == "Egyptian cat" and lite0.wnids[285] == "n02124075"
+
+
+@pytest.mark.parametrize("name, size", [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)])
+def test_lite1_lite2_agree_with_lite0(name, size):
+    handle = load_model(name)
+    assert handle.input_size == size
+    assert int(_classify(handle, "chelsea").argmax()) in range(281, 286)
+    assert int(_classify(handle, "coffee").argmax()) == 967
+
+
+def test_handle_is_frozen_and_blocks_resolve(lite0):
+    assert not lite0.module.training
+    assert all(not p.requires_grad for p in lite0.module.parameters())
+    keys = [b.path for b in LITE_BLOCKS] + [lite0.penultimate, lite0.concept_layer]
+    feats = lite0.features(torch.rand(1, 3, 224, 224), keys)
+    assert [feats[b.path].shape[-1] for b in LITE_BLOCKS] == [112, 56, 28, 14, 7]
+    assert feats["classifier:in"].shape == (1, 1280)
+    assert feats["bn2"].min() >= 0  # ReLU6: the non-negative CRAFT layer
+
+
+def test_capture_removes_hooks(lite0):
+    mods = [lite0.module_at(b.path) for b in LITE_BLOCKS]
+    before = [len(m._forward_hooks) for m in mods]
+    with pytest.raises(RuntimeError):
+        with lite0.capture([b.path for b in LITE_BLOCKS]):
+            assert all(len(m._forward_hooks) == n + 1 for m, n in zip(mods, before))
+            raise RuntimeError("boom")
+    assert [len(m._forward_hooks) for m in mods] == before
+
+
+def test_unknown_layer_and_class(lite0):
+    with pytest.raises(AtlasError, match="unknown layer of model efficientnet_lite0: 'blocks.9'"):
+        lite0.module_at("blocks.9")
+    with pytest.raises(AtlasError, match="0-999"):
+        lite0.class_id(1000)
+    assert lite0.class_id("espresso") == 967
+    with pytest.raises(AtlasError, match="ambiguous"):
+        lite0.class_id("crane")
+
+
+def test_unknown_model_names_close_matches():
+    with pytest.raises(AtlasError, match="did you mean 'efficientnet_lite0'"):
+        load_model("efficientnet_lit0")
+
+
+def test_paper_models_registered():
+    assert {"resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"} <= set(MODELS.names())
+
+
+def test_offline_torchvision_weights_fail_at_once(tmp_path, monkeypatch):
+    """With an empty TORCH_HOME and no download allowed, resnet50 fails in one line naming the file."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    start = time.monotonic()
+    with pytest.raises(AtlasError) as err:
+        load_model("resnet50")
+    msg = str(err.value)
+    assert time.monotonic() - start < 10
+    assert "resnet50" in msg and str(tmp_path) in msg and "resnet50-" in msg and "\n" not in msg
+
+
+def test_offline_timm_weights_fail_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(AtlasError, match="timm:resnet18.*not available offline"):
+        load_model("timm:resnet18")
+
+
+def test_unknown_timm_model():
+    with pytest.raises(AtlasError, match="unknown timm model"):
+        load_model("timm:not_a_model_xyz")
+
+
+def test_torchvision_code_path_with_cached_weights(tmp_path, monkeypatch):
+    """The real torchvision loading path, on a small model whose weights we place in the cache ourselves
+    (random weights saved under the official file name: the path, not the accuracy, is under test)."""
+    import torchvision
+
+    weights = torchvision.models.get_model_weights("mobilenet_v3_small").DEFAULT
+    ckpt = tmp_path / "hub" / "checkpoints" / os.path.basename(weights.url)
+    ckpt.parent.mkdir(parents=True)
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), ckpt)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict",
+                        lambda self, *a, **k: torch.load(ckpt, weights_only=True))
+    handle = load_model("mobilenet_v3_small")
+    assert handle.num_classes == 1000 and handle.mean == (0.485, 0.456, 0.406)
+    out = handle.penultimate_features(torch.rand(2, 3, 224, 224))
+    assert out.shape[0] == 2 and np.isfinite(out.numpy()).all()
+
+
+def test_timm_code_path_with_cached_weights(tmp_path, monkeypatch):
+    """The real timm loading path (``timm:<name>``) from a Hugging Face cache laid out as the hub writes it;
+    the weights are timm's own random initialisation saved under the official file name."""
+    import timm
+    from safetensors.torch import save_file
+
+    name = "test_efficientnet.r160_in1k"
+    snap = tmp_path / "hub" / "models--timm--test_efficientnet.r160_in1k" / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (snap.parents[1] / "refs").mkdir()
+    (snap.parents[1] / "refs" / "main").write_text("0" * 40)
+    save_file(timm.create_model(name, pretrained=False).state_dict(), str(snap / "model.safetensors"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    handle = load_model(f"timm:{name}")
+    assert handle.name == f"timm:{name}" and handle.input_size == 160 and handle.num_classes == 1000
+    assert len(handle.blocks) >= 3
+    feats = handle.features(torch.rand(1, 3, 160, 160), [b.path for b in handle.blocks] + [handle.penultimate])
+    assert all(feats[b.path].dim() == 4 for b in handle.blocks)
+    assert feats[handle.penultimate].flatten(1).shape[0] == 1

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+
+from atlas.optim import NonFiniteLoss, OptimizerSpec, TargetRNG, optimize
+from atlas.optim import objectives as obj
+from atlas.optim import transforms as T
+from atlas.optim.color import COLOR_CORRELATION, decorrelate, recorrelate
+from atlas.optim.param import FourierParam, MacoParam, PixelParam
+
+
+def test_colour_matrix_round_trip_and_reference_values():
+    x = torch.randn(2, 3, 5, 5)
+    torch.testing.assert_close(decorrelate(recorrelate(x)), x, atol=1e-5, rtol=1e-5)
+    # the normalised lucid matrix is the transpose of the one horama/xplique hard-code (flat @ M)
+    horama = torch.tensor([[0.56282854, 0.58447580, 0.58447580], [0.19482528, 0, -0.19482528],
+                           [0.04329450, -0.10823626, 0.06494176]])
+    torch.testing.assert_close(COLOR_CORRELATION, horama.T, atol=1e-6, rtol=1e-5)
+    pixel = torch.tensor([0.3, -0.2, 0.5])
+    torch.testing.assert_close(recorrelate(pixel.view(1, 3, 1, 1)).flatten(), pixel @ horama, atol=1e-6, rtol=1e-5)
+
+
+def test_parameterisations_render_valid_images():
+    rng = TargetRNG([1, 2])
+    mag = torch.rand(3, 32, 17) + 0.1
+    for p in (PixelParam(rng, 32), FourierParam(rng, 32), MacoParam(rng, mag, 32),
+              PixelParam(rng, 32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))):
+        img = p()
+        assert img.shape == (2, 3, 32, 32)
+        p.post_step()
+        img = p().detach()
+        assert float(img.min()) >= 0 and float(img.max()) <= 1
+
+
+def test_maco_keeps_the_magnitude_fixed():
+    """Whatever the phase, the spectrum before standardisation has exactly the given magnitude."""
+    rng = TargetRNG([0])
+    mag = torch.rand(3, 16, 9) + 0.5
+    p = MacoParam(rng, mag, 16)
+    with torch.no_grad():
+        p.phase.add_(torch.randn_like(p.phase) * 3)
+        phase = (p.phase - p.phase.mean()) / (p.phase.std() + 1e-4)
+        x = torch.fft.irfft2(torch.polar(mag[None], phase), s=(16, 16))
+        spec = torch.fft.rfft2(x).abs()
+    # columns 0 and W/2 of an rfft are Hermitian-constrained; compare the free interior
+    torch.testing.assert_close(spec[0, :, 1:-1, 1:-1], mag[:, 1:-1, 1:-1], atol=1e-3, rtol=1e-3)
+
+
+def test_per_target_randomness_does_not_depend_on_the_batch():
+    """Target k's initialisation and views are the same alone or in a batch with others."""
+    crops = T.compose(T.random_crops(3, 16), T.uniform_noise(0.1), T.jitter(2), T.random_flip())
+    alone = TargetRNG([7])
+    batch = TargetRNG([5, 7, 9])
+    a = MacoParam(alone, torch.ones(3, 32, 17), 32)
+    b = MacoParam(batch, torch.ones(3, 32, 17), 32)
+    torch.testing.assert_close(a.phase[0], b.phase[1])
+    va = crops(a(), alone)
+    vb = crops(b(), batch)
+    assert va.shape == (3, 3, 16, 16) and vb.shape == (9, 3, 16, 16)
+    torch.testing.assert_close(va, vb[3:6])
+
+
+def test_crops_stay_inside_and_resize():
+    x = torch.arange(64.0).view(1, 1, 8, 8).expand(2, 3, 8, 8).contiguous()
+    rng = TargetRNG([0, 1])
+    out = T.random_crops(4, 5, size_mean=0.5, size_std=0.3)(x, rng)
+    assert out.shape == (8, 3, 5, 5)
+    assert float(out.min()) >= 0 and float(out.max()) <= 63
+    out = T.box_crops(2, 6)(x, rng)
+    assert out.shape == (4, 3, 6, 6)
+
+
+def test_objectives_compose():
+    ev = obj.Evaluation(image=torch.zeros(2, 3, 4, 4), views=torch.zeros(4, 3, 4, 4),
+                        logits=torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]), acts={}, k=2)
+    o = obj.class_logit([1, 0])
+    torch.testing.assert_close(o(ev), torch.tensor([3.0, 6.0]))
+    combo = o - 2 * obj.class_logit([0, 0])
+    torch.testing.assert_close(combo(ev), torch.tensor([3.0 - 4.0, 6.0 - 12.0]))
+    assert "logit" in combo.description
+    x = torch.rand(1, 3, 8, 8)
+    tv = obj.total_variation(1.0)(obj.Evaluation(x, x, torch.zeros(1, 2), {}, 1))
+    assert float(tv) < 0 and float(obj.total_variation(1.0)(obj.Evaluation(torch.ones(1, 3, 8, 8), x, x, {}, 1))) == 0
+
+
+@pytest.mark.parametrize("make_param", [
+    lambda rng: PixelParam(rng, 32),
+    lambda rng: FourierParam(rng, 32),
+    lambda rng: MacoParam(rng, torch.rand(3, 32, 17) + 0.1, 32),
+])
+def test_loop_raises_the_target_score(tiny, make_param):
+    """The lucid check for every parameterisation: the objective rises within a few steps."""
+    rng = TargetRNG([0, 1])
+    param = make_param(rng)
+    res = optimize(tiny, param, obj.class_logit([3, 7]), 12, rng, OptimizerSpec("adam", lr=0.1),
+                   transforms=T.compose(T.random_crops(2, 32, 0.6, 0.1), T.uniform_noise(0.02)))
+    h = res.history
+    assert h.shape == (12, 2)
+    assert (h[-3:].mean(0) > h[:3].mean(0)).all()
+    assert res.images.shape == (2, 3, 32, 32) and res.alpha.shape == (2, 32, 32)
+    assert float(res.alpha.min()) >= 0 and float(res.alpha.max()) <= 1 and float(res.alpha.max()) > 0
+    assert not torch.equal(res.images, res.initial)
+
+
+def test_channel_objective_and_hooks_removed(tiny):
+    rng = TargetRNG([3])
+    before = len(tiny.module.relu2._forward_hooks)
+    res = optimize(tiny, PixelParam(rng, 32), obj.channel("relu2", [5]), 10, rng, OptimizerSpec("adam", lr=0.05))
+    assert res.history[-1, 0] > res.history[0, 0]
+    assert len(tiny.module.relu2._forward_hooks) == before
+
+
+def test_nan_stops_the_job_with_its_step(tiny):
+    rng = TargetRNG([0])
+    bad = obj.Objective(lambda ev: ev.logits[:, 0] * (float("nan") if ev.step >= 5 else 1.0))
+    with pytest.raises(NonFiniteLoss) as err:
+        optimize(tiny, PixelParam(rng, 32), bad, 40, rng, check_every=8)
+    assert err.value.step == 5
+
+
+def test_schedules():
+    spec = OptimizerSpec("adam", lr=1.0, schedule="cosine", warmup=10)
+    assert spec.factor(0, 100) == pytest.approx(0.1)
+    assert spec.factor(10, 100) == pytest.approx(1.0)
+    assert spec.factor(99, 100) < 0.01
+    exp = OptimizerSpec("adam", schedule="exponential", gamma=0.8, decay_every=10)
+    assert exp.factor(20, 100) == pytest.approx(0.64)
+    assert np.isclose(OptimizerSpec().factor(50, 100), 1.0)
