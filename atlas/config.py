@@ -90,6 +90,29 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class TargetsConfig:
+    """Which targets to visualise besides the classes' logits (each kind is planned by its own source).
+
+    classes:        one class-logit target per configured class.
+    concepts:       K CRAFT concepts per class (0: none; Lens used 10) at ``concept_layer`` (None: the
+                    model's default concept layer).
+    neurons:        user-listed neurons as ``[layer, channel]`` pairs.
+    top_neurons:    the k most relevant channels per class at ``neuron_layer``.
+    random_neurons: a fixed random sample of channels of ``neuron_layer`` (VITAL evaluated 90).
+    images:         M real images per class, explained by the image-seeded methods.
+    """
+
+    classes: bool = True
+    concepts: int = 0
+    concept_layer: Optional[str] = None
+    neurons: Tuple[Tuple[str, int], ...] = ()
+    top_neurons: int = 0
+    random_neurons: int = 0
+    neuron_layer: Optional[str] = None
+    images: int = 0
+
+
+@dataclass(frozen=True)
 class AtlasConfig:
     """Everything that decides what an atlas contains.
 
@@ -109,6 +132,7 @@ class AtlasConfig:
     settings: Settings = ()
     seeds: Tuple[int, ...] = (0,)
     data: DataConfig = field(default_factory=DataConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
     batch_size: int = 4
     store: str = "store"
     site: str = "site"
@@ -193,6 +217,7 @@ def lens_preset() -> AtlasConfig:
 # --------------------------------------------------------------------------------------------- loading
 _TOP_KEYS = {f.name for f in fields(AtlasConfig)} | {"preset"}
 _DATA_KEYS = {f.name for f in fields(DataConfig)}
+_TARGET_KEYS = {f.name for f in fields(TargetsConfig)}
 
 
 def _expect(kind: str, value: Any, types: tuple, what: str) -> Any:
@@ -252,6 +277,8 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> Atlas
                 if v < 1:
                     raise AtlasError(f"config key 'data.{k}' must be a positive integer, got {v}")
         kw["data"] = replace(base.data, **data)
+    if "targets" in raw:
+        kw["targets"] = _targets_from_mapping(base.targets, _expect("targets", raw["targets"], (dict,), "a table"))
     if "settings" in raw:
         settings = _expect("settings", raw["settings"], (dict,), "a table of [settings.<method>] tables")
         merged = {m: dict(kv) for m, kv in base.settings}
@@ -259,6 +286,31 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> Atlas
             _expect(f"settings.{method}", kv, (dict,), "a table")
             merged.setdefault(method, {}).update(kv)
         kw["settings"] = freeze_settings(merged)
+    return replace(base, **kw)
+
+
+def _targets_from_mapping(base: TargetsConfig, raw: Mapping[str, Any]) -> TargetsConfig:
+    bad = set(raw) - _TARGET_KEYS
+    if bad:
+        raise unknown_choice("key in [targets]:", sorted(bad)[0], _TARGET_KEYS)
+    kw: Dict[str, Any] = {}
+    for k, v in raw.items():
+        if k == "classes":
+            kw[k] = _expect("targets.classes", v, (bool,), "true or false")
+        elif k in ("concept_layer", "neuron_layer"):
+            kw[k] = _expect(f"targets.{k}", v, (str,), "a layer name")
+        elif k == "neurons":
+            ok = isinstance(v, list) and all(
+                isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], int)
+                and not isinstance(p[1], bool) and p[1] >= 0 for p in v)
+            if not ok:
+                raise AtlasError(f'config key \'targets.neurons\' must be a list of ["layer", channel] pairs, got {v!r}')
+            kw[k] = tuple((str(a), int(b)) for a, b in v)
+        else:
+            _expect(f"targets.{k}", v, (int,), "a non-negative integer")
+            if v < 0:
+                raise AtlasError(f"config key 'targets.{k}' must be a non-negative integer, got {v}")
+            kw[k] = v
     return replace(base, **kw)
 
 

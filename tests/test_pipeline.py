@@ -149,3 +149,21 @@ def test_killed_build_resumes_without_recomputing(tmp_path):
     leftovers += [p for p in (tmp_path / "site").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+def test_stages_are_cached_and_recomputed_when_corrupt(tmp_path):
+    store = Store(tmp_path / "store")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"w.npy": b"abc", "sub/x.txt": b"x"}, {"k": 3}
+
+    d1 = store.cached_stage("craft", {"class": 285, "k": 3}, compute)
+    d2 = store.cached_stage("craft", {"class": 285, "k": 3}, compute)
+    assert d1 == d2 and len(calls) == 1 and (d1 / "sub" / "x.txt").read_bytes() == b"x"
+    assert json.loads((d1 / "meta.json").read_text())["inputs"] == {"class": 285, "k": 3}
+    (d1 / "w.npy").write_bytes(b"abd")
+    store.cached_stage("craft", {"class": 285, "k": 3}, compute)
+    assert len(calls) == 2 and (d1 / "w.npy").read_bytes() == b"abc"
+    assert not [p for p in (tmp_path / "store" / "stages" / "craft").iterdir() if p.name.startswith(".")]

@@ -94,3 +94,28 @@ def test_relative_paths():
     assert relative("a/b/c.html", "index.html") == "../../index.html"
     assert relative("index.html", "a/img/x.png") == "a/img/x.png"
     assert relative("a/class/1.html", "a/fig/m/x.html") == "../fig/m/x.html"
+
+
+def test_sections_and_page_sources_plug_in(tmp_path, monkeypatch):
+    """A feature adds a class-page section and a page of its own through the registries."""
+    from atlas.sitegen.context import CLASS_SECTIONS, PAGE_SOURCES, Page, Section
+
+    tdir = tmp_path / "templates"
+    import shutil
+    from atlas.sitegen.writer import templates_dir
+
+    shutil.copytree(templates_dir(), tdir)
+    (tdir / "_test_section.html").write_text("<p class='probe'>{{ section.data.n }} for {{ entry.name }}</p>")
+    (tdir / "probe.html").write_text("{% extends 'base.html' %}{% block main %}probe page{% endblock %}")
+    monkeypatch.setenv("ATLAS_TEMPLATES", str(tdir))
+    monkeypatch.setitem(CLASS_SECTIONS._items, "probe",
+                        lambda b, m, e: Section("Probe", "_test_section.html", {"n": e.id}))
+    monkeypatch.setitem(PAGE_SOURCES._items, "probe",
+                        lambda b: b.pages.append(Page("probe/index.html", "probe.html", {}, nav_title="Probe")))
+    cfg = quick_config(tmp_path, classes=(285,))
+    plan = make_plan(cfg)
+    render(plan, Store(cfg.store), cfg.site)
+    html = (tmp_path / "site" / "efficientnet_lite0" / "class" / "0285.html").read_text()
+    assert "<p class='probe'>285 for Egyptian cat</p>" in html
+    assert 'href="../../probe/index.html">Probe</a>' in html
+    assert check_site(tmp_path / "site") == []

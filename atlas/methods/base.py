@@ -40,9 +40,18 @@ class Visualization:
     info: Dict[str, Any] = field(default_factory=dict)
 
 
+#: Shared resources a method can ask for by name (``ctx.resource("concepts")``): a factory builds one per
+#: run context, e.g. the CRAFT concept provider or cached reference features. ``factory(ctx) -> object``.
+RESOURCES: Registry[Callable[["RunContext"], Any]] = Registry("resource")
+
+
 @dataclass
 class RunContext:
-    """What a method may use: the model, the real-image pool, caches, the device and a progress callback."""
+    """What a method may use: the model, the real-image pool, caches, the device and a progress callback.
+
+    ``store`` and ``config`` are set when running inside the pipeline (None in unit tests); stage results
+    (``store.cached_stage``) and named resources (:data:`RESOURCES`) are reached through them.
+    """
 
     model: ModelHandle
     data: DataConfig
@@ -50,6 +59,17 @@ class RunContext:
     pool_factory: Callable[[], Any]
     on_step: Optional[Callable[[int], None]] = None
     resources: Dict[str, Any] = field(default_factory=dict)
+    store: Any = None
+    config: Any = None
+
+    def resource(self, name: str) -> Any:
+        """The named shared resource, built once per context by its registered factory."""
+        if name not in self.resources:
+            from ..extensions import load_extensions
+
+            load_extensions()
+            self.resources[name] = RESOURCES.get(name)(self)
+        return self.resources[name]
 
     @property
     def device(self) -> torch.device:
@@ -79,13 +99,12 @@ class RunContext:
         return self.pool.reference_images(class_id, n, size, seed=seed)
 
     def concept_direction(self, target: Target) -> Tuple[str, torch.Tensor]:
-        """(layer, vector) of a concept target; provided by the concepts stage when it has run."""
-        provider = self.resources.get("concepts")
-        if provider is None:
+        """(layer, vector) of a concept target, from the ``concepts`` resource (CRAFT)."""
+        if "concepts" not in RESOURCES and "concepts" not in self.resources:
             raise AtlasError(
-                f"concept target {target.slug()} needs the concepts stage (CRAFT), which has not run"
+                f"concept target {target.slug()} needs the concepts stage (CRAFT), which is not available"
             )
-        return provider(target)
+        return self.resource("concepts")(target)
 
 
 class Method:

@@ -3,7 +3,6 @@ divided by a throughput - measured in this store when jobs of the same (model, m
 otherwise a nominal figure for the device."""
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from typing import Dict, Iterable, Optional, Tuple
 

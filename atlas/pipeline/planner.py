@@ -6,11 +6,12 @@ Unknown models, methods, classes and settings are reported here, once, as one-li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from ..config import AtlasConfig
 from ..errors import AtlasError, unknown_choice
 from ..methods import METHODS
+from ..registry import Registry
 from ..models import check_model_name
 from ..models.classes import imagenet_classes
 from ..targets import Target
@@ -69,13 +70,29 @@ def data_key(cfg: AtlasConfig) -> Tuple[Tuple[str, object], ...]:
             ("spectrum_images", cfg.data.spectrum_images))
 
 
+#: Target sources: ``source(cfg, model, classes) -> [Target]``. Each kind of target (classes, concepts,
+#: neurons, real images) registers its own source; the plan is the union, in registration order.
+TARGET_SOURCES: Registry[Callable[[AtlasConfig, str, List[int]], List[Target]]] = Registry("target source")
+
+
+@TARGET_SOURCES.register("class")
+def class_targets(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
+    return [Target.of_class(c) for c in classes] if cfg.targets.classes else []
+
+
 def targets_for(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
-    """Every target the configuration asks for on ``model``."""
-    return [Target.of_class(c) for c in classes]
+    """Every target the configuration asks for on ``model`` (all registered sources)."""
+    out: List[Target] = []
+    for _, source in TARGET_SOURCES.in_order():
+        out.extend(source(cfg, model, classes))
+    return out
 
 
 def make_plan(cfg: AtlasConfig) -> Plan:
     """Validate ``cfg`` and list its jobs (model-major, then method, seed, target)."""
+    from ..extensions import load_extensions
+
+    load_extensions()
     for m in cfg.models:
         check_model_name(m)
     methods = [METHODS.get(name) for name in cfg.methods]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 
@@ -73,6 +73,7 @@ class Runner:
             handle = load_model(model, device=self.device, download=self.cfg.download)
             self._contexts[model] = RunContext(
                 model=handle, data=self.cfg.data, cache_dir=self.store.cache_dir, pool_factory=self.pool,
+                store=self.store, config=self.cfg,
             )
         return self._contexts[model]
 

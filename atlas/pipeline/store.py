@@ -4,7 +4,9 @@ Layout::
 
     <store>/jobs/<key>/image.png, alpha.png, [extras].png, meta.json
     <store>/failed/<key>.json          jobs that failed (NaN/Inf, ...), with the reason and step
-    <store>/cache/                     stage caches (magnitude spectra, reference features, ...)
+    <store>/stages/<stage>/<key>/      results of shared stages (CRAFT concepts, neuron examples, ...)
+    <store>/metrics/                   metric results (JSON)
+    <store>/cache/                     small caches (magnitude spectra, ...)
 
 A job folder is first written as ``jobs/.tmp-<key>-<host>-<pid>-<n>/`` and then renamed into place, so a
 ``jobs/<key>`` folder is always complete; a build killed at any moment leaves at most a temp folder, which
@@ -22,7 +24,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -78,6 +80,8 @@ class Store:
         self.jobs_dir = self.root / "jobs"
         self.failed_dir = self.root / "failed"
         self.cache_dir = self.root / "cache"
+        self.stages_dir = self.root / "stages"
+        self.metrics_dir = self.root / "metrics"
 
     # ------------------------------------------------------------------ reading
     def job_dir(self, key: str) -> Path:
@@ -183,6 +187,77 @@ class Store:
         (self.failed_dir / f"{job.key}.json").unlink(missing_ok=True)
         return final
 
+    # ------------------------------------------------------------------ stages
+    def stage_dir(self, stage: str, key: str) -> Path:
+        return self.stages_dir / stage / key
+
+    def get_stage(self, stage: str, key: str, verify: bool = True) -> Optional[Path]:
+        """The folder of a finished stage result, or None (missing, or corrupt with ``verify``)."""
+        d = self.stage_dir(stage, key)
+        try:
+            meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if verify:
+            for name, digest in meta.get("files", {}).items():
+                try:
+                    if sha256((d / name).read_bytes()) != digest:
+                        log.warning("stage %s/%s: %s is corrupt; recomputing", stage, key, name)
+                        return None
+                except OSError:
+                    return None
+        return d
+
+    def put_stage(self, stage: str, key: str, files: Dict[str, bytes], meta: Optional[dict] = None) -> Path:
+        """Store a stage result (named files + meta.json with their checksums) atomically."""
+        global _counter
+        _counter += 1
+        base = self.stages_dir / stage
+        base.mkdir(parents=True, exist_ok=True)
+        final = base / key
+        tmp = base / f".tmp-{key}-{_HOST}-{os.getpid()}-{_counter}"
+        tmp.mkdir()
+        try:
+            record = dict(meta or {}, key=key, stage=stage,
+                          files={n: sha256(b) for n, b in files.items()},
+                          created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            for name, data in {**files, "meta.json": json.dumps(record, indent=1, default=str).encode()}.items():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                with open(tmp / name, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if final.exists():
+                if self.get_stage(stage, key) is not None:
+                    shutil.rmtree(tmp)
+                    return final
+                trash = base / f".trash-{key}-{_HOST}-{os.getpid()}-{_counter}"
+                os.rename(final, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            os.rename(tmp, final)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno not in (17, 39, 66):  # EEXIST/ENOTEMPTY: a concurrent writer finished first
+                raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def cached_stage(self, stage: str, key_obj, compute: Callable[[], Tuple[Dict[str, bytes], dict]]) -> Path:
+        """Return the stage result for ``key_obj`` (hashed), computing and storing it if missing or corrupt.
+
+        ``compute()`` returns ``(files, meta)``; files maps names to bytes.
+        """
+        from ..config import stable_hash
+
+        key = stable_hash(key_obj, length=20)
+        hit = self.get_stage(stage, key)
+        if hit is not None:
+            return hit
+        files, meta = compute()
+        return self.put_stage(stage, key, files, dict(meta or {}, inputs=key_obj))
+
     def put_failure(self, job: Job, reason: str, step: Optional[int] = None) -> None:
         record = {"key": job.key, **job.spec(), "reason": reason, "step": step,
                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -191,7 +266,10 @@ class Store:
     def clean_temp(self) -> int:
         """Remove temp folders/files left by writers on this host that are no longer running."""
         removed = 0
-        for base in (self.jobs_dir, self.failed_dir, self.cache_dir):
+        bases = [self.jobs_dir, self.failed_dir, self.cache_dir, self.metrics_dir]
+        if self.stages_dir.is_dir():
+            bases += [d for d in self.stages_dir.iterdir() if d.is_dir()]
+        for base in bases:
             if not base.is_dir():
                 continue
             for p in base.iterdir():

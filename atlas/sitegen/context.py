@@ -14,6 +14,7 @@ from ..methods import METHODS
 from ..models.classes import imagenet_classes, imagenet_synonyms
 from ..pipeline.planner import Plan
 from ..pipeline.store import Store
+from ..registry import Registry
 from ..targets import Target
 from . import assets, paths
 
@@ -43,6 +44,17 @@ class Figure:
 
 
 @dataclass
+class Section:
+    """An extra block on a page (concept cards, metrics, accentuations, ...): ``template`` formats
+    ``data``; sections are shown in ``order``."""
+
+    title: str
+    template: str
+    data: Any = None
+    order: int = 50
+
+
+@dataclass
 class ClassEntry:
     id: int
     name: str
@@ -53,6 +65,7 @@ class ClassEntry:
     thumb: str = ""
     prev: Optional[str] = None
     next: Optional[str] = None
+    sections: List[Section] = field(default_factory=list)
 
 
 @dataclass
@@ -69,6 +82,7 @@ class Page:
     path: str
     template: str
     context: Dict[str, Any]
+    nav_title: Optional[str] = None  # shown in the site's top navigation when set
 
 
 @dataclass
@@ -77,6 +91,48 @@ class SiteData:
     pages: List[Page]
     assets: Dict[str, Callable[[], bytes]]
     manifest: Dict[str, Any]
+
+
+@dataclass
+class SiteBuild:
+    """The state of the gather phase, handed to every section and page source.
+
+    ``figures`` maps (model, method, target, seed) to :class:`Figure`; sources add pages with
+    ``pages.append`` and assets with :meth:`add_asset` (a producer returning bytes, called when writing).
+    """
+
+    plan: Plan
+    store: Store
+    names: tuple
+    wnids: tuple
+    figures: Dict[tuple, Figure] = field(default_factory=dict)
+    assets: Dict[str, Callable[[], bytes]] = field(default_factory=dict)
+    pages: List[Page] = field(default_factory=list)
+    models: List["ModelEntry"] = field(default_factory=list)
+    methods: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def config(self):
+        return self.plan.config
+
+    def add_asset(self, path: str, producer: Callable[[], bytes]) -> str:
+        self.assets[path] = producer
+        return path
+
+    def figures_for(self, model: str, target: Target) -> List[tuple]:
+        """[(method, title, [Figure per seed])] for one target, in the configured method order."""
+        out = []
+        for m in self.config.methods:
+            figs = [f for s in self.config.seeds if (f := self.figures.get((model, m, target, s)))]
+            if figs:
+                out.append((m, METHODS.get(m).title or m, figs))
+        return out
+
+
+#: Class-page sections: ``section(build, model_entry, class_entry) -> Section | None``.
+CLASS_SECTIONS: Registry[Callable[[SiteBuild, "ModelEntry", ClassEntry], Optional[Section]]] = Registry("class section")
+#: Page sources: ``source(build) -> None`` appends pages (concept, neuron, metrics, t-SNE pages, ...).
+PAGE_SOURCES: Registry[Callable[[SiteBuild], None]] = Registry("page source")
 
 
 def method_info(name: str, settings: Dict[str, Any]) -> Dict[str, Any]:
@@ -115,72 +171,77 @@ def _figure(store: Store, job, class_names) -> Figure:
 
 def gather(plan: Plan, store: Store) -> SiteData:
     """All pages and assets of the site for ``plan``, reading only the store."""
+    from ..extensions import load_extensions
+
+    load_extensions()
     cfg = plan.config
     names, wnids = imagenet_classes()
     config_hash = stable_hash(cfg)
-    methods = [method_info(m, dataclasses.asdict(METHODS.get(m).config(cfg.method_settings(m))))
-               for m in cfg.methods]
-    site_assets: Dict[str, Callable[[], bytes]] = {}
-    pages: List[Page] = []
-    models: List[ModelEntry] = []
+    b = SiteBuild(plan=plan, store=store, names=names, wnids=wnids)
+    b.methods = [method_info(m, dataclasses.asdict(METHODS.get(m).config(cfg.method_settings(m))))
+                 for m in cfg.methods]
     manifest_figs = []
-
-    figures: Dict[tuple, Figure] = {}
     for job in plan.jobs:
         fig = _figure(store, job, names)
-        figures[(job.model, job.method, job.target, job.seed)] = fig
+        b.figures[(job.model, job.method, job.target, job.seed)] = fig
         if fig.status == "done":
             d = store.job_dir(job.key)
             stem = fig.png[:-4]
-            site_assets[fig.png] = partial(assets.file_bytes, d / "image.png")
-            site_assets[fig.alpha] = partial(assets.file_bytes, d / "alpha.png")
-            site_assets[fig.masked] = partial(assets.masked_png, d / "image.png", d / "alpha.png")
-            site_assets[fig.thumb] = partial(assets.thumb_webp, d / "image.png")
+            b.add_asset(fig.png, partial(assets.file_bytes, d / "image.png"))
+            b.add_asset(fig.alpha, partial(assets.file_bytes, d / "alpha.png"))
+            b.add_asset(fig.masked, partial(assets.masked_png, d / "image.png", d / "alpha.png"))
+            b.add_asset(fig.thumb, partial(assets.thumb_webp, d / "image.png"))
             for extra in fig.meta.get("files", {}):
                 if extra not in ("image.png", "alpha.png"):
-                    site_assets[f"{stem}-{extra}"] = partial(assets.file_bytes, d / extra)
+                    b.add_asset(f"{stem}-{extra}", partial(assets.file_bytes, d / extra))
         manifest_figs.append({
             "key": fig.key, "model": fig.model, "method": fig.method, "target": fig.target.to_dict(),
             "seed": fig.seed, "status": fig.status, "page": fig.page, "png": fig.png or None,
             "config_hash": job.config_hash, "settings": fig.settings,
             "scores": fig.meta.get("scores", {}), "reason": fig.reason or None,
         })
-        pages.append(Page(fig.page, "figure.html", {"figure": fig}))
+        b.pages.append(Page(fig.page, "figure.html", {"figure": fig}))
 
     for model in cfg.models:
         entries = []
         for cid in plan.classes.get(model, []):
             entry = ClassEntry(id=cid, name=names[cid], synonyms=list(imagenet_synonyms(cid)), wnid=wnids[cid],
                                page=paths.class_page(model, cid))
-            for m in cfg.methods:
-                figs = [figures[k] for s in cfg.seeds
-                        if (k := (model, m, Target.of_class(cid), s)) in figures]
-                if figs:
-                    entry.methods.append((m, METHODS.get(m).title or m, figs))
-                    if not entry.thumb:
-                        entry.thumb = next((f.thumb for f in figs if f.status == "done"), "")
+            entry.methods = b.figures_for(model, Target.of_class(cid))
+            entry.thumb = next((f.thumb for _, _, figs in entry.methods for f in figs if f.status == "done"), "")
             entries.append(entry)
         for i, e in enumerate(entries):
             e.prev = entries[i - 1].page if i > 0 else None
             e.next = entries[i + 1].page if i + 1 < len(entries) else None
-        me = ModelEntry(name=model, slug=paths.model_slug(model), page=paths.model_page(model),
-                        classes=entries, methods=list(cfg.methods))
-        models.append(me)
-        pages.append(Page(me.page, "model.html", {"model": me}))
-        for e in entries:
-            pages.append(Page(e.page, "class.html", {"model": me, "entry": e}))
+        b.models.append(ModelEntry(name=model, slug=paths.model_slug(model), page=paths.model_page(model),
+                                   classes=entries, methods=list(cfg.methods)))
 
-    counts = {s: sum(1 for f in figures.values() if f.status == s) for s in ("done", "failed", "pending")}
-    common = {"methods": methods, "models": models, "counts": counts, "config": cfg,
+    for me in b.models:
+        for e in me.classes:
+            for _, section in CLASS_SECTIONS.in_order():
+                got = section(b, me, e)
+                if got is not None:
+                    e.sections.append(got)
+            e.sections.sort(key=lambda sec: sec.order)
+    for _, source in PAGE_SOURCES.in_order():
+        source(b)
+    for me in b.models:
+        b.pages.append(Page(me.page, "model.html", {"model": me}))
+        for e in me.classes:
+            b.pages.append(Page(e.page, "class.html", {"model": me, "entry": e}))
+
+    counts = {s: sum(1 for f in b.figures.values() if f.status == s) for s in ("done", "failed", "pending")}
+    nav = [(p.nav_title, p.path) for p in b.pages if p.nav_title]
+    common = {"methods": b.methods, "models": b.models, "counts": counts, "config": cfg, "nav": nav,
               "config_hash": config_hash, "version": __version__,
               "atlas_bibtex": ATLAS_BIBTEX % {"version": __version__, "config": config_hash}}
-    pages.append(Page("index.html", "index.html", {}))
-    pages.append(Page("about.html", "about.html", {}))
-    for m in methods:
-        pages.append(Page(m["page"], "method.html", {"method": m}))
-    for p in pages:
+    b.pages.append(Page("index.html", "index.html", {}))
+    b.pages.append(Page("about.html", "about.html", {}))
+    for m in b.methods:
+        b.pages.append(Page(m["page"], "method.html", {"method": m}))
+    for p in b.pages:
         p.context = {**common, **p.context}
     manifest = {"title": cfg.title, "atlas_version": __version__, "config_hash": config_hash,
                 "preset": cfg.name, "models": list(cfg.models), "methods": list(cfg.methods),
                 "seeds": list(cfg.seeds), "figures": manifest_figs}
-    return SiteData(title=cfg.title, pages=pages, assets=site_assets, manifest=manifest)
+    return SiteData(title=cfg.title, pages=b.pages, assets=b.assets, manifest=manifest)
