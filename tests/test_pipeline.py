@@ -167,3 +167,11 @@ def test_stages_are_cached_and_recomputed_when_corrupt(tmp_path):
     store.cached_stage("craft", {"class": 285, "k": 3}, compute)
     assert len(calls) == 2 and (d1 / "w.npy").read_bytes() == b"abc"
     assert not [p for p in (tmp_path / "store" / "stages" / "craft").iterdir() if p.name.startswith(".")]
+
+
+def test_listed_neurons_are_planned_for_methods_that_take_them(tmp_path):
+    cfg = quick_config(tmp_path, classes=(285,), targets={"neurons": [["blocks.4", 3], ["blocks.5", 7]]})
+    plan = make_plan(cfg)
+    kinds = sorted((j.method, j.target.kind) for j in plan.jobs)
+    assert kinds.count(("maco", "neuron")) == 2 and kinds.count(("fourier", "neuron")) == 2
+    assert plan.skipped == []

@@ -105,6 +105,20 @@ class ImagePool:
         """The image as the model sees it at evaluation: resize + centre crop to ``size``."""
         return center_crop_tensor(self.load(ref), size)
 
+    def source_ids(self, max_images: Optional[int] = None, seed: int = 0) -> List[str]:
+        """Ids of the images to mine for dataset examples (top patches): every image, or a deterministic
+        sample of ``max_images``. Ids are ``"<class>/<image id>"``."""
+        items = self.all_items()
+        if max_images is not None and len(items) > max_images:
+            rng = np.random.default_rng(seed)
+            items = [items[i] for i in sorted(rng.choice(len(items), max_images, replace=False))]
+        return [f"{r.class_id}/{r.id}" for r in items]
+
+    def source_image(self, source_id: str, size: int) -> torch.Tensor:
+        """The image behind a source id, as the model sees it: (3, size, size) in [0, 1]."""
+        cls, _, image_id = source_id.partition("/")
+        return self.load_tensor(ImageRef(image_id, int(cls)), size)
+
     def reference_images(
         self, class_id: int, n: int, size: int, seed: int = 0, allow_fewer: bool = False
     ) -> torch.Tensor:
@@ -191,6 +205,31 @@ class BundledPool(ImagePool):
             arr = BUNDLED_PHOTOS[ref.id][1]()
             self._cache[ref.id] = to_rgb(Image.fromarray(np.asarray(arr)))
         return self._cache[ref.id]
+
+    #: random resized crops per photo offered as extra "source images" for dataset examples: seven photos
+    #: alone would allow at most seven unique-source patches per neuron.
+    CROPS_PER_PHOTO = 11
+
+    def source_ids(self, max_images: Optional[int] = None, seed: int = 0) -> List[str]:
+        """Each photo (``"<class>/<name>"``) and ``CROPS_PER_PHOTO`` random resized crops of it
+        (``"<class>/<name>~<k>"``); deterministic."""
+        ids = []
+        for r in self.all_items():
+            ids.append(f"{r.class_id}/{r.id}")
+            ids.extend(f"{r.class_id}/{r.id}~{k}" for k in range(1, self.CROPS_PER_PHOTO + 1))
+        if max_images is not None and len(ids) > max_images:
+            rng = np.random.default_rng(seed)
+            ids = [ids[i] for i in sorted(rng.choice(len(ids), max_images, replace=False))]
+        return ids
+
+    def source_image(self, source_id: str, size: int) -> torch.Tensor:
+        cls, _, rest = source_id.partition("/")
+        name, _, k = rest.partition("~")
+        ref = ImageRef(name, int(cls))
+        if not k:
+            return self.load_tensor(ref, size)
+        rng = np.random.default_rng([int(k), sum(map(ord, name))])
+        return random_resized_crop(self.load(ref), size, rng)
 
     def reference_images(
         self, class_id: int, n: int, size: int, seed: int = 0, allow_fewer: bool = True

@@ -138,6 +138,36 @@ class ModelHandle:
             for h in handles:
                 h.remove()
 
+    def activations(self, x: torch.Tensor, keys: Sequence[str]) -> Dict[str, torch.Tensor]:
+        """Activations at ``keys`` for images ``x`` in [0, 1], stopping the forward pass as soon as the
+        last of them is computed (no logits; much cheaper for early layers)."""
+        keys = list(dict.fromkeys(keys))
+        store: Dict[str, torch.Tensor] = {}
+        handles = []
+
+        def make(key):
+            def hook(m, args, out=None):
+                store[key] = args[0] if key.endswith(":in") else out
+                if len(store) == len(keys):
+                    raise _StopForward
+
+            return hook
+
+        try:
+            for key in keys:
+                mod = self.module_at(key)
+                h = mod.register_forward_pre_hook(make(key)) if key.endswith(":in") else \
+                    mod.register_forward_hook(make(key))
+                handles.append(h)
+            try:
+                self(x)
+            except _StopForward:
+                pass
+        finally:
+            for h in handles:
+                h.remove()
+        return store
+
     def features(self, x: torch.Tensor, keys: Sequence[str]) -> Dict[str, torch.Tensor]:
         """Run ``x`` (in [0, 1]) and return the captured activations (plus ``"logits"``)."""
         with self.capture(keys) as acts:
@@ -149,6 +179,10 @@ class ModelHandle:
     def penultimate_features(self, x: torch.Tensor) -> torch.Tensor:
         """The classifier's input, flattened to (B, D)."""
         return self.features(x, [self.penultimate])[self.penultimate].flatten(1)
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass early (caught by :meth:`ModelHandle.activations`)."""
 
 
 def as_channels(x: torch.Tensor, layout: str = "nchw") -> torch.Tensor:

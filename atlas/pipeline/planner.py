@@ -80,6 +80,12 @@ def class_targets(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Targ
     return [Target.of_class(c) for c in classes] if cfg.targets.classes else []
 
 
+@TARGET_SOURCES.register("neuron")
+def listed_neurons(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
+    """The neurons listed in ``[targets] neurons`` (checked against the model when they run)."""
+    return [Target.of_neuron(layer, channel) for layer, channel in cfg.targets.neurons]
+
+
 def targets_for(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
     """Every target the configuration asks for on ``model`` (all registered sources)."""
     out: List[Target] = []
@@ -108,6 +114,8 @@ def make_plan(cfg: AtlasConfig) -> Plan:
         for method in methods:
             for seed in cfg.seeds:
                 for t in targets:
+                    if t.kind not in method.kinds:
+                        continue  # e.g. neurons for a class-only method: not planned, not an omission
                     reason = method.unsupported(model, t)
                     if reason:
                         skipped.append(Skip(model, method.name, t, reason))

@@ -1,0 +1,165 @@
+"""Dataset examples: the image patches that most activate a neuron (VITAL §1.3; CRAFT's patching).
+
+Images are cut into ``patch`` x ``patch`` squares with stride ``stride`` (VITAL and CRAFT: 64 and 51 at
+224 px), each resized to the model input, and scored by the spatial mean of the neuron's channel. The
+top-N patches with *unique source images* are kept. Scoring every channel of a layer in one pass lets one
+sweep over the pool serve many neurons; results are cached as a store stage.
+
+For polysemantic neurons (VITAL Fig. 22, §1.1: "1000 patches for k-Means"), :func:`cluster_patches` splits a
+neuron's top patches into k groups by their features, one reference set (and one visualisation) each.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.handle import ModelHandle
+from .pools import ImagePool, UnreadableImage
+
+PATCH, STRIDE = 64, 51
+
+
+def patch_boxes(size: int, patch: int = PATCH, stride: int = STRIDE) -> List[Tuple[int, int]]:
+    """Top-left corners (y, x) of the patches of a ``size`` x ``size`` image (4 x 4 = 16 at 224 px)."""
+    starts = list(range(0, size - patch + 1, stride))
+    return [(y, x) for y in starts for x in starts]
+
+
+def extract_patches(images: torch.Tensor, out_size: int, patch: int = PATCH, stride: int = STRIDE) -> torch.Tensor:
+    """(N, 3, S, S) -> (N * P, 3, out_size, out_size): every patch, bilinearly resized (image-major)."""
+    boxes = patch_boxes(images.shape[-1], patch, stride)
+    crops = torch.stack([images[:, :, y:y + patch, x:x + patch] for y, x in boxes], 1).flatten(0, 1)
+    return F.interpolate(crops, size=(out_size, out_size), mode="bilinear", align_corners=False)
+
+
+@dataclass
+class NeuronExamples:
+    """The top patches of one neuron: source image ids, patch corners (y, x) at the model input size,
+    and scores (spatial mean of the channel), best first."""
+
+    layer: str
+    channel: int
+    sources: List[str] = field(default_factory=list)
+    boxes: List[Tuple[int, int]] = field(default_factory=list)
+    scores: List[float] = field(default_factory=list)
+
+
+def top_patches(
+    model: ModelHandle,
+    pool: ImagePool,
+    layer: str,
+    channels: Sequence[int],
+    n: int,
+    patch: int = PATCH,
+    stride: int = STRIDE,
+    max_images: Optional[int] = None,
+    batch_images: int = 8,
+    progress=None,
+) -> Dict[int, NeuronExamples]:
+    """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``."""
+    size = model.input_size
+    boxes = patch_boxes(size, patch, stride)
+    ids = pool.source_ids(max_images)
+    chans = torch.as_tensor(list(channels))
+    # per channel: best score per source image and the patch that gave it
+    best = torch.full((len(ids), len(chans)), -float("inf"))
+    where = torch.zeros((len(ids), len(chans)), dtype=torch.long)
+    ok = torch.zeros(len(ids), dtype=torch.bool)
+    with torch.no_grad():
+        for start in range(0, len(ids), batch_images):
+            chunk, rows = [], []
+            for i in range(start, min(start + batch_images, len(ids))):
+                try:
+                    chunk.append(pool.source_image(ids[i], size))
+                    rows.append(i)
+                except UnreadableImage:
+                    continue
+            if chunk:
+                x = extract_patches(torch.stack(chunk).to(model.device), size, patch, stride)
+                act = model.activations(x, [layer])[layer]
+                score = (act.flatten(2).mean(-1) if act.dim() > 2 else act)[:, chans.to(act.device)].float().cpu()
+                score = score.view(len(rows), len(boxes), len(chans))
+                val, arg = score.max(1)
+                best[rows], where[rows], ok[rows] = val, arg, True
+            if progress is not None:
+                progress(min(batch_images, len(ids) - start))
+    out = {}
+    for j, c in enumerate(chans.tolist()):
+        order = torch.argsort(best[:, j], descending=True)
+        order = [int(i) for i in order if ok[i]][:n]
+        out[c] = NeuronExamples(layer, c, [ids[i] for i in order], [boxes[int(where[i, j])] for i in order],
+                                [float(best[i, j]) for i in order])
+    return out
+
+
+def patch_images(pool: ImagePool, ex: NeuronExamples, out_size: int, patch: int = PATCH,
+                 size: Optional[int] = None) -> torch.Tensor:
+    """The example patches of ``ex`` as (n, 3, out_size, out_size) in [0, 1] (e.g. VITAL references)."""
+    size = size or out_size
+    crops = []
+    for src, (y, x) in zip(ex.sources, ex.boxes):
+        img = pool.source_image(src, size)
+        crops.append(img[:, y:y + patch, x:x + patch])
+    if not crops:
+        return torch.zeros(0, 3, out_size, out_size)
+    return F.interpolate(torch.stack(crops), size=(out_size, out_size), mode="bilinear", align_corners=False)
+
+
+def examples_to_json(examples: Dict[int, NeuronExamples]) -> bytes:
+    return json.dumps({str(c): asdict(e) for c, e in examples.items()}, indent=1).encode()
+
+
+def examples_from_json(data: bytes) -> Dict[int, NeuronExamples]:
+    raw = json.loads(data)
+    return {int(c): NeuronExamples(d["layer"], d["channel"], d["sources"], [tuple(b) for b in d["boxes"]],
+                                   d["scores"]) for c, d in raw.items()}
+
+
+def cached_top_patches(store, model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
+                       patch: int = PATCH, stride: int = STRIDE, max_images: Optional[int] = None,
+                       progress=None) -> Dict[int, NeuronExamples]:
+    """:func:`top_patches` cached in the store (stage ``top_patches``), keyed by everything it depends on."""
+    key = {"model": model.name, "pool": pool.fingerprint(), "layer": layer, "channels": sorted(set(channels)),
+           "n": n, "patch": patch, "stride": stride, "max_images": max_images, "size": model.input_size, "v": 1}
+
+    def compute():
+        ex = top_patches(model, pool, layer, sorted(set(channels)), n, patch, stride, max_images, progress=progress)
+        return {"examples.json": examples_to_json(ex)}, {}
+
+    if store is None:
+        _, files = None, compute()[0]
+        return examples_from_json(files["examples.json"])
+    d = store.cached_stage("top_patches", key, compute)
+    return examples_from_json((d / "examples.json").read_bytes())
+
+
+def cluster_patches(features: torch.Tensor, k: int, seed: int = 0) -> np.ndarray:
+    """k-means labels (M,) of patch features (M, D) (e.g. spatially averaged activations of a layer), for
+    splitting a polysemantic neuron's examples into k groups (VITAL Fig. 22)."""
+    from sklearn.cluster import KMeans
+
+    x = features.detach().float().cpu().numpy()
+    x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-8)
+    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+
+
+def mosaic_png(patches: torch.Tensor, cols: int = 5, tile: int = 64) -> bytes:
+    """A PNG grid of patches (n, 3, H, W) in [0, 1] - the "dataset examples" picture of a neuron/concept."""
+    from PIL import Image
+
+    n = patches.shape[0]
+    rows = max(1, -(-n // cols))
+    small = F.interpolate(patches, size=(tile, tile), mode="bilinear", align_corners=False, antialias=True)
+    canvas = np.ones((rows * tile, cols * tile, 3), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        canvas[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = small[i].permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(canvas, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
