@@ -85,11 +85,15 @@ class RunContext:
         """The pool's magnitude spectrum for a ``size`` x ``size`` image (cached in the store)."""
         from ..data.spectrum import load_or_estimate_spectrum
 
+        from ..pipeline.progress import stage
+
         key = f"spectrum-{size}"
         if key not in self.resources:
-            self.resources[key] = load_or_estimate_spectrum(
-                self.pool, size, self.data.spectrum_images, self.cache_dir
-            )
+            with stage(f"spectrum {size}px", self.data.spectrum_images, unit="image",
+                       enabled=self.store is not None) as bar:
+                self.resources[key] = load_or_estimate_spectrum(
+                    self.pool, size, self.data.spectrum_images, self.cache_dir, progress=bar.update
+                )
         return self.resources[key]
 
     def references(self, class_id: int, n: Optional[int] = None, size: Optional[int] = None, seed: int = 0):
