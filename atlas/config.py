@@ -233,7 +233,10 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> Atlas
     if unknown:
         bad = sorted(unknown)[0]
         raise unknown_choice(f"key in {source}:", bad, _TOP_KEYS)
-    base = PRESETS.get(raw.pop("preset"))() if "preset" in raw else AtlasConfig()
+    if "preset" in raw:
+        base = PRESETS.get(_expect("preset", raw.pop("preset"), (str,), "a preset name"))()
+    else:
+        base = AtlasConfig()
     kw: Dict[str, Any] = {}
     for key in ("name", "title", "store", "site", "device"):
         if key in raw:

@@ -137,10 +137,11 @@ class Method:
     def config(self, overrides: Dict[str, Any] | None = None):
         """The method's ``Config`` with registry defaults and ``overrides`` applied (keys checked)."""
         overrides = {**self.defaults, **(overrides or {})}
-        names = {f.name for f in dataclasses.fields(self.Config)}
-        for key in overrides:
-            if key not in names:
-                raise unknown_choice(f"setting of method {self.name}:", key, names)
+        fields = {f.name: f for f in dataclasses.fields(self.Config)}
+        for key, value in overrides.items():
+            if key not in fields:
+                raise unknown_choice(f"setting of method {self.name}:", key, fields)
+            _check_type(self.name, key, value, self.Config, fields[key])
         try:
             return self.Config(**overrides)
         except (TypeError, ValueError) as exc:
@@ -154,6 +155,23 @@ class Method:
 
     def run(self, ctx: RunContext, cfg, targets: Sequence[Target], seeds: Sequence[int]) -> List[Visualization]:
         raise NotImplementedError
+
+
+def _check_type(method: str, key: str, value: Any, cls: type, f: dataclasses.Field) -> None:
+    """Reject a setting whose type differs from its default's (an int is accepted for a float)."""
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if default is None:
+        return
+    expected = type(default)
+    ok = isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if expected is float and isinstance(value, float) and value != value:
+        ok = False  # NaN
+    if expected is tuple and isinstance(value, (list, tuple)):
+        ok = True
+    if not ok:
+        raise AtlasError(f"setting {key!r} of method {method} must be {expected.__name__}, got {value!r}")
 
 
 METHODS: Registry[Method] = Registry("method")
