@@ -46,7 +46,8 @@ def _stale(b: SiteBuild, unit: dict) -> str:
     now = _current_jobs(b, unit["model"], unit["method"], unit["kind"])
     if now == unit.get("jobs"):
         return ""
-    changed = len(set(now.items()) ^ set(unit.get("jobs", {}).items()))
+    old = unit.get("jobs", {})
+    changed = sum(1 for k in set(now) | set(old) if now.get(k) != old.get(k))
     return f"stale: {changed} image(s) changed since the metrics ran (run atlas metrics)"
 
 
