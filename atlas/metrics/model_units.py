@@ -8,7 +8,6 @@ from typing import Dict, List
 import numpy as np
 
 from ..embedding import default_perplexity, tsne_2d
-from . import functions as fn
 from .backbones import Unavailable
 from .context import JobRef, MetricContext, Request
 from .suites import accuracy_cells
@@ -110,6 +109,3 @@ def _centroid_distances(points: List[dict]) -> Dict[str, float]:
             out.setdefault(p["method"], []).append(float(np.hypot(*(np.array([p["x"], p["y"]]) - cents[p["class_id"]]))))
     return {m: float(np.mean(v)) for m, v in out.items()}
 
-
-__all__ = ["baseline_requests", "baseline_compute", "tsne_requests", "tsne_compute", "tsne_refs", "tsne_classes",
-           "fn"]
