@@ -1,7 +1,6 @@
 """The metric functions against known values and independent computations."""
 import numpy as np
 import pytest
-from scipy import linalg
 
 from atlas.embedding import tsne_2d
 from atlas.metrics import functions as fn

@@ -54,7 +54,7 @@ def _stale(b: SiteBuild, unit: dict) -> str:
 def model_tables(b: SiteBuild, model: str, res: dict) -> List[dict]:
     """One table per target kind present in the results; the class table starts with the real images."""
     tables = []
-    kinds = [k for k in KIND_TABLES if any(u["kind"] == k for u in res["units"].values())]
+    kinds = [k for k in KIND_TABLES if any(u["kind"] == k and u["cells"] for u in res["units"].values())]
     for kind in kinds:
         rows = []
         base = res.get("baseline")
@@ -78,12 +78,23 @@ def coverage(b: SiteBuild, model: str, res: Optional[dict]) -> List[dict]:
     """Every configured method with the tables it appears in, or why it appears in none."""
     out = []
     for m in b.config.methods:
-        kinds = [k for k in KIND_TABLES if res and f"{m}/{k}" in res["units"]]
+        units = {k: res["units"][f"{m}/{k}"] for k in KIND_TABLES if res and f"{m}/{k}" in res["units"]}
+        kinds = [k for k, u in units.items() if u["cells"]]
         done = any(f.status == "done" for (mo, me, _, _), f in b.figures.items() if mo == model and me == m)
-        reason = "" if kinds else ("no finished images yet" if not done else
-                                   "metrics not computed for its images yet: run atlas metrics")
+        if kinds:
+            reason = ""
+        elif units:
+            reason = f"no metric applies to its targets ({', '.join(units)}) and the method reports none"
+        else:
+            reason = "metrics not computed for its images yet: run atlas metrics" if done else "no finished images yet"
         out.append({"title": _method_title(b, m), "tables": [KIND_TABLES[k][0] for k in kinds], "reason": reason})
     return out
+
+
+def _json_bytes(res: dict) -> bytes:
+    """The model's results as published JSON (without the site's private indexes)."""
+    units = {n: {k: v for k, v in u.items() if not k.startswith("_")} for n, u in res["units"].items()}
+    return json.dumps(dict(res, units=units), indent=1, sort_keys=True).encode()
 
 
 @PAGE_SOURCES.register("metrics")
@@ -96,7 +107,7 @@ def metrics_pages(b: SiteBuild) -> None:
                "coverage": coverage(b, me.name, res), "json": metrics_json(me.name),
                "tsne_page": TSNE_PAGE, "created": (res or {}).get("created")}
         if res:
-            b.add_asset(metrics_json(me.name), lambda r=res: json.dumps(r, indent=1, sort_keys=True).encode())
+            b.add_asset(metrics_json(me.name), lambda r=res: _json_bytes(r))
         b.pages.append(Page(page, "metrics.html", ctx))
         models.append({"name": me.name, "page": page, "computed": res is not None})
     b.pages.append(Page(METRICS_INDEX, "metrics_index.html", {"metric_models": models, "tsne_page": TSNE_PAGE},
@@ -149,21 +160,19 @@ def class_metrics(b: SiteBuild, me: ModelEntry, e) -> Optional[Section]:
     real = (base.get("classes") or {}).get(str(e.id))
     if real:
         data["real"] = dict(real, top1_name=names[real["top1"]])
-    prefix = (f"class-{e.id:04d}", f"image-{e.id:04d}-")
+    prefix = f"image-{e.id:04d}-"
     for m in b.config.methods:
         for kind in ("class", "image"):
             u = res["units"].get(f"{m}/{kind}")
             if u is None:
                 continue
-            for slug, seeds in sorted(u.get("targets", {}).items()):
-                if not (slug == prefix[0] or slug.startswith(prefix[1])):
-                    continue
+            for slug, seeds in _class_targets(u, e.id):
                 for seed, d in sorted(seeds.items()):
                     if not isinstance(d, dict) or "top2" not in d:
                         continue
                     judges = sorted((d.get("judges") or {}).items())
                     data["judges"] = data["judges"] or [j for j, _ in judges]
-                    label = _method_title(b, m) + ("" if kind == "class" else f" · {slug[len(prefix[1]):]}")
+                    label = _method_title(b, m) + ("" if kind == "class" else f" · {slug[len(prefix):]}")
                     data["rows"].append({
                         "label": label, "seed": seed, "correct": d["correct"],
                         "top2": [(names[i], p, i == e.id) for i, p in d["top2"]],
@@ -176,3 +185,14 @@ def class_metrics(b: SiteBuild, me: ModelEntry, e) -> Optional[Section]:
                             and isinstance(v, (int, float))},
                     })
     return Section("Metrics", "_metrics_section.html", data, order=70)
+
+
+def _class_targets(unit: dict, class_id: int) -> List[tuple]:
+    """(slug, per-seed details) of a unit's targets that belong to ``class_id`` (indexed once per unit)."""
+    if "_by_class" not in unit:
+        index: Dict[str, List[tuple]] = {}
+        for slug, seeds in sorted(unit.get("targets", {}).items()):
+            if slug.startswith(("class-", "image-")):
+                index.setdefault(slug.split("-")[1], []).append((slug, seeds))
+        unit["_by_class"] = index
+    return unit["_by_class"].get(f"{class_id:04d}", [])
