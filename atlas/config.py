@@ -198,7 +198,7 @@ def demo_preset() -> AtlasConfig:
     """
     return AtlasConfig(
         name="demo",
-        metrics=MetricsConfig(real_images=10, judges=("efficientnet_lite1", "efficientnet_lite2")),
+        metrics=MetricsConfig(real_images=8, judges=("efficientnet_lite1", "efficientnet_lite2")),
         title="atlas demo: EfficientNet-Lite0 on bundled photos",
         models=("efficientnet_lite0",),
         classes=DEMO_CLASSES,
