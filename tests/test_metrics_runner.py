@@ -134,3 +134,31 @@ def test_bad_metrics_config_is_one_line_error(tmp_path, capsys, toml, needle):
     assert main(["metrics", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
+
+
+def test_classes_without_real_images_are_reported_not_fatal(tmp_path, monkeypatch):
+    """Class 1 (tench) has no bundled photo: its FVs still get self/transfer accuracy, but no plausibility."""
+    from metrics_setup import register_tiny, tiny_config
+
+    from atlas.config import config_from_mapping
+    from atlas.pipeline import Store, make_plan
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    register_tiny(monkeypatch)
+    base = tiny_config(tmp_path)
+    cfg = config_from_mapping({"preset": "demo", "models": ["tiny64"], "classes": [285, 1], "methods": ["maco"],
+                               "store": base.store, "settings": {"maco": {"steps": 2, "crops": 1}},
+                               "metrics": {"judges": ["tiny64_judge"], "substitute": "tiny64", "real_images": 3}})
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        store.put(job, fake_visualization(job, size=64))
+    _run(cfg, plan, store)
+    res = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])
+    unit = res["units"]["maco/class"]
+    assert unit["cells"]["acc"]["n"] == 2
+    assert "plausibility" in unit["targets"]["class-0285"]["0"]
+    assert "plausibility" not in unit["targets"]["class-0001"]["0"]
+    assert unit["cells"]["plausibility"]["n"] == 1
+    assert set(res["baseline"]["classes"]) == {"285"}

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from ..config import stable_hash
+from ..errors import AtlasError
 from ..pipeline.store import Store, atomic_write
 from ..targets import safe_slug
 
@@ -88,7 +89,11 @@ def real_group(pool_factory: Callable, fingerprint: str, class_id: int, n: int, 
     ids = tuple(stable_hash(["real", fingerprint, class_id, n, seed, REAL_SIZE, i], 24) for i in range(n))
 
     def load(idx: Sequence[int]) -> List[torch.Tensor]:
-        x = pool_factory().reference_images(class_id, n, REAL_SIZE, seed=seed, allow_fewer=True)
+        try:
+            x = pool_factory().reference_images(class_id, n, REAL_SIZE, seed=seed, allow_fewer=True)
+        except AtlasError as exc:  # the pool has no (readable) image of the class: metrics say so
+            log.warning("metrics: no real images of class %s: %s", class_id, exc)
+            return [None for _ in idx]
         return [x[i] if i < len(x) else None for i in idx]
 
     return ItemGroup(f"real images of class {class_id}", ids, load)

@@ -182,6 +182,8 @@ class MetricsRunner:
                 "jobs": {r.job.key: r.sha for r in refs}, "suites": [n for n, _ in suites]}
 
     def _run_model(self, ctx: MetricContext, plan: Plan, model: str, report: MetricsReport) -> None:
+        if ctx.reason("self"):
+            raise AtlasError(f"cannot compute the metrics of model {model}: {ctx.reason('self')}")
         units = self.units(ctx, plan, model)
         stale = [u for u in units if read_result(self.store, u.key) is None]
         report.fresh += len(units) - len(stale)
