@@ -1,4 +1,4 @@
-"""Command line: ``atlas build | plan | run | render | serve``.
+"""Command line: ``atlas build | plan | run | metrics | render | serve``.
 
 Every command takes ``--preset`` (default ``demo``) or ``--config FILE.toml``. Errors in what was asked
 for print one line and exit with status 2, before anything is written.
@@ -101,6 +101,17 @@ def _run(cfg, progress):
     return p, store
 
 
+def _metrics(cfg, p, store, progress):
+    from .metrics import MetricsRunner
+
+    report = MetricsRunner(cfg, store, progress=progress).run(p)
+    click.echo(f"metrics: {len(report.computed)} results computed, {report.fresh} up to date "
+               f"({report.seconds:.0f} s)")
+    for what, reason in report.unavailable.items():
+        click.echo(f"metrics: unavailable: {what}: {reason}")
+    return report
+
+
 def _render(cfg, p, store):
     from .sitegen import render
 
@@ -133,10 +144,27 @@ def render(cfg):
 @config_options
 @click.pass_context
 def build(ctx, cfg):
-    """Plan, run and render: the whole atlas in one command."""
+    """Plan, run, compute the metrics and render: the whole atlas in one command."""
+    from .metrics import check_metrics_config
+
+    check_metrics_config(cfg)
     p, store = _run(cfg, ctx.obj["progress"])
+    if cfg.metrics.enabled:
+        _metrics(cfg, p, store, ctx.obj["progress"])
     index = _render(cfg, p, store)
     click.echo(f"open {index}")
+
+
+@cli.command()
+@config_options
+@click.pass_context
+def metrics(ctx, cfg):
+    """Compute the metrics of the finished jobs (only what is missing or stale; loads the models)."""
+    from .metrics import check_metrics_config
+    from .pipeline import Store
+
+    check_metrics_config(cfg)
+    _metrics(cfg, _plan(cfg), Store(cfg.store), ctx.obj["progress"])
 
 
 @cli.command()

@@ -113,6 +113,35 @@ class TargetsConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """How the metrics step (``atlas metrics``; :mod:`atlas.metrics`) evaluates a finished build.
+
+    enabled:      run the metrics step in ``atlas build`` (``atlas metrics`` runs it regardless).
+    real_images:  real images per class drawn from the pool for FID/KID, plausibility, the t-SNE and the
+                  "real images" baseline row (VITAL/MACO: ImageNet images of the same classes).
+    judges:       other classifiers whose top-1 accuracy on the FVs is the transferability score (MACO
+                  Table 2: six classifiers; the demo uses EfficientNet-Lite1 and Lite2).
+    substitute:   model whose penultimate features stand in for Inception-v3 in FID/KID when the FID
+                  weights are absent (always labelled as a substitute).
+    clip:         open_clip (model, pretrained tag) for zero-shot top-1/top-5 (VITAL Table 1: ViT-B/32).
+    control:      real patches per neuron in the CoSy control set (VITAL Table 2: top-50).
+    tsne_classes: class ids embedded together in the t-SNE (VITAL Fig. 9: five dog breeds); None: the
+                  first ten configured classes.
+    seed:         seed of the real-image draw (1: not the seed-0 references the methods match), of the KID
+                  subsets and of the t-SNE.
+    """
+
+    enabled: bool = True
+    real_images: int = 50
+    judges: Tuple[str, ...] = ()
+    substitute: str = "efficientnet_lite2"
+    clip: Tuple[str, str] = ("ViT-B-32", "openai")
+    control: int = 50
+    tsne_classes: Optional[Tuple[int, ...]] = None
+    seed: int = 1
+
+
+@dataclass(frozen=True)
 class AtlasConfig:
     """Everything that decides what an atlas contains.
 
@@ -133,6 +162,7 @@ class AtlasConfig:
     seeds: Tuple[int, ...] = (0,)
     data: DataConfig = field(default_factory=DataConfig)
     targets: TargetsConfig = field(default_factory=TargetsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     batch_size: int = 4
     store: str = "store"
     site: str = "site"
@@ -168,6 +198,7 @@ def demo_preset() -> AtlasConfig:
     """
     return AtlasConfig(
         name="demo",
+        metrics=MetricsConfig(real_images=8, judges=("efficientnet_lite1", "efficientnet_lite2")),
         title="atlas demo: EfficientNet-Lite0 on bundled photos",
         models=("efficientnet_lite0",),
         classes=DEMO_CLASSES,
@@ -184,11 +215,20 @@ def demo_preset() -> AtlasConfig:
     )
 
 
+#: Transferability judges of the paper preset: torchvision counterparts of MACO Table 2's six classifiers
+#: (MobileNet, VGG16, Xception -> Inception-v3, EfficientNet, ConvNeXt-tiny, DenseNet).
+PAPER_JUDGES = ("mobilenet_v2", "vgg16", "inception_v3", "efficientnet_b0", "convnext_tiny", "densenet121")
+#: VITAL Fig. 9 embeds "five dog breeds" (not named): Chihuahua, Maltese, golden retriever, German shepherd,
+#: Siberian husky.
+PAPER_TSNE_CLASSES = (151, 153, 207, 235, 250)
+
+
 @PRESETS.register("paper")
 def paper_preset() -> AtlasConfig:
     """VITAL's setting: five torchvision models, all 1000 classes, every method, three seeds."""
     return AtlasConfig(
         name="paper",
+        metrics=MetricsConfig(judges=PAPER_JUDGES, tsne_classes=PAPER_TSNE_CLASSES),
         title="Feature-visualization atlas (paper setting)",
         models=("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"),
         classes=None,
@@ -218,6 +258,7 @@ def lens_preset() -> AtlasConfig:
 _TOP_KEYS = {f.name for f in fields(AtlasConfig)} | {"preset"}
 _DATA_KEYS = {f.name for f in fields(DataConfig)}
 _TARGET_KEYS = {f.name for f in fields(TargetsConfig)}
+_METRICS_KEYS = {f.name for f in fields(MetricsConfig)}
 
 
 def _expect(kind: str, value: Any, types: tuple, what: str) -> Any:
@@ -282,6 +323,8 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> Atlas
         kw["data"] = replace(base.data, **data)
     if "targets" in raw:
         kw["targets"] = _targets_from_mapping(base.targets, _expect("targets", raw["targets"], (dict,), "a table"))
+    if "metrics" in raw:
+        kw["metrics"] = _metrics_from_mapping(base.metrics, _expect("metrics", raw["metrics"], (dict,), "a table"))
     if "settings" in raw:
         settings = _expect("settings", raw["settings"], (dict,), "a table of [settings.<method>] tables")
         merged = {m: dict(kv) for m, kv in base.settings}
@@ -313,6 +356,37 @@ def _targets_from_mapping(base: TargetsConfig, raw: Mapping[str, Any]) -> Target
             _expect(f"targets.{k}", v, (int,), "a non-negative integer")
             if v < 0:
                 raise AtlasError(f"config key 'targets.{k}' must be a non-negative integer, got {v}")
+            kw[k] = v
+    return replace(base, **kw)
+
+
+def _metrics_from_mapping(base: MetricsConfig, raw: Mapping[str, Any]) -> MetricsConfig:
+    bad = set(raw) - _METRICS_KEYS
+    if bad:
+        raise unknown_choice("key in [metrics]:", sorted(bad)[0], _METRICS_KEYS)
+    kw: Dict[str, Any] = {}
+    for k, v in raw.items():
+        if k == "enabled":
+            kw[k] = _expect("metrics.enabled", v, (bool,), "true or false")
+        elif k == "substitute":
+            kw[k] = _expect("metrics.substitute", v, (str,), "a model name")
+        elif k == "judges":
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise AtlasError(f"config key 'metrics.judges' must be a list of model names, got {v!r}")
+            kw[k] = tuple(v)
+        elif k == "clip":
+            if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)):
+                raise AtlasError(f'config key \'metrics.clip\' must be ["model", "pretrained"], got {v!r}')
+            kw[k] = (v[0], v[1])
+        elif k == "tsne_classes":
+            if not isinstance(v, list) or not v or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                raise AtlasError(f"config key 'metrics.tsne_classes' must be a non-empty list of class ids, got {v!r}")
+            kw[k] = tuple(v)
+        else:  # real_images, control, seed
+            _expect(f"metrics.{k}", v, (int,), "an integer")
+            low = 0 if k == "seed" else 2 if k == "real_images" else 1
+            if v < low:
+                raise AtlasError(f"config key 'metrics.{k}' must be an integer >= {low}, got {v}")
             kw[k] = v
     return replace(base, **kw)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 MODULES: tuple = (
+    "atlas.sitegen.metrics_pages",
 )
 
 _loaded = False

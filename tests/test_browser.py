@@ -100,3 +100,23 @@ def test_screenshots_phone_and_desktop(site, browser, tmp_path_factory):
         # nothing wider than the viewport at phone width
         assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
         assert errors == []
+
+
+def test_tsne_hover_shows_the_visualization_and_metrics_page_loads(site, browser):
+    page, errors = _open(browser, (site / "tsne.html").as_uri())
+    points = page.locator("a.tsne-pt")
+    assert points.count() == 12  # 6 demo classes x MACO and Fourier
+    tip = page.locator(".tsne-tip").first
+    assert not tip.is_visible()
+    points.last.hover()  # the last point is drawn on top (2-step FVs overlap)
+    assert tip.is_visible()
+    src = tip.locator("img").get_attribute("src")
+    assert src.endswith("-thumb.webp")
+    page.wait_for_function("document.querySelector('.tsne-tip img').naturalWidth > 0")
+    assert "seed 0" in tip.locator("figcaption").inner_text()
+    page.mouse.move(0, 0)
+    assert not tip.is_visible()
+    metrics, errs = _open(browser, (site / "efficientnet_lite0" / "metrics.html").as_uri(), 390)
+    assert metrics.locator("table.mtable").count() >= 1 and "MACO" in metrics.inner_text("main")
+    assert metrics.evaluate("document.documentElement.scrollWidth") <= 391
+    assert errors == [] and errs == []

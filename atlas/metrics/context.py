@@ -1,0 +1,163 @@
+"""What a metric suite sees while evaluating one model: its finished jobs, the backbones' availability,
+the image groups (FVs, real images, neuron control patches) and their cached features."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..config import AtlasConfig
+from ..pipeline.jobs import Job
+from ..pipeline.store import Store
+from .backbones import Backbone, Role, Unavailable
+from .cache import FeatureCache, ItemGroup, fv_group, patch_group, real_group
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A finished job as the metrics read it: the job, its stored metadata and its image's SHA-256."""
+
+    job: Job
+    meta: Dict[str, Any] = field(compare=False, hash=False)
+    sha: str = ""
+
+
+@dataclass(frozen=True)
+class Request:
+    """Features a suite needs: ``output`` of the backbone playing ``role`` for every image of ``group``."""
+
+    role: str
+    output: str
+    group: ItemGroup = field(compare=False, hash=False)
+
+
+@dataclass
+class MetricContext:
+    """Per-model state shared by the suites (built by the runner; opened backbones are kept until
+    :meth:`close`)."""
+
+    cfg: AtlasConfig
+    model: str
+    store: Store
+    roles: Dict[str, Role]
+    device: torch.device
+    pool_factory: Any
+    progress: bool = True
+    layer_channels: Dict[str, List[int]] = field(default_factory=dict)  # planned neurons per layer
+    cache: FeatureCache = None
+    opened: Dict[str, Backbone] = field(default_factory=dict)
+    failed: Dict[str, str] = field(default_factory=dict)
+    _groups: Dict[Any, ItemGroup] = field(default_factory=dict)
+    _fingerprint: Optional[str] = None
+    _pool: Any = None
+    _handle: Any = None
+
+    def __post_init__(self):
+        self.cache = self.cache or FeatureCache(self.store)
+
+    # ------------------------------------------------------------------ data
+    @property
+    def pool(self):
+        if self._pool is None:
+            self._pool = self.pool_factory()
+        return self._pool
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = self.pool.fingerprint()
+        return self._fingerprint
+
+    def real(self, class_id: int) -> ItemGroup:
+        """The real images of ``class_id`` compared with the FVs (``metrics.real_images``, ``metrics.seed``)."""
+        key = ("real", class_id)
+        if key not in self._groups:
+            m = self.cfg.metrics
+            self._groups[key] = real_group(lambda: self.pool, self.fingerprint, class_id, m.real_images, m.seed)
+        return self._groups[key]
+
+    def fv(self, refs: Sequence[JobRef]) -> ItemGroup:
+        key = ("fv", tuple(r.job.key for r in refs))
+        if key not in self._groups:
+            self._groups[key] = fv_group(self.store, f"{len(refs)} FVs", [(r.job.key, r.sha) for r in refs])
+        return self._groups[key]
+
+    def control(self, layer: str, channel: int) -> ItemGroup:
+        """The CoSy control set of neuron (``layer``, ``channel``): its top ``metrics.control`` real patches
+        with unique source images, mined in one sweep for every planned neuron of the layer (the cached
+        ``top_patches`` stage, shared with the neurons' dataset examples when their N is the same)."""
+        key = ("control", layer, channel)
+        if key not in self._groups:
+            from ..data.patches import cached_top_patches
+            from ..pipeline.progress import stage
+
+            channels = sorted(set(self.layer_channels.get(layer, [])) | {channel})
+            handle = self.self_model()
+            with stage(f"metrics · top patches of {layer}", len(self.pool.source_ids()), unit="image",
+                       enabled=self.progress) as bar:
+                ex = cached_top_patches(self.store, handle, self.pool, layer, sorted(set(channels)),
+                                        self.cfg.metrics.control, progress=bar.update)
+            for c, e in ex.items():
+                self._groups[("control", layer, c)] = patch_group(self.pool, self.fingerprint, self.model,
+                                                                  handle.input_size, e)
+        return self._groups[key]
+
+    def self_model(self):
+        """The loaded model under study (for mining top patches)."""
+        if self._handle is None:
+            from ..models import load_model
+
+            self._handle = load_model(self.model, device=self.device, download=self.cfg.download)
+        return self._handle
+
+    # ------------------------------------------------------------------ backbones
+    def reason(self, role: str) -> Optional[str]:
+        """Why ``role``'s backbone is unavailable (probe or failed opening), or None."""
+        r = self.roles[role]
+        return r.probe.reason or self.failed.get(r.probe.id)
+
+    def label(self, role: str) -> str:
+        return self.roles[role].probe.label
+
+    def open(self, role: str) -> Backbone:
+        r = self.roles[role]
+        if r.probe.id not in self.opened:
+            try:
+                self.opened[r.probe.id] = r.open(self.device)
+            except Unavailable as exc:
+                self.failed[r.probe.id] = str(exc)
+                raise
+        return self.opened[r.probe.id]
+
+    def close(self, role: Optional[str] = None) -> None:
+        if role is None:
+            self.opened.clear()
+            self._handle = None
+        else:
+            self.opened.pop(self.roles[role].probe.id, None)
+
+    def judges(self) -> List[str]:
+        return [r for r in self.roles if r.startswith("judge:")]
+
+    # ------------------------------------------------------------------ features
+    def rows(self, role: str, output: str, group: ItemGroup) -> List[Optional[np.ndarray]]:
+        """Cached features of every image of ``group`` (None where missing); Unavailable if the role is."""
+        reason = self.reason(role)
+        if reason:
+            raise Unavailable(reason)
+        bid = self.roles[role].probe.id
+        return [self.cache.get(bid, output, i) for i in group.ids]
+
+    def feats(self, role: str, output: str, group: ItemGroup) -> np.ndarray:
+        """The present rows of :meth:`rows` stacked into (N, D) (N may be 0)."""
+        rows = [r for r in self.rows(role, output, group) if r is not None]
+        return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+    def stacked(self, role: str, output: str, groups: Sequence[ItemGroup]) -> np.ndarray:
+        parts = [f for g in groups if (f := self.feats(role, output, g)).size]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+    def fid_role(self) -> Tuple[str, str]:
+        return "fid", self.roles["fid"].fid_output

@@ -1,0 +1,251 @@
+"""The metrics step: apply the suites to a finished build and store the results (``atlas metrics``).
+
+It reads only the store (images and ``meta.json`` of finished jobs, stage results) and the real-image pool.
+Per model, the results are *units* - one per (method, target kind), a "real images" baseline and a t-SNE -
+each stored as JSON under the hash of everything it depends on (jobs and their image checksums, the
+metrics settings, the pool, the identity of every backbone's weights). Fresh units are skipped; stale or
+missing ones are recomputed, their features coming from a per-image cache, so a new job costs only its own
+forward passes. Backbones are loaded one at a time, only if some feature is missing.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..config import AtlasConfig, stable_hash
+from ..data import open_pool
+from ..errors import AtlasError
+from ..models import check_model_name
+from ..pipeline.planner import Plan
+from ..pipeline.progress import stage
+from ..pipeline.store import Store
+from .backbones import Unavailable, roles_for
+from .context import JobRef, MetricContext, Request
+from .model_units import (BASELINE_VERSION, TSNE_VERSION, baseline_compute, baseline_requests, tsne_classes,
+                          tsne_compute, tsne_refs, tsne_requests)
+from .results import read_result, scope_id, write_index, write_result
+from .suites import SUITES
+
+log = logging.getLogger(__name__)
+BATCH = 16
+
+
+@dataclass
+class Unit:
+    """One stored result: its name, key, the features it needs and how to compute it."""
+
+    name: str
+    key: str
+    requests: Callable[[], List[Request]]
+    compute: Callable[[], dict]
+
+
+@dataclass
+class MetricsReport:
+    computed: List[str] = field(default_factory=list)
+    fresh: int = 0
+    unavailable: Dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def check_metrics_config(cfg: AtlasConfig) -> None:
+    """One-line errors for unknown judge or substitute models, before anything runs."""
+    for name in (*cfg.metrics.judges, cfg.metrics.substitute):
+        check_model_name(name)
+    if cfg.metrics.tsne_classes:
+        bad = [c for c in cfg.metrics.tsne_classes if not 0 <= c < 1000]
+        if bad:
+            raise AtlasError(f"unknown class {bad[0]} in metrics.tsne_classes; valid ids are 0-999")
+
+
+def done_refs(plan: Plan, store: Store, model: str) -> List[JobRef]:
+    """The plan's finished jobs of ``model`` with their metadata and image checksum."""
+    refs = []
+    for job in plan.jobs:
+        if job.model != model:
+            continue
+        meta = store.meta(job.key)
+        if meta is not None and "image.png" in meta.get("files", {}):
+            refs.append(JobRef(job, meta, meta["files"]["image.png"]))
+    return refs
+
+
+def planned_neurons(plan: Plan, model: str) -> Dict[str, List[int]]:
+    """{layer: sorted channels} of every neuron target the plan has for ``model``."""
+    out: Dict[str, set] = defaultdict(set)
+    for j in plan.jobs:
+        if j.model == model and j.target.kind == "neuron":
+            out[j.target.layer].add(j.target.channel)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _merge(into: dict, more: dict) -> dict:
+    """Recursive dict update (per-target details from several suites)."""
+    for k, v in more.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+    return into
+
+
+class LazyPool:
+    """Opens the configured image pool on first use (the metrics may need no real image at all)."""
+
+    def __init__(self, spec: str):
+        self.spec, self.pool = spec, None
+
+    def __call__(self):
+        if self.pool is None:
+            self.pool = open_pool(self.spec)
+        return self.pool
+
+
+def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
+    if img.shape[-1] == size and img.shape[-2] == size:
+        return img
+    return F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+class MetricsRunner:
+    """Computes the metrics of a plan's finished jobs into ``store``."""
+
+    def __init__(self, cfg: AtlasConfig, store: Store, device=None, progress: bool = True):
+        from ..pipeline.runner import pick_device
+
+        self.cfg, self.store, self.progress = cfg, store, progress
+        self.device = pick_device(str(device or cfg.device))
+
+    def run(self, plan: Plan) -> MetricsReport:
+        check_metrics_config(self.cfg)
+        start = time.perf_counter()
+        report = MetricsReport()
+        pool_factory = LazyPool(self.cfg.data.pool)
+        for model in self.cfg.models:
+            m = self.cfg.metrics
+            roles = roles_for(model, m.judges, m.substitute, m.clip)
+            ctx = MetricContext(self.cfg, model, self.store, roles, self.device, pool_factory, self.progress,
+                                layer_channels=planned_neurons(plan, model))
+            try:
+                self._run_model(ctx, plan, model, report)
+            finally:
+                ctx.close()
+            report.unavailable.update({f"{model} {r}": ctx.reason(r) for r in roles if ctx.reason(r)})
+        report.seconds = time.perf_counter() - start
+        return report
+
+    # ------------------------------------------------------------------ units
+    def units(self, ctx: MetricContext, plan: Plan, model: str) -> List[Unit]:
+        refs = done_refs(plan, self.store, model)
+        classes = list(plan.classes.get(model, []))
+        common = {"atlas": __version__, "model": model, "metrics": self.cfg.metrics, "pool": ctx.fingerprint,
+                  "roles": {n: [r.probe.id, ctx.reason(n)] for n, r in sorted(ctx.roles.items())}}
+        groups: Dict[tuple, List[JobRef]] = defaultdict(list)
+        for r in refs:
+            groups[(r.job.method, r.job.target.kind)].append(r)
+        units = []
+        for (method, kind), rs in groups.items():
+            suites = [(n, s) for n, s in SUITES.in_order() if kind in s.kinds]
+            key = stable_hash({**common, "unit": "group", "method": method, "kind": kind,
+                               "suites": [[n, s.version] for n, s in suites],
+                               "jobs": sorted([r.job.key, r.sha] for r in rs)}, length=24)
+            units.append(Unit(f"{method}/{kind}", key,
+                              lambda s=suites, rs=rs: [q for _, su in s for q in su.requests(ctx, rs)],
+                              lambda s=suites, rs=rs, m=method, k=kind: self._group(ctx, s, rs, m, k)))
+        if classes:
+            key = stable_hash({**common, "unit": "baseline", "v": BASELINE_VERSION, "classes": classes}, length=24)
+            units.append(Unit("baseline", key, lambda: baseline_requests(ctx, classes),
+                              lambda: dict(baseline_compute(ctx, classes), model=model)))
+        tcls = tsne_classes(ctx, classes)
+        trefs = tsne_refs(refs, tcls)
+        key = stable_hash({**common, "unit": "tsne", "v": TSNE_VERSION, "classes": tcls,
+                           "jobs": sorted([r.job.key, r.sha] for r in trefs)}, length=24)
+        units.append(Unit("tsne", key, lambda: tsne_requests(ctx, trefs, tcls),
+                          lambda: dict(tsne_compute(ctx, trefs, tcls), model=model)))
+        return units
+
+    def _group(self, ctx: MetricContext, suites, refs: List[JobRef], method: str, kind: str) -> dict:
+        cells: dict = {}
+        details: dict = {}
+        for name, suite in suites:
+            c, d = suite.compute(ctx, refs)
+            cells.update(c)
+            _merge(details, d)
+        return {"model": ctx.model, "method": method, "kind": kind, "cells": cells, "targets": dict(details),
+                "jobs": {r.job.key: r.sha for r in refs}, "suites": [n for n, _ in suites]}
+
+    def _run_model(self, ctx: MetricContext, plan: Plan, model: str, report: MetricsReport) -> None:
+        if ctx.reason("self"):
+            raise AtlasError(f"cannot compute the metrics of model {model}: {ctx.reason('self')}")
+        units = self.units(ctx, plan, model)
+        stale = [u for u in units if read_result(self.store, u.key) is None]
+        report.fresh += len(units) - len(stale)
+        if stale:
+            requests = [q for u in stale for q in u.requests()]
+            self.compute_features(ctx, requests)
+            with stage(f"metrics · {model}", len(stale), unit="result", enabled=self.progress) as bar:
+                for u in stale:
+                    write_result(self.store, u.key, dict(u.compute(), unit=u.name))
+                    report.computed.append(f"{model}/{u.name}")
+                    bar.update(1)
+        index = {"model": model, "units": {u.name: u.key for u in units if u.name not in ("baseline", "tsne")},
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        index.update({u.name: u.key for u in units if u.name in ("baseline", "tsne")})
+        write_index(self.store, scope_id(self.cfg, model, plan.classes.get(model, [])), index)
+
+    # ------------------------------------------------------------------ features
+    def compute_features(self, ctx: MetricContext, requests: Sequence[Request]) -> None:
+        """Compute every requested feature that is not cached, backbone by backbone."""
+        by_role: Dict[str, Dict[tuple, tuple]] = defaultdict(dict)
+        for q in requests:
+            entry = by_role[q.role].setdefault(q.group.ids, (q.group, set()))
+            entry[1].add(q.output)
+        by_backbone: Dict[str, Dict[tuple, tuple]] = defaultdict(dict)
+        first_role: Dict[str, str] = {}
+        for role, entries in by_role.items():
+            bid = ctx.roles[role].probe.id
+            first_role.setdefault(bid, role)
+            for ids, (group, outs) in entries.items():
+                by_backbone[bid].setdefault(ids, (group, set()))[1].update(outs)
+        for bid, entries in by_backbone.items():
+            role = first_role[bid]
+            if ctx.reason(role):
+                continue
+            todo = []
+            for group, outs in entries.values():
+                idx = [i for i, item in enumerate(group.ids) if any(not ctx.cache.has(bid, o, item) for o in outs)]
+                if idx:
+                    todo.append((group, idx, sorted(outs)))
+            ready = ctx.roles[role].ready
+            if not todo and (ready is None or ready(ctx.cache)):
+                continue
+            try:
+                backbone = ctx.open(role)
+            except Unavailable as exc:
+                log.warning("metrics: %s unavailable: %s", role, exc)
+                continue
+            if backbone.prepare is not None:
+                backbone.prepare(ctx.cache)
+            with stage(f"metrics · {backbone.label}", sum(len(i) for _, i, _ in todo), unit="image",
+                       enabled=self.progress) as bar:
+                for group, idx, outs in todo:
+                    for s in range(0, len(idx), BATCH):
+                        chunk = idx[s:s + BATCH]
+                        imgs = [(i, img) for i, img in zip(chunk, group.load(chunk)) if img is not None]
+                        if imgs:
+                            x = torch.stack([_resize(img, backbone.input_size) for _, img in imgs])
+                            out = backbone.run(x, outs)
+                            for o in outs:
+                                vals = out[o].detach().cpu().numpy()
+                                for (i, _), v in zip(imgs, vals):
+                                    ctx.cache.put(bid, o, group.ids[i], v)
+                        bar.update(len(chunk))
+            if role != "self":
+                ctx.close(role)

@@ -1,0 +1,164 @@
+"""The metrics step on a finished (tiny) build: every unit is computed from the store, fresh results are
+skipped, a changed image recomputes only what depends on it, and every cell names its backbone or says
+why it is unavailable."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from atlas.cli import main
+from atlas.metrics import MetricsRunner
+from atlas.metrics.backbones import FID_WEIGHTS
+from atlas.metrics.cache import REAL_SIZE, FeatureCache, read_png
+from atlas.metrics.results import load_model_results
+from helpers import fake_visualization
+from metrics_setup import tiny64, tiny_build
+
+UNITS = {"maco/class", "fourier/class", "maco/neuron", "fourier/neuron", "baseline", "tsne"}
+
+
+def _run(cfg, plan, store):
+    return MetricsRunner(cfg, store, progress=False).run(plan)
+
+
+def test_every_unit_is_computed_once_then_skipped(tmp_path, monkeypatch):
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch)
+    first = _run(cfg, plan, store)
+    assert {u.split("/", 1)[1] for u in first.computed} == UNITS and first.fresh == 0
+    again = _run(cfg, plan, store)
+    assert again.computed == [] and again.fresh == len(UNITS)
+    res = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])
+    assert set(res["units"]) == UNITS - {"baseline", "tsne"} and res["baseline"] and res["tsne"]
+
+
+def test_changed_image_recomputes_only_what_depends_on_it(tmp_path, monkeypatch):
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch)
+    _run(cfg, plan, store)
+    job = next(j for j in plan.jobs if j.method == "maco" and j.target.kind == "class")
+    shutil.rmtree(store.job_dir(job.key))
+    vis = fake_visualization(job, size=64)
+    vis.image = 1.0 - vis.image
+    store.put(job, vis)
+    puts = []
+    orig = FeatureCache.put
+    monkeypatch.setattr(FeatureCache, "put", lambda self, b, o, i, v: (puts.append(i), orig(self, b, o, i, v)))
+    report = _run(cfg, plan, store)
+    assert {u.split("/", 1)[1] for u in report.computed} == {"maco/class", "tsne"}
+    sha = store.meta(job.key)["files"]["image.png"][:32]
+    assert puts and set(puts) == {sha}  # only the new image went through the backbones
+
+
+def test_cells_are_real_measurements_with_backbones_and_reasons(tmp_path, monkeypatch):
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch)
+    _run(cfg, plan, store)
+    res = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])
+    unit = res["units"]["maco/class"]
+    cells = unit["cells"]
+    # self accuracy and plausibility, recomputed here by hand from the stored PNGs and the pool
+    model = tiny64()
+    jobs = [j for j in plan.jobs if j.method == "maco" and j.target.kind == "class"]
+    pool = __import__("atlas.data", fromlist=["open_pool"]).open_pool("bundled")
+    hits, dists = [], []
+    for j in jobs:
+        x = F.interpolate(read_png(store.job_dir(j.key) / "image.png")[None], size=(64, 64), mode="bilinear",
+                          antialias=True)
+        with torch.no_grad():
+            hits.append(int(model(x).argmax()) == j.target.class_id)
+            real = pool.reference_images(j.target.class_id, 4, REAL_SIZE, seed=cfg.metrics.seed)
+            real = F.interpolate(real, size=(64, 64), mode="bilinear", antialias=True)
+            d = torch.cdist(model.penultimate_features(x), model.penultimate_features(real)).min()
+        dists.append(float(d))
+    assert cells["acc"]["value"] == pytest.approx(100.0 * np.mean(hits)) and cells["acc"]["backbone"] == "tiny64"
+    assert cells["plausibility"]["value"] == pytest.approx(np.mean(dists), rel=1e-4)
+    assert cells["transfer:tiny64_judge"]["value"] is not None
+    top2 = unit["targets"]["class-0285"]["0"]["top2"]
+    assert len(top2) == 2 and top2[0][1] >= top2[1][1]
+    # unavailable metrics say why; the substitute is labelled
+    assert FID_WEIGHTS in cells["fid"]["unavailable"] and cells["fid"]["value"] is None
+    assert "substitute for Inception-v3" in cells["kid_sub"]["backbone"] and cells["kid_sub"]["value"] is not None
+    assert "rank-deficient" in cells["fid_sub"]["unavailable"]
+    assert "Hugging Face cache" in cells["clip_top1"]["unavailable"]
+    neuron = res["units"]["maco/neuron"]
+    assert 0.0 <= neuron["cells"]["auc"]["value"] <= 1.0 and np.isfinite(neuron["cells"]["mad"]["value"])
+    detail = neuron["targets"]["neuron-relu2-0003"]
+    assert detail["n_control"] == 6 and detail["n_synthetic"] == 1
+    assert res["baseline"]["cells"]["acc"]["n"] == 8
+    pts = res["tsne"]["points"]
+    assert sum(p["method"] == "real" for p in pts) == 8 and sum(p["method"] != "real" for p in pts) == 4
+
+
+def test_method_reported_scores_are_gathered(tmp_path, monkeypatch):
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch,
+                                  scores={"path_similarity": {"relu1": 0.2, "relu2": 0.6}, "my_score": 3.0})
+    _run(cfg, plan, store)
+    cells = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])["units"]["fourier/class"]["cells"]
+    assert cells["reported:path_similarity"]["value"] == pytest.approx(0.4)
+    assert cells["reported:path_similarity"]["better"] == "higher"
+    assert cells["reported:my_score"]["value"] == 3.0 and cells["reported:my_score"]["better"] is None
+    assert "reported:logit_end" not in cells  # bookkeeping of the optimisation is not a metric
+
+
+def test_inception_backbone_used_when_its_weights_are_cached_mocked_weights(tmp_path, monkeypatch):
+    from test_metrics_backbones import _random_fid_inception_state
+
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch, real_images=2)
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints" / FID_WEIGHTS
+    ckpt.parent.mkdir(parents=True)
+    torch.save(_random_fid_inception_state(), ckpt)
+    _run(cfg, plan, store)
+    cells = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])["units"]["maco/class"]["cells"]
+    assert "fid_sub" not in cells and "kid_sub" not in cells
+    assert cells["kid"]["backbone"].startswith("Inception-v3") and cells["kid"]["value"] is not None
+    assert "2048" in cells["fid"]["unavailable"]  # 2 FVs cannot give a 2048-d covariance
+
+
+def test_metrics_command_bad_judge_exits_2_and_writes_nothing(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'preset = "demo"\nstore = "{tmp_path}/store"\n[metrics]\njudges = ["efficientnet_lit1"]\n')
+    assert main(["metrics", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown model 'efficientnet_lit1'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("toml, needle", [
+    ("[metrics]\nreal_images = 1", "metrics.real_images"),
+    ("[metrics]\nclip = 'ViT'", "metrics.clip"),
+    ("[metrics]\njudge = []", "did you mean 'judges'"),
+])
+def test_bad_metrics_config_is_one_line_error(tmp_path, capsys, toml, needle):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'preset = "demo"\nstore = "{tmp_path}/store"\n{toml}\n')
+    assert main(["metrics", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_classes_without_real_images_are_reported_not_fatal(tmp_path, monkeypatch):
+    """Class 1 (tench) has no bundled photo: its FVs still get self/transfer accuracy, but no plausibility."""
+    from metrics_setup import register_tiny, tiny_config
+
+    from atlas.config import config_from_mapping
+    from atlas.pipeline import Store, make_plan
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    register_tiny(monkeypatch)
+    base = tiny_config(tmp_path)
+    cfg = config_from_mapping({"preset": "demo", "models": ["tiny64"], "classes": [285, 1], "methods": ["maco"],
+                               "store": base.store, "settings": {"maco": {"steps": 2, "crops": 1}},
+                               "metrics": {"judges": ["tiny64_judge"], "substitute": "tiny64", "real_images": 3}})
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        store.put(job, fake_visualization(job, size=64))
+    _run(cfg, plan, store)
+    res = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])
+    unit = res["units"]["maco/class"]
+    assert unit["cells"]["acc"]["n"] == 2
+    assert "plausibility" in unit["targets"]["class-0285"]["0"]
+    assert "plausibility" not in unit["targets"]["class-0001"]["0"]
+    assert unit["cells"]["plausibility"]["n"] == 1
+    assert set(res["baseline"]["classes"]) == {"285"}
