@@ -80,8 +80,11 @@ def _shard_status(store: Store, manifest: dict, entry: dict, keys_of: Dict[str, 
         state, reason = "failed", f"scheduler reports {sched}"
     elif state == "running" and rec.get("host") == socket.gethostname() and not _pid_alive(int(rec["pid"])):
         state, reason = "stopped", "the process ended without recording it (killed?)"
-    if done == len(keys) and state != "done":
-        state = "done" if state in ("stopped", "failed") else state
+    unknown = sum(b not in keys_of for b in entry["batches"])
+    if unknown:
+        reason = (f"{reason}; " if reason else "") + f"{unknown} of its batches are not in this plan"
+    elif keys and done == len(keys) and state in ("stopped", "failed"):
+        state = "done"  # everything it had to do is in the store
     return ShardStatus(index, state, done, len(keys), reason, where)
 
 
