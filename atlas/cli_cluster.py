@@ -44,9 +44,11 @@ def estimate_lines(cfg, plan, store, pending, device_type: str, calibrate_now: b
     lines.append(f"estimated time left {format_duration(left)} on {where} ({basis}) = "
                  f"{left / 3600:.3g} {unit} for {len(pending)} jobs")
     flops = sum(job_flops(j) for j in pending)
+    u = ASSUMED_UTILISATION
     lines.append(f"FLOPs left {flops:.3g} (forward + input-gradient backward): {peak_hours(pending):.3g} "
-                 f"H100-hours at bf16 peak; ~{gpu_hours(pending, ASSUMED_UTILISATION, ASSUMED_LOOP_RATIO):.3g} "
-                 f"H100-hours at {ASSUMED_UTILISATION:.0%} utilisation and loop/raw ratio {ASSUMED_LOOP_RATIO}")
+                 f"H100-hours at bf16 peak; ~{gpu_hours(pending):.3g} H100-hours at an assumed "
+                 f"{u['convnet']:.0%} (convnets) / {u['transformer']:.0%} (ViTs) of peak and a loop/raw ratio of "
+                 f"{ASSUMED_LOOP_RATIO} (bench/gpu.py measures both)")
     return lines
 
 
@@ -59,14 +61,16 @@ def register(cli, config_options) -> None:
                   help="slurm: an array job through submitit; local: processes on this machine.")
     @click.option("--shards", type=int, default=None, help="Number of shards (default: [cluster] shards).")
     @click.option("--wait", is_flag=True, help="Wait for every shard to finish, then print the status.")
+    @click.option("--force", is_flag=True, help="Submit even if shards of the last submission still run.")
     @click.pass_context
-    def submit(ctx, cfg, executor, shards, wait):
+    def submit(ctx, cfg, executor, shards, wait, force):
         """Submit the missing jobs as shards (one task each); resubmitting runs only what is missing."""
         from .pipeline import Store, make_plan
         from .pipeline.calibrate import saved_rates
         from .pipeline.cluster import absolute_config, default_folder, make_executor, submit as submit_shards
         from .pipeline.estimate import estimate_seconds, relative_cost
         from .pipeline.sharding import plan_batches
+        from .pipeline.status import active_shards, status
 
         count = cfg.cluster.shards if shards is None else shards
         if count < 1:
@@ -74,6 +78,10 @@ def register(cli, config_options) -> None:
         cfg = absolute_config(cfg)
         plan = make_plan(cfg)
         store = Store(cfg.store)
+        busy = [] if force else active_shards(status(plan.jobs, store, cfg.batch_size))
+        if busy:
+            raise AtlasError(f"{len(busy)} shard(s) of the last submission may still be running (shard "
+                             f"{busy[0].index}: {busy[0].state}); wait for them (atlas status) or pass --force")
         batches = plan_batches(plan.jobs, cfg.batch_size)
         rates, _ = saved_rates(store, plan.jobs, cfg.batch_size, "cuda")
         if rates and all((b.model, b.method) in rates for b in batches):

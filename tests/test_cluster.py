@@ -186,3 +186,17 @@ def test_submit_to_slurm_without_slurm_exits_2_and_writes_nothing(tmp_path, caps
     assert main(["submit", "--config", str(toml), "--executor", "slurm"]) == 2
     assert "cannot submit to SLURM from this machine" in capsys.readouterr().err
     assert not (tmp_path / "n-store" / "shards").exists()
+
+
+def test_submit_refuses_while_a_shard_still_runs(tmp_path, capsys):
+    toml = write_config(tmp_path, "r", (285, 967), ("fourier",), 1, {"fourier": 2})
+    cfg = load_config(toml)
+    store = Store(cfg.store)
+    manifest = write_manifest(store, cfg, [plan_batches(make_plan(cfg).jobs, 1)], "local", lambda b: 1.0)
+    import socket
+
+    state = {"state": "running", "host": socket.gethostname(), "pid": os.getpid(), "attempt": 1}
+    (store.root / "shards" / manifest["id"] / "shard-0.json").write_text(json.dumps(state))
+    assert main(["submit", "--config", str(toml), "--executor", "local"]) == 2
+    assert "may still be running" in capsys.readouterr().err
+    assert len(manifests(store)) == 1  # nothing new submitted

@@ -7,8 +7,8 @@ import pytest
 from atlas.cli import main
 from atlas.errors import AtlasError
 from atlas.pipeline import Runner, Store, make_plan
-from atlas.pipeline.estimate import (H100_PEAK_FLOPS, Rate, estimate_seconds, job_flops, peak_hours,
-                                     relative_cost)
+from atlas.pipeline.estimate import (H100_PEAK_FLOPS, Rate, assumed_utilisation, estimate_seconds, gpu_hours,
+                                     job_flops, peak_hours, relative_cost)
 from atlas.pipeline.ledger import Ledger, completions, read_ledger
 from atlas.pipeline.sharding import assign, parse_shard, plan_batches, shard_batches
 from helpers import fake_visualization, quick_config
@@ -149,9 +149,13 @@ def test_flops_and_h100_hours(tmp_path):
     cfg = quick_config(tmp_path, models=["resnet50"], classes=(1, 2), methods=("maco",), steps=256)
     plan = make_plan(cfg)
     job = plan.jobs[0]
-    assert job_flops(job) == pytest.approx(256 * 1 * 2 * 4.1e9)
-    assert peak_hours(plan.jobs) == pytest.approx(2 * 256 * 2 * 4.1e9 / H100_PEAK_FLOPS["bf16"] / 3600)
+    assert job_flops(job) == pytest.approx(256 * 1 * 2 * 2 * 4.1e9)  # passes x (fwd+bwd) x FLOPs/MAC x GMACs
+    assert peak_hours(plan.jobs) == pytest.approx(2 * 256 * 4 * 4.1e9 / H100_PEAK_FLOPS["bf16"] / 3600)
     assert peak_hours(plan.jobs, "fp32") > peak_hours(plan.jobs, "bf16")
+    # measured utilisation and loop ratio scale the peak figure
+    assert gpu_hours(plan.jobs, utilisation=0.5, loop_ratio=0.8) == pytest.approx(peak_hours(plan.jobs) / 0.4)
+    assert gpu_hours(plan.jobs) == pytest.approx(peak_hours(plan.jobs) / (0.10 * 0.85))  # convnet assumption
+    assert assumed_utilisation("vit_l_16") == 0.40 and assumed_utilisation("timm:vit_base_patch16_224") == 0.40
 
 
 def test_calibrated_rates_come_first(tmp_path):

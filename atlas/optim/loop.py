@@ -163,7 +163,7 @@ def optimize(
             image = param()
             image.retain_grad()
             if initial is None:
-                initial = image.detach().clamp(0, 1).clone()
+                initial = image.detach().clamp(0, 1)  # a new tensor; moved to the host after the loop
             views = transforms(image, rng)
             acts.clear()
             logits = model(views)

@@ -5,9 +5,11 @@ throughput that is, in order of preference: *calibrated* on this device by timin
 (model, method) (``atlas plan --estimate``, :mod:`atlas.pipeline.calibrate`); *measured* from finished
 jobs of the same (model, method) in the store; or *nominal* (published FLOPs and a nominal Lite0 rate).
 
-FLOPs: the model's weights are frozen, so the backward pass computes gradients for activations only -
-about as many FLOPs as the forward pass. One optimisation pass of one view therefore costs ~2x the forward
-FLOPs at the model's input size (every crop is resized to it).
+FLOPs: the published per-model figures (torchvision's ``_ops``, the ResNet/EfficientNet papers) count
+multiply-accumulates; a GPU's peak counts 2 FLOPs per multiply-accumulate (torch's ``FlopCounterMode``
+gives 8.18 GFLOPs for ResNet50's 4.09 G). The model's weights are frozen, so the backward pass computes
+gradients for activations only - about as many FLOPs as the forward pass: one optimisation pass of one
+view costs ~2 x 2 x the published figure at the model's input size (every crop is resized to it).
 """
 from __future__ import annotations
 
@@ -17,19 +19,24 @@ from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 from .jobs import Job
 
-#: GFLOPs of one forward pass at the model's input size (published figures), relative cost of a job.
+#: Published "GFLOPs" of one forward pass at the model's input size (torchvision ``_ops``: multiply-
+#: accumulates, see the module docstring); the relative cost of a job.
 MODEL_GFLOPS = {
     "efficientnet_lite0": 0.40, "efficientnet_lite1": 0.63, "efficientnet_lite2": 0.90,
     "resnet50": 4.1, "densenet121": 2.9, "convnext_base": 15.4, "vit_l_16": 61.6, "vit_l_32": 15.4,
 }
 #: Forward + input-gradient backward, relative to one forward pass (weights frozen: no weight gradients).
 FWD_BWD_FACTOR = 2.0
+#: FLOPs per multiply-accumulate (the unit of the published figures above).
+FLOPS_PER_MAC = 2.0
 #: Dense peak FLOP/s of an NVIDIA H100 SXM (datasheet): bf16 and TF32 tensor cores, plain fp32.
 H100_PEAK_FLOPS = {"bf16": 989e12, "tf32": 494.7e12, "fp32": 66.9e12}
-#: Assumptions for an H100 figure before ``bench/gpu.py`` has measured them: the raw model's
-#: forward+backward reaches 40% of the bf16 peak (model FLOPs utilisation), and the optimisation loop runs
-#: at 0.85 of that raw throughput (the goal set for ``bench/loop.py``; measured 0.98 on the CPU).
-ASSUMED_UTILISATION = 0.40
+#: Assumptions for an H100 figure until ``bench/gpu.py`` has measured them: the raw model's
+#: forward+backward reaches 40% of the bf16 peak for vision transformers (large matrix products) and 10%
+#: for convnets (memory-bound: normalisation, activations and small channel counts at batches of ~100);
+#: the optimisation loop runs at 0.85 of that raw throughput (the goal set for ``bench/loop.py``; measured
+#: 0.98 on the CPU).
+ASSUMED_UTILISATION = {"transformer": 0.40, "convnet": 0.10}
 ASSUMED_LOOP_RATIO = 0.85
 #: Lite0 forward+backward images per second on a 2-core CPU (DESIGN.md, bench/loop.py).
 NOMINAL_LITE0_PER_S = {"cpu": 25.0, "cuda": 1500.0}
@@ -75,7 +82,7 @@ def relative_cost(jobs: Iterable[Job]) -> float:
 
 def job_flops(job: Job) -> float:
     """FLOPs of one job: passes x (forward + input-gradient backward) at the model's input size."""
-    return passes(job) * FWD_BWD_FACTOR * MODEL_GFLOPS.get(job.model, 4.1) * 1e9
+    return passes(job) * FWD_BWD_FACTOR * FLOPS_PER_MAC * MODEL_GFLOPS.get(job.model, 4.1) * 1e9
 
 
 def peak_hours(jobs: Iterable[Job], precision: str = "bf16",
@@ -84,11 +91,23 @@ def peak_hours(jobs: Iterable[Job], precision: str = "bf16",
     return sum(job_flops(j) for j in jobs) / peak[precision] / 3600.0
 
 
-def gpu_hours(jobs: Iterable[Job], utilisation: float, loop_ratio: float, precision: str = "bf16") -> float:
-    """GPU-hours on one H100 when the raw model's forward+backward reaches ``utilisation`` of the peak
-    (model FLOPs utilisation) and the optimisation loop runs at ``loop_ratio`` of that raw throughput
-    (the ratio ``bench/gpu.py`` measures)."""
-    return peak_hours(jobs, precision) / (utilisation * loop_ratio)
+def assumed_utilisation(model: str) -> float:
+    """The assumed fraction of the bf16 peak the raw model reaches (:data:`ASSUMED_UTILISATION`)."""
+    transformer = any(t in model for t in ("vit", "deit", "swin", "beit", "eva"))
+    return ASSUMED_UTILISATION["transformer" if transformer else "convnet"]
+
+
+def gpu_hours(jobs: Iterable[Job], utilisation: Optional[float] = None, loop_ratio: float = ASSUMED_LOOP_RATIO,
+              precision: str = "bf16", peak: Mapping[str, float] = H100_PEAK_FLOPS) -> float:
+    """GPU-hours on one GPU (default: an H100) when the raw model's forward+backward reaches
+    ``utilisation`` of the peak (model FLOPs utilisation; default: :func:`assumed_utilisation` per model)
+    and the optimisation loop runs at ``loop_ratio`` of that raw throughput (``bench/gpu.py`` measures
+    both): FLOPs / (peak x utilisation x loop_ratio)."""
+    total = 0.0
+    for j in jobs:
+        u = utilisation if utilisation is not None else assumed_utilisation(j.model)
+        total += job_flops(j) / (peak[precision] * u * loop_ratio)
+    return total / 3600.0
 
 
 def measured_rates(metas: Iterable[dict]) -> Dict[Pair, float]:

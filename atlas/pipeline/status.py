@@ -109,6 +109,15 @@ def status(jobs: List[Job], store: Store, batch_size: int) -> Status:
     return st
 
 
+def active_shards(st: Status) -> List[ShardStatus]:
+    """Shards of the latest submission that may still be working (running, requeued, or waiting in the
+    SLURM queue)."""
+    if st.submission is None:
+        return []
+    waiting = st.submission.get("executor") == "slurm"
+    return [s for s in st.shards if s.state in ("running", "requeued") or (s.state == "queued" and waiting)]
+
+
 def format_status(st: Status, max_failed: int = 10) -> List[str]:
     """Human-readable lines for ``atlas status``."""
     lines = [f"{st.total} jobs: {st.done} done, {st.pending} pending, {len(st.failed)} failed"]
