@@ -15,8 +15,16 @@ def estimate_lines(cfg, plan, store, pending, device_type: str, calibrate_now: b
     """The estimate of ``atlas plan``: calibrated (now with ``--estimate``, or earlier and saved in the
     store), measured from finished jobs, or nominal; plus the plan's FLOPs and H100 hours."""
     from .pipeline.calibrate import calibrate, saved_rates
-    from .pipeline.estimate import (ASSUMED_LOOP_RATIO, ASSUMED_UTILISATION, estimate_seconds, format_duration,
-                                    gpu_hours, job_flops, measured_rates, peak_hours)
+    from .pipeline.estimate import (
+        ASSUMED_LOOP_RATIO,
+        ASSUMED_UTILISATION,
+        estimate_seconds,
+        format_duration,
+        gpu_hours,
+        job_flops,
+        measured_rates,
+        peak_hours,
+    )
 
     lines: List[str] = []
     if calibrate_now:
@@ -67,7 +75,8 @@ def register(cli, config_options) -> None:
         """Submit the missing jobs as shards (one task each); resubmitting runs only what is missing."""
         from .pipeline import Store, make_plan
         from .pipeline.calibrate import saved_rates
-        from .pipeline.cluster import absolute_config, default_folder, make_executor, submit as submit_shards
+        from .pipeline.cluster import absolute_config, default_folder, make_executor
+        from .pipeline.cluster import submit as submit_shards
         from .pipeline.estimate import estimate_seconds, relative_cost
         from .pipeline.sharding import plan_batches
         from .pipeline.status import active_shards, status
@@ -100,6 +109,7 @@ def register(cli, config_options) -> None:
                    f"{executor} job id(s) {', '.join(manifest['job_ids'][:4])}"
                    f"{' ...' if len(manifest['job_ids']) > 4 else ''}; follow with `atlas status`")
         if wait:
+            _follow(store, batches, manifest, jobs, ctx.obj["progress"])
             for i, job in enumerate(jobs):
                 try:
                     job.result()
@@ -114,6 +124,24 @@ def register(cli, config_options) -> None:
         from .pipeline import Store, make_plan
 
         _print_status(cfg, make_plan(cfg), Store(cfg.store))
+
+
+def _follow(store, batches, manifest, jobs, progress: bool, every: float = 2.0) -> None:
+    """A progress bar over the submission's jobs until every shard's task has ended."""
+    import time
+
+    from .pipeline.progress import stage
+
+    wanted = {i for s in manifest["shards"] for i in s["batches"]}
+    keys = [k for b in batches if b.id in wanted for k in b.keys]
+    seen = sum(store.has(k) for k in keys)
+    with stage("shards", len(keys), enabled=progress) as bar:
+        bar.update(seen)
+        while not all(j.done() for j in jobs):
+            time.sleep(every)
+            now = sum(store.has(k) for k in keys)
+            bar.update(now - seen)
+            seen = now
 
 
 def _print_status(cfg, plan, store) -> None:

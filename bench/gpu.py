@@ -106,12 +106,12 @@ def main() -> None:
                     loop = getattr(cfg, "steps", 1) * batch / seconds
                     raw = raw_rate(model, batch, model.input_size, device, args.raw_seconds)
                     peak = H100_PEAK_FLOPS["bf16" if precision == "bf16" else "tf32"]
+                    flops_per_img = FWD_BWD_FACTOR * FLOPS_PER_MAC * MODEL_GFLOPS.get(name, 4.1) * 1e9
                     rows.append({
                         "model": name, "method": mname, "precision": precision, "k": k, "model_batch": batch,
                         "loop_img_passes_per_s": round(loop, 1), "raw_fwd_bwd_img_per_s": round(raw, 1),
                         "ratio": round(loop / raw, 3),
-                        "raw_mfu_vs_h100": round(raw * FWD_BWD_FACTOR * FLOPS_PER_MAC * MODEL_GFLOPS.get(name, 4.1) * 1e9
-                                                 / peak, 3),
+                        "raw_mfu_vs_h100": round(raw * flops_per_img / peak, 3),
                         "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
                         if device.type == "cuda" else None,
                         "seconds_per_target": round(seconds / k, 3),

@@ -8,18 +8,25 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import fake_visualization
 
 from atlas.cli import main
 from atlas.config import load_config
 from atlas.errors import AtlasError
 from atlas.pipeline import Runner, Store, make_plan
-from atlas.pipeline.cluster import (ShardTask, make_executor, manifests, shard_state, slurm_parameters, submit,
-                                    write_manifest)
+from atlas.pipeline.cluster import (
+    ShardTask,
+    make_executor,
+    manifests,
+    shard_state,
+    slurm_parameters,
+    submit,
+    write_manifest,
+)
 from atlas.pipeline.estimate import relative_cost
 from atlas.pipeline.ledger import completions, read_ledger
 from atlas.pipeline.sharding import plan_batches
 from atlas.pipeline.status import format_status, status
-from helpers import fake_visualization
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,9 +173,9 @@ def test_status_lists_failures_with_reasons(tmp_path, capsys):
 
 
 def test_slurm_script_carries_the_cluster_settings(tmp_path):
-    from submitit.slurm.slurm import _make_sbatch_string
-
     from dataclasses import replace
+
+    from submitit.slurm.slurm import _make_sbatch_string
 
     cfg = load_config(write_config(tmp_path, "q", (285,), ("fourier",), 1, {"fourier": 2}))
     cluster = replace(cfg.cluster, partition="gpu-h100", gpus=1, cpus=12, mem_gb=80, timeout_min=180,

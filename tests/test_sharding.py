@@ -3,15 +3,23 @@ the method is replaced by a recorder where a run is needed)."""
 import json
 
 import pytest
+from helpers import fake_visualization, quick_config
 
 from atlas.cli import main
 from atlas.errors import AtlasError
 from atlas.pipeline import Runner, Store, make_plan
-from atlas.pipeline.estimate import (H100_PEAK_FLOPS, Rate, assumed_utilisation, estimate_seconds, gpu_hours,
-                                     job_flops, peak_hours, relative_cost)
+from atlas.pipeline.estimate import (
+    H100_PEAK_FLOPS,
+    Rate,
+    assumed_utilisation,
+    estimate_seconds,
+    gpu_hours,
+    job_flops,
+    peak_hours,
+    relative_cost,
+)
 from atlas.pipeline.ledger import Ledger, completions, read_ledger
 from atlas.pipeline.sharding import assign, parse_shard, plan_batches, shard_batches
-from helpers import fake_visualization, quick_config
 
 CLASSES = (285, 967, 665, 872, 985, 657, 1, 2, 3, 4, 5)
 
