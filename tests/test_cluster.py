@@ -28,6 +28,7 @@ from atlas.pipeline.ledger import completions, read_ledger
 from atlas.pipeline.sharding import plan_batches
 from atlas.pipeline.status import format_status, status
 
+pytest.importorskip("submitit")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -155,8 +155,10 @@ def slurm_parameters(cluster: ClusterConfig, name: str) -> Dict[str, object]:
 
 def make_executor(kind: str, folder: str | Path, cluster: ClusterConfig, name: str = "atlas"):
     """A submitit executor: ``slurm`` (needs ``srun``/``sbatch`` on this machine) or ``local``."""
-    import submitit
-
+    try:
+        import submitit
+    except ImportError:
+        raise AtlasError("submitting shards needs submitit: pip install 'atlas-fv[cluster]'") from None
     if kind not in EXECUTORS:
         raise unknown_choice("executor", kind, EXECUTORS)
     if kind == "slurm":
