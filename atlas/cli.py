@@ -1,4 +1,4 @@
-"""Command line: ``atlas build | plan | run | metrics | render | serve``.
+"""Command line: ``atlas build | plan | run | metrics | render | check | serve | submit | status``.
 
 Every command takes ``--preset`` (default ``demo``) or ``--config FILE.toml``. Errors in what was asked
 for print one line and exit with status 2, before anything is written.
@@ -53,10 +53,13 @@ def _plan(cfg):
 @cli.command()
 @config_options
 @click.option("--list", "list_jobs", is_flag=True, help="List every job with its status.")
-def plan(cfg, list_jobs):
+@click.option("--estimate", "calibrate_now", is_flag=True,
+              help="Calibrate the estimate by timing a few steps of each (model, method) on this device.")
+@click.pass_context
+def plan(ctx, cfg, list_jobs, calibrate_now):
     """List the jobs of a configuration, how many are done, and an estimate of the time left."""
+    from .cli_cluster import estimate_lines
     from .pipeline import Store
-    from .pipeline.estimate import estimate_seconds, format_duration, measured_rates
     from .pipeline.runner import pick_device
 
     p = _plan(cfg)
@@ -65,7 +68,6 @@ def plan(cfg, list_jobs):
     failed = {j.key for j in p.jobs if j.key not in done and store.failure(j.key)}
     pending = [j for j in p.jobs if j.key not in done]
     device = pick_device(cfg.device).type
-    rates = measured_rates(store.iter_metas()) if done else {}
     per = Counter((j.model, j.method) for j in p.jobs)
     per_done = Counter((j.model, j.method) for j in p.jobs if j.key in done)
     click.echo(f"preset/config: {cfg.name} · {len(cfg.models)} model(s) · "
@@ -78,22 +80,28 @@ def plan(cfg, list_jobs):
         click.echo(f"skipped: {s.model} {s.method} {s.target.slug()}: {s.reason}")
     if len(p.skipped) > 5:
         click.echo(f"skipped: ... {len(p.skipped) - 5} more")
-    left = estimate_seconds(pending, rates, device)
-    basis = "measured in this store" if rates else f"nominal {device} throughput"
     click.echo(f"total {len(p.jobs)} jobs: {len(done)} done, {len(failed)} failed, {len(pending) - len(failed)} "
-               f"pending; estimated time left {format_duration(left)} on {device} ({basis})")
+               f"pending")
+    for line in estimate_lines(cfg, p, store, pending, device, calibrate_now, ctx.obj["progress"]):
+        click.echo(line)
     if list_jobs:
         for j in p.jobs:
             status = "done" if j.key in done else "failed" if j.key in failed else "pending"
             click.echo(f"{j.key}  {status:8s} {j.label()}")
 
 
-def _run(cfg, progress):
+def _run(cfg, progress, shard=None):
     from .pipeline import Runner, Store
+    from .pipeline.sharding import parse_shard, shard_batches
 
+    where = parse_shard(shard) if shard else None
     p = _plan(cfg)
     store = Store(cfg.store)
-    report = Runner(cfg, store, progress=progress).run(p.jobs)
+    runner = Runner(cfg, store, progress=progress, tags={"shard": shard} if shard else None)
+    if where is None:
+        report = runner.run(p.jobs)
+    else:
+        report = runner.run_batches(shard_batches(p.jobs, cfg.batch_size, *where))
     msg = f"{report.done} jobs run, {report.cached} already in the store"
     if report.failed:
         msg += f", {len(report.failed)} failed (see atlas plan --list)"
@@ -124,10 +132,12 @@ def _render(cfg, p, store):
 
 @cli.command()
 @config_options
+@click.option("--shard", default=None, metavar="I/N",
+              help="Run only shard I of N (0-based): a fixed, cost-balanced share of the plan's batches.")
 @click.pass_context
-def run(ctx, cfg):
+def run(ctx, cfg, shard):
     """Run the pending jobs (finished jobs are skipped)."""
-    _run(cfg, ctx.obj["progress"])
+    _run(cfg, ctx.obj["progress"], shard)
 
 
 @cli.command()
@@ -198,6 +208,11 @@ def serve(site, port):
             httpd.serve_forever()
         except KeyboardInterrupt:
             pass
+
+
+from .cli_cluster import register as _register_cluster  # noqa: E402
+
+_register_cluster(cli, config_options)
 
 
 def main(argv=None) -> int:

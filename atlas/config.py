@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from .errors import AtlasError, unknown_choice
 from .registry import Registry
+from .runconfig import ClusterConfig, ComputeConfig, cluster_from_mapping, compute_from_mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -151,6 +152,9 @@ class AtlasConfig:
         per-method overrides of the method's ``Config`` defaults, e.g. ``(("maco", (("steps", 64),)),)``.
     batch_size:
         how many targets of one (model, method, seed) are optimised together in one batch.
+    compute, cluster:
+        how the jobs are computed (precision, memory format) and submitted (``[compute]``, ``[cluster]``);
+        neither changes a job's key.
     """
 
     name: str = "custom"
@@ -168,6 +172,8 @@ class AtlasConfig:
     site: str = "site"
     device: str = "auto"
     download: bool = False
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def method_settings(self, method: str) -> Dict[str, Any]:
         for name, kv in self.settings:
@@ -221,36 +227,64 @@ PAPER_JUDGES = ("mobilenet_v2", "vgg16", "inception_v3", "efficientnet_b0", "con
 #: VITAL Fig. 9 embeds "five dog breeds" (not named): Chihuahua, Maltese, golden retriever, German shepherd,
 #: Siberian husky.
 PAPER_TSNE_CLASSES = (151, 153, 207, 235, 250)
+#: Every registered method at the time of writing; methods added later are appended here (the presets
+#: run all of them side by side).
+PAPER_METHODS = ("maco", "fourier", "maco_hr", "fourier_hr")
+
+#: MACO's and the Fourier baseline's settings in the papers (MACO §4; VITAL supplementary §1.1: Fourier uses
+#: MACO's settings, only the initialisation changes): 256 NAdam steps at lr 1.0, crops of side ~N(0.25, 0.1)
+#: resized to the model input, uniform noise U(-0.1, 0.1). ``*_hr``: the 1024-px variants VITAL compares.
+_MACO_PAPER = {"steps": 256, "lr": 1.0, "crop_size": 0.25, "crop_size_std": 0.1, "noise": 0.1}
+PAPER_SETTINGS = {
+    "maco": dict(_MACO_PAPER, image_size=224),
+    "fourier": dict(_MACO_PAPER, image_size=224),
+    "maco_hr": dict(_MACO_PAPER, image_size=1024),
+    "fourier_hr": dict(_MACO_PAPER, image_size=1024),
+}
 
 
 @PRESETS.register("paper")
 def paper_preset() -> AtlasConfig:
-    """VITAL's setting: five torchvision models, all 1000 classes, every method, three seeds."""
+    """VITAL's setting (supplementary §1.1): ResNet50, DenseNet121, ConvNeXt-base, ViT-L/16 and ViT-L/32
+    (torchvision weights), all 1000 ImageNet classes, every method, three seeds; CRAFT concepts (K = 10 as
+    on Lens) and the 90 random ResNet50 neurons of VITAL's Table 2 (``layer4``: VITAL's ``layer4_2``,
+    the output of ResNet50's last block). Real images come from the ImageNet train folder (``--data``).
+
+    Sized for a GPU cluster: 16 targets per batch, bf16 autocast where the GPU supports it (``auto``),
+    32 shards of one GPU each (``atlas submit``).
+    """
     return AtlasConfig(
         name="paper",
         metrics=MetricsConfig(judges=PAPER_JUDGES, tsne_classes=PAPER_TSNE_CLASSES),
         title="Feature-visualization atlas (paper setting)",
         models=("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"),
         classes=None,
-        methods=("maco", "fourier"),
+        methods=PAPER_METHODS,
+        settings=freeze_settings(PAPER_SETTINGS),
         seeds=(0, 1, 2),
-        data=DataConfig(pool="imagenet/train", references=50),
-        batch_size=8,
+        data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
+        targets=TargetsConfig(classes=True, concepts=10, random_neurons=90, neuron_layer="layer4"),
+        batch_size=16,
+        cluster=ClusterConfig(shards=32, timeout_min=240),
     )
 
 
 @PRESETS.register("lens")
 def lens_preset() -> AtlasConfig:
-    """The Lens site's setting: ResNet50, 1000 classes, visualised with MACO."""
+    """The Lens site's setting: ResNet50, all 1000 classes and 10 CRAFT concepts per class (Lens README;
+    reference/05_craft.md), here with every method next to MACO; one seed; ImageNet train (``--data``)."""
     return AtlasConfig(
         name="lens",
         title="Lens-style atlas: ResNet50",
         models=("resnet50",),
         classes=None,
-        methods=("maco",),
+        methods=PAPER_METHODS,
+        settings=freeze_settings(PAPER_SETTINGS),
         seeds=(0,),
-        data=DataConfig(pool="imagenet/train", references=50),
-        batch_size=8,
+        data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
+        targets=TargetsConfig(classes=True, concepts=10, concept_layer="layer4"),
+        batch_size=16,
+        cluster=ClusterConfig(shards=8, timeout_min=240),
     )
 
 
@@ -325,6 +359,10 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> Atlas
         kw["targets"] = _targets_from_mapping(base.targets, _expect("targets", raw["targets"], (dict,), "a table"))
     if "metrics" in raw:
         kw["metrics"] = _metrics_from_mapping(base.metrics, _expect("metrics", raw["metrics"], (dict,), "a table"))
+    if "compute" in raw:
+        kw["compute"] = compute_from_mapping(base.compute, _expect("compute", raw["compute"], (dict,), "a table"))
+    if "cluster" in raw:
+        kw["cluster"] = cluster_from_mapping(base.cluster, _expect("cluster", raw["cluster"], (dict,), "a table"))
     if "settings" in raw:
         settings = _expect("settings", raw["settings"], (dict,), "a table of [settings.<method>] tables")
         merged = {m: dict(kv) for m, kv in base.settings}

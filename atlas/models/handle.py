@@ -47,6 +47,7 @@ class ModelHandle:
     concept_layer: Optional[str] = None
     channels_last: bool = False
     weights: str = ""
+    autocast: Optional[torch.dtype] = None
     _modules: Dict[str, nn.Module] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -81,7 +82,17 @@ class ModelHandle:
         x = self.normalize(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.module(x)
+        if self.autocast is None:
+            return self.module(x)
+        with torch.autocast(x.device.type, dtype=self.autocast):
+            out = self.module(x)
+        return out.float()
+
+    def _captured(self, t):
+        """A captured activation, in float32 when the model runs under autocast."""
+        if self.autocast is not None and isinstance(t, torch.Tensor) and t.is_floating_point():
+            return t.float()
+        return t
 
     # ------------------------------------------------------------------ layers
     def layer_names(self) -> list[str]:
@@ -127,11 +138,11 @@ class ModelHandle:
                 mod = self.module_at(key)
                 if key.endswith(":in"):
                     def pre(m, args, _k=key):
-                        store[_k] = args[0]
+                        store[_k] = self._captured(args[0])
                     handles.append(mod.register_forward_pre_hook(pre))
                 else:
                     def post(m, args, out, _k=key):
-                        store[_k] = out
+                        store[_k] = self._captured(out)
                     handles.append(mod.register_forward_hook(post))
             yield store
         finally:
@@ -147,7 +158,7 @@ class ModelHandle:
 
         def make(key):
             def hook(m, args, out=None):
-                store[key] = args[0] if key.endswith(":in") else out
+                store[key] = self._captured(args[0] if key.endswith(":in") else out)
                 if len(store) == len(keys):
                     raise _StopForward
 

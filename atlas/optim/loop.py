@@ -85,6 +85,55 @@ def alpha_map(grad_sum: torch.Tensor, percentile: float = 99.0) -> torch.Tensor:
     return (a / hi.view(-1, 1, 1)).clamp(0, 1)
 
 
+class NonFiniteWatch:
+    """Remembers the first step whose loss was NaN/Inf, without making the host wait for the device.
+
+    Every ``check_every`` steps the device-side flag is copied into pinned host memory asynchronously
+    (with a CUDA event); the copy is read at a later check once the event has completed, so a GPU loop
+    never blocks on it. On the CPU the copy is immediate. :meth:`finish` waits, once, after the loop.
+    """
+
+    def __init__(self, steps: int, device: torch.device):
+        self.steps = steps
+        self.first = torch.full((), steps, dtype=torch.long, device=device)
+        cuda = device.type == "cuda"
+        self.host = torch.full((), steps, dtype=torch.long, pin_memory=cuda)
+        self.view = self.host.numpy()  # reads the host buffer without a torch operation
+        self.event = torch.cuda.Event() if cuda else None
+        self.in_flight = False
+
+    def update(self, loss: torch.Tensor, step: int) -> None:
+        bad = ~torch.isfinite(loss.detach()) & (self.first == self.steps)
+        self.first = torch.where(bad, torch.full_like(self.first, step), self.first)
+
+    def _raise_if_bad(self) -> None:
+        value = int(self.view)
+        if value < self.steps:
+            raise NonFiniteLoss(value)
+
+    def poll(self) -> None:
+        """Raise :class:`NonFiniteLoss` if a finished copy shows a bad step; start the next copy."""
+        if self.event is None:  # CPU: the copy is immediate and costs nothing
+            self.host.copy_(self.first)
+            self._raise_if_bad()
+            return
+        if self.in_flight and (self.event is None or self.event.query()):
+            self.in_flight = False
+            self._raise_if_bad()
+        if not self.in_flight:
+            self.host.copy_(self.first, non_blocking=self.event is not None)
+            if self.event is not None:
+                self.event.record()
+            self.in_flight = True
+
+    def finish(self) -> None:
+        """Wait for the flag after the loop and raise if any step was bad."""
+        if self.event is not None and self.in_flight:
+            self.event.synchronize()
+        self.host.copy_(self.first)
+        self._raise_if_bad()
+
+
 def optimize(
     model: ModelHandle,
     param: Parameterization,
@@ -98,22 +147,23 @@ def optimize(
 ) -> OptimResult:
     """Maximise ``objective`` over ``param`` for ``steps`` steps; return images, transparency and history.
 
-    Raises :class:`NonFiniteLoss` if the loss becomes NaN/Inf (checked every ``check_every`` steps, so the
-    loop does not synchronise with the device at every step).
+    Raises :class:`NonFiniteLoss` if the loss becomes NaN/Inf. The loop never waits for the device: the
+    check runs every ``check_every`` steps on an asynchronous copy (:class:`NonFiniteWatch`), scores stay
+    on the device until the end, and random geometry is drawn on the host (``TargetRNG.host``).
     """
     start = time.perf_counter()
     k = len(rng)
     opt, sched = optimizer.build(param.params(), steps)
     grad_sum = None
     history = []
-    first_bad = torch.full((), steps, dtype=torch.long, device=rng.device)
+    watch = NonFiniteWatch(steps, rng.device)
     initial = None
     with model.capture(objective.layers) as acts:
         for step in range(steps):
             image = param()
             image.retain_grad()
             if initial is None:
-                initial = image.detach().clamp(0, 1).cpu()
+                initial = image.detach().clamp(0, 1)  # a new tensor; moved to the host after the loop
             views = transforms(image, rng)
             acts.clear()
             logits = model(views)
@@ -127,19 +177,18 @@ def optimize(
             g = image.grad.detach().abs()
             grad_sum = g if grad_sum is None else grad_sum + g
             history.append(scores.detach())
-            bad = ~torch.isfinite(loss.detach()) & (first_bad == steps)
-            first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
-            if (step + 1) % check_every == 0 or step == steps - 1:
-                if int(first_bad) < steps:
-                    raise NonFiniteLoss(int(first_bad))
+            watch.update(loss, step)
+            if (step + 1) % check_every == 0:
+                watch.poll()
             if on_step is not None:
                 on_step(step)
+    watch.finish()
     with torch.no_grad():
         images = param().clamp(0, 1)
     return OptimResult(
         images=images.detach().cpu(),
-        initial=initial if initial is not None else images.detach().cpu(),
+        initial=initial.cpu() if initial is not None else images.detach().cpu(),
         alpha=alpha_map(grad_sum).cpu() if grad_sum is not None else torch.ones(images.shape[0], *images.shape[2:]),
-        history=torch.stack(history).cpu() if history else torch.zeros(0, k),
+        history=torch.stack(history).float().cpu() if history else torch.zeros(0, k),
         seconds=time.perf_counter() - start,
     )

@@ -64,16 +64,31 @@ class Objective:
         return f"Objective({self.description})"
 
 
+class _Constant:
+    """A constant tensor, copied to each device once: copying it at every step would make a GPU loop wait
+    for the host (a blocking host-to-device copy)."""
+
+    def __init__(self, value: torch.Tensor):
+        self.value = value
+        self.copies: Dict[torch.device, torch.Tensor] = {}
+
+    def on(self, device: torch.device) -> torch.Tensor:
+        hit = self.copies.get(device)
+        if hit is None:
+            hit = self.copies[device] = self.value.to(device)
+        return hit
+
+
 def _spatial_mean(a: torch.Tensor) -> torch.Tensor:
     return a.flatten(2).mean(-1) if a.dim() > 2 else a
 
 
 def class_logit(class_ids: Sequence[int]) -> Objective:
     """The logit of target k's class, averaged over its views."""
-    ids = torch.as_tensor(list(class_ids))
+    ids = _Constant(torch.as_tensor(list(class_ids)))
 
     def fn(ev: Evaluation) -> torch.Tensor:
-        cls = ids.to(ev.logits.device).repeat_interleave(ev.logits.shape[0] // ev.k)
+        cls = ids.on(ev.logits.device).repeat_interleave(ev.logits.shape[0] // ev.k)
         return per_target(ev.logits.gather(1, cls[:, None])[:, 0], ev.k)
 
     return Objective(fn, (), f"logit{list(class_ids)}")
@@ -81,11 +96,11 @@ def class_logit(class_ids: Sequence[int]) -> Objective:
 
 def channel(layer: str, channels: Sequence[int]) -> Objective:
     """Mean activation of channel ``channels[k]`` of ``layer`` (over positions and views)."""
-    ch = torch.as_tensor(list(channels))
+    ch = _Constant(torch.as_tensor(list(channels)))
 
     def fn(ev: Evaluation) -> torch.Tensor:
         a = _spatial_mean(ev.acts[layer])
-        c = ch.to(a.device).repeat_interleave(a.shape[0] // ev.k)
+        c = ch.on(a.device).repeat_interleave(a.shape[0] // ev.k)
         return per_target(a.gather(1, c[:, None])[:, 0], ev.k)
 
     return Objective(fn, (layer,), f"channel {layer}{list(channels)}")
@@ -94,11 +109,11 @@ def channel(layer: str, channels: Sequence[int]) -> Objective:
 def direction(layer: str, vectors: torch.Tensor, cossim_pow: float = 2.0, min_cos: float = 0.1) -> Objective:
     """dot(a, v) * clamp(cos(a, v), min_cos) ** cossim_pow on the spatially averaged activations of
     ``layer`` - the concept-visualisation objective of horama/xplique (``dot_cossim``)."""
-    vecs = torch.as_tensor(vectors, dtype=torch.float32)
+    vecs = _Constant(torch.as_tensor(vectors, dtype=torch.float32))
 
     def fn(ev: Evaluation) -> torch.Tensor:
         a = _spatial_mean(ev.acts[layer])
-        v = vecs.to(a.device).repeat_interleave(a.shape[0] // ev.k, dim=0)
+        v = vecs.on(a.device).repeat_interleave(a.shape[0] // ev.k, dim=0)
         dot = (a * v).sum(1)
         cos = F.cosine_similarity(a, v, dim=1).clamp(min=min_cos)
         return per_target(dot * cos.pow(cossim_pow), ev.k)

@@ -133,11 +133,11 @@ def jitter(limit: int) -> Transform:
             return x
         k = len(rng)
         m = x.shape[0] // k
-        shifts = rng.randint(-limit, limit + 1, 2 * m)
+        shifts = rng.randint(-limit, limit + 1, 2 * m).tolist()  # host integers: no device sync
         parts = []
         for t in range(k):
             for j in range(m):
-                dy, dx = int(shifts[t, 2 * j]), int(shifts[t, 2 * j + 1])
+                dy, dx = shifts[t][2 * j], shifts[t][2 * j + 1]
                 parts.append(torch.roll(x[t * m + j : t * m + j + 1], shifts=(dy, dx), dims=(2, 3)))
         return torch.cat(parts, 0)
 

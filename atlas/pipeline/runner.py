@@ -1,15 +1,17 @@
 """Run the pending jobs of a plan on this machine, batch by batch, storing each result atomically.
 
-Jobs are grouped by model (each model is loaded once), then by method, then into batches of up to
-``batch_size`` targets that may share one optimisation. A job that fails numerically (NaN/Inf) is
-recorded as failed with its reason and the build goes on.
+Batches are formed from the whole plan (:func:`atlas.pipeline.sharding.plan_batches`), so a job is
+optimised in the same batch whether the run is fresh, resumed or one shard of many; finished jobs are
+skipped. Models are loaded once per (model, method) group. A job that fails numerically (NaN/Inf) is
+recorded as failed with its reason and the build goes on. Each stored batch is appended to the ledger.
+The GPU settings of ``cfg.compute`` (bf16 autocast, channels-last, cuDNN autotuning) apply for the run.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -18,8 +20,11 @@ from ..data import open_pool
 from ..methods import METHODS, RunContext
 from ..models import load_model
 from ..optim.loop import NonFiniteLoss
+from .compute import compute_settings, prepare_model
 from .jobs import Job
+from .ledger import Ledger
 from .progress import stage
+from .sharding import Batch, plan_batches
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -40,25 +45,24 @@ def pick_device(spec: str = "auto") -> torch.device:
 
 
 def batches(jobs: Sequence[Job], size: int) -> List[List[Job]]:
-    """Consecutive groups of up to ``size`` jobs that share a batch group (order preserved)."""
-    groups: Dict[tuple, List[Job]] = {}
-    for j in jobs:
-        groups.setdefault(j.batch_group(), []).append(j)
-    out = []
-    for g in groups.values():
-        out.extend(g[i : i + size] for i in range(0, len(g), size))
-    return out
+    """The jobs of :func:`~atlas.pipeline.sharding.plan_batches`, as lists."""
+    return [list(b.jobs) for b in plan_batches(jobs, size)]
 
 
 class Runner:
-    """Executes jobs for one configuration; models and pools are loaded once and reused."""
+    """Executes jobs for one configuration; models and pools are loaded once and reused.
+
+    ``tags`` (e.g. the shard and submission) are written with every ledger record of this runner.
+    """
 
     def __init__(self, cfg: AtlasConfig, store: Store, device: str | torch.device | None = None,
-                 progress: bool = True):
+                 progress: bool = True, tags: Optional[Dict[str, object]] = None):
         self.cfg = cfg
         self.store = store
         self.device = pick_device(str(device or cfg.device))
         self.progress = progress
+        self.ledger = Ledger(store.root, tags)
+        self.precision = "fp32"
         self._pool = None
         self._contexts: Dict[str, RunContext] = {}
 
@@ -71,6 +75,7 @@ class Runner:
         if model not in self._contexts:
             self._contexts.clear()  # one model in memory at a time
             handle = load_model(model, device=self.device, download=self.cfg.download)
+            self.precision = prepare_model(handle, self.cfg.compute, self.device)
             self._contexts[model] = RunContext(
                 model=handle, data=self.cfg.data, cache_dir=self.store.cache_dir, pool_factory=self.pool,
                 store=self.store, config=self.cfg,
@@ -78,27 +83,36 @@ class Runner:
         return self._contexts[model]
 
     def run(self, jobs: Sequence[Job]) -> RunReport:
+        """Run the pending ``jobs`` (a plan's jobs), in the batches the whole plan forms."""
+        return self.run_batches(plan_batches(jobs, self.cfg.batch_size))
+
+    def run_batches(self, batches: Sequence[Batch]) -> RunReport:
+        """Run the pending jobs of ``batches``. A batch with some jobs stored already (a run killed while
+        storing it) runs only the missing ones: no stored job is ever computed again."""
         start = time.perf_counter()
         report = RunReport()
         self.store.clean_temp()
-        pending = [j for j in jobs if not self.store.has(j.key)]
-        report.cached = len(jobs) - len(pending)
-        order: Dict[tuple, List[Job]] = {}
-        for j in pending:
-            order.setdefault((j.model, j.method), []).append(j)
-        for (model, method_name), group in order.items():
-            method = METHODS.get(method_name)
-            ctx = self.context(model)
-            size = self.cfg.batch_size if method.batchable else 1
-            with stage(f"{method_name} · {model}", len(group), enabled=self.progress) as bar:
-                for batch in batches(group, size):
-                    self._run_batch(ctx, method, batch, report)
-                    bar.update(len(batch))
+        order: Dict[tuple, List[List[Job]]] = {}
+        for b in batches:
+            pending = [j for j in b.jobs if not self.store.has(j.key)]
+            report.cached += len(b.jobs) - len(pending)
+            if pending:
+                order.setdefault((b.model, b.method), []).append(pending)
+        with compute_settings(self.cfg.compute, self.device):
+            for (model, method_name), group in order.items():
+                method = METHODS.get(method_name)
+                ctx = self.context(model)
+                total = sum(len(b) for b in group)
+                with stage(f"{method_name} · {model}", total, enabled=self.progress) as bar:
+                    for batch in group:
+                        self._run_batch(ctx, method, batch, report)
+                        bar.update(len(batch))
         report.seconds = time.perf_counter() - start
         return report
 
     def _run_batch(self, ctx: RunContext, method, batch: List[Job], report: RunReport) -> None:
         cfg = batch[0].config
+        start = time.perf_counter()
         try:
             results = method.run(ctx, cfg, [j.target for j in batch], [j.target_seed for j in batch])
         except NonFiniteLoss as exc:
@@ -111,5 +125,8 @@ class Runner:
             log.warning("%s failed: %s", batch[0].label(), exc)
             return
         for job, vis in zip(batch, results):
+            vis.info = dict(vis.info, device=self.device.type, precision=self.precision)
             self.store.put(job, vis)
             report.done += 1
+        self.ledger.record([j.key for j in batch], time.perf_counter() - start,
+                           model=batch[0].model, method=batch[0].method)

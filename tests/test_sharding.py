@@ -1,0 +1,193 @@
+"""Batches formed from the whole plan, cost-balanced shards, the ledger and the estimates (no model runs:
+the method is replaced by a recorder where a run is needed)."""
+import json
+
+import pytest
+from helpers import fake_visualization, quick_config
+
+from atlas.cli import main
+from atlas.errors import AtlasError
+from atlas.pipeline import Runner, Store, make_plan
+from atlas.pipeline.estimate import (
+    H100_PEAK_FLOPS,
+    Rate,
+    assumed_utilisation,
+    estimate_seconds,
+    gpu_hours,
+    job_flops,
+    peak_hours,
+    relative_cost,
+)
+from atlas.pipeline.ledger import Ledger, completions, read_ledger
+from atlas.pipeline.sharding import assign, parse_shard, plan_batches, shard_batches
+
+CLASSES = (285, 967, 665, 872, 985, 657, 1, 2, 3, 4, 5)
+
+
+def uneven_config(tmp_path, **extra):
+    """MACO costs 15x Fourier per job here, so equal job counts are far from equal work."""
+    return quick_config(tmp_path, classes=CLASSES, batch_size=2,
+                        settings={"maco": {"steps": 30, "crops": 1}, "fourier": {"steps": 2, "crops": 1}}, **extra)
+
+
+def test_batches_cover_the_plan_in_whole_groups(tmp_path):
+    plan = make_plan(uneven_config(tmp_path))
+    bs = plan_batches(plan.jobs, 2)
+    assert sorted(k for b in bs for k in b.keys) == sorted(j.key for j in plan.jobs)
+    assert all(len({j.batch_group() for j in b.jobs}) == 1 and 1 <= len(b) <= 2 for b in bs)
+    assert len({b.id for b in bs}) == len(bs)
+    # the same batches every time the plan is made
+    assert [b.id for b in plan_batches(make_plan(uneven_config(tmp_path)).jobs, 2)] == [b.id for b in bs]
+
+
+def test_shards_partition_the_batches_and_balance_cost_not_count(tmp_path):
+    plan = make_plan(uneven_config(tmp_path))
+    bs = plan_batches(plan.jobs, 2)
+    shards = assign(bs, 3)
+    ids = [b.id for s in shards for b in s]
+    assert sorted(ids) == sorted(b.id for b in bs) and len(set(ids)) == len(ids)
+    loads = [relative_cost([j for b in s for j in b.jobs]) for s in shards]
+    biggest = max(relative_cost(b.jobs) for b in bs)
+    assert max(loads) - min(loads) <= biggest + 1e-9
+    counts = [sum(len(b) for b in s) for s in shards]
+    assert len(set(counts)) > 1  # balanced by cost, hence unequal job counts
+    # a split by count (consecutive thirds) would be far less balanced
+    thirds = [bs[i::3] for i in range(3)]
+    naive = [relative_cost([j for b in s for j in b.jobs]) for s in thirds]
+    assert max(loads) / min(loads) < max(naive) / min(naive)
+    # shards keep plan order inside (one model load per group)
+    order = {b.id: i for i, b in enumerate(bs)}
+    assert all([order[b.id] for b in s] == sorted(order[b.id] for b in s) for s in shards)
+
+
+def test_shard_share_does_not_depend_on_what_is_done(tmp_path):
+    cfg = uneven_config(tmp_path)
+    plan = make_plan(cfg)
+    before = [b.id for b in shard_batches(plan.jobs, 2, 1, 3)]
+    store = Store(cfg.store)
+    for j in plan.jobs[::2]:
+        store.put(j, fake_visualization(j))
+    assert [b.id for b in shard_batches(make_plan(cfg).jobs, 2, 1, 3)] == before
+
+
+@pytest.mark.parametrize("text", ["4/4", "a/b", "-1/3", "1", "2/0", ""])
+def test_bad_shard_is_a_one_line_error(text):
+    with pytest.raises(AtlasError) as err:
+        parse_shard(text)
+    assert "i/n" in str(err.value) or "0..n-1" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_run_with_bad_shard_exits_2_and_writes_nothing(tmp_path, capsys):
+    assert main(["run", "--shard", "3/3", "--store", str(tmp_path / "s")]) == 2
+    assert "bad shard '3/3'" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+class Recorder:
+    """Stands in for a method's ``run``: records each call's targets and returns fake results."""
+
+    def __init__(self, jobs):
+        self.by_target = {(j.method, j.target): j for j in jobs}
+        self.calls = []
+
+    def __call__(self, method_name):
+        def run(ctx, cfg, targets, seeds):
+            self.calls.append((method_name, tuple(t.class_id for t in targets)))
+            return [fake_visualization(self.by_target[(method_name, t)]) for t in targets]
+
+        return run
+
+
+@pytest.fixture
+def recorded(tmp_path, monkeypatch):
+    from atlas.methods import METHODS
+
+    cfg = uneven_config(tmp_path)
+    plan = make_plan(cfg)
+    rec = Recorder(plan.jobs)
+    for name in cfg.methods:
+        monkeypatch.setattr(METHODS.get(name), "run", rec(name))
+    monkeypatch.setattr(Runner, "context", lambda self, model: None)
+    return cfg, plan, rec
+
+
+def test_resumed_run_keeps_the_plan_batches_and_never_recomputes(recorded):
+    """A run resumed after some jobs finished optimises the same batches as an uninterrupted run (a batch
+    that was cut in half by a kill runs only its missing jobs), and records each job once in the ledger."""
+    cfg, plan, rec = recorded
+    store = Store(cfg.store)
+    full = [(b.method, tuple(j.target.class_id for j in b.jobs)) for b in plan_batches(plan.jobs, 2)]
+    first = plan.jobs[0]  # the first job of the first batch is already stored
+    store.put(first, fake_visualization(first))
+    report = Runner(cfg, store, progress=False).run(plan.jobs)
+    assert report.done == len(plan.jobs) - 1 and report.cached == 1
+    assert rec.calls[0] == (first.method, full[0][1][1:])  # the partial batch: only its missing job
+    assert rec.calls[1:] == full[1:]
+    counts = completions(store.root)
+    assert set(counts) == {j.key for j in plan.jobs} - {first.key} and set(counts.values()) == {1}
+    again = Runner(cfg, store, progress=False).run(plan.jobs)
+    assert again.done == 0 and len(rec.calls) == len(full)
+    meta = store.meta(plan.jobs[-1].key)
+    assert meta["info"]["device"] == "cpu" and meta["info"]["precision"] == "fp32"
+
+
+def test_shards_together_run_every_batch_once(recorded):
+    cfg, plan, rec = recorded
+    store = Store(cfg.store)
+    for i in range(3):
+        Runner(cfg, store, progress=False, tags={"shard": f"{i}/3"}).run_batches(shard_batches(plan.jobs, 2, i, 3))
+    assert sorted(rec.calls) == sorted((b.method, tuple(j.target.class_id for j in b.jobs))
+                                       for b in plan_batches(plan.jobs, 2))
+    assert all(store.has(j.key) for j in plan.jobs)
+    assert {r["shard"] for r in read_ledger(store.root)} == {"0/3", "1/3", "2/3"}
+
+
+def test_ledger_skips_a_torn_line(tmp_path):
+    led = Ledger(tmp_path, {"shard": 1})
+    led.record(["a", "b"], 1.5)
+    with open(led.path, "a") as fh:
+        fh.write('{"keys": ["c"], "seco')  # killed mid-line
+    assert completions(tmp_path) == {"a": 1, "b": 1}
+    rec = next(read_ledger(tmp_path))
+    assert rec["shard"] == 1 and rec["seconds"] == 1.5
+
+
+def test_flops_and_h100_hours(tmp_path):
+    cfg = quick_config(tmp_path, models=["resnet50"], classes=(1, 2), methods=("maco",), steps=256)
+    plan = make_plan(cfg)
+    job = plan.jobs[0]
+    assert job_flops(job) == pytest.approx(256 * 1 * 2 * 2 * 4.1e9)  # passes x (fwd+bwd) x FLOPs/MAC x GMACs
+    assert peak_hours(plan.jobs) == pytest.approx(2 * 256 * 4 * 4.1e9 / H100_PEAK_FLOPS["bf16"] / 3600)
+    assert peak_hours(plan.jobs, "fp32") > peak_hours(plan.jobs, "bf16")
+    # measured utilisation and loop ratio scale the peak figure
+    assert gpu_hours(plan.jobs, utilisation=0.5, loop_ratio=0.8) == pytest.approx(peak_hours(plan.jobs) / 0.4)
+    assert gpu_hours(plan.jobs) == pytest.approx(peak_hours(plan.jobs) / (0.10 * 0.85))  # convnet assumption
+    assert assumed_utilisation("vit_l_16") == 0.40 and assumed_utilisation("timm:vit_base_patch16_224") == 0.40
+
+
+def test_calibrated_rates_come_first(tmp_path):
+    plan = make_plan(quick_config(tmp_path, classes=(1, 2, 3, 4), methods=("maco",), steps=10))
+    nominal = estimate_seconds(plan.jobs)
+    cal = {("efficientnet_lite0", "maco"): Rate(overhead=2.0, per_target_step=0.5)}
+    assert estimate_seconds(plan.jobs, calibrated=cal, batch=2) == pytest.approx(4 * (2.0 / 2 + 10 * 0.5))
+    assert estimate_seconds(plan.jobs, {("efficientnet_lite0", "maco"): 1.0}) == pytest.approx(4 * 10 * 1)
+    assert nominal > 0
+
+
+def test_saved_calibration_is_used_by_plan(tmp_path, capsys):
+    from atlas.pipeline.calibrate import _entry_key
+
+    cfg = quick_config(tmp_path, classes=(1, 2), methods=("fourier",), steps=10)
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    key = _entry_key(plan.jobs[0], cfg.batch_size, "bf16")
+    store.cache_dir.mkdir(parents=True)
+    (store.cache_dir / "calibration.json").write_text(json.dumps(
+        {"cuda:NVIDIA H100 80GB HBM3": {key: {"overhead": 0.0, "per_target_step": 36.0}}}))
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'preset = "demo"\nclasses = [1, 2]\nmethods = ["fourier"]\nstore = "{cfg.store}"\n'
+                    '[settings.fourier]\nsteps = 10\ncrops = 1\n')
+    assert main(["plan", "--config", str(toml)]) == 0
+    out = capsys.readouterr().out
+    assert "calibrated on cuda:NVIDIA H100 80GB HBM3" in out and "0.2 GPU-hours" in out  # 2 x 10 x 36 s
