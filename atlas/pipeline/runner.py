@@ -15,6 +15,7 @@ import torch
 
 from ..config import AtlasConfig
 from ..data import open_pool
+from ..errors import Unsupported
 from ..methods import METHODS, RunContext
 from ..models import load_model
 from ..optim.loop import NonFiniteLoss
@@ -89,7 +90,7 @@ class Runner:
         for (model, method_name), group in order.items():
             method = METHODS.get(method_name)
             ctx = self.context(model)
-            size = self.cfg.batch_size if method.batchable else 1
+            size = method.batch_size(group[0].config, self.cfg.batch_size)
             with stage(f"{method_name} · {model}", len(group), enabled=self.progress) as bar:
                 for batch in batches(group, size):
                     self._run_batch(ctx, method, batch, report)
@@ -101,6 +102,12 @@ class Runner:
         cfg = batch[0].config
         try:
             results = method.run(ctx, cfg, [j.target for j in batch], [j.target_seed for j in batch])
+        except Unsupported as exc:  # decided only once the model is loaded: recorded, the build goes on
+            for job in batch:
+                self.store.put_failure(job, str(exc))
+                report.failed.append(job.key)
+            log.warning("%s: %s", method.name, exc)
+            return
         except NonFiniteLoss as exc:
             if len(batch) > 1:  # find which target diverged
                 for j in batch:
