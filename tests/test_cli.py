@@ -50,7 +50,8 @@ def test_plan_paper_preset_offline(capsys):
     assert main(["plan", "--preset", "paper"]) == 0
     out = capsys.readouterr().out
     assert "resnet50" in out and "vit_l_32" in out and "estimated time left" in out
-    # maco, fourier, plugin_inversion: 5 models; deepinversion(_ms): only the 2 with BatchNorm (x 1000 classes x 3 seeds)
+    # (maco, fourier, plugin_inversion) x 5 models + deepinversion(_ms) x the 2 models with BatchNorm,
+    # x 1000 classes x 3 seeds
     assert "total 57000 jobs" in out
     assert "skipped: convnext_base deepinversion class-0000: deepinversion needs BatchNorm layers" in out
 

@@ -2,12 +2,14 @@
 ensemble, the canvas grows stage by stage, and the ensemble size follows VITAL's Table 1 per model."""
 import numpy as np
 import pytest
+import torch
 
 from atlas.config import DataConfig
 from atlas.data import open_pool
 from atlas.errors import AtlasError
 from atlas.methods import METHODS, RunContext
 from atlas.methods.plugin_inversion import ensemble_size
+from atlas.optim import TargetRNG
 from atlas.targets import Target
 
 
@@ -17,11 +19,11 @@ def ctx(lite0):
                       pool_factory=lambda: open_pool("bundled"))
 
 
-def test_target_probability_rises_and_canvas_grows(ctx):
+def test_target_probability_rises(ctx):
     method = METHODS.get("plugin_inversion")
-    cfg = method.config({"steps": 16, "stages": 2, "views": 2})
+    cfg = method.config({"steps": 16, "stages": 2, "views": 2, "grow": "zoom"})
     assert cfg.canvas_sides() == [112, 224] and cfg.stage_steps() == [8, 8]
-    vis = method.run(ctx, cfg, [Target.of_class(967), Target.of_class(872)], [7, 8])
+    vis = method.run(ctx, cfg, [Target.of_class(872), Target.of_class(985)], [7, 8])
     for v in vis:
         s = v.scores
         assert v.image.shape == (224, 224, 3) and v.alpha.shape == (224, 224)
@@ -31,6 +33,22 @@ def test_target_probability_rises_and_canvas_grows(ctx):
         assert s["prob_end"] > s["prob_start"] + 0.1 and s["logit_end"] > s["logit_start"] + 2
         assert v.info["views"] == 2 and v.info["canvas_sides"] == [112, 224]
     assert np.abs(vis[0].image - vis[1].image).mean() > 0.02
+
+
+@pytest.mark.parametrize("grow", ["center", "zoom"])
+def test_canvas_grows_around_the_centre_or_by_zooming(ctx, grow):
+    """With lr 0 nothing moves, so the geometry shows: "center" keeps stage 1's image at the centre of new
+    noise; "zoom" upsamples it to the full canvas."""
+    method = METHODS.get("plugin_inversion")
+    cfg = method.config({"steps": 2, "stages": 2, "views": 1, "image_size": 64, "lr": 0.0, "grow": grow})
+    final = method.run(ctx, cfg, [Target.of_class(1)], [3])[0].image
+    first = TargetRNG([3]).rand(1, 3, 32, 32)  # the stage-1 canvas: the target's first draw
+    if grow == "center":
+        assert np.allclose(final[16:48, 16:48], first[0].permute(1, 2, 0).numpy(), atol=1e-6)
+        assert np.abs(final[:16] - 0.5).mean() > 0.15  # fresh uniform noise around it
+    else:
+        up = torch.nn.functional.interpolate(first, size=(64, 64), mode="bilinear", align_corners=False)
+        assert np.allclose(final, up[0].permute(1, 2, 0).numpy(), atol=1e-6)
 
 
 def test_targets_are_independent_of_their_batch(ctx):

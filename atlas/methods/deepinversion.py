@@ -148,6 +148,7 @@ class DeepInversion(Method):
         bn_end = bn_loss(model, result.images, cfg.first_bn_multiplier)
         for v in out:
             v.scores.update({"bn_start": bn_start, "bn_end": bn_end})
+            v.info["bn_statistics_loss"] = f"{bn_start:.4g} → {bn_end:.4g}"
         return out
 
 

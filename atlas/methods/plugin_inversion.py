@@ -7,10 +7,11 @@ Every step, each target's canvas is repeated ``views`` times (ensembling), and e
 ColorShift (x - mu) / sigma (mu ~ U(-1, 1), sigma = exp(U(-1, 1)) per channel, redrawn every step), its own
 per-channel noise offset (decaying linearly to 0 over the run) and its own jitter (a roll), then is zoomed
 (bilinear) to the model's input size. The run has ``stages`` stages; stage i optimises a canvas of side
-``image_size * i / stages``: the previous stage's image stays at its centre and the new border starts as
-noise (centring), and the model always sees the canvas zoomed to full size (zoom, progressive resolution).
-Pixels live in [0, 1] (start U[0, 1)) and are clipped after each step; Adam with a cosine schedule to 0,
-restarted with each stage.
+``image_size * i / stages``: by default (``grow="center"``) the previous stage's image stays at its centre
+and the new border starts as noise (centring); with ``grow="zoom"`` the previous image is upsampled to the
+new side instead. Either way the model sees the canvas zoomed to full size (progressive resolution).
+Pixels live in [0, 1] (start U[0, 1), or zeros) and are clipped after each step; Adam with a cosine
+schedule to 0, restarted with each stage.
 
 Where each setting comes from:
 
@@ -19,7 +20,8 @@ Where each setting comes from:
 * The authors' later code with the PII building blocks (hamidkazemi22/vit-visualization, reference/03):
   ColorShift amplitudes 1.0 and 1.0, redrawn every step, per copy; U[0, 1) start; clip to [0, 1]; Adam
   lr 0.1, betas (0.5, 0.99), cosine annealing to 0; jitter 32 px; per-channel noise std 0.5 decaying
-  linearly; an ensemble of 8 copies; a new optimiser per resolution (their CLIPInversion).
+  linearly; an ensemble of 8 copies; a new optimiser per resolution (their CLIPInversion); new canvas
+  pixels U[0, 1) or zeros, the previous image pasted at the centre (their ``new_init``).
 * VITAL Table 1 ("bs" of PII, from the published implementation): ResNet50 21, DenseNet121 24,
   ConvNeXt-base 16, ViT-L/16 2, ViT-L/32 5 - read here as the ensemble size per model (``views = 0``);
   other models use 8.
@@ -34,7 +36,7 @@ from typing import Sequence
 
 from ..optim import OptimizerSpec, TargetRNG, optimize
 from ..optim import transforms as T
-from ..optim.augment import CanvasParam, DecayingChannelNoise, color_shift, grow_canvas
+from ..optim.augment import CanvasParam, DecayingChannelNoise, color_shift, grow_canvas, zoom_canvas
 from ..optim.inversion import cross_entropy
 from ..optim.stages import chain
 from ..targets import Target
@@ -44,6 +46,8 @@ from .common import finish
 #: VITAL Table 1: the batch size used for PII per model, read as the ensemble size.
 TABLE1_VIEWS = {"resnet50": 21, "densenet121": 24, "convnext_base": 16, "vit_l_16": 2, "vit_l_32": 5}
 DEFAULT_VIEWS = 8
+#: How new canvas pixels start (the authors' ``new_init``: uniform noise or zeros).
+INITS = {"uniform": 1.0, "zeros": 0.0}
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class PluginInversionConfig:
     lr, betas: Adam (cosine to 0 within each stage). color_shift / color_scale: ColorShift amplitudes.
     noise: std of the per-channel offset at the start (decays linearly to 0). jitter: roll limit at full
     size (scaled with the canvas). flip: random mirror per copy. image_size: final side of the image.
+    init: the start of new canvas pixels, ``"uniform"`` U[0, 1) or ``"zeros"`` (both in the authors' code).
+    grow: how a stage starts from the previous one: ``"center"`` - the previous image at the centre of a
+    larger canvas of new pixels (the authors' ``new_init``); ``"zoom"`` - the previous image upsampled.
     """
 
     steps: int = 2000
@@ -68,8 +75,14 @@ class PluginInversionConfig:
     jitter: int = 32
     flip: bool = False
     image_size: int = 224
+    init: str = "uniform"
+    grow: str = "center"
 
     def __post_init__(self):
+        if self.grow not in ("center", "zoom"):
+            raise ValueError(f"grow must be 'center' or 'zoom', got {self.grow!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {sorted(INITS)}, got {self.init!r}")
         if self.stages < 1 or self.steps < self.stages:
             raise ValueError(f"need stages >= 1 and steps >= stages, got steps={self.steps}, stages={self.stages}")
         if self.views < 0 or self.jitter < 0 or self.image_size < self.stages:
@@ -113,7 +126,11 @@ class PluginInversion(Method):
         noise = DecayingChannelNoise(cfg.noise, cfg.steps)  # one decay over the whole run
         results, image = [], None
         for side, steps in zip(cfg.canvas_sides(), cfg.stage_steps()):
-            param = CanvasParam(grow_canvas(image, side, rng))
+            if image is not None and cfg.grow == "zoom":
+                start = zoom_canvas(image, side)
+            else:
+                start = grow_canvas(image, side, rng, scale=INITS[cfg.init])
+            param = CanvasParam(start)
             transforms = T.compose(
                 T.repeat(views), color_shift(cfg.color_shift, cfg.color_scale), noise,
                 T.jitter(round(cfg.jitter * side / cfg.image_size)), T.random_flip(0.5 if cfg.flip else 0.0),
@@ -125,7 +142,7 @@ class PluginInversion(Method):
             results.append(result)
             image = result.images.to(ctx.device)
         info = {"views": views, "canvas_sides": cfg.canvas_sides()}
-        return finish(ctx, targets, chain(results), info=info)
+        return finish(ctx, targets, chain(results, place=cfg.grow), info=info)
 
 
 register(PluginInversion())

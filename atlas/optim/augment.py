@@ -84,10 +84,10 @@ class CanvasParam(Parameterization):
         self.x.clamp_(0, 1)
 
 
-def grow_canvas(previous: torch.Tensor | None, size: int, rng: TargetRNG) -> torch.Tensor:
-    """A ``size`` x ``size`` canvas of U[0, 1) noise per target with ``previous`` (K, 3, h, w), h <= size,
-    pasted at its centre (``previous=None``: noise only)."""
-    canvas = rng.rand(1, 3, size, size)
+def grow_canvas(previous: torch.Tensor | None, size: int, rng: TargetRNG, scale: float = 1.0) -> torch.Tensor:
+    """A ``size`` x ``size`` canvas of U[0, scale) noise per target with ``previous`` (K, 3, h, w), h <= size,
+    pasted at its centre (``previous=None``: noise only; ``scale=0``: zeros)."""
+    canvas = rng.rand(1, 3, size, size) * scale
     if previous is None:
         return canvas
     h, w = previous.shape[-2:]
@@ -96,6 +96,16 @@ def grow_canvas(previous: torch.Tensor | None, size: int, rng: TargetRNG) -> tor
     top, left = (size - h) // 2, (size - w) // 2
     canvas[:, :, top:top + h, left:left + w] = previous.to(canvas.device)
     return canvas
+
+
+def zoom_canvas(previous: torch.Tensor, size: int) -> torch.Tensor:
+    """``previous`` (K, 3, h, w) upsampled (bilinear) to ``size`` x ``size``: the next, finer canvas."""
+    return F.interpolate(previous, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def resize_maps(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """Maps (K, h, w) resized (bilinear) to (K, size, size), as :func:`zoom_canvas` resizes images."""
+    return F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
 
 
 def paste_center(maps: torch.Tensor, size: int) -> torch.Tensor:
