@@ -168,3 +168,16 @@ def test_growing_canvas_keeps_the_previous_image_at_its_centre():
     assert param().min() >= 0 and param().max() <= 1
     with pytest.raises(ValueError, match="cannot paste"):
         grow_canvas(torch.zeros(1, 3, 9, 9), 8, TargetRNG([1]))
+
+
+def test_batch_stats_gradient_matches_finite_differences():
+    from atlas.optim.inversion import _BatchStats
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 5, 6, generator=g, dtype=torch.float64)
+    for t in (x, x.contiguous(memory_format=torch.channels_last), x[:, :, 0]):
+        shift = torch.randn(4, generator=g, dtype=torch.float64)
+        assert torch.autograd.gradcheck(_BatchStats.apply, (t.clone().requires_grad_(True), shift))
+        mean, var = _BatchStats.apply(t, shift)
+        dims = [0] + list(range(2, t.dim()))
+        assert torch.allclose(mean, t.mean(dims)) and torch.allclose(var, t.var(dims, unbiased=False))

@@ -45,18 +45,55 @@ def batchnorm_layers(module: nn.Module) -> List[Tuple[str, nn.Module]]:
             and m.running_mean is not None]
 
 
+class _BatchStats(torch.autograd.Function):
+    """(mean, biased var) of x (N, C, ...) over every dimension but 1, with a fused backward.
+
+    Forward (no graph): sums of y and y^2 with y = x - shift, a per-channel constant near the mean (the
+    running mean), so that E[y^2] - E[y]^2 keeps its precision - about 3x faster on the CPU than
+    ``torch.var_mean``. Backward: d mean / dx = 1 / M and d var / dx = 2 (x - mean) / M give
+    grad_x = a + b * x with per-channel a, b: one pass over x instead of the five or so of autograd's
+    elementwise graph. With 49 BatchNorm layers this more than halves the cost of a DeepInversion step on
+    EfficientNet-Lite0 (bench/inversion.py).
+    """
+
+    @staticmethod
+    def forward(ctx, x, shift):
+        dims = [0] + list(range(2, x.dim()))
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        count = x.numel() // x.shape[1]
+        y = x - shift.view(shape)
+        d = y.sum(dims) / count
+        var = (y * y).sum(dims) / count - d * d
+        mean = shift + d
+        ctx.save_for_backward(x, mean)
+        ctx.count = count
+        return mean, var.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g_mean, g_var):
+        x, mean = ctx.saved_tensors
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        g_mean = torch.zeros_like(mean) if g_mean is None else g_mean
+        g_var = torch.zeros_like(mean) if g_var is None else g_var
+        b = 2.0 * g_var / ctx.count
+        a = g_mean / ctx.count - b * mean
+        return torch.addcmul(a.view(shape), x, b.view(shape)), None
+
+
+def batch_stats(x: torch.Tensor, shift: torch.Tensor | None = None):
+    """Per-channel mean and biased variance of ``x`` (N, C, ...) over the batch and all positions
+    (``shift``: a per-channel value near the mean, for precision; default 0)."""
+    x = x.float()
+    if shift is None:
+        shift = torch.zeros(x.shape[1], device=x.device)
+    return _BatchStats.apply(x, shift.detach().float())
+
+
 def bn_distance(x: torch.Tensor, bn: nn.Module) -> torch.Tensor:
     """||running_var - var||_2 + ||running_mean - mean||_2 for a BatchNorm input ``x`` (N, C, ...): mean and
-    biased variance over every dimension but the channels (DeepInversion, ``DeepInversionFeatureHook``).
-
-    Computed from the sums of y and y^2 with y = x - running_mean (one pass over a channels-last view: about
-    half the cost of ``var`` + ``mean``; the shift keeps E[y^2] - E[y]^2 accurate when the mean is large).
-    """
-    y = x.float().movedim(1, -1).reshape(-1, x.shape[1]) - bn.running_mean
-    n = y.shape[0]
-    shift = y.sum(0) / n  # = mean - running_mean
-    var = (y * y).sum(0) / n - shift * shift
-    return torch.norm(bn.running_var - var, 2) + torch.norm(shift, 2)
+    biased variance over every dimension but the channels (DeepInversion, ``DeepInversionFeatureHook``)."""
+    mean, var = batch_stats(x, bn.running_mean)
+    return torch.norm(bn.running_var - var, 2) + torch.norm(bn.running_mean - mean, 2)
 
 
 def bn_statistics(model: ModelHandle, first_multiplier: float = 10.0) -> Objective:
