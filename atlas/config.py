@@ -201,6 +201,12 @@ def demo_preset() -> AtlasConfig:
     two CPU cores; the site states the settings that were used for every image. MACO's crops are read as
     covering ~25% of the image *area* (side 0.5): at 224 px the reference side of 0.25 upsamples 56 px
     patches four-fold and, in 48 steps, leaves the full image far from its class.
+
+    The data-free baselines (VITAL Table 1) run with far fewer steps than the reference code's 2000 (+1000),
+    and therefore with the reference README's lr 0.25 instead of VITAL's 0.05 (tuned for 2000 steps):
+    DeepInversion optimises the six classes as one batch of 6 (40 steps at 224 px, warm-up 4); the
+    multi-resolution variant 60 steps at 112 px then 24 at 224 px; Plug-In Inversion 28 steps in 2 stages
+    (canvas 112 then 224 px) with an ensemble of 4 views.
     """
     return AtlasConfig(
         name="demo",
@@ -208,11 +214,14 @@ def demo_preset() -> AtlasConfig:
         title="atlas demo: EfficientNet-Lite0 on bundled photos",
         models=("efficientnet_lite0",),
         classes=DEMO_CLASSES,
-        methods=("maco", "fourier"),
+        methods=("maco", "fourier", "deepinversion", "deepinversion_ms", "plugin_inversion"),
         settings=freeze_settings(
             {
                 "maco": {"steps": 48, "crops": 4, "crop_size": 0.5, "crop_size_std": 0.15},
                 "fourier": {"steps": 48, "crops": 4, "crop_size": 0.5, "crop_size_std": 0.15},
+                "deepinversion": {"steps": 40, "batch_size": 6, "warmup": 4, "lr": 0.25},
+                "deepinversion_ms": {"low_res_steps": 60, "steps": 24, "batch_size": 6, "warmup": 4, "lr": 0.25},
+                "plugin_inversion": {"steps": 28, "stages": 2, "views": 4},
             }
         ),
         seeds=(0,),
@@ -229,7 +238,7 @@ PAPER_JUDGES = ("mobilenet_v2", "vgg16", "inception_v3", "efficientnet_b0", "con
 PAPER_TSNE_CLASSES = (151, 153, 207, 235, 250)
 #: Every registered method at the time of writing; methods added later are appended here (the presets
 #: run all of them side by side).
-PAPER_METHODS = ("maco", "fourier", "maco_hr", "fourier_hr")
+PAPER_METHODS = ("maco", "fourier", "maco_hr", "fourier_hr", "deepinversion", "deepinversion_ms", "plugin_inversion")
 
 #: MACO's and the Fourier baseline's settings in the papers (MACO §4; VITAL supplementary §1.1: Fourier uses
 #: MACO's settings, only the initialisation changes): 256 NAdam steps at lr 1.0, crops of side ~N(0.25, 0.1)

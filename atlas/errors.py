@@ -30,3 +30,8 @@ def unknown_choice(kind: str, value: object, choices: Iterable[str]) -> AtlasErr
     else:
         hint = f"choose from {len(choices)} names, e.g. " + ", ".join(choices[:8]) + ", ..."
     return AtlasError(f"unknown {kind} {value!r}; {hint}")
+
+
+class Unsupported(AtlasError):
+    """A method cannot visualise a target on the loaded model (e.g. DeepInversion on a model without
+    BatchNorm). The runner records the job as failed with this one-line reason and goes on."""

@@ -10,6 +10,7 @@ import importlib
 
 MODULES: tuple = (
     "atlas.sitegen.metrics_pages",
+    "atlas.sitegen.skipped",
 )
 
 _loaded = False

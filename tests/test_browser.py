@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from atlas.cli import main
+from atlas.config import PRESETS
 from atlas.sitegen.check import check_site
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -22,7 +23,9 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
     cfg = tmp / "demo.toml"
     cfg.write_text(f'preset = "demo"\nstore = "{tmp}/store"\nsite = "{tmp}/site"\n'
-                   '[settings.maco]\nsteps = 2\ncrops = 1\n[settings.fourier]\nsteps = 2\ncrops = 1\n')
+                   '[settings.maco]\nsteps = 2\ncrops = 1\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
+                   '[settings.deepinversion]\nsteps = 2\n[settings.deepinversion_ms]\nlow_res_steps = 2\nsteps = 2\n'
+                   '[settings.plugin_inversion]\nsteps = 2\nviews = 1\n')
     assert main(["-q", "build", "--config", str(cfg)]) == 0
     return tmp / "site"
 
@@ -57,7 +60,7 @@ def test_demo_site_every_class_has_an_image_per_method(site, browser):
     for cid in (285, 967, 665, 872, 985, 657):
         cls, errs = _open(browser, (site / "efficientnet_lite0" / "class" / f"{cid:04d}.html").as_uri())
         imgs = cls.locator('img[data-view="image"]')
-        assert imgs.count() == 2  # MACO and Fourier
+        assert imgs.count() == len(PRESETS.get("demo")().methods)  # one image per method
         for i in range(imgs.count()):
             imgs.nth(i).scroll_into_view_if_needed()
         cls.wait_for_function("Array.from(document.images).filter(i => !i.hidden).every(i => i.complete && i.naturalWidth > 0)")
@@ -105,7 +108,11 @@ def test_screenshots_phone_and_desktop(site, browser, tmp_path_factory):
 def test_tsne_hover_shows_the_visualization_and_metrics_page_loads(site, browser):
     page, errors = _open(browser, (site / "tsne.html").as_uri())
     points = page.locator("a.tsne-pt")
-    assert points.count() == 12  # 6 demo classes x MACO and Fourier
+    from atlas.config import PRESETS
+    from atlas.methods import METHODS
+
+    demo = PRESETS.get("demo")()
+    assert points.count() == len(demo.classes) * sum("class" in METHODS.get(m).kinds for m in demo.methods)
     tip = page.locator(".tsne-tip").first
     assert not tip.is_visible()
     points.last.hover()  # the last point is drawn on top (2-step FVs overlap)

@@ -53,9 +53,10 @@ def test_plan_paper_preset_offline(capsys):
     assert main(["plan", "--preset", "paper"]) == 0
     out = capsys.readouterr().out
     n = len(make_plan(PRESETS.get("paper")()).jobs)
-    assert n >= 5 * 1000 * 3 * 4  # 5 models x 1000 classes x 3 seeds x every method (4 on main so far)
+    assert n >= 5 * 1000 * 3 * 4  # 5 models x 1000 classes x 3 seeds x every method 
     assert "resnet50" in out and "vit_l_32" in out and f"total {n} jobs" in out and "estimated time left" in out
     assert "H100-hours" in out
+    assert "skipped: convnext_base deepinversion class-0000: deepinversion needs BatchNorm layers" in out
 
 
 def test_console_script_entry_point():

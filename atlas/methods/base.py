@@ -153,6 +153,17 @@ class Method:
             return f"{self.name} does not visualise {target.kind} targets"
         return None
 
+    def batch_size(self, cfg, default: int) -> int:
+        """How many targets share one optimisation: the configuration's ``batch_size`` (``default``) if the
+        method is batchable, else 1. Methods whose result depends on the batch (DeepInversion's batch
+        statistics) take it from their own ``cfg``, so that it is part of every job's key."""
+        return default if self.batchable else 1
+
+    def passes(self, cfg) -> Optional[float]:
+        """Forward+backward passes at the model's input size per target, for time estimates (None: the
+        estimate's generic reading of ``steps`` and ``crops``/``views``)."""
+        return None
+
     def run(self, ctx: RunContext, cfg, targets: Sequence[Target], seeds: Sequence[int]) -> List[Visualization]:
         raise NotImplementedError
 

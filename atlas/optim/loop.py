@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -68,13 +68,15 @@ class OptimizerSpec:
 @dataclass
 class OptimResult:
     """Rendered images (K, 3, H, W) in [0, 1], transparency (K, H, W) in [0, 1], per-step scores (steps, K),
-    and the images at step 0 (to show that the target's score rose)."""
+    and the images at step 0 (to show that the target's score rose). ``terms``: per-step history (steps, K)
+    of the named parts of the objective (:func:`~atlas.optim.objectives.logged`)."""
 
     images: torch.Tensor
     initial: torch.Tensor
     alpha: torch.Tensor
     history: torch.Tensor
     seconds: float
+    terms: Dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def alpha_map(grad_sum: torch.Tensor, percentile: float = 99.0) -> torch.Tensor:
@@ -157,6 +159,7 @@ def optimize(
     grad_sum = None
     history = []
     watch = NonFiniteWatch(steps, rng.device)
+    terms: Dict[str, list] = {}
     initial = None
     with model.capture(objective.layers) as acts:
         for step in range(steps):
@@ -167,7 +170,8 @@ def optimize(
             views = transforms(image, rng)
             acts.clear()
             logits = model(views)
-            scores = objective(Evaluation(image, views, logits, acts, k, step, steps))
+            ev = Evaluation(image, views, logits, acts, k, step, steps)
+            scores = objective(ev)
             loss = -scores.sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -180,6 +184,8 @@ def optimize(
             watch.update(loss, step)
             if (step + 1) % check_every == 0:
                 watch.poll()
+            for name, value in ev.terms.items():
+                terms.setdefault(name, []).append(value.expand(k))
             if on_step is not None:
                 on_step(step)
     watch.finish()
@@ -191,4 +197,5 @@ def optimize(
         alpha=alpha_map(grad_sum).cpu() if grad_sum is not None else torch.ones(images.shape[0], *images.shape[2:]),
         history=torch.stack(history).float().cpu() if history else torch.zeros(0, k),
         seconds=time.perf_counter() - start,
+        terms={name: torch.stack(v).cpu() for name, v in terms.items()},
     )

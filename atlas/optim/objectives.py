@@ -5,7 +5,7 @@ declares the layers it reads (``layers``); the loop hooks exactly those, and rem
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Sequence
 
 import torch
@@ -23,6 +23,8 @@ class Evaluation:
     logits:  (K * n, classes).
     acts:    captured activations by layer key, batch K * n.
     k:       number of targets; ``n = views.shape[0] // k``.
+    terms:   named parts of the objective recorded by :func:`logged` (per target, this step); the loop
+             keeps their history in ``OptimResult.terms``.
     """
 
     image: torch.Tensor
@@ -32,6 +34,7 @@ class Evaluation:
     k: int
     step: int = 0
     steps: int = 1
+    terms: Dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Objective:
@@ -144,3 +147,15 @@ def l2(weight: float = 1.0, center: float = 0.5) -> Objective:
         return -weight * (ev.image - center).flatten(1).norm(dim=1)
 
     return Objective(fn, (), f"-{weight:g} l2")
+
+
+def logged(name: str, objective: Objective, sign: float = 1.0) -> Objective:
+    """``objective`` unchanged, recording ``sign * objective`` per target as ``ev.terms[name]`` at every step
+    (e.g. ``sign=-1`` to log a penalty as the positive loss it is)."""
+
+    def fn(ev: Evaluation) -> torch.Tensor:
+        value = objective(ev)
+        ev.terms[name] = sign * value.detach()
+        return value
+
+    return Objective(fn, objective.layers, objective.description)

@@ -136,7 +136,7 @@ def saved_rates(store: Store, jobs: Iterable[Job], batch: int, device_type: str)
             pair = (j.model, j.method)
             if pair in rates:
                 continue
-            size = batch if METHODS.get(j.method).batchable else 1
+            size = METHODS.get(j.method).batch_size(j.config, batch)
             for precision in ("bf16", "fp32"):
                 hit = entries[label].get(_entry_key(j, size, precision))
                 if hit:

@@ -62,6 +62,10 @@ class Rate:
 def passes(job: Job) -> float:
     """Forward+backward image passes of one job at the model input size."""
     cfg = job.config
+    from ..methods import METHODS
+
+    if job.method in METHODS and (own := METHODS.get(job.method).passes(cfg)) is not None:
+        return float(own)
     steps = getattr(cfg, "steps", 100)
     views = getattr(cfg, "crops", None) or getattr(cfg, "views", None) or 1
     size = getattr(cfg, "image_size", 224)

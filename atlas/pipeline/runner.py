@@ -17,6 +17,7 @@ import torch
 
 from ..config import AtlasConfig
 from ..data import open_pool
+from ..errors import Unsupported
 from ..methods import METHODS, RunContext
 from ..models import load_model
 from ..optim.loop import NonFiniteLoss
@@ -115,6 +116,12 @@ class Runner:
         start = time.perf_counter()
         try:
             results = method.run(ctx, cfg, [j.target for j in batch], [j.target_seed for j in batch])
+        except Unsupported as exc:  # decided only once the model is loaded: recorded, the build goes on
+            for job in batch:
+                self.store.put_failure(job, str(exc))
+                report.failed.append(job.key)
+            log.warning("%s: %s", method.name, exc)
+            return
         except NonFiniteLoss as exc:
             if len(batch) > 1:  # find which target diverged
                 for j in batch:

@@ -52,9 +52,11 @@ class Batch:
         return len(self.jobs)
 
 
-def batch_size_for(method: str, batch_size: int) -> int:
-    """Targets per batch for ``method``: the configured size, or 1 if the method cannot batch."""
-    return batch_size if METHODS.get(method).batchable else 1
+def batch_size_for(method: str, batch_size: int, config=None) -> int:
+    """Targets per batch for ``method``: the configured size, 1 if the method cannot batch, or the size in
+    the method's own ``config`` where the result depends on it (DeepInversion's batch statistics)."""
+    m = METHODS.get(method)
+    return m.batch_size(config, batch_size) if config is not None else (batch_size if m.batchable else 1)
 
 
 def plan_batches(jobs: Sequence[Job], batch_size: int) -> List[Batch]:
@@ -68,8 +70,8 @@ def plan_batches(jobs: Sequence[Job], batch_size: int) -> List[Batch]:
         by_pair.setdefault((j.model, j.method), {}).setdefault(j.batch_group(), []).append(j)
     out: List[Batch] = []
     for (_, method), groups in by_pair.items():
-        size = batch_size_for(method, batch_size)
         for g in groups.values():
+            size = batch_size_for(method, batch_size, g[0].config)
             out.extend(Batch(tuple(g[i: i + size])) for i in range(0, len(g), size))
     return out
 

@@ -1,0 +1,32 @@
+"""The site shows the data-free methods beside the others: the batch size used on every figure, and the
+methods the plan skipped for a class (DeepInversion on a ViT) with the reason."""
+from atlas.pipeline import Store, make_plan
+from atlas.sitegen import paths, render
+from atlas.sitegen.check import check_site
+from helpers import fake_visualization, quick_config
+
+
+def test_batch_size_and_skipped_methods_are_shown(tmp_path):
+    cfg = quick_config(tmp_path, classes=(285, 967), methods=("maco", "deepinversion", "plugin_inversion"),
+                       models=["efficientnet_lite0", "vit_l_16"], settings={})
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        vis = fake_visualization(job)
+        vis.info = {"batch": 2 if job.method == "deepinversion" else 1, "batch_classes": [285, 967]}
+        store.put(job, vis)
+    render(plan, store, cfg.site)
+    site = tmp_path / "site"
+    assert check_site(site) == []
+    lite = (site / "efficientnet_lite0" / "class" / "0285.html").read_text()
+    assert ">DeepInversion</a></h2>" in lite and ">Plug-In Inversion</a></h2>" in lite
+    assert "· batch 2" in lite and "· batch 1" in lite
+    assert "Methods not run for this class" not in lite
+    vit = (site / "vit_l_16" / "class" / "0285.html").read_text()
+    assert ">DeepInversion</a></h2>" not in vit and ">Plug-In Inversion</a></h2>" in vit
+    assert "Methods not run for this class" in vit
+    assert "DeepInversion</a>: skipped — deepinversion needs BatchNorm layers" in vit
+    assert "vit_l_16 has none" in vit
+    di = next(j for j in plan.jobs if j.method == "deepinversion")
+    fig = (site / paths.figure_page(di.model, di.method, di.target, di.seed)).read_text()
+    assert "batch: 2" in fig and "batch classes: [285, 967]" in fig
