@@ -9,6 +9,9 @@ from __future__ import annotations
 import importlib
 
 MODULES: tuple = (
+    "atlas.concepts.sources",
+    "atlas.concepts.examples",
+    "atlas.concepts.site",
 )
 
 _loaded = False

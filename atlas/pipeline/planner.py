@@ -107,6 +107,10 @@ def make_plan(cfg: AtlasConfig) -> Plan:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())
     classes = resolve_classes(cfg)
+    kind_methods = dict(cfg.targets.kind_methods)
+    for listed in kind_methods.values():
+        for name in listed:
+            METHODS.get(name)  # unknown names are errors
     jobs: List[Job] = []
     skipped: List[Skip] = []
     for model in cfg.models:
@@ -116,6 +120,8 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                 for t in targets:
                     if t.kind not in method.kinds:
                         continue  # e.g. neurons for a class-only method: not planned, not an omission
+                    if t.kind in kind_methods and method.name not in kind_methods[t.kind]:
+                        continue  # [targets] kind_methods leaves this kind to other methods
                     reason = method.unsupported(model, t)
                     if reason:
                         skipped.append(Skip(model, method.name, t, reason))

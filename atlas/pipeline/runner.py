@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import torch
 
@@ -18,11 +18,18 @@ from ..data import open_pool
 from ..methods import METHODS, RunContext
 from ..models import load_model
 from ..optim.loop import NonFiniteLoss
+from ..registry import Registry
 from .jobs import Job
 from .progress import stage
 from .store import Store
 
 log = logging.getLogger(__name__)
+
+
+#: Run stages: ``stage(runner, model) -> None``, run once per model before its jobs (CRAFT concept banks,
+#: neuron dataset examples, ...). A stage keeps its results in the store (``Store.cached_stage``) and loads
+#: the model (``runner.context(model)``) only when something is missing.
+RUN_STAGES: Registry[Callable[["Runner", str], None]] = Registry("run stage")
 
 
 @dataclass
@@ -81,12 +88,23 @@ class Runner:
         start = time.perf_counter()
         report = RunReport()
         self.store.clean_temp()
+        from ..extensions import load_extensions
+
+        load_extensions()
         pending = [j for j in jobs if not self.store.has(j.key)]
         report.cached = len(jobs) - len(pending)
         order: Dict[tuple, List[Job]] = {}
         for j in pending:
             order.setdefault((j.model, j.method), []).append(j)
+        busy = {m for m, _ in order}
+        for model in dict.fromkeys(j.model for j in jobs):  # models without pending jobs: stages only
+            if model not in busy:
+                self._run_stages(model)
+        staged = set()
         for (model, method_name), group in order.items():
+            if model not in staged:  # a model's stages run right before its first jobs
+                staged.add(model)
+                self._run_stages(model)
             method = METHODS.get(method_name)
             ctx = self.context(model)
             size = self.cfg.batch_size if method.batchable else 1
@@ -96,6 +114,10 @@ class Runner:
                     bar.update(len(batch))
         report.seconds = time.perf_counter() - start
         return report
+
+    def _run_stages(self, model: str) -> None:
+        for _, run_stage in RUN_STAGES.in_order():
+            run_stage(self, model)
 
     def _run_batch(self, ctx: RunContext, method, batch: List[Job], report: RunReport) -> None:
         cfg = batch[0].config
