@@ -232,6 +232,7 @@ def lens_preset() -> AtlasConfig:
         methods=("maco",),
         seeds=(0,),
         data=DataConfig(pool="imagenet/train", references=50),
+        targets=TargetsConfig(concepts=10),  # CRAFT defaults: 500 images per class, 32-point Sobol design
         batch_size=8,
     )
 
@@ -339,7 +340,8 @@ def _targets_from_mapping(base: TargetsConfig, raw: Mapping[str, Any]) -> Target
                 if kind not in KINDS:
                     raise unknown_choice("target kind in [targets.kind_methods]:", kind, KINDS)
                 if not isinstance(ms, list) or not all(isinstance(m, str) for m in ms):
-                    raise AtlasError(f"config key 'targets.kind_methods.{kind}' must be a list of method names, got {ms!r}")
+                    raise AtlasError(f"config key 'targets.kind_methods.{kind}' must be a list of method names, "
+                                     f"got {ms!r}")
             kw[k] = tuple(sorted((kind, tuple(ms)) for kind, ms in v.items()))
         else:
             _expect(f"targets.{k}", v, (int,), "a non-negative integer")

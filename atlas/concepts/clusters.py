@@ -24,6 +24,7 @@ from ..data.patches import NeuronExamples, cluster_patches, extract_patches, mos
 from ..data.pools import UnreadableImage
 from ..errors import AtlasError
 from ..methods.base import RESOURCES
+from .neurons import check_channels
 from .settings import NeuronConfig, neuron_config
 
 STAGE = "neuron_clusters"
@@ -113,14 +114,15 @@ def neuron_clusters(store, get_model, model_name: str, pool, layer: str, channel
             missing.append(c)
     if missing:
         model = get_model()
+        check_channels(model, layer, missing)
         found = top_patch_features(model, pool, layer, missing, ncfg.cluster_patches, ncfg.max_images or None)
         for c in missing:
             clusters = split_neuron(found[c], layer, c, ncfg.clusters, ncfg.examples, ncfg.seed)
             files = {"clusters.json": json.dumps(clusters).encode()}
             for j, cl in enumerate(clusters):
                 ex = NeuronExamples(**{**cl["examples"], "boxes": [tuple(b) for b in cl["examples"]["boxes"]]})
-                files[f"mosaic-k{j}.png"] = mosaic_png(patch_images(pool, ex, 64, size=model.input_size)[: ncfg.mosaic],
-                                                       cols=10, tile=48)
+                patches = patch_images(pool, ex, 64, size=model.input_size)[: ncfg.mosaic]
+                files[f"mosaic-k{j}.png"] = mosaic_png(patches, cols=min(10, max(1, len(patches))), tile=48)
             if store is not None:
                 store.put_stage(STAGE, stable_hash(keys[c], length=20), files, {"inputs": keys[c]})
             out[c] = clusters

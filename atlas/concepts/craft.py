@@ -162,7 +162,8 @@ def concept_maps(model: ModelHandle, nmf, images: torch.Tensor, layer: str, batc
         for i in range(0, images.shape[0], batch):
             a = model.activations(images[i:i + batch].to(model.device), [layer])[layer].float().cpu()
             if a.dim() != 4:
-                raise AtlasError(f"concept maps need a convolutional layer (N, C, h, w); {layer} gives {tuple(a.shape)}")
+                raise AtlasError(f"concept maps need a convolutional layer (N, C, h, w); {layer} gives "
+                                 f"{tuple(a.shape)}")
             nb, c, h, w = a.shape
             x = a.clamp_min(0).permute(0, 2, 3, 1).reshape(-1, c).numpy()
             out.append(nmf.transform(x).reshape(nb, h, w, -1))

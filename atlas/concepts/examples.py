@@ -16,6 +16,7 @@ from ..pipeline.runner import RUN_STAGES
 from .bank import craft_stage
 from .clusters import neuron_clusters
 from .lookup import latest_entries
+from .neurons import check_channels
 from .settings import NeuronConfig, neuron_config
 
 STAGE = "neuron_examples"
@@ -40,6 +41,7 @@ def neuron_examples(store, get_model, model_name: str, pool, layer: str, channel
             out[c] = _examples(json.loads((d / "examples.json").read_bytes()))
     if missing:
         model = get_model()
+        check_channels(model, layer, keys)
         found = cached_top_patches(store, model, pool, layer, sorted(keys), ncfg.examples,
                                    max_images=ncfg.max_images or None, progress=progress)
         for c in missing:
@@ -47,7 +49,7 @@ def neuron_examples(store, get_model, model_name: str, pool, layer: str, channel
             patches = patch_images(pool, NeuronExamples(layer, c, ex.sources[: ncfg.mosaic], ex.boxes[: ncfg.mosaic],
                                                         ex.scores[: ncfg.mosaic]), 64, size=model.input_size)
             files = {"examples.json": json.dumps(ex.__dict__).encode(),
-                     "mosaic.png": mosaic_png(patches, cols=10, tile=48)}
+                     "mosaic.png": mosaic_png(patches, cols=min(10, max(1, len(patches))), tile=48)}
             store.put_stage(STAGE, stable_hash(keys[c], length=20), files, {"inputs": keys[c]})
             out[c] = ex
     return out
@@ -67,7 +69,8 @@ def find_examples(store, model: str, cfg) -> Dict[tuple, object]:
 
 def find_clusters(store, model: str, cfg) -> Dict[tuple, object]:
     """``{(layer, channel): folder}`` of the stored clusters of ``model``'s polysemantic neurons."""
-    from .clusters import STAGE as CSTAGE, VERSION as CVERSION
+    from .clusters import STAGE as CSTAGE
+    from .clusters import VERSION as CVERSION
 
     ncfg = neuron_config(cfg)
     return latest_entries(store, CSTAGE, {"model": model, "clusters": ncfg.clusters, "patches": ncfg.cluster_patches,

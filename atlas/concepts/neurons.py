@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..config import stable_hash
+from ..errors import AtlasError
 from ..models.handle import ModelHandle
 from ..registry import Registry
 from .settings import NeuronConfig, neuron_config, neuron_layer
@@ -85,11 +86,15 @@ def layer_channels(res: PlanResources, layer: str) -> int:
     return int(json.loads((d / "channels.json").read_bytes())["channels"])
 
 
+def _relevance_key(res: PlanResources, class_id: int, layer: str, ncfg: NeuronConfig) -> dict:
+    return {"model": res.model_name, "class": int(class_id), "layer": layer, "relevance": ncfg.relevance,
+            "images": ncfg.relevance_images, "pool": res.pool.fingerprint(), "v": 1}
+
+
 def class_relevance(res: PlanResources, class_id: int, layer: str, ncfg: NeuronConfig) -> np.ndarray:
     """Mean relevance (C,) of every channel of ``layer`` for ``class_id`` over its images (cached)."""
     fn = RELEVANCE.get(ncfg.relevance)
-    key = {"model": res.model_name, "class": int(class_id), "layer": layer, "relevance": ncfg.relevance,
-           "images": ncfg.relevance_images, "pool": res.pool.fingerprint(), "v": 1}
+    key = _relevance_key(res, class_id, layer, ncfg)
 
     def compute():
         m = res.model
@@ -129,11 +134,18 @@ def select_neurons(cfg, model: str, classes: List[int], res: PlanResources | Non
     if t.top_neurons or t.random_neurons:
         layer = neuron_layer(cfg, model)
         if t.top_neurons:
-            for c in classes:
-                rel = class_relevance(res, c, layer, ncfg)
-                for rank, ch in enumerate(np.argsort(-rel, kind="stable")[: t.top_neurons]):
-                    sel.add(layer, int(ch), f"top-{rank + 1} relevant for class {c}")
-                    sel.relevance.setdefault((layer, int(ch)), {})[c] = float(rel[ch])
+            from ..pipeline.progress import stage
+
+            RELEVANCE.get(ncfg.relevance)  # an unknown name is an error before anything runs
+            todo = sum(res.store.get_stage("neuron_relevance", stable_hash(_relevance_key(res, c, layer, ncfg),
+                                                                             length=20)) is None for c in classes)
+            with stage(f"relevance ({ncfg.relevance}) · {model}", todo, unit="class") as bar:
+                for c in classes:
+                    rel = class_relevance(res, c, layer, ncfg)
+                    bar.update(1)
+                    for rank, ch in enumerate(np.argsort(-rel, kind="stable")[: t.top_neurons]):
+                        sel.add(layer, int(ch), f"top-{rank + 1} relevant for class {c}")
+                        sel.relevance.setdefault((layer, int(ch)), {})[c] = float(rel[ch])
         if t.random_neurons:
             count = layer_channels(res, layer)
             for ch in random_channels(count, t.random_neurons, model, layer, ncfg.seed):
@@ -142,3 +154,13 @@ def select_neurons(cfg, model: str, classes: List[int], res: PlanResources | Non
         sel.add(layer, ch, f"polysemantic: {ncfg.clusters} k-means clusters")
     return sel
 
+
+def check_channels(model, layer: str, channels) -> None:
+    """An unknown layer or a channel beyond the layer's size is a one-line error."""
+    size = model.input_size
+    with torch.no_grad():
+        count = model.activations(torch.zeros(1, 3, size, size, device=model.device), [layer])[layer].shape[1]
+    bad = [c for c in channels if not 0 <= c < count]
+    if bad:
+        raise AtlasError(f"neuron {bad[0]} out of range for layer {layer} of {model.name}: "
+                         f"valid channels are 0-{count - 1}")

@@ -206,7 +206,8 @@ def neuron_pages(b: SiteBuild) -> None:
             d = examples.get((layer, ch))
             if d is not None:
                 ex = json.loads((d / "examples.json").read_bytes())
-                n.examples = {"mosaic": b.add_asset(f"{stem}-examples.png", partial(assets.file_bytes, d / "mosaic.png")),
+                mosaic = b.add_asset(f"{stem}-examples.png", partial(assets.file_bytes, d / "mosaic.png"))
+                n.examples = {"mosaic": mosaic,
                               "count": len(ex["sources"]), "scores": ex["scores"], "sources": ex["sources"],
                               "shown": min(len(ex["sources"]), neuron_config(b.config).mosaic)}
             d = clusters.get((layer, ch))
