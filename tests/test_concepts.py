@@ -86,6 +86,18 @@ def test_sobol_importance_ranks_the_concept_that_drives_the_logit():
     assert (st[:, 0] > st[:, 1]).all() and (st[:, 1] > st[:, 2]).all() and np.allclose(st[:, 2], 0)
 
 
+def test_sobol_importance_fast_path_equals_the_full_computation(tiny):
+    rng = np.random.default_rng(1)
+    maps = rng.random((2, 8, 8, 3)).astype(np.float32)
+    W = rng.random((3, 16)).astype(np.float32)
+    head = head_function(tiny, "relu2", torch.rand(1, 3, 32, 32))
+    assert head.spatial_mean
+    fast = sobol_importance(maps, W, head, 4, nb_design=16)
+    slow = sobol_importance(maps, W, lambda a: head(a), 4, nb_design=16)  # same h, without the shortcut
+    np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-7)
+    assert fast.sum() > 0
+
+
 def test_head_function_matches_the_model_linear_and_replaced(tiny):
     x = torch.rand(3, 3, 32, 32)
     logits = tiny(x)

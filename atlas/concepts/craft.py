@@ -122,7 +122,12 @@ def head_function(model: ModelHandle, layer: str, probe: torch.Tensor) -> Callab
         if a.dim() == 4 and p.flatten(1).shape[1] == a.shape[1]:
             if torch.allclose(_spatial_mean(a).flatten(1), p.flatten(1), rtol=1e-4, atol=1e-5):
                 classifier = model.module_at(pen[:-3])
-                return lambda acts: classifier(_spatial_mean(acts.to(model.device)))
+
+                def linear(acts: torch.Tensor) -> torch.Tensor:
+                    return classifier(_spatial_mean(acts.to(model.device)))
+
+                linear.spatial_mean = True  # h depends on the spatial mean only (sobol_importance uses it)
+                return linear
     size = model.input_size
     module = model.module_at(layer)
 
@@ -143,6 +148,8 @@ def sobol_importance(maps: np.ndarray, W: np.ndarray, head: Callable[[torch.Tens
     masks = torch.from_numpy(halton_design(k, nb_design))
     Wt = torch.from_numpy(W)
     out = np.zeros((n, k))
+    if getattr(head, "spatial_mean", False):  # mean_hw((u * m) W) = (mean_hw(u) * m) W: one position suffices
+        maps = maps.mean((1, 2), keepdims=True)
     with torch.no_grad():
         for i in range(n):
             u = torch.from_numpy(maps[i]).float()  # (h, w, K)
