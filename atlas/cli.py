@@ -76,6 +76,8 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
     click.echo(f"{'model':24s} {'method':18s} {'jobs':>8s} {'done':>8s}")
     for (model, method), n in per.items():
         click.echo(f"{model:24s} {method:18s} {n:8d} {per_done[(model, method)]:8d}")
+    for model, source, reason in p.source_skips:
+        click.echo(f"skipped: {model} {source} targets: {reason}")
     for s in p.skipped[:5]:
         click.echo(f"skipped: {s.model} {s.method} {s.target.slug()}: {s.reason}")
     if len(p.skipped) > 5:

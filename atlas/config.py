@@ -101,6 +101,12 @@ class TargetsConfig:
     top_neurons:    the k most relevant channels per class at ``neuron_layer``.
     random_neurons: a fixed random sample of channels of ``neuron_layer`` (VITAL evaluated 90).
     images:         M real images per class, explained by the image-seeded methods.
+    concept_settings: overrides of :class:`atlas.concepts.settings.CraftConfig` (images per class, Sobol
+                    design, mosaic and map settings, how many concepts are visualised, ...).
+    neuron_settings: overrides of :class:`atlas.concepts.settings.NeuronConfig` (dataset examples,
+                    relevance, polysemantic neurons and their clusters, ...).
+    kind_methods:   ``((kind, (method, ...)), ...)``: only these methods visualise targets of that kind
+                    (a kind not listed is visualised by every configured method).
     """
 
     classes: bool = True
@@ -111,6 +117,9 @@ class TargetsConfig:
     random_neurons: int = 0
     neuron_layer: Optional[str] = None
     images: int = 0
+    concept_settings: Tuple[Tuple[str, Any], ...] = ()
+    neuron_settings: Tuple[Tuple[str, Any], ...] = ()
+    kind_methods: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,6 +216,13 @@ def demo_preset() -> AtlasConfig:
     DeepInversion optimises the six classes as one batch of 6 (40 steps at 224 px, warm-up 4); the
     multi-resolution variant 60 steps at 112 px then 24 at 224 px; Plug-In Inversion 28 steps in 2 stages
     (canvas 112 then 224 px) with an ensemble of 4 views.
+
+    Concepts and neurons (budget ~75 s on two idle cores): CRAFT with K = 3 concepts for every class, from
+    the patches of 8 reference crops per class (the bundled pool has one or two photos per class), Sobol
+    importance with the paper's 32-point design, "important" when most important for >= 2 of the 8 images
+    (Lens: 10 of >= 500); MACO visualises the most important concept of each class (MACO Fig. 6b shows
+    the top 2). Neurons: a fixed random sample of 2 channels of ``blocks.6`` with their top-50 patches from
+    24 pool images, visualised with MACO. Fourier is left to class targets (``kind_methods``).
     """
     return AtlasConfig(
         name="demo",
@@ -226,6 +242,12 @@ def demo_preset() -> AtlasConfig:
         ),
         seeds=(0,),
         data=DataConfig(pool="bundled", references=8, spectrum_images=64),
+        targets=TargetsConfig(
+            concepts=3, random_neurons=2,
+            concept_settings=(("images", 8), ("min_wins", 2), ("visualise", 1)),
+            neuron_settings=(("max_images", 24),),
+            kind_methods=(("concept", ("maco",)), ("neuron", ("maco",))),
+        ),
         batch_size=1,
     )
 
@@ -399,6 +421,20 @@ def _targets_from_mapping(base: TargetsConfig, raw: Mapping[str, Any]) -> Target
             if not ok:
                 raise AtlasError(f'config key \'targets.neurons\' must be a list of ["layer", channel] pairs, got {v!r}')
             kw[k] = tuple((str(a), int(b)) for a, b in v)
+        elif k in ("concept_settings", "neuron_settings"):
+            _expect(f"targets.{k}", v, (dict,), "a table")
+            kw[k] = tuple(sorted((str(a), _freeze(b)) for a, b in v.items()))
+        elif k == "kind_methods":
+            _expect("targets.kind_methods", v, (dict,), "a table of kind = [methods]")
+            from .targets import KINDS
+
+            for kind, ms in v.items():
+                if kind not in KINDS:
+                    raise unknown_choice("target kind in [targets.kind_methods]:", kind, KINDS)
+                if not isinstance(ms, list) or not all(isinstance(m, str) for m in ms):
+                    raise AtlasError(f"config key 'targets.kind_methods.{kind}' must be a list of method names, "
+                                     f"got {ms!r}")
+            kw[k] = tuple(sorted((kind, tuple(ms)) for kind, ms in v.items()))
         else:
             _expect(f"targets.{k}", v, (int,), "a non-negative integer")
             if v < 0:
@@ -436,6 +472,10 @@ def _metrics_from_mapping(base: MetricsConfig, raw: Mapping[str, Any]) -> Metric
                 raise AtlasError(f"config key 'metrics.{k}' must be an integer >= {low}, got {v}")
             kw[k] = v
     return replace(base, **kw)
+
+def _freeze(v: Any) -> Any:
+    """TOML lists -> tuples (hashable, frozen), recursively."""
+    return tuple(_freeze(x) for x in v) if isinstance(v, list) else v
 
 
 def load_config(path: str | Path) -> AtlasConfig:

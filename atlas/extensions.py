@@ -11,6 +11,9 @@ import importlib
 MODULES: tuple = (
     "atlas.sitegen.metrics_pages",
     "atlas.sitegen.skipped",
+    "atlas.concepts.sources",
+    "atlas.concepts.examples",
+    "atlas.concepts.site",
 )
 
 _loaded = False

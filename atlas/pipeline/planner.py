@@ -32,6 +32,8 @@ class Plan:
     jobs: List[Job]
     skipped: List[Skip] = field(default_factory=list)
     classes: Dict[str, List[int]] = field(default_factory=dict)
+    #: (model, target source, reason) for sources that do not apply to a model (e.g. no concept layer)
+    source_skips: List[Tuple[str, str, str]] = field(default_factory=list)
 
     def by_key(self) -> Dict[str, Job]:
         return {j.key: j for j in self.jobs}
@@ -86,11 +88,21 @@ def listed_neurons(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Tar
     return [Target.of_neuron(layer, channel) for layer, channel in cfg.targets.neurons]
 
 
-def targets_for(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
+class SourceSkipped(Exception):
+    """Raised by a target source that does not apply to a model (its one-line reason): the plan records it
+    and goes on, as a multi-model preset asks for e.g. concepts only where a model has a concept layer."""
+
+
+def targets_for(cfg: AtlasConfig, model: str, classes: List[int],
+                skips: Optional[List[Tuple[str, str, str]]] = None) -> List[Target]:
     """Every target the configuration asks for on ``model`` (all registered sources)."""
     out: List[Target] = []
-    for _, source in TARGET_SOURCES.in_order():
-        out.extend(source(cfg, model, classes))
+    for name, source in TARGET_SOURCES.in_order():
+        try:
+            out.extend(source(cfg, model, classes))
+        except SourceSkipped as exc:
+            if skips is not None:
+                skips.append((model, name, str(exc)))
     return out
 
 
@@ -107,15 +119,22 @@ def make_plan(cfg: AtlasConfig) -> Plan:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())
     classes = resolve_classes(cfg)
+    kind_methods = dict(cfg.targets.kind_methods)
+    for listed in kind_methods.values():
+        for name in listed:
+            METHODS.get(name)  # unknown names are errors
     jobs: List[Job] = []
     skipped: List[Skip] = []
+    source_skips: List[Tuple[str, str, str]] = []
     for model in cfg.models:
-        targets = targets_for(cfg, model, classes)
+        targets = targets_for(cfg, model, classes, source_skips)
         for method in methods:
             for seed in cfg.seeds:
                 for t in targets:
                     if t.kind not in method.kinds:
                         continue  # e.g. neurons for a class-only method: not planned, not an omission
+                    if t.kind in kind_methods and method.name not in kind_methods[t.kind]:
+                        continue  # [targets] kind_methods leaves this kind to other methods
                     reason = method.unsupported(model, t)
                     if reason:
                         skipped.append(Skip(model, method.name, t, reason))
@@ -123,4 +142,5 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                     jobs.append(Job(model=model, method=method.name, target=t, seed=seed,
                                     config=configs[method.name], version=method.version,
                                     data=data_key(cfg) if method.uses_data else ()))
-    return Plan(config=cfg, jobs=jobs, skipped=skipped, classes={m: classes for m in cfg.models})
+    return Plan(config=cfg, jobs=jobs, skipped=skipped, classes={m: classes for m in cfg.models},
+                source_skips=source_skips)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -22,6 +22,7 @@ from ..methods import METHODS, RunContext
 from ..models import load_model
 from ..optim.loop import NonFiniteLoss
 from .compute import compute_settings, prepare_model
+from ..registry import Registry
 from .jobs import Job
 from .ledger import Ledger
 from .progress import stage
@@ -29,6 +30,12 @@ from .sharding import Batch, plan_batches
 from .store import Store
 
 log = logging.getLogger(__name__)
+
+
+#: Run stages: ``stage(runner, model) -> None``, run once per model before its jobs (CRAFT concept banks,
+#: neuron dataset examples, ...). A stage keeps its results in the store (``Store.cached_stage``) and loads
+#: the model (``runner.context(model)``) only when something is missing.
+RUN_STAGES: Registry[Callable[["Runner", str], None]] = Registry("run stage")
 
 
 @dataclass
@@ -93,14 +100,28 @@ class Runner:
         start = time.perf_counter()
         report = RunReport()
         self.store.clean_temp()
+        from ..extensions import load_extensions
+
+        load_extensions()
         order: Dict[tuple, List[List[Job]]] = {}
+        models = []
         for b in batches:
+            models.append(b.model)
             pending = [j for j in b.jobs if not self.store.has(j.key)]
             report.cached += len(b.jobs) - len(pending)
             if pending:
                 order.setdefault((b.model, b.method), []).append(pending)
+        busy = {m for m, _ in order}
+        for model in dict.fromkeys(models):  # models without pending jobs: stages only
+            if model not in busy:
+                self._run_stages(model)
+        staged = set()
         with compute_settings(self.cfg.compute, self.device):
             for (model, method_name), group in order.items():
+                if model not in staged:  # a model's stages run right before its first jobs
+                    staged.add(model)
+                    self.context(model)  # weights missing offline: one line before any stage's bar
+                    self._run_stages(model)
                 method = METHODS.get(method_name)
                 ctx = self.context(model)
                 total = sum(len(b) for b in group)
@@ -110,6 +131,10 @@ class Runner:
                         bar.update(len(batch))
         report.seconds = time.perf_counter() - start
         return report
+
+    def _run_stages(self, model: str) -> None:
+        for _, run_stage in RUN_STAGES.in_order():
+            run_stage(self, model)
 
     def _run_batch(self, ctx: RunContext, method, batch: List[Job], report: RunReport) -> None:
         cfg = batch[0].config

@@ -269,14 +269,17 @@ class Store:
         bases = [self.jobs_dir, self.failed_dir, self.cache_dir, self.metrics_dir]
         if self.stages_dir.is_dir():
             bases += [d for d in self.stages_dir.iterdir() if d.is_dir()]
+        deep = {self.cache_dir, self.metrics_dir}  # nested writers (feature caches): look at every level
         for base in bases:
             if not base.is_dir():
                 continue
-            for p in base.iterdir():
+            for p in list(base.rglob("*") if base in deep else base.iterdir()):
                 if not (p.name.startswith(".tmp-") or p.name.startswith(".trash-") or p.name.endswith(".tmp")):
                     continue
                 if _writer_alive(p.name):
                     continue
+                if not p.exists() and not p.is_symlink():
+                    continue  # inside a temp folder removed a moment ago
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
                 removed += 1
         return removed

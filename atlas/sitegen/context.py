@@ -147,6 +147,8 @@ def _figure(store: Store, job, class_names) -> Figure:
     t = job.target
     stem = paths.figure_stem(job.model, job.method, t, job.seed)
     label = f"{class_names[t.class_id]} ({t.class_id})" if t.class_id is not None else t.slug()
+    if t.kind == "concept":
+        label += f" · concept {t.concept + 1}"
     fig = Figure(
         key=job.key, model=job.model, method=job.method, method_title=method.title or job.method, target=t,
         seed=job.seed, status="pending", page=paths.figure_page(job.model, job.method, t, job.seed),

@@ -1,0 +1,165 @@
+"""The concept bank of a class as a cached store stage, the ``concepts`` resource and the CRAFT run stage.
+
+Stage ``craft``, one entry per (model, class, layer, settings, pool): ``bank.npz`` (W, U, concept maps,
+per-image Sobol indices), ``summary.json`` (importance, shares, wins, reconstruction errors, settings)
+and the pictures the site shows (``mosaic-XX.png``: top patches; ``map-XX.png``: concept maps on real
+images). The site finds entries by their recorded inputs (:func:`find_banks`) without loading a model.
+
+Images: ``pool.reference_images(class, images)`` - for an ImageNet folder, random images of the class;
+for the bundled pool (one or two photos per class) random resized crops and flips of the class's photos,
+so the demo's patches come from several views of the same photo.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+import torch
+
+from ..config import stable_hash
+from ..errors import AtlasError
+from ..methods.base import RESOURCES
+from .craft import craft
+from .lookup import latest_entries
+from .pictures import concept_map_png, patch_mosaic
+from .settings import CraftConfig, concept_layer, craft_config, has_concept_layer
+
+STAGE = "craft"
+VERSION = "1"
+
+
+def fit_hash(cfg, layer: str) -> str:
+    """Hash of everything a class's concept bank depends on besides the model, class and pool contents
+    (known at plan time: it goes into concept targets, hence into their jobs' keys)."""
+    return stable_hash({"craft": craft_config(cfg).fit_fields(), "k": cfg.targets.concepts, "layer": layer,
+                        "pool": cfg.data.pool, "v": VERSION}, length=12)
+
+
+@dataclass
+class ConceptBank:
+    """A class's concepts as stored: ``summary`` (JSON), ``W`` (K, C), and where the stage files are."""
+
+    class_id: int
+    summary: Dict[str, Any]
+    W: np.ndarray
+    path: Optional[Path] = None
+    files: Dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return int(self.W.shape[0])
+
+    def file(self, name: str) -> bytes:
+        return self.files[name] if self.files else (self.path / name).read_bytes()
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def compute_bank(model, pool, class_id: int, layer: str, k: int, cfg: CraftConfig, progress=None):
+    """Run CRAFT for one class; returns the stage's ``(files, meta)``."""
+    images = pool.reference_images(class_id, cfg.images, model.input_size, seed=cfg.seed, allow_fewer=True)
+    res = craft(model, images, class_id, layer, k, cfg, progress=progress)
+    thresholds = res.thresholds(cfg.map_percentile)
+    shown = images[: cfg.map_images]
+    files = {"bank.npz": _npz(W=res.W, U=res.U, maps=res.maps.astype(np.float16), sobol=res.sobol)}
+    top = []
+    for c in range(res.k):
+        picks = res.top_patches(c, cfg.top_patches)
+        per = len(res.boxes)
+        top.append([[i // per, *res.boxes[i % per]] for i in picks])
+        files[f"mosaic-{c:02d}.png"] = patch_mosaic(images, picks, res.boxes, cfg.patch)
+        files[f"map-{c:02d}.png"] = concept_map_png(shown, res.maps[: len(shown), ..., c], float(thresholds[c]))
+    summary = {
+        "class_id": class_id, "layer": layer, "k": res.k, "model": model.name,
+        "images": int(images.shape[0]), "patches": int(res.U.shape[0]), "channels": int(res.W.shape[1]),
+        "importance": res.importance.tolist(), "share": res.share.tolist(), "wins": res.wins.tolist(),
+        "important": [bool(w >= cfg.min_wins) for w in res.wins], "min_wins": cfg.min_wins,
+        "errors": {str(kk): v for kk, v in res.errors.items()}, "relative_error": res.errors[res.k],
+        "thresholds": thresholds.tolist(), "map_percentile": cfg.map_percentile, "map_images": len(shown),
+        "top_patches": top, "settings": cfg.fit_fields(),
+    }
+    files["summary.json"] = json.dumps(summary, indent=1).encode()
+    return files, {"class_id": class_id}
+
+
+def _load(class_id: int, path: Optional[Path] = None, files: Optional[Dict[str, bytes]] = None) -> ConceptBank:
+    get = (lambda n: files[n]) if files else (lambda n: (path / n).read_bytes())
+    summary = json.loads(get("summary.json"))
+    with np.load(io.BytesIO(get("bank.npz"))) as z:
+        W = z["W"]
+    return ConceptBank(class_id, summary, W, path, dict(files or {}))
+
+
+def class_bank(store, get_model: Callable, model_name: str, pool, class_id: int, layer: str, k: int,
+               cfg: CraftConfig, fit: str, progress=None) -> ConceptBank:
+    """The class's bank from the store (stage ``craft``), computed with ``get_model()`` if missing."""
+    key = {"model": model_name, "class": int(class_id), "layer": layer, "k": k, "fit": fit,
+           "pool": pool.fingerprint(), "v": VERSION}
+
+    def compute():
+        return compute_bank(get_model(), pool, class_id, layer, k, cfg, progress)
+
+    if store is None:
+        return _load(class_id, files=compute()[0])
+    return _load(class_id, path=store.cached_stage(STAGE, key, compute))
+
+
+def find_banks(store, model: str, fit: str) -> Dict[int, ConceptBank]:
+    """Every stored bank of ``model`` made with settings ``fit`` (newest per class), without a model."""
+    found = latest_entries(store, STAGE, {"model": model, "fit": fit}, ("class",))
+    return {int(c): _load(int(c), path=d) for (c,), d in sorted(found.items())}
+
+
+class ConceptProvider:
+    """The ``concepts`` resource: ``provider(target) -> (layer, vector)`` for concept targets."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.banks: Dict[tuple, ConceptBank] = {}
+
+    def bank(self, class_id: int, layer: str) -> ConceptBank:
+        cfg = self.ctx.config
+        if cfg is None or cfg.targets.concepts < 1:
+            raise AtlasError("concept targets need a configuration with [targets] concepts >= 1")
+        key = (class_id, layer)
+        if key not in self.banks:
+            self.banks[key] = class_bank(self.ctx.store, lambda: self.ctx.model, self.ctx.model.name, self.ctx.pool,
+                                         class_id, layer, cfg.targets.concepts, craft_config(cfg),
+                                         fit_hash(cfg, layer))
+        return self.banks[key]
+
+    def __call__(self, target):
+        bank = self.bank(target.class_id, target.layer)
+        if not 0 <= target.concept < bank.k:
+            raise AtlasError(f"concept {target.concept} of class {target.class_id} does not exist; the bank has "
+                             f"concepts 0-{bank.k - 1}")
+        return target.layer, torch.from_numpy(bank.W[target.concept].copy())
+
+
+RESOURCES.add("concepts", ConceptProvider)
+
+
+def craft_stage(runner, model: str) -> None:
+    """Run stage: the concept bank of every configured class (before the model's jobs)."""
+    cfg = runner.cfg
+    if cfg.targets.concepts < 1 or not has_concept_layer(cfg, model):
+        return  # no concept layer: the plan says the concepts were skipped for this model
+    from ..pipeline.planner import resolve_classes
+    from ..pipeline.progress import stage
+
+    layer = concept_layer(cfg, model)
+    ccfg, fit = craft_config(cfg), fit_hash(cfg, layer)
+    classes = resolve_classes(cfg)
+    with stage(f"CRAFT · {model}", len(classes), unit="bank", enabled=runner.progress) as bar:
+        for c in classes:
+            class_bank(runner.store, lambda: runner.context(model).model, model, runner.pool(), c, layer,
+                       cfg.targets.concepts, ccfg, fit)
+            bar.update(1)

@@ -1,0 +1,119 @@
+"""Dataset examples of neurons (VITAL §1.3) as a stage, and the run stages of concepts and neurons.
+
+Stage ``neuron_examples``, one entry per neuron: ``examples.json`` (the top-N patches with unique
+source images: sources, boxes, scores - N = 50 is also the CoSy AUC/MAD control set, VITAL §2.1) and
+``mosaic.png`` (the first ``mosaic`` of them). One sweep over the pool per layer serves every neuron of
+that layer (:func:`atlas.data.patches.cached_top_patches`, itself cached as stage ``top_patches``).
+"""
+from __future__ import annotations
+
+import json
+from typing import Dict, List, Sequence
+
+from ..config import stable_hash
+from ..data.patches import NeuronExamples, cached_top_patches, mosaic_png, patch_images
+from ..pipeline.runner import RUN_STAGES
+from .bank import craft_stage
+from .clusters import neuron_clusters
+from .lookup import latest_entries
+from .neurons import check_channels
+from .settings import NeuronConfig, neuron_config
+
+STAGE = "neuron_examples"
+VERSION = "1"
+
+
+def _key(model: str, pool, layer: str, channel: int, ncfg: NeuronConfig) -> dict:
+    return {"model": model, "layer": layer, "channel": int(channel), "examples": ncfg.examples,
+            "max_images": ncfg.max_images, "mosaic": ncfg.mosaic, "pool": pool.fingerprint(), "v": VERSION}
+
+
+def neuron_examples(store, get_model, model_name: str, pool, layer: str, channels: Sequence[int],
+                    ncfg: NeuronConfig, progress=None) -> Dict[int, NeuronExamples]:
+    """Top-N patches (unique sources) of each neuron of ``layer`` in ``channels``, stored per neuron."""
+    keys = {c: _key(model_name, pool, layer, c, ncfg) for c in channels}
+    out, missing = {}, []
+    for c, key in keys.items():
+        d = store.get_stage(STAGE, stable_hash(key, length=20))
+        if d is None:
+            missing.append(c)
+        else:
+            out[c] = _examples(json.loads((d / "examples.json").read_bytes()))
+    if missing:
+        model = get_model()
+        check_channels(model, layer, keys)
+        found = cached_top_patches(store, model, pool, layer, sorted(keys), ncfg.examples,
+                                   max_images=ncfg.max_images or None, progress=progress)
+        for c in missing:
+            ex = found[c]
+            patches = patch_images(pool, NeuronExamples(layer, c, ex.sources[: ncfg.mosaic], ex.boxes[: ncfg.mosaic],
+                                                        ex.scores[: ncfg.mosaic]), 64, size=model.input_size)
+            files = {"examples.json": json.dumps(ex.__dict__).encode(),
+                     "mosaic.png": mosaic_png(patches, cols=min(10, max(1, len(patches))), tile=48)}
+            store.put_stage(STAGE, stable_hash(keys[c], length=20), files, {"inputs": keys[c]})
+            out[c] = ex
+    return out
+
+
+def _examples(d: dict) -> NeuronExamples:
+    return NeuronExamples(d["layer"], d["channel"], d["sources"], [tuple(b) for b in d["boxes"]], d["scores"])
+
+
+def find_examples(store, model: str, cfg) -> Dict[tuple, object]:
+    """``{(layer, channel): folder}`` of the stored dataset examples of ``model`` (newest; no model)."""
+    ncfg = neuron_config(cfg)
+    found = latest_entries(store, STAGE, {"model": model, "examples": ncfg.examples, "max_images": ncfg.max_images,
+                                          "mosaic": ncfg.mosaic, "v": VERSION}, ("layer", "channel"))
+    return found
+
+
+def find_clusters(store, model: str, cfg) -> Dict[tuple, object]:
+    """``{(layer, channel): folder}`` of the stored clusters of ``model``'s polysemantic neurons."""
+    from .clusters import STAGE as CSTAGE
+    from .clusters import VERSION as CVERSION
+
+    ncfg = neuron_config(cfg)
+    return latest_entries(store, CSTAGE, {"model": model, "clusters": ncfg.clusters, "patches": ncfg.cluster_patches,
+                                          "max_images": ncfg.max_images, "examples": ncfg.examples, "v": CVERSION},
+                          ("layer", "channel"))
+
+
+def neuron_targets(cfg, model: str) -> List:
+    """Every neuron target the configuration plans for ``model`` (all target sources)."""
+    from ..pipeline.planner import resolve_classes, targets_for
+
+    return [t for t in targets_for(cfg, model, resolve_classes(cfg)) if t.kind == "neuron"]
+
+
+def neuron_stage(runner, model: str) -> None:
+    """Run stage: dataset examples of every planned neuron, and the clusters of polysemantic ones."""
+    from ..pipeline.progress import stage
+
+    cfg = runner.cfg
+    targets = neuron_targets(cfg, model)
+    if not targets:
+        return
+    ncfg = neuron_config(cfg)
+    pool = runner.pool()
+    get_model = lambda: runner.context(model).model  # noqa: E731
+    by_layer: Dict[str, List[int]] = {}
+    clustered: Dict[str, List[int]] = {}
+    for t in targets:
+        by_layer.setdefault(t.layer, [])
+        if t.channel not in by_layer[t.layer]:
+            by_layer[t.layer].append(t.channel)
+        if t.cluster is not None and t.channel not in clustered.setdefault(t.layer, []):
+            clustered[t.layer].append(t.channel)
+    sweeps = [layer for layer, channels in by_layer.items()
+              if any(runner.store.get_stage(STAGE, stable_hash(_key(model, pool, layer, c, ncfg), length=20)) is None
+                     for c in channels)]
+    images = len(pool.source_ids(ncfg.max_images or None)) if sweeps else 0
+    with stage(f"dataset examples · {model}", images * len(sweeps), unit="image", enabled=runner.progress) as bar:
+        for layer, channels in by_layer.items():
+            neuron_examples(runner.store, get_model, model, pool, layer, channels, ncfg, progress=bar.update)
+    for layer, channels in clustered.items():
+        neuron_clusters(runner.store, get_model, model, pool, layer, channels, ncfg)
+
+
+RUN_STAGES.add("craft", craft_stage)
+RUN_STAGES.add("neuron_examples", neuron_stage)

@@ -1,0 +1,48 @@
+"""Planner target sources: CRAFT concepts per class and the selected neurons (top-k relevant per class,
+a fixed random sample, polysemantic neurons and their clusters)."""
+from __future__ import annotations
+
+from typing import List
+
+from ..errors import AtlasError
+from ..pipeline.planner import TARGET_SOURCES, SourceSkipped
+from ..targets import Target
+from .bank import fit_hash
+from .clusters import cluster_fit
+from .neurons import select_neurons
+from .settings import concept_layer, craft_config, has_concept_layer, neuron_config
+
+
+@TARGET_SOURCES.register("concept")
+def concept_targets(cfg, model: str, classes: List[int]) -> List[Target]:
+    """The ``visualise`` most important of the K concepts of every class (concept 0 = most important;
+    the order is known once CRAFT has run, the targets are not)."""
+    k = cfg.targets.concepts
+    ccfg = craft_config(cfg)  # bad settings are errors even when no concept is asked for
+    if k < 1:
+        return []
+    if not has_concept_layer(cfg, model):
+        raise SourceSkipped(f"model {model} has no default concept layer (set [targets] concept_layer)")
+    layer = concept_layer(cfg, model)
+    fit = fit_hash(cfg, layer)
+    n = min(ccfg.visualise or k, k)
+    return [Target("concept", class_id=c, concept=i, layer=layer, fit=fit) for c in classes for i in range(n)]
+
+
+@TARGET_SOURCES.register("neuron_selection")
+def selected_neurons(cfg, model: str, classes: List[int]) -> List[Target]:
+    """Top-k relevant and random-sample neurons (not already listed), polysemantic neurons and one target
+    per k-means cluster of each polysemantic neuron."""
+    ncfg = neuron_config(cfg)
+    listed = {(layer, int(ch)) for layer, ch in cfg.targets.neurons}
+    try:
+        sel = select_neurons(cfg, model, classes)
+    except AtlasError as exc:  # e.g. the paper preset's neuron_layer = "layer4" on a model without it
+        if "no default neuron layer" in str(exc) or (len(cfg.models) > 1 and "layer" in str(exc)):
+            raise SourceSkipped(str(exc)) from None
+        raise
+    out = [Target.of_neuron(layer, ch) for layer, ch in sel.reasons if (layer, ch) not in listed]
+    fit = cluster_fit(cfg)
+    for layer, ch in ncfg.polysemantic:
+        out.extend(Target("neuron", layer=layer, channel=ch, cluster=j, fit=fit) for j in range(ncfg.clusters))
+    return out

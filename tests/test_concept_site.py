@@ -1,0 +1,96 @@
+"""End to end on EfficientNet-Lite0 (few steps): CRAFT concepts, selected and polysemantic neurons, their
+pages on the site, every image on them resolves, importances are non-negative and sum to at most 100 %,
+and NMF reconstruction errors are reported and fall with K."""
+import json
+import re
+
+import pytest
+
+from atlas.cli import main
+from atlas.sitegen.check import check_site
+
+TOML = """preset = "demo"
+classes = [285, 967]
+methods = ["maco", "fourier"]
+store = "{tmp}/store"
+site = "{tmp}/site"
+[settings.maco]
+steps = 3
+crops = 1
+[settings.fourier]
+steps = 3
+crops = 1
+[targets]
+concepts = 3
+random_neurons = 1
+neurons = [["blocks.6", 11]]
+[targets.concept_settings]
+images = 3
+nb_design = 8
+min_wins = 1
+visualise = 2
+[targets.neuron_settings]
+max_images = 6
+examples = 4
+cluster_patches = 40
+polysemantic = [["blocks.6", 11]]
+[targets.kind_methods]
+concept = ["maco"]
+neuron = ["maco"]
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("concepts")
+    cfg = tmp / "c.toml"
+    cfg.write_text(TOML.format(tmp=tmp))
+    assert main(["-q", "build", "--config", str(cfg)]) == 0
+    return tmp
+
+
+def test_concept_and_neuron_pages_exist_and_every_image_resolves(built):
+    site = built / "site"
+    assert check_site(site) == []
+    for c in (285, 967):
+        for k in range(3):
+            page = site / "efficientnet_lite0" / "concept" / f"{c:04d}-{k:02d}.html"
+            html = page.read_text()
+            assert "Top patches" in html and "Where the concept is" in html
+            for src in re.findall(r'<img[^>]+src="([^"]+)"', html):
+                assert (page.parent / src).resolve().is_file(), src
+        cls = (site / "efficientnet_lite0" / "class" / f"{c:04d}.html").read_text()
+        assert cls.count("concept-card") == 3 and "Concepts (CRAFT)" in cls
+    # the two most important concepts are visualised (MACO only), the third is not
+    c0 = (site / "efficientnet_lite0" / "concept" / "0285-00.html").read_text()
+    c2 = (site / "efficientnet_lite0" / "concept" / "0285-02.html").read_text()
+    assert "img/maco/concept-0285-00-s0.png" in c0 and "img/fourier/concept" not in c0
+    assert "not visualised in this build" in c2
+    assert "Similar concepts in other classes" in c0 and "0967-0" in c0
+    neurons = sorted((site / "efficientnet_lite0" / "neuron").glob("*.html"))
+    assert len(neurons) == 2 and any(p.name == "blocks.6-0011.html" for p in neurons)
+    n11 = (site / "efficientnet_lite0" / "neuron" / "blocks.6-0011.html").read_text()
+    assert "Polysemantic: 2 clusters" in n11 and "Dataset examples" in n11 and "listed" in n11
+    assert "neuron-blocks.6-0011-k1-s0.png" in n11
+    index = (site / "neurons.html").read_text()
+    assert "blocks.6 #11" in index and 'href="neurons.html"' in (site / "index.html").read_text()
+
+
+def test_importances_and_reconstruction_errors_in_the_store(built):
+    summaries = [json.loads(p.read_text()) for p in (built / "store" / "stages" / "craft").glob("*/summary.json")]
+    assert sorted(s["class_id"] for s in summaries) == [285, 967]
+    for s in summaries:
+        assert all(v >= 0 for v in s["share"]) and sum(s["share"]) <= 100 + 1e-9
+        errors = [s["errors"][k] for k in sorted(s["errors"], key=int)]
+        assert list(map(int, sorted(s["errors"], key=int))) == [1, 2, 3]
+        assert errors == sorted(errors, reverse=True) and errors[0] > errors[-1]
+
+
+def test_visualised_concepts_and_neurons_are_optimised(built):
+    metas = [json.loads(p.read_text()) for p in (built / "store" / "jobs").glob("*/meta.json")]
+    kinds = {}
+    for m in metas:
+        kinds.setdefault(m["target"].get("cluster") is not None and "cluster" or m["target"]["kind"], []).append(m)
+    assert len(kinds["concept"]) == 4 and len(kinds["cluster"]) == 2 and len(kinds["neuron"]) == 2
+    for m in kinds["concept"] + kinds["cluster"] + kinds["neuron"]:
+        assert m["method"] == "maco" and m["history"][-1] > m["history"][0]
