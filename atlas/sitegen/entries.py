@@ -72,6 +72,7 @@ class ClassEntry:
     sections: List[Section] = field(default_factory=list)
     references: List[Dict[str, str]] = field(default_factory=list)  # real images: {"src", "alt"}
     done_methods: List[str] = field(default_factory=list)  # methods with a finished first-seed image
+    missing_methods: List[str] = field(default_factory=list)  # slugs of the configured methods without one
     other_models: List[tuple] = field(default_factory=list)  # (model name, class page) on other models
     prev_name: str = ""
     next_name: str = ""

@@ -136,13 +136,13 @@
       if (img) img.setAttribute("data-orig", img.getAttribute("src"));
       var syn = c.getAttribute("data-search");
       return { el: c, img: img, id: parseInt(c.getAttribute("data-id"), 10), wnid: c.getAttribute("data-wnid"),
-               name: syn.split(";")[0].trim(), syn: syn, methods: (c.getAttribute("data-m") || "").split(" ") };
+               name: syn.split(";")[0].trim(), syn: syn, missing: (c.getAttribute("data-missing") || "").split(" ") };
     });
     var method = function () { var r = $("[data-method-filter] input:checked", tools); return r ? r.value : ""; };
     var apply = function () {
       var query = parseQuery(input.value), m = method(), shown = 0;
       cards.forEach(function (c) {
-        var hit = rank(query, c.id, c.wnid, c.name, c.syn) >= 0 && (!m || c.methods.indexOf(m) !== -1);
+        var hit = rank(query, c.id, c.wnid, c.name, c.syn) >= 0 && (!m || c.missing.indexOf(m) === -1);
         c.el.hidden = !hit;
         if (hit) shown++;
         if (c.img) {
@@ -235,75 +235,6 @@
     });
   });
 
-  // ------------------------------------------------------------------ compare page
-  var form = $("[data-compare]");
-  if (form) withIndex(function (idx) { compare(form, idx); });
-
-  function compare(form, idx) {
-    var rows = $("[data-compare-rows]"), more = $("[data-compare-more]"), count = $("[data-compare-count]");
-    var params = new URLSearchParams(window.location.search), PAGE = 48, limit = PAGE;
-    var missing = {};
-    Object.keys(idx.missing || {}).forEach(function (k) {
-      var s = {}; idx.missing[k].forEach(function (id) { s[id] = true; }); missing[k] = s;
-    });
-    var titles = {}, names = {};
-    idx.methods.forEach(function (m) { titles[m.slug] = m.title; });
-    idx.models.forEach(function (m) { names[m.slug] = m.name; });
-    ["a", "b"].forEach(function (side) {
-      var v = (params.get(side) || "").split("|");
-      ["model", "method", "seed"].forEach(function (f, i) {
-        var sel = form.elements[side + "-" + f];
-        if (v[i] && $$("option", sel).some(function (o) { return o.value === v[i]; })) sel.value = v[i];
-      });
-    });
-    if (!params.get("b") && idx.methods.length < 2 && idx.models.length > 1) form.elements["b-model"].value = idx.models[1].slug;
-    else if (!params.get("b") && idx.methods.length < 2 && idx.seeds.length > 1) form.elements["b-seed"].value = String(idx.seeds[1]);
-    if (params.get("q")) form.elements.q.value = params.get("q");
-    form.hidden = false;
-    var side = function (s) {
-      return { model: form.elements[s + "-model"].value, method: form.elements[s + "-method"].value,
-               seed: form.elements[s + "-seed"].value };
-    };
-    var cell = function (v, c) {
-      var fig = el("figure", { "class": "fig" });
-      var label = titles[v.method] + " · " + names[v.model] + " · seed " + v.seed;
-      if (missing[v.model + "|" + v.method + "|" + v.seed] && missing[v.model + "|" + v.method + "|" + v.seed][c[0]]) {
-        fig.appendChild(el("div", { "class": "placeholder" }, "not built"));
-      } else {
-        var a = el("a", { href: ROOT + fill(idx.patterns.figure, { model: v.model, method: v.method, id: c[0], seed: v.seed }) });
-        a.appendChild(el("img", { src: ROOT + fill(idx.patterns.view, { model: v.model, method: v.method, id: c[0], seed: v.seed }),
-                                  loading: "lazy", decoding: "async", alt: "Feature visualization by " + label + " of " + c[1] + " (" + c[0] + ")" }));
-        fig.appendChild(a);
-      }
-      fig.appendChild(el("figcaption", {}, label));
-      return fig;
-    };
-    var render = function () {
-      var a = side("a"), b = side("b"), query = parseQuery(form.elements.q.value);
-      var hits = idx.classes.filter(function (c) { return rank(query, c[0], c[3], c[1].toLowerCase(), c[2].toLowerCase()) >= 0; });
-      rows.textContent = "";
-      hits.slice(0, limit).forEach(function (c) {
-        var row = el("section", { "class": "crow" });
-        var h = el("h2", {});
-        h.appendChild(el("a", { href: ROOT + fill(idx.patterns["class"], { model: a.model, id: c[0] }) }, c[1] + " "));
-        h.lastChild.appendChild(el("small", {}, "#" + c[0]));
-        row.appendChild(h);
-        var pair = el("div", { "class": "pair" });
-        pair.appendChild(cell(a, c));
-        pair.appendChild(cell(b, c));
-        row.appendChild(pair);
-        rows.appendChild(row);
-      });
-      count.textContent = Math.min(limit, hits.length) + " of " + hits.length + " classes";
-      more.hidden = hits.length <= limit;
-      var p = "?a=" + [a.model, a.method, a.seed].join("|") + "&b=" + [b.model, b.method, b.seed].join("|") +
-        (form.elements.q.value ? "&q=" + encodeURIComponent(form.elements.q.value) : "");
-      try { window.history.replaceState(null, "", p); } catch (e) { /* file:// may refuse; the page still works */ }
-    };
-    form.addEventListener("change", function () { limit = PAGE; render(); });
-    form.elements.q.addEventListener("input", function () { limit = PAGE; render(); });
-    form.addEventListener("submit", function (ev) { ev.preventDefault(); });
-    more.addEventListener("click", function () { limit += PAGE; render(); });
-    render();
-  }
+  // shared with page scripts (compare.js)
+  window.atlas = { ROOT: ROOT, $: $, $$: $$, el: el, fill: fill, parseQuery: parseQuery, rank: rank, withIndex: withIndex };
 })();
