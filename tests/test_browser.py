@@ -244,8 +244,11 @@ def test_cite_box_copy_and_absolute_permalink_under_a_sub_path(site, browser, tm
     www = tmp_path / "www" / "lab" / "atlas"
     www.parent.mkdir(parents=True)
     www.symlink_to(site, target_is_directory=True)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
-    handler.log_message = lambda *a, **k: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path / "www"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

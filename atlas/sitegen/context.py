@@ -31,7 +31,7 @@ from ..registry import Registry
 from ..targets import Target
 from . import assets, paths
 from .cite import figure_bibtex
-from .entries import ClassEntry, Figure, ModelEntry, Page, Section, SiteBuild, SiteData
+from .entries import ClassEntry, Figure, ModelEntry, Page, Section, SiteBuild, SiteData, method_title
 from .manifest import figure_record, manifest
 from .search import index_json, index_script, search_index
 
@@ -46,7 +46,7 @@ PAGE_SOURCES: Registry[Callable[[SiteBuild], None]] = Registry("page source")
 
 def method_info(name: str, settings: Dict[str, Any]) -> Dict[str, Any]:
     m = METHODS.get(name)
-    return {"name": name, "title": m.title or name, "summary": m.summary, "paper": m.paper,
+    return {"name": name, "title": method_title(name), "summary": m.summary, "paper": m.paper,
             "bibtex": bibtex(m.paper), "settings": settings, "page": paths.method_page(name),
             "version": m.version, "slug": paths.method_slug(name), "kinds": list(m.kinds)}
 
@@ -66,7 +66,7 @@ def _synonyms(class_id: int) -> tuple:
     return _all_synonyms()[class_id]
 
 
-def _config_info(job, cache: Dict[int, tuple]) -> tuple:
+def _config_info(job, cache: Dict[Any, Any]) -> tuple:
     """(settings dict, settings hash) of a job's method config, computed once per config object."""
     got = cache.get(id(job.config))
     if got is None or got[0] is not job.config:
@@ -75,15 +75,15 @@ def _config_info(job, cache: Dict[int, tuple]) -> tuple:
     return got[1], got[2]
 
 
-def _figure(store: Store, job, class_names, configs: Dict[int, tuple]) -> Figure:
-    method = METHODS.get(job.method)
+def _figure(store: Store, job, class_names, configs: Dict[Any, Any]) -> Figure:
+    title = configs.get(("title", job.method)) or configs.setdefault(("title", job.method), method_title(job.method))
     t = job.target
     stem = paths.figure_stem(job.model, job.method, t, job.seed)
     label = f"{class_names[t.class_id]} ({t.class_id})" if t.class_id is not None else t.slug()
     fig = Figure(
-        key=job.key, model=job.model, method=job.method, method_title=method.title or job.method, target=t,
+        key=job.key, model=job.model, method=job.method, method_title=title, target=t,
         seed=job.seed, status="pending", page=paths.figure_page(job.model, job.method, t, job.seed),
-        title=f"{method.title or job.method} · {label} · seed {job.seed}",
+        title=f"{title} · {label} · seed {job.seed}",
         model_page=paths.model_page(job.model),
         class_page=paths.class_page(job.model, t.class_id) if t.class_id is not None else None,
         label=label,

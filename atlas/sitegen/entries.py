@@ -13,6 +13,14 @@ from ..targets import Target
 from . import paths
 
 
+def method_title(name: str) -> str:
+    """The method's title for people; registered variants that share a title (``maco`` and ``maco_hr``
+    are both "MACO") get their name added, so that two columns never carry the same heading."""
+    title = METHODS.get(name).title or name
+    clash = any(n != name and (METHODS.get(n).title or n) == title for n in METHODS.names())
+    return f"{title} ({name})" if clash and name.lower() != title.lower() else title
+
+
 @dataclass
 class Figure:
     """One visualisation as the site shows it (or the reason it is missing)."""
@@ -139,7 +147,7 @@ class SiteBuild:
         for m in self.config.methods:
             figs = [f for s in self.config.seeds if (f := self.figures.get((model, m, target, s)))]
             if figs:
-                out.append((m, METHODS.get(m).title or m, figs))
+                out.append((m, method_title(m), figs))
         return out
 
     def class_entry(self, model: str, class_id: int) -> Optional[ClassEntry]:
