@@ -190,11 +190,12 @@ def test_figure_bibtex_is_balanced_and_plain():
     from atlas.targets import Target
 
     fig = Figure(key="k1", model="timm:vit/b", method="maco", method_title="MACO", target=Target.of_class(3),
-                 seed=2, status="done", title="MACO · {evil} \\ (3) · seed 2", page="m/fig/x.html",
+                 seed=2, status="done", label="{evil} \\ (3)", page="m/fig/x.html",
                  meta={"config_hash": "abc", "created": "2026-01-02T00:00:00Z"})
     bib = figure_bibtex(fig, "0.1.0")
     assert bib.count("{") == bib.count("}")
     assert "\\url{m/fig/x.html}" in bib and "year         = {2026}" in bib
+    assert "title        = {MACO feature visualization of (evil) / (3), seed 2, timm:vit/b}," in bib
     assert bibtex_key("atlas", "timm:vit/b", "class-0003") == "atlas-timm:vit-b-class-0003"
 
 

@@ -76,7 +76,7 @@ def store_class_references(cfg, store: Store, pool_factory: Callable[[], object]
             todo = []
         else:
             todo = [c for c in todo if c in available]
-    with stage("reference images", len(todo), unit="class", enabled=progress) as bar:
+    with stage("reference images", len(todo), unit="set", enabled=progress) as bar:
         for c in todo:
             key = reference_key(cfg, c)
             try:

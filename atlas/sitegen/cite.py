@@ -29,8 +29,9 @@ def figure_bibtex(fig, version: str, url: str = "") -> str:
     if config_hash:
         note += f"; settings hash {config_hash}"
     note += f"; job {fig.key}"
+    title = f"{fig.method_title} feature visualization of {fig.label or fig.target.slug()}, seed {fig.seed}, {fig.model}"
     lines = [f"@misc{{{key},",
-             f"  title        = {{{_field(fig.title)}}},",
+             f"  title        = {{{_field(title)}}},",
              "  author       = {{atlas developers}},",
              f"  howpublished = {{\\url{{{_field(url or fig.page)}}}}},",
              f"  note         = {{{_field(note)}}},"]
