@@ -38,7 +38,7 @@ from common import emit  # noqa: E402
 from atlas.config import config_from_mapping  # noqa: E402
 from atlas.methods.base import METHODS, Method, Visualization  # noqa: E402
 from atlas.pipeline import Store, make_plan  # noqa: E402
-from atlas.pipeline.references import STAGE, reference_key, _webp  # noqa: E402
+from atlas.pipeline.references import STAGE, reference_key, webp_bytes  # noqa: E402
 from atlas.sitegen import gather, write_site  # noqa: E402
 
 
@@ -92,7 +92,7 @@ def fill_store(cfg, plan, size: int) -> float:
                                          scores={"logit_start": 0.0, "logit_end": 1.0, "prob_end": 0.5,
                                                  "rank_end": 1, "top1": job.target.class_id, "top1_prob": 0.5,
                                                  "top2": 0, "top2_prob": 0.1}))
-        thumbs = {f"{k:02d}.webp": _webp(images[k].transpose(2, 0, 1)) for k in range(4)}
+        thumbs = {f"{k:02d}.webp": webp_bytes(images[k].transpose(2, 0, 1)) for k in range(4)}
         for cid in plan.classes[cfg.models[0]]:
             store.cached_stage(STAGE, reference_key(cfg, cid), lambda: (thumbs, {"count": len(thumbs)}))
     return time.perf_counter() - start

@@ -246,7 +246,12 @@ def test_reference_images_appear_on_class_pages(tmp_path):
     plan = make_plan(cfg)
     store = Store(cfg.store)
     store_class_references(cfg, store, lambda: open_pool("bundled"), [285], progress=False)
-    render(plan, store, cfg.site)
+    import atlas.data.pools as pools
+
+    with pytest.MonkeyPatch.context() as mp:  # rendering never opens the image pool
+        mp.setattr(pools, "open_pool", lambda *a, **k: pytest.fail("render opened the pool"))
+        mp.setattr(pools.BundledPool, "load", lambda *a, **k: pytest.fail("render read a photo"))
+        render(plan, store, cfg.site)
     site = tmp_path / "site"
     cat = (site / "efficientnet_lite0/class/0285.html").read_text()
     assert 'src="../../ref/0285/00.webp"' in cat and "Real images of this class" in cat

@@ -41,7 +41,8 @@ def reference_key(cfg, class_id: int) -> dict:
             "size": SIZE, "version": VERSION}
 
 
-def _webp(chw) -> bytes:
+def webp_bytes(chw) -> bytes:
+    """A (3, H, W) image in [0, 1] as WebP bytes (quality 80)."""
     arr = (np.clip(np.asarray(chw, dtype=np.float32).transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="WEBP", quality=80, method=4)
@@ -51,7 +52,7 @@ def _webp(chw) -> bytes:
 def _compute(pool, key: dict):
     def compute():
         images = pool.reference_images(key["class_id"], key["count"], key["size"], seed=0, allow_fewer=True)
-        files = {f"{i:02d}.webp": _webp(img.numpy()) for i, img in enumerate(images)}
+        files = {f"{i:02d}.webp": webp_bytes(img.numpy()) for i, img in enumerate(images)}
         return files, {"pool_name": getattr(pool, "name", ""), "count": len(files)}
 
     return compute
