@@ -110,15 +110,26 @@ def test_sections_and_page_sources_plug_in(tmp_path, monkeypatch):
     monkeypatch.setenv("ATLAS_TEMPLATES", str(tdir))
     monkeypatch.setitem(CLASS_SECTIONS._items, "probe",
                         lambda b, m, e: Section("Probe", "_test_section.html", {"n": e.id}))
-    monkeypatch.setitem(PAGE_SOURCES._items, "probe",
-                        lambda b: b.pages.append(Page("probe/index.html", "probe.html", {}, nav_title="Probe")))
+    def probe_source(b):
+        b.pages.append(Page("probe/index.html", "probe.html", {}, nav_title="Probe"))
+        b.search.append({"label": "Probe page", "page": "probe/index.html", "kind": "probe"})
+        b.manifest_extra["probe"] = {"pages": ["probe/index.html"]}
+
+    monkeypatch.setitem(PAGE_SOURCES._items, "probe", probe_source)
     cfg = quick_config(tmp_path, classes=(285,))
     plan = make_plan(cfg)
     render(plan, Store(cfg.store), cfg.site)
     html = (tmp_path / "site" / "efficientnet_lite0" / "class" / "0285.html").read_text()
     assert "<p class='probe'>285 for Egyptian cat</p>" in html
     assert 'href="../../probe/index.html">Probe</a>' in html
-    assert check_site(tmp_path / "site") == []
+    assert 'id="sec-probe"' in html and 'href="#sec-probe"' in html  # anchored and in the jump links
+    site = tmp_path / "site"
+    assert json.loads((site / "search.json").read_text())["pages"] == [
+        {"label": "Probe page", "page": "probe/index.html", "kind": "probe"}]
+    assert json.loads((site / "manifest.json").read_text())["probe"] == {"pages": ["probe/index.html"]}
+    assert check_site(site) == []
+    (site / "probe" / "index.html").unlink()  # the search entry now points nowhere: the checker says so
+    assert any("search.json: page probe/index.html missing" in p for p in check_site(site))
 
 
 # ------------------------------------------------------------------ search index, patterns, pages
