@@ -52,13 +52,13 @@ FIGURE_FILES = {"png": ".png", "alpha": "-alpha.png", "masked": "-masked.png", "
                 "view": "-view.webp"}
 
 
-def class_patterns(seed_field: str = "{seed}") -> dict:
+def class_patterns() -> dict:
     """URL patterns of class targets for the browser (search, compare, method filter), with the
     placeholders ``{model}`` (model slug), ``{method}`` (method slug), ``{id}`` (4-digit class id) and
-    ``{seed}``. They are derived from :func:`class_page` and :func:`figure_stem`, so a change of the URL
-    scheme reaches the JavaScript too (tests check that both agree)."""
-    stem = "{model}/img/{method}/class-{id}-s" + seed_field
-    out = {"class": "{model}/class/{id}.html", "figure": "{model}/fig/{method}/class-{id}-s" + seed_field + ".html"}
+    ``{seed}`` (each at most once). They mirror :func:`class_page`, :func:`figure_page` and
+    :func:`figure_stem` (tests check that they agree), so the JavaScript needs no URL scheme of its own."""
+    stem = "{model}/img/{method}/class-{id}-s{seed}"
+    out = {"class": "{model}/class/{id}.html", "figure": "{model}/fig/{method}/class-{id}-s{seed}.html"}
     out.update({k: stem + suffix for k, suffix in FIGURE_FILES.items()})
     return out
 
