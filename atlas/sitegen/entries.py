@@ -132,6 +132,7 @@ class SiteBuild:
     methods: List[Dict[str, Any]] = field(default_factory=list)
     search: List[Dict[str, Any]] = field(default_factory=list)
     manifest_extra: Dict[str, Any] = field(default_factory=dict)
+    titles: Dict[str, str] = field(default_factory=dict)  # method titles for people (see method_title)
 
     @property
     def config(self):
@@ -147,7 +148,9 @@ class SiteBuild:
         for m in self.config.methods:
             figs = [f for s in self.config.seeds if (f := self.figures.get((model, m, target, s)))]
             if figs:
-                out.append((m, method_title(m), figs))
+                if m not in self.titles:
+                    self.titles[m] = method_title(m)
+                out.append((m, self.titles[m], figs))
         return out
 
     def class_entry(self, model: str, class_id: int) -> Optional[ClassEntry]:
