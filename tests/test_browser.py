@@ -1,7 +1,14 @@
-"""The built site in a real browser (Debian's Chromium driven by Playwright): pages load without console
-errors, every image decodes, search and the image/transparency/masked toggles work, from file://."""
+"""The built site in a real browser (Debian's Chromium driven by Playwright): every page loads without
+console errors and its images decode, from file:// and from a sub-path of a web server; search (header
+and grid), the method filter, the random-class button, the view toggles, keyboard navigation, the copy
+buttons and the compare page work; nothing is wider than a phone. Screenshots at 390 px and 1440 px are
+written to ``$ATLAS_TEST_OUTPUT`` (default ``test-output/``)."""
+import functools
+import http.server
 import os
 import shutil
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -11,11 +18,18 @@ from atlas.sitegen.check import check_site
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
+DEMO = (285, 967, 665, 872, 985, 657)
 
 if not os.path.exists(CHROMIUM):
     if os.environ.get("ATLAS_REQUIRE_BROWSER"):
         raise RuntimeError(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+def out_dir() -> Path:
+    out = Path(os.environ.get("ATLAS_TEST_OUTPUT", "test-output"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +45,48 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def sections_site(tmp_path_factory):
+    """A synthetic site whose class pages carry extension sections built with the documented CSS hooks
+    (panels, importance bars, mosaics, an SVG chart, a wide table), as concept/metrics features will."""
+    from atlas.pipeline import Store, make_plan
+    from atlas.sitegen import render
+    from atlas.sitegen.context import CLASS_SECTIONS, Section
+    from atlas.sitegen.writer import templates_dir
+    from helpers import fake_visualization, quick_config
+
+    tmp = tmp_path_factory.mktemp("sections")
+    tdir = tmp / "templates"
+    shutil.copytree(templates_dir(), tdir)
+    (tdir / "_probe_cards.html").write_text(
+        '<div class="panels">{% for c in section.data %}<div class="panel"><h3>Concept {{ c }}</h3>'
+        '<div class="bar" role="img" aria-label="importance {{ c * 10 }}%"><span style="width:{{ c * 10 }}%"></span></div>'
+        '<div class="mosaic">{% for r in entry.references %}<img src="{{ url(r.src) }}" alt="{{ r.alt }}" loading="lazy">'
+        '{% endfor %}</div></div>{% endfor %}</div>')
+    (tdir / "_probe_table.html").write_text(
+        '<div class="chart"><svg viewBox="0 0 900 200" role="img" aria-label="a wide chart"><rect width="900" '
+        'height="200" fill="currentColor" opacity=".1"/></svg></div><div class="table-wrap"><table class="data">'
+        '<tr>{% for i in range(14) %}<th class="num">metric_{{ i }}</th>{% endfor %}</tr><tr class="best">'
+        '{% for i in range(14) %}<td class="num">{{ 0.123456 * i }}</td>{% endfor %}</tr></table></div>')
+    cfg = quick_config(tmp, classes=(285, 967), seeds=[0, 1, 2], methods=("maco", "fourier", "maco_hr"))
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        store.put(job, fake_visualization(job, size=32))
+    from atlas.data import open_pool
+    from atlas.pipeline.references import store_class_references
+
+    store_class_references(cfg, store, lambda: open_pool("bundled"), [285, 967], progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ATLAS_TEMPLATES", str(tdir))
+        mp.setitem(CLASS_SECTIONS._items, "probe-cards",
+                   lambda b, m, e: Section("Concepts", "_probe_cards.html", list(range(1, 8)), order=10))
+        mp.setitem(CLASS_SECTIONS._items, "probe-table",
+                   lambda b, m, e: Section("Metrics", "_probe_table.html", None, order=20, name="metrics"))
+        render(plan, store, cfg.site)
+    return Path(cfg.site)
+
+
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -42,43 +98,102 @@ def browser():
         b.close()
 
 
-def _open(browser, url, width=1280):
-    page = browser.new_page(viewport={"width": width, "height": 900})
+def _open(browser, url, width=1280, scheme="light"):
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
     page.goto(url)
     page.wait_for_load_state("load")
     return page, errors
 
 
-def test_demo_site_every_class_has_an_image_per_method(site, browser):
+IMAGES_OK = ("Array.from(document.images).filter(i => i.offsetParent !== null)"
+             ".every(i => i.complete && i.naturalWidth > 0)")
+
+
+def _all_images_load(page):
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # lazy images below the fold
+    page.wait_for_function(IMAGES_OK, timeout=15000)
+
+
+def test_every_page_loads_without_errors(site, browser):
     assert check_site(site) == []
-    page, errors = _open(browser, (site / "index.html").as_uri())
-    cards = page.locator("[data-search]")
-    assert cards.count() == 6
-    for cid in (285, 967, 665, 872, 985, 657):
-        cls, errs = _open(browser, (site / "efficientnet_lite0" / "class" / f"{cid:04d}.html").as_uri())
-        imgs = cls.locator('img[data-view="image"]')
-        assert imgs.count() == len(PRESETS.get("demo")().methods)  # one image per method
-        for i in range(imgs.count()):
-            imgs.nth(i).scroll_into_view_if_needed()
-        cls.wait_for_function("Array.from(document.images).filter(i => !i.hidden).every(i => i.complete && i.naturalWidth > 0)")
-        assert errs == []
-        cls.close()
-    assert errors == []
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) >= 6 + 12 + 5
+    for path in pages:
+        page, errors = _open(browser, path.as_uri())
+        _all_images_load(page)
+        assert errors == [], (path, errors)
+        page.close()
 
 
-def test_search_by_name_and_id(site, browser):
+def test_class_pages_show_every_method(site, browser):
+    for cid in DEMO:
+        page, errors = _open(browser, (site / "efficientnet_lite0" / "class" / f"{cid:04d}.html").as_uri())
+        demo = PRESETS.get("demo")()
+        assert page.locator('img[data-view="image"]').count() == len(demo.methods)  # one image per method
+        assert page.locator(".real img").count() == 8  # the class's real images
+        _all_images_load(page)
+        assert errors == []
+        page.close()
+
+
+def test_grid_search_by_name_and_id(site, browser):
     page, errors = _open(browser, (site / "index.html").as_uri())
+    assert page.locator("[data-search]").count() == 6
     box = page.locator("[data-search-input]")
     box.fill("espresso")
     assert page.locator("[data-search]:visible").count() == 1
     box.fill("872")
     visible = page.locator("[data-search]:visible")
     assert visible.count() == 1 and "tripod" in visible.inner_text()
+    box.fill("#657")
+    assert "missile" in page.locator("[data-search]:visible").inner_text()
     box.fill("zzzz")
     assert page.locator("[data-search]:visible").count() == 0 and page.locator("[data-empty]").is_visible()
+    assert "0 of 6" in page.locator("[data-count]").inner_text()
+    assert errors == []
+
+
+def test_method_filter_switches_thumbnails(site, browser):
+    page, errors = _open(browser, (site / "index.html").as_uri())
+    page.get_by_label("Fourier").check()
+    imgs = page.locator("[data-search]:visible img")
+    assert imgs.count() == 6
+    assert all("/fourier/" in imgs.nth(i).get_attribute("src") for i in range(6))
+    _all_images_load(page)
+    page.get_by_label("any method").check()
+    assert "/maco/" in imgs.first.get_attribute("src")
+    assert errors == []
+
+
+def test_random_class_button(site, browser):
+    page, errors = _open(browser, (site / "index.html").as_uri())
+    page.locator("[data-search-input]").fill("daisy")
+    page.locator("[data-random]").click()  # picks among the classes that the filter shows
+    page.wait_for_url("**/class/0985.html")
+    assert errors == []
+
+
+def test_header_search_by_name_synonym_and_id_from_any_depth(site, browser):
+    page, errors = _open(browser, (site / "efficientnet_lite0/fig/maco/class-0285-s0.html").as_uri())
+    box = page.locator("#quick-q")
+    box.fill("espress")
+    option = page.locator("#quick-list [role=option]").first
+    option.wait_for()
+    assert "espresso" in option.inner_text()
+    box.press("Enter")
+    page.wait_for_url("**/efficientnet_lite0/class/0967.html")
+    page.keyboard.press("/")  # "/" focuses the search box
+    assert page.evaluate("document.activeElement.id") == "quick-q"
+    page.keyboard.type("872")
+    page.locator("#quick-list [role=option]").first.wait_for()
+    page.keyboard.press("ArrowDown")
+    assert page.locator("#quick-list [aria-selected=true]").inner_text().startswith("tripod")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/class/0872.html")
     assert errors == []
 
 
@@ -91,18 +206,115 @@ def test_toggles_switch_views(site, browser):
     fig.locator('[data-show="masked"]').click()
     assert fig.locator('[data-view="masked"]').is_visible()
     assert fig.locator('[data-show="masked"]').get_attribute("aria-pressed") == "true"
+    page.locator('[data-show-all="alpha"]').click()  # every figure at once
+    assert page.locator('[data-view="alpha"]:visible').count() == 2
+    page.keyboard.press("3")
+    assert page.locator('[data-view="masked"]:visible').count() == 2
+    _all_images_load(page)
     assert errors == []
 
 
-def test_screenshots_phone_and_desktop(site, browser, tmp_path_factory):
-    out = os.environ.get("ATLAS_TEST_OUTPUT", "test-output")
-    os.makedirs(out, exist_ok=True)
-    for width in (390, 1440):
-        page, errors = _open(browser, (site / "efficientnet_lite0" / "class" / "0967.html").as_uri(), width)
-        page.screenshot(path=os.path.join(out, f"class-0967-{width}.png"), full_page=True)
-        # nothing wider than the viewport at phone width
-        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+def test_keyboard_navigation(site, browser):
+    page, errors = _open(browser, (site / "efficientnet_lite0" / "class" / "0967.html").as_uri())
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url("**/class/0665.html")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url("**/class/0967.html")
+    # every image has alt text, every button a name
+    assert page.evaluate("Array.from(document.images).every(i => i.alt && i.alt.length > 3)")
+    assert page.evaluate("Array.from(document.querySelectorAll('button')).every(b => b.textContent.trim())")
+    assert errors == []
+
+
+def test_compare_page(site, browser):
+    page, errors = _open(browser, (site / "compare.html").as_uri())
+    rows = page.locator(".crow")
+    assert rows.count() == 6
+    assert "MACO" in rows.first.locator("figcaption").first.inner_text()
+    assert "Fourier" in rows.first.locator("figcaption").nth(1).inner_text()
+    _all_images_load(page)
+    page.locator('[data-compare] input[name="q"]').fill("cat")
+    assert rows.count() == 1 and "Egyptian cat" in rows.first.inner_text()
+    page.select_option('select[name="b-method"]', "maco")
+    assert rows.first.locator("figcaption").nth(1).inner_text().startswith("MACO")
+    rows.first.locator("img").nth(1).click()  # images link to their permalinks
+    page.wait_for_url("**/fig/maco/class-0285-s0.html")
+    assert errors == []
+
+
+def test_cite_box_copy_and_absolute_permalink_under_a_sub_path(site, browser, tmp_path):
+    www = tmp_path / "www" / "lab" / "atlas"
+    www.parent.mkdir(parents=True)
+    www.symlink_to(site, target_is_directory=True)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}/lab/atlas/"
+        page, errors = _open(browser, base + "efficientnet_lite0/fig/maco/class-0285-s0.html")
+        permalink = base + "efficientnet_lite0/fig/maco/class-0285-s0.html"
+        assert page.locator("[data-permalink] code").inner_text() == permalink
+        bib = page.locator("[data-copy-src]").first.inner_text()
+        assert "\\url{" + permalink + "}" in bib
+        button = page.locator("[data-copy]").first
+        button.click()
+        page.wait_for_function("document.querySelector('[data-copy]').textContent === 'Copied'")
+        with page.expect_download() as dl:
+            page.get_by_text("Download PNG").click()
+        assert dl.value.suggested_filename.endswith(".png")
+        _all_images_load(page)
+        for rel in ("index.html", "compare.html", "efficientnet_lite0/class/0285.html"):
+            p, errs = _open(browser, base + rel)
+            _all_images_load(p)
+            assert errs == [], (rel, errs)
+            p.close()
         assert errors == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_extension_sections_fit_a_phone(sections_site, browser):
+    assert check_site(sections_site) == []
+    url = (sections_site / "efficientnet_lite0" / "class" / "0285.html").as_uri()
+    for width in (390, 1440):
+        page, errors = _open(browser, url, width)
+        assert page.locator("#sec-concepts .panel").count() == 7
+        assert page.locator("#sec-metrics table.data").is_visible()
+        assert page.locator('.jump a[href="#sec-metrics"]').count() == 1
+        _all_images_load(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        page.screenshot(path=str(out_dir() / f"sections-class-0285-{width}.png"), full_page=True)
+        assert errors == []
+        page.close()
+
+
+SHOTS = {"index": "index.html", "class-0967": "efficientnet_lite0/class/0967.html",
+         "figure": "efficientnet_lite0/fig/maco/class-0967-s0.html", "compare": "compare.html",
+         "method-maco": "methods/maco.html", "model": "efficientnet_lite0/index.html", "about": "about.html"}
+
+
+def test_screenshots_phone_and_desktop(site, browser):
+    out = out_dir()
+    for name, rel in SHOTS.items():
+        for width, scheme in ((390, "light"), (1440, "light"), (390, "dark")):
+            page, errors = _open(browser, (site / rel).as_uri(), width, scheme)
+            _all_images_load(page)
+            suffix = "" if scheme == "light" else "-dark"
+            page.screenshot(path=str(out / f"{name}-{width}{suffix}.png"), full_page=True)
+            # nothing wider than the viewport at phone width, nothing hidden by the layout
+            assert page.evaluate("document.documentElement.scrollWidth") <= width + 1, (name, width)
+            assert errors == []
+            page.close()
+    assert (out / "class-0967-390.png").stat().st_size > 10_000
+
+
 
 
 def test_tsne_hover_shows_the_visualization_and_metrics_page_loads(site, browser):

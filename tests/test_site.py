@@ -110,12 +110,204 @@ def test_sections_and_page_sources_plug_in(tmp_path, monkeypatch):
     monkeypatch.setenv("ATLAS_TEMPLATES", str(tdir))
     monkeypatch.setitem(CLASS_SECTIONS._items, "probe",
                         lambda b, m, e: Section("Probe", "_test_section.html", {"n": e.id}))
-    monkeypatch.setitem(PAGE_SOURCES._items, "probe",
-                        lambda b: b.pages.append(Page("probe/index.html", "probe.html", {}, nav_title="Probe")))
+    def probe_source(b):
+        b.pages.append(Page("probe/index.html", "probe.html", {}, nav_title="Probe"))
+        b.search.append({"label": "Probe page", "page": "probe/index.html", "kind": "probe"})
+        b.manifest_extra["probe"] = {"pages": ["probe/index.html"]}
+
+    monkeypatch.setitem(PAGE_SOURCES._items, "probe", probe_source)
     cfg = quick_config(tmp_path, classes=(285,))
     plan = make_plan(cfg)
     render(plan, Store(cfg.store), cfg.site)
     html = (tmp_path / "site" / "efficientnet_lite0" / "class" / "0285.html").read_text()
     assert "<p class='probe'>285 for Egyptian cat</p>" in html
     assert 'href="../../probe/index.html">Probe</a>' in html
-    assert check_site(tmp_path / "site") == []
+    assert 'id="sec-probe"' in html and 'href="#sec-probe"' in html  # anchored and in the jump links
+    site = tmp_path / "site"
+    assert json.loads((site / "search.json").read_text())["pages"] == [
+        {"label": "Probe page", "page": "probe/index.html", "kind": "probe"}]
+    assert json.loads((site / "manifest.json").read_text())["probe"] == {"pages": ["probe/index.html"]}
+    assert check_site(site) == []
+    (site / "probe" / "index.html").unlink()  # the search entry now points nowhere: the checker says so
+    assert any("search.json: page probe/index.html missing" in p for p in check_site(site))
+
+
+# ------------------------------------------------------------------ search index, patterns, pages
+def test_search_index_lists_classes_and_its_patterns_match_the_paths(built):
+    from atlas.sitegen import paths
+    from atlas.targets import Target
+
+    cfg, plan, store, site, _ = built
+    index = json.loads((site / "search.json").read_text())
+    assert [c[0] for c in index["classes"]] == [285, 665, 967]
+    assert index["classes"][0][1:] == ["Egyptian cat", "", "n02124075"]
+    assert [m["slug"] for m in index["methods"]] == ["maco", "fourier"]
+    # the one pending job is listed as missing, so the browser does not ask for its image
+    pending = plan.jobs[-1]
+    key = f"efficientnet_lite0|{pending.method}|{pending.seed}"
+    assert index["missing"] == {key: [pending.target.class_id]}
+    # URL patterns used by the JavaScript agree with paths.py
+    p = index["patterns"]
+    fill = lambda s, **v: s.format(**v)  # noqa: E731
+    t = Target.of_class(285)
+    assert fill(p["class"], model="efficientnet_lite0", id="0285") == paths.class_page("efficientnet_lite0", 285)
+    assert fill(p["figure"], model="efficientnet_lite0", method="maco", id="0285", seed=1) == \
+        paths.figure_page("efficientnet_lite0", "maco", t, 1)
+    assert fill(p["thumb"], model="efficientnet_lite0", method="maco", id="0285", seed=1) == \
+        paths.figure_stem("efficientnet_lite0", "maco", t, 1) + "-thumb.webp"
+    # the script form holds the same data, with "<" escaped so that no label can end the script
+    js = (site / "search-index.js").read_text()
+    assert js.startswith("window.ATLAS_INDEX=") and "<" not in js
+    assert json.loads(js[len("window.ATLAS_INDEX="):].rstrip().rstrip(";")) == index
+
+
+def test_synonyms_and_duplicate_names_get_distinct_pages(tmp_path):
+    cfg = quick_config(tmp_path, classes=(0, 134, 517), seeds=[0])
+    plan = make_plan(cfg)
+    render(plan, Store(cfg.store), cfg.site)
+    site = tmp_path / "site"
+    index = json.loads((site / "search.json").read_text())
+    by_id = {c[0]: c for c in index["classes"]}
+    assert by_id[0][2] == "Tinca tinca"  # synonym of "tench"
+    assert by_id[134][1] == by_id[517][1] == "crane"  # ImageNet's duplicate name ...
+    a = (site / "efficientnet_lite0/class/0134.html").read_text()
+    b = (site / "efficientnet_lite0/class/0517.html").read_text()
+    assert "class 134" in a and "class 517" in b  # ... on two pages keyed by id
+    # nothing is built: the grid knows, so the method filter hides these classes
+    assert (site / "index.html").read_text().count('data-missing="maco fourier"') == 3
+    assert check_site(site) == []
+
+
+def test_figure_page_has_the_cite_box(built):
+    cfg, plan, store, site, _ = built
+    job = plan.jobs[0]
+    html = (site / "efficientnet_lite0/fig/maco/class-0285-s0.html").read_text()
+    assert 'id="cite"' in html and "Cite this figure" in html
+    assert 'href="../../../efficientnet_lite0/img/maco/class-0285-s0.png" download' in html
+    assert job.config_hash in html and job.key in html
+    assert "@misc{atlas-efficientnet_lite0-maco-class-0285-s0," in html  # the figure's own BibTeX
+    assert "\\url{efficientnet_lite0/fig/maco/class-0285-s0.html}" in html
+    assert "@inproceedings{fel2023maco," in html  # the method's paper
+    assert "@misc{atlas2026," in html  # the atlas
+    assert "steps" in html and "crop_size" in html  # the settings
+    # other seed and other method of the same class are linked
+    assert 'href="../../../efficientnet_lite0/fig/maco/class-0285-s1.html"' in html
+    assert 'href="../../../efficientnet_lite0/fig/fourier/class-0285-s0.html"' in html
+
+
+def test_figure_bibtex_is_balanced_and_plain():
+    from atlas.sitegen.cite import bibtex_key, figure_bibtex
+    from atlas.sitegen.entries import Figure
+    from atlas.targets import Target
+
+    fig = Figure(key="k1", model="timm:vit/b", method="maco", method_title="MACO", target=Target.of_class(3),
+                 seed=2, status="done", label="{evil} \\ (3)", page="m/fig/x.html",
+                 meta={"config_hash": "abc", "created": "2026-01-02T00:00:00Z"})
+    bib = figure_bibtex(fig, "0.1.0")
+    assert bib.count("{") == bib.count("}")
+    assert "\\url{m/fig/x.html}" in bib and "year         = {2026}" in bib
+    assert "title        = {MACO feature visualization of (evil) / (3), seed 2, timm:vit/b}," in bib
+    assert bibtex_key("atlas", "timm:vit/b", "class-0003") == "atlas-timm:vit-b-class-0003"
+
+
+def test_class_page_parts(built):
+    cfg, plan, store, site, _ = built
+    html = (site / "efficientnet_lite0" / "class" / "0967.html").read_text()
+    assert 'rel="prev" href="../../efficientnet_lite0/class/0285.html"' in html
+    assert 'rel="next" href="../../efficientnet_lite0/class/0665.html"' in html
+    assert "Egyptian cat (285)" in html  # the previous class by name
+    assert 'data-show-all="alpha"' in html  # page-wide view toggle
+    assert 'href="#m-maco"' in html and 'id="m-maco"' in html  # jump links
+    assert "top-2:" in html or "p = 0.5" in html
+    assert html.count('<img') == html.count('loading="lazy"')  # every image lazy
+
+
+def test_index_model_method_and_compare_pages(built):
+    cfg, plan, store, site, _ = built
+    index = (site / "index.html").read_text()
+    assert 'data-method-filter' in index and 'data-random' in index
+    assert 'value="fourier"' in index and "data-missing" not in index  # seed 0 is complete
+    assert 'data-thumb="efficientnet_lite0/img/{method}/class-{id}-s0-thumb.webp"' in index
+    method = (site / "methods" / "maco.html").read_text()
+    assert method.count('class="card"') == 3  # seed 0 of every class
+    assert "@inproceedings{fel2023maco," in method
+    compare = (site / "compare.html").read_text()
+    assert 'name="a-method"' in compare and 'name="b-method"' in compare
+    for page in site.rglob("*.html"):
+        text = page.read_text()
+        assert '<html lang="en"' in text and 'class="skip" href="#main"' in text and "<title>" in text, page
+
+
+def test_manifest_describes_classes_methods_and_pages(built):
+    cfg, plan, store, site, _ = built
+    manifest = json.loads((site / "manifest.json").read_text())
+    assert manifest["manifest_version"] >= 2
+    classes = manifest["classes"]["efficientnet_lite0"]
+    assert [c["id"] for c in classes] == [285, 967, 665]
+    assert all((site / c["page"]).is_file() for c in classes)
+    assert {m["name"] for m in manifest["method_info"]} == {"maco", "fourier"}
+    assert "compare.html" in manifest["pages"] and "search.json" == manifest["search_index"]
+
+
+def test_reference_images_appear_on_class_pages(tmp_path):
+    from atlas.data import open_pool
+    from atlas.pipeline.references import store_class_references
+
+    cfg = quick_config(tmp_path, classes=(285, 967), seeds=[0])
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    store_class_references(cfg, store, lambda: open_pool("bundled"), [285], progress=False)
+    import atlas.data.pools as pools
+
+    with pytest.MonkeyPatch.context() as mp:  # rendering never opens the image pool
+        mp.setattr(pools, "open_pool", lambda *a, **k: pytest.fail("render opened the pool"))
+        mp.setattr(pools.BundledPool, "load", lambda *a, **k: pytest.fail("render read a photo"))
+        render(plan, store, cfg.site)
+    site = tmp_path / "site"
+    cat = (site / "efficientnet_lite0/class/0285.html").read_text()
+    assert 'src="../../ref/0285/00.webp"' in cat and "Real images of this class" in cat
+    assert (site / "ref/0285/00.webp").is_file()
+    assert "Real images" not in (site / "efficientnet_lite0/class/0967.html").read_text()
+    assert check_site(site) == []
+
+
+def test_parallel_writer_writes_the_same_bytes(built, tmp_path, monkeypatch):
+    import atlas.sitegen.writer as writer
+
+    cfg, plan, store, serial, _ = built
+    monkeypatch.setattr(writer, "PARALLEL_MIN_ITEMS", 0)
+    parallel = tmp_path / "parallel"
+    counts = render(plan, store, parallel, workers=2)
+    files = lambda root: {p.relative_to(root).as_posix(): p.read_bytes()  # noqa: E731
+                          for p in root.rglob("*") if p.is_file()}
+    assert files(parallel) == files(serial)
+    assert counts["written"] == len(files(parallel))
+    assert render(plan, store, parallel, workers=2)["written"] == 0
+
+
+def test_link_checker_reports_each_kind_of_problem(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "ok.png").write_bytes(b"png")
+    (tmp_path / "index.html").write_text(
+        '<a href="a/page.html#here">fine</a><a href="a/page.html#gone">x</a><img src="ok.png" alt="ok">'
+        '<img src="missing.png" alt="m"><img src="ok.png"><a href="https://cdn.example/x.js">x</a>'
+        '<link href="/static/style.css"><a href="../outside.html">x</a><span data-index="nope.js"></span>')
+    (tmp_path / "a" / "page.html").write_text('<h2 id="here">h</h2><a href="../index.html">up</a>')
+    problems = "\n".join(check_site(tmp_path))
+    assert "#gone" in problems and "#here" not in problems
+    assert "broken reference 'missing.png'" in problems and "nope.js" in problems
+    assert "1 <img> without alt text" in problems
+    assert "external reference 'https://cdn.example/x.js'" in problems
+    assert "absolute path '/static/style.css'" in problems and "points outside the site" in problems
+    assert len(problems.splitlines()) == 7
+
+
+def test_link_checker_follows_manifest_and_search_index(built):
+    cfg, plan, store, site, _ = built
+    index = json.loads((site / "search.json").read_text())
+    index["patterns"]["view"] = index["patterns"]["view"].replace("-view.webp", "-large.webp")
+    (site / "search.json").write_text(json.dumps(index))  # the JavaScript would build broken URLs
+    problems = check_site(site)
+    assert len(problems) == 11 and all("search.json: view of class" in p for p in problems)
+    (site / "manifest.json").write_text('{"figures": [{"key": "k", "png": "nope.png"}]}')
+    assert "manifest.json: png of figure k missing: nope.png" in check_site(site)

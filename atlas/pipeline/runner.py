@@ -129,12 +129,21 @@ class Runner:
                     for batch in group:
                         self._run_batch(ctx, method, batch, report)
                         bar.update(len(batch))
+        self.store_references([j for b in batches for j in b.jobs])
         report.seconds = time.perf_counter() - start
         return report
 
     def _run_stages(self, model: str) -> None:
         for _, run_stage in RUN_STAGES.in_order():
             run_stage(self, model)
+
+    def store_references(self, jobs: Sequence[Job]) -> int:
+        """Store thumbnails of the real images of every class these jobs visualise (for the site;
+        cached, cheap when present). See :mod:`atlas.pipeline.references`."""
+        from .references import store_class_references
+
+        classes = {j.target.class_id for j in jobs if j.target.kind == "class"}
+        return store_class_references(self.cfg, self.store, self.pool, classes, progress=self.progress)
 
     def _run_batch(self, ctx: RunContext, method, batch: List[Job], report: RunReport) -> None:
         cfg = batch[0].config

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-THUMB_SIZE = 192
+THUMB_SIZE = 192  # grid thumbnails (index, model, method pages)
+VIEW_SIZE = 448  # the image as class and compare pages show it (PNG originals stay for download)
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -16,13 +17,19 @@ def read_png(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img)
 
 
-def thumb_webp(png_path: Path, size: int = THUMB_SIZE) -> bytes:
+def thumb_webp(png_path: Path, size: int = THUMB_SIZE, quality: int = 82) -> bytes:
+    """A lazy-loaded grid thumbnail: WebP, at most ``size`` px on its longer side."""
     with Image.open(png_path) as img:
         img = img.convert("RGB")
         img.thumbnail((size, size), Image.LANCZOS)
         buf = io.BytesIO()
-        img.save(buf, format="WEBP", quality=82, method=4)
+        img.save(buf, format="WEBP", quality=quality, method=4)
         return buf.getvalue()
+
+
+def view_webp(png_path: Path, size: int = VIEW_SIZE) -> bytes:
+    """The image for side-by-side viewing: WebP, at most ``size`` px, near-lossless quality."""
+    return thumb_webp(png_path, size, quality=90)
 
 
 def masked_png(image_path: Path, alpha_path: Path) -> bytes:

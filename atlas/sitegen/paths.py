@@ -33,7 +33,43 @@ def method_page(method: str) -> str:
     return f"methods/{safe_slug(method)}.html"
 
 
+def method_slug(method: str) -> str:
+    return safe_slug(method)
+
+
+def reference_image(class_id: int, index: int) -> str:
+    """A thumbnail of one real image of a class (shared by every model: the pool is the same)."""
+    return f"ref/{class_id:04d}/{index:02d}.webp"
+
+
+COMPARE_PAGE = "compare.html"
+SEARCH_JSON = "search.json"
+SEARCH_JS = "search-index.js"
+MANIFEST = "manifest.json"
+
+#: Asset suffixes of a figure (appended to :func:`figure_stem`).
+FIGURE_FILES = {"png": ".png", "alpha": "-alpha.png", "masked": "-masked.png", "thumb": "-thumb.webp",
+                "view": "-view.webp"}
+
+
+def class_patterns() -> dict:
+    """URL patterns of class targets for the browser (search, compare, method filter), with the
+    placeholders ``{model}`` (model slug), ``{method}`` (method slug), ``{id}`` (4-digit class id) and
+    ``{seed}`` (each at most once). They mirror :func:`class_page`, :func:`figure_page` and
+    :func:`figure_stem` (tests check that they agree), so the JavaScript needs no URL scheme of its own."""
+    stem = "{model}/img/{method}/class-{id}-s{seed}"
+    out = {"class": "{model}/class/{id}.html", "figure": "{model}/fig/{method}/class-{id}-s{seed}.html"}
+    out.update({k: stem + suffix for k, suffix in FIGURE_FILES.items()})
+    return out
+
+
 def relative(from_page: str, to_path: str) -> str:
     """Relative URL from the page ``from_page`` to ``to_path`` (both site-root relative)."""
     base = posixpath.dirname(from_page)
     return posixpath.relpath(to_path, base or ".")
+
+
+def root_prefix(page: str) -> str:
+    """The relative link from ``page`` to the site root (``""``, ``"../"``, ``"../../"``, ...): every link
+    of a page is this prefix + a site-root-relative path, so it works from ``file://`` and any sub-path."""
+    return "../" * page.count("/")

@@ -1,20 +1,26 @@
 """Phase 2 of the site build: write pages and assets. Folders are created as needed, unchanged bytes are
 not rewritten (a re-render with nothing new writes nothing), and files that an earlier render wrote but
-this one does not are removed (only those: the writer never deletes files it did not make)."""
+this one does not are removed (only those: the writer never deletes files it did not make).
+
+Large sites are written by several forked worker processes (each renders a share of the pages and
+assets; the gathered data is inherited, not pickled); small ones in-process.
+"""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Dict, Iterable
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from ..errors import AtlasError
 from .context import SiteData
-from .paths import relative
+from .filters import FILTERS, fmt as _fmt, sparkline_points  # noqa: F401  (re-exported)
+from .paths import MANIFEST, root_prefix
 
 RECORD = ".atlas-files.json"
+PARALLEL_MIN_ITEMS = 1500  # below this, forking workers costs more than it saves
 
 
 def templates_dir() -> Path:
@@ -29,37 +35,23 @@ def templates_dir() -> Path:
 def environment(path: Path) -> Environment:
     env = Environment(loader=FileSystemLoader(str(path)), autoescape=select_autoescape(["html", "xml"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["fmt"] = _fmt
-    env.filters["sparkline"] = sparkline_points
-    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
+    env.filters.update(FILTERS)
     return env
 
 
-def _fmt(value, digits: int = 3) -> str:
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return "" if value is None else str(value)
-
-
-def sparkline_points(values, width: float = 200, height: float = 40) -> str:
-    """SVG polyline points for ``values`` scaled into a ``width`` x ``height`` box."""
-    vals = [float(v) for v in values if v is not None]
-    if len(vals) < 2:
-        return ""
-    lo, hi = min(vals), max(vals)
-    span = (hi - lo) or 1.0
-    step = width / (len(vals) - 1)
-    return " ".join(f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in enumerate(vals))
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Write ``data`` unless the file already holds exactly these bytes; returns True if written."""
+def write_if_changed(path: Path, data: bytes, made: Optional[set] = None) -> bool:
+    """Write ``data`` unless the file already holds exactly these bytes; returns True if written.
+    ``made`` (optional) remembers folders known to exist, to skip creating them again."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    parent = path.parent
+    if made is None or parent not in made:
+        parent.mkdir(parents=True, exist_ok=True)
+        if made is not None:
+            made.add(parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -71,40 +63,108 @@ def static_files(tdir: Path) -> Dict[str, Path]:
     return {f"static/{p.relative_to(root).as_posix()}": p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def write_site(site: SiteData, out: str | Path) -> Dict[str, int]:
-    """Write every page and asset of ``site`` under ``out``; returns counts of written/unchanged files."""
-    out = Path(out)
-    tdir = templates_dir()
-    env = environment(tdir)
+def _url(root: str):
+    """``url(path)`` for templates: the site-root-relative ``path`` as a link relative to the page."""
+
+    def url(to: str) -> str:
+        if to.startswith("/") or "://" in to:
+            raise AtlasError(f"url() takes a site-relative path, got {to!r}")
+        return root + to
+
+    return url
+
+
+def _write_share(site: SiteData, out: Path, env: Environment, tdir: Path, share: int, shares: int) -> Tuple[int, int, List[str]]:
+    """Write every ``shares``-th page and asset starting at ``share``; (written, unchanged, produced)."""
     written = unchanged = 0
-    produced = set()
+    produced: List[str] = []
+    made: set = set()
 
     def emit(rel: str, data: bytes) -> None:
         nonlocal written, unchanged
-        produced.add(rel)
-        if write_if_changed(out / rel, data):
+        produced.append(rel)
+        if write_if_changed(out / rel, data, made):
             written += 1
         else:
             unchanged += 1
 
-    for rel, src in static_files(tdir).items():
-        emit(rel, src.read_bytes())
-    for rel, produce in site.assets.items():
+    if share == 0:
+        for rel, src in static_files(tdir).items():
+            emit(rel, src.read_bytes())
+        emit(MANIFEST, json.dumps(site.manifest, separators=(",", ":"), sort_keys=True, default=str).encode())
+    for rel, produce in list(site.assets.items())[share::shares]:
         target = out / rel
-        if target.exists() and rel.endswith((".webp", "-masked.png")) and _fresh(target, produce):
-            produced.add(rel)
+        if rel.endswith((".webp", "-masked.png")) and _fresh(target, produce):
+            produced.append(rel)
             unchanged += 1
             continue
         emit(rel, produce())
-    for page in site.pages:
-        tmpl = env.get_template(page.template)
-        url = lambda to, _from=page.path: relative(_from, to)  # noqa: E731
-        html = tmpl.render(page=page, url=url, root=relative(page.path, "index.html")[: -len("index.html")],
-                           site_title=site.title, **page.context)
+    for page in site.pages[share::shares]:
+        root = root_prefix(page.path)
+        html = env.get_template(page.template).render(page=page, url=_url(root), root=root, site_title=site.title,
+                                                      **page.context)
         emit(page.path, html.encode("utf-8"))
-    emit("manifest.json", json.dumps(site.manifest, indent=1, sort_keys=True, default=str).encode())
+    return written, unchanged, produced
+
+
+def _workers(site: SiteData, workers: Optional[int]) -> int:
+    if workers is None:
+        workers = int(os.environ.get("ATLAS_RENDER_WORKERS", os.cpu_count() or 1))
+    if len(site.pages) + len(site.assets) < PARALLEL_MIN_ITEMS or not hasattr(os, "fork"):
+        return 1
+    return max(1, min(workers, 8))
+
+
+def _forked(site: SiteData, out: Path, env: Environment, tdir: Path, n: int) -> List[Tuple[int, int, List[str]]]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    results, procs = [], []
+    for share in range(1, n):
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_child, args=(send, site, out, env, tdir, share, n), daemon=True)
+        p.start()
+        send.close()
+        procs.append((p, recv))
+    results.append(_write_share(site, out, env, tdir, 0, n))
+    for p, recv in procs:
+        try:
+            got = recv.recv()
+        except EOFError:
+            got = None
+        p.join()
+        if not isinstance(got, tuple):
+            raise AtlasError(f"a site writer process failed: {got or f'exit code {p.exitcode}'}")
+        results.append(got)
+    return results
+
+
+def _child(send, site, out, env, tdir, share, n) -> None:
+    try:
+        send.send(_write_share(site, out, env, tdir, share, n))
+    except BaseException as exc:  # reported to the parent, which raises
+        send.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        send.close()
+
+
+def write_site(site: SiteData, out: str | Path, workers: Optional[int] = None) -> Dict[str, int]:
+    """Write every page and asset of ``site`` under ``out``; returns counts of written/unchanged/removed
+    files. ``workers`` (default: ``$ATLAS_RENDER_WORKERS`` or the CPU count) processes share the work
+    when the site is large."""
+    out = Path(out)
+    tdir = templates_dir()
+    env = environment(tdir)
+    n = _workers(site, workers)
+    results = _forked(site, out, env, tdir, n) if n > 1 else [_write_share(site, out, env, tdir, 0, 1)]
+    written = sum(r[0] for r in results)
+    unchanged = sum(r[1] for r in results)
+    produced = {rel for r in results for rel in r[2]}
     removed = _remove_stale(out, produced)
-    emit(RECORD, json.dumps(sorted(produced)).encode())
+    if write_if_changed(out / RECORD, json.dumps(sorted(produced | {RECORD})).encode()):
+        written += 1
+    else:
+        unchanged += 1
     return {"written": written, "unchanged": unchanged, "removed": removed}
 
 
@@ -112,7 +172,8 @@ def _fresh(target: Path, produce) -> bool:
     """A derived asset (thumbnail, masked view) is fresh if it is newer than its stored source."""
     src = getattr(produce, "args", ())
     try:
-        return all(target.stat().st_mtime >= Path(s).stat().st_mtime for s in src)
+        t = target.stat().st_mtime
+        return bool(src) and all(t >= Path(s).stat().st_mtime for s in src)
     except (OSError, TypeError):
         return False
 
@@ -124,7 +185,7 @@ def _remove_stale(out: Path, produced: Iterable[str]) -> int:
     except (OSError, ValueError):
         return 0
     removed = 0
-    for rel in previous - set(produced):
+    for rel in previous - set(produced) - {RECORD}:
         p = (out / rel).resolve()
         if out.resolve() in p.parents and p.is_file():
             p.unlink()
@@ -132,7 +193,7 @@ def _remove_stale(out: Path, produced: Iterable[str]) -> int:
     return removed
 
 
-def render(plan, store, out) -> Dict[str, int]:
+def render(plan, store, out, workers: Optional[int] = None) -> Dict[str, int]:
     from .context import gather
 
-    return write_site(gather(plan, store), out)
+    return write_site(gather(plan, store), out, workers=workers)

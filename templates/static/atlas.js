@@ -1,38 +1,240 @@
-// atlas: search filter for class grids and image / transparency / masked toggles. Plain JS, no libraries.
+// atlas: search, grid filters, random class, image / transparency / masked toggles, keyboard shortcuts,
+// copy buttons and the compare page. Plain JavaScript written for this site, no libraries, no network:
+// the class index is a local script (search-index.js), so everything works from file:// too.
 (function () {
   "use strict";
-  var input = document.querySelector("[data-search-input]");
-  if (input) {
-    var filter = function () {
-      var q = input.value.trim().toLowerCase();
-      var grids = document.querySelectorAll("[data-grid]");
-      grids.forEach(function (grid) {
-        var shown = 0;
-        grid.querySelectorAll("[data-search]").forEach(function (card) {
-          var hay = " " + card.getAttribute("data-search") + " ";
-          var hit = !q || hay.indexOf(q) !== -1 || hay.indexOf(" " + q.replace(/^#/, "") + " ") !== -1;
-          card.hidden = !hit;
-          if (hit) shown++;
+  var doc = document.documentElement;
+  doc.classList.add("js");
+  var ROOT = doc.getAttribute("data-root") || "";
+
+  // ------------------------------------------------------------------ helpers
+  function $(sel, el) { return (el || document).querySelector(sel); }
+  function $$(sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); }
+  function pad4(n) { return ("000" + n).slice(-4); }
+  function fill(pattern, v) {
+    return pattern.replace("{model}", v.model || "").replace("{method}", v.method || "")
+      .replace("{id}", pad4(v.id)).replace("{seed}", String(v.seed));
+  }
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text !== undefined) e.textContent = text;  // textContent: labels are never parsed as HTML
+    return e;
+  }
+  function typing(ev) {
+    var t = ev.target;
+    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  }
+
+  // Queries: "285" or "#285" -> that id; "n02124075" -> that WordNet id; words -> every word in the
+  // name or a synonym. Lower rank = better match.
+  function parseQuery(q) {
+    q = (q || "").trim().toLowerCase().replace(/^#/, "");
+    if (!q) return null;
+    if (/^\d+$/.test(q)) return { id: parseInt(q, 10) };
+    if (/^n\d{8}$/.test(q)) return { wnid: q };
+    return { words: q.split(/\s+/) };
+  }
+  function rank(query, id, wnid, name, synonyms) {
+    if (!query) return 0;
+    if (query.id !== undefined) return id === query.id ? 0 : -1;
+    if (query.wnid !== undefined) return wnid === query.wnid ? 0 : -1;
+    var hay = name + "; " + synonyms;
+    for (var i = 0; i < query.words.length; i++) if (hay.indexOf(query.words[i]) === -1) return -1;
+    var q = query.words.join(" ");
+    if (name === q) return 1;
+    if (name.indexOf(q) === 0) return 2;
+    if ((" " + name).indexOf(" " + query.words[0]) !== -1) return 3;
+    return name.indexOf(query.words[0]) !== -1 ? 4 : 5;
+  }
+
+  // ------------------------------------------------------------------ the class index (lazy)
+  var waiting = null;
+  function withIndex(cb) {
+    if (window.ATLAS_INDEX) return cb(window.ATLAS_INDEX);
+    if (waiting) return waiting.push(cb);
+    waiting = [cb];
+    var holder = $("[data-index]");
+    var s = el("script", { src: holder ? holder.getAttribute("data-index") : ROOT + "search-index.js" });
+    s.onload = function () { var w = waiting; waiting = null; w.forEach(function (f) { f(window.ATLAS_INDEX); }); };
+    document.head.appendChild(s);
+  }
+
+  // ------------------------------------------------------------------ header search (every page)
+  var quick = $("[data-quick]");
+  if (quick) {
+    var qin = $("input", quick), list = $(".quick-list", quick), active = -1;
+    var close = function () { list.hidden = true; qin.setAttribute("aria-expanded", "false"); active = -1; };
+    var mark = function (i) {
+      var opts = $$("[role=option]", list);
+      if (!opts.length) return;
+      active = (i + opts.length) % opts.length;
+      opts.forEach(function (o, k) { o.setAttribute("aria-selected", k === active ? "true" : "false"); });
+      qin.setAttribute("aria-activedescendant", opts[active].id);
+      opts[active].scrollIntoView({ block: "nearest" });
+    };
+    var show = function () {
+      var query = parseQuery(qin.value);
+      if (!query) return close();
+      withIndex(function (idx) {
+        var hits = [];
+        idx.classes.forEach(function (c) {
+          var r = rank(query, c[0], c[3], c[1].toLowerCase(), c[2].toLowerCase());
+          if (r >= 0) hits.push([r, c[0], c]);
         });
-        var empty = grid.parentNode.querySelector("[data-empty]");
-        if (empty) empty.hidden = shown !== 0;
+        (idx.pages || []).forEach(function (p) {
+          var r = rank(query, -1, "", String(p.label).toLowerCase(), String(p.kind || "").toLowerCase());
+          if (r >= 0) hits.push([r + 0.5, 1e9, null, p]);
+        });
+        hits.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
+        list.textContent = "";
+        var model = idx.models[0];
+        hits.slice(0, 12).forEach(function (h, k) {
+          var li = el("li", { role: "option", id: "quick-opt-" + k, "aria-selected": "false" });
+          var a;
+          if (h[2]) {
+            var c = h[2];
+            a = el("a", { href: ROOT + fill(idx.patterns["class"], { model: model.slug, id: c[0] }) }, c[1] + " ");
+            a.appendChild(el("small", {}, "#" + c[0] + (c[2] ? " · " + c[2] : "")));
+          } else {
+            a = el("a", { href: ROOT + h[3].page }, h[3].label + " ");
+            a.appendChild(el("small", {}, h[3].kind || ""));
+          }
+          li.appendChild(a);
+          list.appendChild(li);
+        });
+        if (!hits.length) list.appendChild(el("li", { "class": "none" }, "No class matches."));
+        list.hidden = false;
+        qin.setAttribute("aria-expanded", "true");
+        active = -1;
       });
     };
-    input.addEventListener("input", filter);
-    var params = new URLSearchParams(window.location.search);
-    if (params.get("q")) { input.value = params.get("q"); filter(); }
+    qin.addEventListener("input", show);
+    qin.addEventListener("focus", function () { withIndex(function () {}); if (qin.value) show(); });
+    qin.addEventListener("keydown", function (ev) {
+      if (ev.key === "ArrowDown") { ev.preventDefault(); if (list.hidden) show(); else mark(active + 1); }
+      else if (ev.key === "ArrowUp") { ev.preventDefault(); mark(active - 1); }
+      else if (ev.key === "Escape") { close(); }
+      else if (ev.key === "Enter") {
+        var opts = $$("[role=option] a", list);
+        var pick = opts[active >= 0 ? active : 0];
+        if (pick && !list.hidden) { ev.preventDefault(); window.location.href = pick.href; }
+      }
+    });
+    document.addEventListener("click", function (ev) { if (!quick.contains(ev.target)) close(); });
   }
-  document.querySelectorAll("[data-fig]").forEach(function (fig) {
-    fig.querySelectorAll("[data-show]").forEach(function (btn) {
-      btn.addEventListener("click", function () {
-        var want = btn.getAttribute("data-show");
-        fig.querySelectorAll("[data-view]").forEach(function (img) {
-          img.hidden = img.getAttribute("data-view") !== want;
-        });
-        fig.querySelectorAll("[data-show]").forEach(function (b) {
-          b.setAttribute("aria-pressed", b === btn ? "true" : "false");
-        });
+
+  // ------------------------------------------------------------------ class grids: filter, method, random
+  $$("[data-tools]").forEach(function (tools) {
+    var grid = document.getElementById(tools.getAttribute("data-tools"));
+    if (!grid) return;
+    var input = $("[data-search-input]", tools), count = $("[data-count]", tools);
+    var pattern = grid.getAttribute("data-thumb");
+    var empty = grid.parentNode.querySelector("[data-empty]");
+    var cards = $$("[data-search]", grid).map(function (c) {
+      var img = $("img", c);
+      if (img) img.setAttribute("data-orig", img.getAttribute("src"));
+      var syn = c.getAttribute("data-search");
+      return { el: c, img: img, id: parseInt(c.getAttribute("data-id"), 10), wnid: c.getAttribute("data-wnid"),
+               name: syn.split(";")[0].trim(), syn: syn, missing: (c.getAttribute("data-missing") || "").split(" ") };
+    });
+    var method = function () { var r = $("[data-method-filter] input:checked", tools); return r ? r.value : ""; };
+    var apply = function () {
+      var query = parseQuery(input.value), m = method(), shown = 0;
+      cards.forEach(function (c) {
+        var hit = rank(query, c.id, c.wnid, c.name, c.syn) >= 0 && (!m || c.missing.indexOf(m) === -1);
+        c.el.hidden = !hit;
+        if (hit) shown++;
+        if (c.img) {
+          var want = m ? thumbFor(pattern, m, c.id) : c.img.getAttribute("data-orig");
+          if (c.img.getAttribute("src") !== want) c.img.setAttribute("src", want);
+        }
       });
+      if (empty) empty.hidden = shown !== 0;
+      if (count) count.textContent = shown + " of " + cards.length + " classes";
+    };
+    function thumbFor(p, m, id) { return p.replace("{method}", m).replace("{id}", pad4(id)); }
+    input.addEventListener("input", apply);
+    $$("[data-method-filter] input", tools).forEach(function (r) { r.addEventListener("change", apply); });
+    var random = $("[data-random]", tools);
+    if (random) {
+      random.hidden = false;
+      random.addEventListener("click", function () {
+        var pool = cards.filter(function (c) { return !c.el.hidden; });
+        if (!pool.length) pool = cards;
+        var pick = pool[Math.floor(Math.random() * pool.length)];
+        if (pick) window.location.href = $("a", pick.el).href;
+      });
+    }
+    var q = new URLSearchParams(window.location.search).get("q");
+    if (q) input.value = q;
+    apply();
+  });
+
+  // ------------------------------------------------------------------ image / transparency / masked
+  function showView(fig, want) {
+    $$("[data-view]", fig).forEach(function (img) { img.hidden = img.getAttribute("data-view") !== want; });
+    $$("[data-show]", fig).forEach(function (b) {
+      b.setAttribute("aria-pressed", b.getAttribute("data-show") === want ? "true" : "false");
+    });
+  }
+  $$("[data-fig]").forEach(function (fig) {
+    $$("[data-show]", fig).forEach(function (btn) {
+      btn.addEventListener("click", function () { showView(fig, btn.getAttribute("data-show")); });
     });
   });
+  var all = $("[data-view-all]");
+  function showAll(want) {
+    $$("[data-fig]").forEach(function (fig) { showView(fig, want); });
+    if (all) $$("[data-show-all]", all).forEach(function (b) {
+      b.setAttribute("aria-pressed", b.getAttribute("data-show-all") === want ? "true" : "false");
+    });
+  }
+  if (all) {
+    all.hidden = false;
+    $$("[data-show-all]", all).forEach(function (b) {
+      b.addEventListener("click", function () { showAll(b.getAttribute("data-show-all")); });
+    });
+  }
+
+  // ------------------------------------------------------------------ keyboard shortcuts
+  document.addEventListener("keydown", function (ev) {
+    if (ev.altKey || ev.ctrlKey || ev.metaKey || typing(ev)) return;
+    var go = function (sel) { var a = $(sel); if (a) { ev.preventDefault(); window.location.href = a.href; } };
+    if (ev.key === "/" && quick) { ev.preventDefault(); $("input", quick).focus(); }
+    else if (ev.key === "ArrowLeft") go("[data-key-prev]");
+    else if (ev.key === "ArrowRight") go("[data-key-next]");
+    else if (all && (ev.key === "1" || ev.key === "2" || ev.key === "3")) showAll(["image", "alpha", "masked"][+ev.key - 1]);
+    else if (ev.key === "r") { var r = $("[data-random]"); if (r) r.click(); }
+  });
+
+  // ------------------------------------------------------------------ permalinks and copy buttons
+  if (/^https?:$/.test(window.location.protocol)) {
+    $$("[data-permalink]").forEach(function (a) {
+      var abs = new URL(a.getAttribute("href"), window.location.href).href;
+      var code = $("code", a);
+      if (code) code.textContent = abs;
+      $$("[data-copy-src]").forEach(function (pre) {
+        pre.textContent = pre.textContent.replace(/\\url\{[^}]*\}/, "\\url{" + abs + "}");
+      });
+    });
+  }
+  $$("[data-copy]").forEach(function (btn) {
+    var pre = btn.parentNode.querySelector("[data-copy-src]");
+    btn.hidden = false;
+    btn.addEventListener("click", function () {
+      var text = pre.textContent, label = btn.textContent;
+      var done = function () { btn.textContent = "Copied"; setTimeout(function () { btn.textContent = label; }, 1500); };
+      var fallback = function () {
+        var r = document.createRange(); r.selectNodeContents(pre);
+        var s = window.getSelection(); s.removeAllRanges(); s.addRange(r);
+        try { document.execCommand("copy"); done(); } catch (e) { /* the text stays selected */ }
+      };
+      if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, fallback);
+      else fallback();
+    });
+  });
+
+  // shared with page scripts (compare.js)
+  window.atlas = { ROOT: ROOT, $: $, $$: $$, el: el, fill: fill, parseQuery: parseQuery, rank: rank, withIndex: withIndex };
 })();
