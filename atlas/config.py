@@ -157,6 +157,10 @@ PRESETS: Registry[Callable[[], AtlasConfig]] = Registry("preset")
 DEMO_CLASSES = (285, 967, 665, 872, 985, 657)
 
 
+#: VITAL's demo settings (see :func:`demo_preset`).
+VITAL_DEMO = {"steps": 128, "neuron_steps": 48, "warmup": 8}
+
+
 @PRESETS.register("demo")
 def demo_preset() -> AtlasConfig:
     """The embedded default: EfficientNet-Lite0 on the bundled photos, a few minutes on a 2-core CPU.
@@ -165,17 +169,25 @@ def demo_preset() -> AtlasConfig:
     two CPU cores; the site states the settings that were used for every image. MACO's crops are read as
     covering ~25% of the image *area* (side 0.5): at 224 px the reference side of 0.25 upsamples 56 px
     patches four-fold and, in 48 steps, leaves the full image far from its class.
+
+    VITAL (paper: 2000 steps, N = 50 references, warm-up 100) runs 128 steps per class and 48 per neuron,
+    warm-up 8, N = ``data.references`` = 8 (random crops of the class's photos; for neurons the top-8
+    patches). Budget (~75 s on an idle 2-core CPU, in Lite0 forward+backward passes at ~20/s, batch 1): 6
+    classes x 128 steps ~ 770 passes; a neuron step costs ~3.5 passes (the step + one LRP pass truncated at
+    the neuron's layer), so 48 steps + 8 reference LRP passes ~ 190 passes per neuron, plus one forward-only
+    top-patch scan of the pool per neuron layer (84 sources x 16 patches ~ 270 passes).
     """
     return AtlasConfig(
         name="demo",
         title="atlas demo: EfficientNet-Lite0 on bundled photos",
         models=("efficientnet_lite0",),
         classes=DEMO_CLASSES,
-        methods=("maco", "fourier"),
+        methods=("maco", "fourier", "vital"),
         settings=freeze_settings(
             {
                 "maco": {"steps": 48, "crops": 4, "crop_size": 0.5, "crop_size_std": 0.15},
                 "fourier": {"steps": 48, "crops": 4, "crop_size": 0.5, "crop_size_std": 0.15},
+                "vital": VITAL_DEMO,
             }
         ),
         seeds=(0,),
@@ -192,7 +204,7 @@ def paper_preset() -> AtlasConfig:
         title="Feature-visualization atlas (paper setting)",
         models=("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"),
         classes=None,
-        methods=("maco", "fourier"),
+        methods=("maco", "fourier", "vital"),
         seeds=(0, 1, 2),
         data=DataConfig(pool="imagenet/train", references=50),
         batch_size=8,

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from atlas.errors import AtlasError
-from atlas.models.handle import Block, ModelHandle
+from atlas.models.handle import ModelHandle
 from atlas.relevance import (channel_relevance, channel_start, class_start, direction_start, input_relevance,
                              layer_relevance, relevance, relevance_unsupported, rules_for)
 from atlas.relevance import rules as rules_mod

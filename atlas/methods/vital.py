@@ -49,6 +49,17 @@ from .base import Method, RunContext, register
 from .common import check_neuron, finish
 from .vital_parts import RelevanceProbe, blocks_before, class_blocks, priors, reference_mosaic, target_scores
 
+#: The pixel standard deviation of ImageNet normalisation, in which the reference code's lr and init live.
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def pixel_scale(model) -> float:
+    """Factor that maps the reference code's ImageNet-normalised units (lr 1.0, randn init) to the model's
+    normalised space with the same step and noise in pixels: 1.0 for torchvision models, ~0.45 for
+    EfficientNet-Lite (mean = std = 0.5)."""
+    return float(sum(IMAGENET_STD) / sum(model.std))
+
+
 #: TV = l2 prior weights for class neurons per model (reference code; 0 for every other model).
 CLASS_PRIORS = {"vit_l_16": 3e-3, "vit_l_32": 3e-4}
 #: §1.1: intermediate neurons alpha_TV = alpha_l2 = 3e-6; class neurons with LRP 1e-5.
@@ -66,10 +77,16 @@ class VitalConfig:
     relevance every k steps (1: every step, as the reference code). patch, stride: patch grid for neuron
     references (§1.1: 64, CRAFT's stride 51). clusters: k for polysemantic neuron targets (0: none);
     cluster_patches: top patches clustered (§1.1: 1000). warmup: linear warm-up steps (reference: 100).
+    neuron_steps: steps for neuron, cluster and concept targets (None: ``steps``), whose steps each cost
+    an extra LRP pass. lr, init_std: Adam's learning rate and the std of the randn initialisation in
+    ImageNet-normalised pixel units, as in the reference code (rescaled by :func:`pixel_scale` for models
+    normalised otherwise).
     """
 
     steps: int = 2000
+    neuron_steps: Optional[int] = None
     lr: float = 1.0
+    init_std: float = 1.0
     betas: Tuple[float, float] = (0.5, 0.9)
     warmup: int = 100
     jitter: int = 30
@@ -87,7 +104,8 @@ class VitalConfig:
     cluster_patches: int = 1000
 
     def __post_init__(self):
-        if self.steps < 1 or self.relevance_every < 1 or self.jitter < 0 or self.warmup < 0:
+        if self.steps < 1 or (self.neuron_steps or 1) < 1 or self.relevance_every < 1 or self.jitter < 0 \
+                or self.warmup < 0:
             raise ValueError("steps and relevance_every must be >= 1, jitter and warmup >= 0")
         if self.references is not None and self.references < 1:
             raise ValueError(f"references must be a positive integer, got {self.references}")
@@ -116,9 +134,9 @@ def class_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target]) ->
     blocks = class_blocks(model, cfg)
     images = [refs.class_references(ctx, t.class_id, n, cfg.allow_fewer) for t in targets]
     if cfg.relevance:
-        stats = [refs.relevance_reference_stats(model, x, blocks, class_start([t.class_id]))
+        stats = [refs.relevance_reference_stats(model, x, blocks, class_start([t.class_id], unit=True))
                  for x, t in zip(images, targets)]
-        start = class_start([t.class_id for t in targets])
+        start = class_start([t.class_id for t in targets], unit=True)
         prior = CLASS_RELEVANCE_PRIOR
         return Setup(blocks, refs.stack_stats([q for q, _ in stats]), refs.stack_stats([w for _, w in stats]),
                      start, prior, images)
@@ -153,11 +171,9 @@ def concept_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target]) 
     model.module_at(layer)
     vectors = torch.stack([torch.as_tensor(v, dtype=torch.float32).flatten() for _, v in pairs])
     blocks = blocks_before(model, layer, cfg)
-    images, stats = [], []
-    for t, v in zip(targets, vectors):
-        x = refs.concept_references(ctx, t, layer, v, n, cfg)
-        images.append(x)
-        stats.append(refs.relevance_reference_stats(model, x, blocks, direction_start(layer, v[None])))
+    images = refs.concept_references(ctx, targets, layer, vectors, n, cfg)
+    stats = [refs.relevance_reference_stats(model, x, blocks, direction_start(layer, v[None]))
+             for x, v in zip(images, vectors)]
     return Setup(blocks, refs.stack_stats([q for q, _ in stats]), refs.stack_stats([w for _, w in stats]),
                  direction_start(layer, vectors), NEURON_PRIOR, images)
 
@@ -199,7 +215,8 @@ class Vital(Method):
         tv = cfg.tv if cfg.tv is not None else setup.prior
         l2 = cfg.l2 if cfg.l2 is not None else setup.prior
         rng = TargetRNG(seeds, ctx.device)
-        param = PixelParam(rng, model.input_size, 1.0, mean=model.mean, std=model.std)
+        scale = pixel_scale(model)
+        param = PixelParam(rng, model.input_size, cfg.init_std * scale, mean=model.mean, std=model.std)
         features, transforms = plain_features, T.jitter(cfg.jitter)
         if setup.start is not None:
             probe = RelevanceProbe(model, setup.start, setup.blocks, cfg.relevance_every)
@@ -207,13 +224,14 @@ class Vital(Method):
         objective = sort_matching_objective(setup.blocks, setup.quantiles, setup.weights, features)
         if tv or l2:
             objective = objective + priors(model, tv, l2)
+        steps = cfg.steps if kind == "class" or cfg.neuron_steps is None else cfg.neuron_steps
         result = optimize(
-            model, param, objective, cfg.steps, rng,
-            optimizer=OptimizerSpec("adam", lr=cfg.lr, betas=tuple(cfg.betas), schedule="cosine",
-                                    warmup=min(cfg.warmup, cfg.steps - 1)),
+            model, param, objective, steps, rng,
+            optimizer=OptimizerSpec("adam", lr=cfg.lr * scale, betas=tuple(cfg.betas), schedule="cosine",
+                                    warmup=min(cfg.warmup, steps - 1)),
             transforms=transforms, on_step=ctx.on_step,
         )
-        info = {"blocks": [[b.key, b.weight] for b in setup.blocks], "tv": tv, "l2": l2,
+        info = {"blocks": [[b.key, b.weight] for b in setup.blocks], "tv": tv, "l2": l2, "pixel_scale": scale,
                 "relevance": setup.start is not None}
         out = finish(ctx, targets, result, info)
         extra = target_scores(ctx, targets, result)

@@ -15,9 +15,8 @@ the channels of an image) weights its term of the loss, averaged over the refere
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
-import numpy as np
 import torch
 
 from ..data.patches import cached_top_patches, cluster_patches, patch_images, top_direction_patches
@@ -41,10 +40,6 @@ def class_references(ctx, class_id: int, n: int, allow_fewer: bool) -> torch.Ten
     """N random images of ``class_id`` (fixed set: reference seed 0)."""
     size = ctx.model.input_size
     return ctx.pool.reference_images(class_id, n, size, seed=0, allow_fewer=allow_fewer)
-
-
-def _max_images(ctx) -> Optional[int]:
-    return None
 
 
 def neuron_references(ctx, target: Target, n: int, cfg) -> torch.Tensor:
@@ -107,14 +102,21 @@ def cluster_labels(ctx, target: Target, ex, cfg) -> List[int]:
     return json.loads((d / "labels.json").read_text())
 
 
-def concept_references(ctx, target: Target, layer: str, vector: torch.Tensor, n: int, cfg) -> torch.Tensor:
-    """Top-N patches of the concept's class images along ``vector`` at ``layer``."""
+def concept_references(ctx, targets: Sequence[Target], layer: str, vectors: torch.Tensor, n: int,
+                       cfg) -> List[torch.Tensor]:
+    """Per concept target: the top-N patches of its class's images along its direction at ``layer``
+    (one scan of a class's images serves every concept of that class in the batch)."""
     pool, model = ctx.pool, ctx.model
-    sources = [s for s in pool.source_ids() if s.split("/", 1)[0] == str(target.class_id)]
-    ex = top_direction_patches(model, pool, layer, vector[None], n, sources=sources, patch=cfg.patch,
-                               stride=cfg.stride)[0]
-    imgs = patch_images(pool, ex, model.input_size, cfg.patch)
-    return _enough(imgs, n, f"concept {target.slug()}", cfg.allow_fewer)
+    out: Dict[int, torch.Tensor] = {}
+    for cid in dict.fromkeys(t.class_id for t in targets):
+        rows = [i for i, t in enumerate(targets) if t.class_id == cid]
+        sources = [s for s in pool.source_ids() if s.split("/", 1)[0] == str(cid)]
+        found = top_direction_patches(model, pool, layer, vectors[rows], n, sources=sources, patch=cfg.patch,
+                                      stride=cfg.stride)
+        for i, ex in zip(rows, found):
+            out[i] = _enough(patch_images(pool, ex, model.input_size, cfg.patch), n,
+                             f"concept {targets[i].slug()}", cfg.allow_fewer)
+    return [out[i] for i in range(len(targets))]
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -151,10 +153,13 @@ def relevance_reference_stats(model, images: torch.Tensor, blocks: Sequence[Matc
     q: Dict[str, List[torch.Tensor]] = {k: [] for k in keys}
     w: Dict[str, List[torch.Tensor]] = {k: [] for k in keys}
     for i in range(0, images.shape[0], batch):
-        rel = relevance(model, images[i:i + batch], start, keys, batch_size=batch)
+        x = images[i:i + batch]
+        rel = relevance(model, x, start, keys, batch_size=batch)
+        with torch.no_grad():  # the plain model's activations (a BN merge changes a conv's own output)
+            acts = model.activations(x.to(model.device), keys)
         for b in blocks:
             rn, imp = normalised_relevance(rel.layers[b.key], b.layout)
-            q[b.key].append((as_channels(rel.activations[b.key], b.layout).float() * rn).sort(-1).values.cpu())
+            q[b.key].append((as_channels(acts[b.key], b.layout).float() * rn.to(acts[b.key].device)).sort(-1).values.cpu())
             w[b.key].append(imp.cpu())
     return ({k: reference_quantiles(torch.cat(v)) for k, v in q.items()},
             {k: torch.cat(v).mean(0) for k, v in w.items()})
@@ -183,7 +188,3 @@ def execution_order(model, keys: Sequence[str]) -> List[str]:
         for h in handles:
             h.remove()
     return list(dict.fromkeys(seen))
-
-
-def np_image(x: torch.Tensor) -> np.ndarray:
-    return x.detach().permute(1, 2, 0).cpu().numpy().astype(np.float32)

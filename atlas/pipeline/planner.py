@@ -116,6 +116,8 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                 for t in targets:
                     if t.kind not in method.kinds:
                         continue  # e.g. neurons for a class-only method: not planned, not an omission
+                    if t.cluster is not None and not getattr(method, "clusters", False):
+                        continue  # polysemantic clusters: only methods with per-cluster references
                     reason = method.unsupported(model, t)
                     if reason:
                         skipped.append(Skip(model, method.name, t, reason))

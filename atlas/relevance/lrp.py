@@ -34,13 +34,16 @@ def _rows(values: torch.Tensor, rows: slice, n: int) -> torch.Tensor:
     return values.expand(n, *values.shape[1:]) if values.shape[0] == 1 else values[rows]
 
 
-def class_start(class_ids: Sequence[int]) -> Start:
-    """R = the logit of image i's class ``class_ids[i]`` (standard LRP), zero for every other class."""
+def class_start(class_ids: Sequence[int], unit: bool = False) -> Start:
+    """R = the logit of image i's class ``class_ids[i]`` (standard LRP), zero for every other class.
+    ``unit``: R = 1 at the class instead, so the relevance's sign does not flip with the logit's (a
+    synthetic image early in an optimisation often has a negative logit for its class)."""
     ids = torch.as_tensor(list(class_ids), dtype=torch.long)
 
     def initial(out: torch.Tensor, rows: slice) -> torch.Tensor:
         idx = _rows(ids.view(-1, 1), rows, out.shape[0]).to(out.device)
-        return torch.zeros_like(out).scatter_(1, idx, out.gather(1, idx))
+        value = torch.ones_like(out.gather(1, idx)) if unit else out.gather(1, idx)
+        return torch.zeros_like(out).scatter_(1, idx, value)
 
     return Start("class", None, initial)
 
@@ -92,7 +95,10 @@ def direction_start(layer: str, vectors: torch.Tensor) -> Start:
 @dataclass
 class Relevance:
     """Relevance at the requested ``layers`` (same shapes as the activations, also returned in
-    ``activations``), at the normalised ``input`` (N, 3, H, W) if asked, and the ``start`` relevance."""
+    ``activations``), at the normalised ``input`` (N, 3, H, W) if asked, and the ``start`` relevance.
+
+    ``activations`` are those of the *canonized* model: the output of a conv whose BatchNorm was merged into
+    it is the BN's output there (every other layer's output is unchanged)."""
 
     layers: Dict[str, torch.Tensor]
     activations: Dict[str, torch.Tensor]
