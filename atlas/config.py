@@ -202,6 +202,10 @@ PRESETS: Registry[Callable[[], AtlasConfig]] = Registry("preset")
 DEMO_CLASSES = (285, 967, 665, 872, 985, 657)
 
 
+#: VITAL's demo settings (see :func:`demo_preset`).
+VITAL_DEMO = {"steps": 128, "neuron_steps": 48, "warmup": 8}
+
+
 @PRESETS.register("demo")
 def demo_preset() -> AtlasConfig:
     """The embedded default: EfficientNet-Lite0 on the bundled photos, a few minutes on a 2-core CPU.
@@ -223,6 +227,13 @@ def demo_preset() -> AtlasConfig:
     (Lens: 10 of >= 500); MACO visualises the most important concept of each class (MACO Fig. 6b shows
     the top 2). Neurons: a fixed random sample of 2 channels of ``blocks.6`` with their top-50 patches from
     24 pool images, visualised with MACO. Fourier is left to class targets (``kind_methods``).
+
+    VITAL (paper: 2000 steps, N = 50 references, warm-up 100) runs 128 steps per class and 48 per neuron,
+    warm-up 8, N = ``data.references`` = 8 (random crops of the class's photos; for neurons the top-8
+    patches). Budget (~75 s on an idle 2-core CPU, in Lite0 forward+backward passes at ~20/s, batch 1): 6
+    classes x 128 steps ~ 770 passes; a neuron step costs ~3.5 passes (the step + one LRP pass truncated at
+    the neuron's layer), so 48 steps + 8 reference LRP passes ~ 190 passes per neuron, plus one forward-only
+    top-patch scan of the pool per neuron layer (84 sources x 16 patches ~ 270 passes).
     """
     return AtlasConfig(
         name="demo",
@@ -230,7 +241,7 @@ def demo_preset() -> AtlasConfig:
         title="atlas demo: EfficientNet-Lite0 on bundled photos",
         models=("efficientnet_lite0",),
         classes=DEMO_CLASSES,
-        methods=("maco", "fourier", "deepinversion", "deepinversion_ms", "plugin_inversion"),
+        methods=("maco", "fourier", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital"),
         settings=freeze_settings(
             {
                 "maco": {"steps": 48, "crops": 4, "crop_size": 0.5, "crop_size_std": 0.15},
@@ -238,6 +249,7 @@ def demo_preset() -> AtlasConfig:
                 "deepinversion": {"steps": 40, "batch_size": 6, "warmup": 4, "lr": 0.25},
                 "deepinversion_ms": {"low_res_steps": 60, "steps": 24, "batch_size": 6, "warmup": 4, "lr": 0.25},
                 "plugin_inversion": {"steps": 28, "stages": 2, "views": 4},
+                "vital": VITAL_DEMO,
             }
         ),
         seeds=(0,),
@@ -246,7 +258,7 @@ def demo_preset() -> AtlasConfig:
             concepts=3, random_neurons=2,
             concept_settings=(("images", 8), ("min_wins", 2), ("visualise", 1)),
             neuron_settings=(("max_images", 24),),
-            kind_methods=(("concept", ("maco",)), ("neuron", ("maco",))),
+            kind_methods=(("concept", ("maco", "vital")), ("neuron", ("maco", "vital"))),
         ),
         batch_size=1,
     )
@@ -260,7 +272,9 @@ PAPER_JUDGES = ("mobilenet_v2", "vgg16", "inception_v3", "efficientnet_b0", "con
 PAPER_TSNE_CLASSES = (151, 153, 207, 235, 250)
 #: Every registered method at the time of writing; methods added later are appended here (the presets
 #: run all of them side by side).
-PAPER_METHODS = ("maco", "fourier", "maco_hr", "fourier_hr", "deepinversion", "deepinversion_ms", "plugin_inversion")
+PAPER_METHODS = (
+    "maco", "fourier", "maco_hr", "fourier_hr", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital",
+)
 
 #: MACO's and the Fourier baseline's settings in the papers (MACO §4; VITAL supplementary §1.1: Fourier uses
 #: MACO's settings, only the initialisation changes): 256 NAdam steps at lr 1.0, crops of side ~N(0.25, 0.1)

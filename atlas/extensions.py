@@ -14,6 +14,7 @@ MODULES: tuple = (
     "atlas.concepts.sources",
     "atlas.concepts.examples",
     "atlas.concepts.site",
+    "atlas.methods.vital_targets",
 )
 
 _loaded = False

@@ -50,26 +50,14 @@ class NeuronExamples:
     scores: List[float] = field(default_factory=list)
 
 
-def top_patches(
-    model: ModelHandle,
-    pool: ImagePool,
-    layer: str,
-    channels: Sequence[int],
-    n: int,
-    patch: int = PATCH,
-    stride: int = STRIDE,
-    max_images: Optional[int] = None,
-    batch_images: int = 8,
-    progress=None,
-) -> Dict[int, NeuronExamples]:
-    """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``."""
+def _scan(model: ModelHandle, pool: ImagePool, ids: List[str], layer: str, score_fn, width: int, patch: int,
+          stride: int, batch_images: int, progress) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For every source image: its best patch's score per column of ``score_fn(acts) -> (P, width)``, which
+    patch gave it, and whether the image was readable."""
     size = model.input_size
     boxes = patch_boxes(size, patch, stride)
-    ids = pool.source_ids(max_images)
-    chans = torch.as_tensor(list(channels))
-    # per channel: best score per source image and the patch that gave it
-    best = torch.full((len(ids), len(chans)), -float("inf"))
-    where = torch.zeros((len(ids), len(chans)), dtype=torch.long)
+    best = torch.full((len(ids), width), -float("inf"))
+    where = torch.zeros((len(ids), width), dtype=torch.long)
     ok = torch.zeros(len(ids), dtype=torch.bool)
     with torch.no_grad():
         for start in range(0, len(ids), batch_images):
@@ -83,19 +71,70 @@ def top_patches(
             if chunk:
                 x = extract_patches(torch.stack(chunk).to(model.device), size, patch, stride)
                 act = model.activations(x, [layer])[layer]
-                score = (act.flatten(2).mean(-1) if act.dim() > 2 else act)[:, chans.to(act.device)].float().cpu()
-                score = score.view(len(rows), len(boxes), len(chans))
+                score = score_fn(act).float().cpu().view(len(rows), len(boxes), width)
                 val, arg = score.max(1)
                 best[rows], where[rows], ok[rows] = val, arg, True
             if progress is not None:
                 progress(min(batch_images, len(ids) - start))
-    out = {}
-    for j, c in enumerate(chans.tolist()):
-        order = torch.argsort(best[:, j], descending=True)
-        order = [int(i) for i in order if ok[i]][:n]
-        out[c] = NeuronExamples(layer, c, [ids[i] for i in order], [boxes[int(where[i, j])] for i in order],
-                                [float(best[i, j]) for i in order])
-    return out
+    return best, where, ok
+
+
+def _ranked(layer: str, channel: int, column: int, ids, boxes, best, where, ok, n: int) -> NeuronExamples:
+    order = torch.argsort(best[:, column], descending=True)
+    order = [int(i) for i in order if ok[i]][:n]
+    return NeuronExamples(layer, channel, [ids[i] for i in order], [boxes[int(where[i, column])] for i in order],
+                          [float(best[i, column]) for i in order])
+
+
+def top_patches(
+    model: ModelHandle,
+    pool: ImagePool,
+    layer: str,
+    channels: Sequence[int],
+    n: int,
+    patch: int = PATCH,
+    stride: int = STRIDE,
+    max_images: Optional[int] = None,
+    batch_images: int = 8,
+    progress=None,
+) -> Dict[int, NeuronExamples]:
+    """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``."""
+    ids = pool.source_ids(max_images)
+    chans = torch.as_tensor(list(channels))
+
+    def score(act):
+        return (act.flatten(2).mean(-1) if act.dim() > 2 else act)[:, chans.to(act.device)]
+
+    best, where, ok = _scan(model, pool, ids, layer, score, len(chans), patch, stride, batch_images, progress)
+    boxes = patch_boxes(model.input_size, patch, stride)
+    return {c: _ranked(layer, c, j, ids, boxes, best, where, ok, n) for j, c in enumerate(chans.tolist())}
+
+
+def top_direction_patches(
+    model: ModelHandle,
+    pool: ImagePool,
+    layer: str,
+    directions: torch.Tensor,
+    n: int,
+    sources: Optional[Sequence[str]] = None,
+    patch: int = PATCH,
+    stride: int = STRIDE,
+    batch_images: int = 8,
+    progress=None,
+) -> List[NeuronExamples]:
+    """The top-``n`` patches (unique source images) of each direction (row of ``directions`` (J, C)) at
+    ``layer``, scored by the spatial mean of the activations' dot product with it (e.g. CRAFT concepts);
+    ``sources`` restricts the search (e.g. to one class's images). ``channel`` of each result is its row."""
+    ids = list(sources) if sources is not None else pool.source_ids()
+    vecs = torch.as_tensor(directions, dtype=torch.float32)
+
+    def score(act):
+        a = act.flatten(2).mean(-1) if act.dim() > 2 else act
+        return a.float() @ vecs.to(a.device).T
+
+    best, where, ok = _scan(model, pool, ids, layer, score, vecs.shape[0], patch, stride, batch_images, progress)
+    boxes = patch_boxes(model.input_size, patch, stride)
+    return [_ranked(layer, j, j, ids, boxes, best, where, ok, n) for j in range(vecs.shape[0])]
 
 
 def patch_images(pool: ImagePool, ex: NeuronExamples, out_size: int, patch: int = PATCH,

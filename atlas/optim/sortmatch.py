@@ -1,0 +1,89 @@
+"""VITAL's sort-matching (SM) loss (supplementary Alg. 1) and the objective that applies it to hooked blocks.
+
+Per channel, the synthetic image's features are sorted; the reference images' features are sorted too and
+averaged over the references (the mean quantile function); the averaged values are put back in the
+synthetic features' order and compared by MSE. The sort indices are constants, so the gradient flows only
+through the synthetic values: d/dz_i = 2 (z_i - g_i) / (C * L).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence
+
+import torch
+
+from ..models.handle import as_channels
+from .objectives import Evaluation, Objective
+
+
+def reference_quantiles(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, L) reference features -> (C, L): each channel's values sorted, averaged over the N images
+    (``SortedY = mean(sort(f(y), dim=2), dim=0)`` in Alg. 1)."""
+    return features.sort(dim=-1).values.mean(0)
+
+
+def sort_matching(syn: torch.Tensor, quantiles: torch.Tensor, channel_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Alg. 1 for a batch: ``syn`` (B, C, L), ``quantiles`` (B, C, L) or (C, L) -> loss per image (B,).
+
+    The mean quantiles are placed in the order of ``syn``'s values (``SortedY.gather(-1, argsort(IndexX))``,
+    written here as a scatter with IndexX) and the squared differences are averaged over channels and
+    positions. ``channel_weights`` (B, C) or (C,) weight each channel's squared error (VITAL's relevance
+    variants: the references' mean channel importance); None weighs all channels 1.
+    """
+    if syn.shape[-1] != quantiles.shape[-1] or syn.shape[-2] != quantiles.shape[-2]:
+        raise ValueError(f"synthetic features {tuple(syn.shape)} and reference quantiles {tuple(quantiles.shape)} "
+                         "differ in channels or positions")
+    q = quantiles.expand_as(syn) if quantiles.dim() == 2 else quantiles
+    order = syn.detach().argsort(dim=-1)
+    target = torch.empty_like(q).scatter_(-1, order, q)
+    err = (syn - target).square()
+    if channel_weights is not None:
+        w = channel_weights if channel_weights.dim() == 2 else channel_weights[None]
+        err = err * w[..., None]
+    return err.mean(dim=(-2, -1))
+
+
+@dataclass(frozen=True)
+class MatchedBlock:
+    """One block of the SM loss: layer key, loss weight and activation layout (``nchw`` or ``nld``)."""
+
+    key: str
+    weight: float = 1.0
+    layout: str = "nchw"
+
+
+FeatureFn = Callable[[str, torch.Tensor, Evaluation], torch.Tensor]
+
+
+def plain_features(key: str, acts: torch.Tensor, ev: Evaluation) -> torch.Tensor:
+    """The block's activations as they are (class neurons without relevance)."""
+    return acts
+
+
+def sort_matching_objective(
+    blocks: Sequence[MatchedBlock],
+    quantiles: Dict[str, torch.Tensor],
+    channel_weights: Optional[Dict[str, torch.Tensor]] = None,
+    features: FeatureFn = plain_features,
+) -> Objective:
+    """-sum_k w_k SM_k per target (an objective to maximise), over the hooked ``blocks``.
+
+    ``quantiles[key]`` is (K, C, L): target k's mean reference quantiles at that block. ``features`` may
+    transform the captured activations first (e.g. multiply by a relevance map, A x R); it receives the
+    layer key, the activations (K * n, ...) and the evaluation.
+    """
+    weights = channel_weights or {}
+
+    def fn(ev: Evaluation) -> torch.Tensor:
+        total = 0.0
+        for b in blocks:
+            f = as_channels(features(b.key, ev.acts[b.key], ev), b.layout)
+            n = f.shape[0] // ev.k
+            q = quantiles[b.key].to(f.device, f.dtype).repeat_interleave(n, 0)
+            w = weights.get(b.key)
+            if w is not None:
+                w = w.to(f.device, f.dtype).repeat_interleave(n, 0)
+            total = total + b.weight * sort_matching(f.float(), q.float(), w).reshape(ev.k, n).mean(1)
+        return -total
+
+    return Objective(fn, [b.key for b in blocks], "-SM[" + ", ".join(f"{b.weight:g}*{b.key}" for b in blocks) + "]")

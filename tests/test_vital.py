@@ -1,0 +1,169 @@
+"""VITAL on the real EfficientNet-Lite0: class neurons, intermediate neurons, polysemantic clusters, concept
+directions, bad input. Few steps and references, so these are quick (and only check that they improve)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from atlas.config import DataConfig
+from atlas.data import open_pool
+from atlas.errors import AtlasError
+from atlas.methods import METHODS, RunContext
+from atlas.methods.base import RESOURCES
+from atlas.methods.vital_parts import blocks_before, class_blocks
+from atlas.models import load_model
+from atlas.models.zoo import LITE_BLOCKS
+from atlas.pipeline import Store
+from atlas.targets import Target
+
+VITAL = METHODS.get("vital")
+
+
+@pytest.fixture(scope="module")
+def ctx(lite0, tmp_path_factory):
+    return RunContext(model=lite0, data=DataConfig(references=4), cache_dir=None,
+                      pool_factory=lambda: open_pool("bundled"), store=Store(tmp_path_factory.mktemp("store")))
+
+
+def test_class_neuron_loss_falls_and_probability_rises(ctx):
+    cfg = VITAL.config({"steps": 24, "warmup": 2})
+    v = VITAL.run(ctx, cfg, [Target.of_class(967)], [3])[0]
+    assert v.image.shape == (224, 224, 3) and 0 <= v.image.min() and v.image.max() <= 1
+    assert v.history[-1] > 0.3 * v.history[0]  # -loss: the SM loss fell by more than 70 %
+    assert v.scores["prob_end"] > 10 * v.scores["prob_start"]
+    assert v.scores["logit_end"] > v.scores["logit_start"] + 2
+    assert v.alpha.shape == (224, 224) and v.alpha.std() > 0.01  # transparency: accumulated |dL/dx|
+    assert v.extras["references"].shape == (64, 64 * 4, 3) and v.info["references"] == 4
+    assert v.info["blocks"] == [[b.path, 1.0] for b in LITE_BLOCKS] and v.info["relevance"] is False
+
+
+def test_class_neuron_relevance_variant(ctx):
+    cfg = VITAL.config({"steps": 12, "warmup": 1, "relevance": True, "references": 2})
+    v = VITAL.run(ctx, cfg, [Target.of_class(285)], [1])[0]
+    assert v.info["relevance"] is True and v.info["tv"] == 1e-5 == v.info["l2"]
+    assert v.history[-1] > 0.9 * v.history[0]  # -loss; a logit-valued start oscillated (sign flips), unit does not
+
+
+def test_intermediate_neuron_matches_relevant_features(ctx):
+    cfg = VITAL.config({"steps": 16, "warmup": 2})
+    v = VITAL.run(ctx, cfg, [Target.of_neuron("blocks.4", 96)], [1])[0]
+    stem = LITE_BLOCKS[0].path
+    assert v.info["blocks"] == [[stem, 0.1], ["blocks.1", 1.0], ["blocks.2", 1.0]]  # before the layer, block1 x0.1
+    assert v.info["tv"] == 3e-6 and v.info["relevance"] is True
+    assert np.mean(v.history[-3:]) > 0.7 * np.mean(v.history[:3])  # -loss (noisy: jitter, R recomputed)
+    assert v.scores["activation_end"] > v.scores["activation_start"]  # the neuron responds more than to noise
+
+
+def test_references_are_the_top_patches(ctx):
+    from atlas.data.patches import cached_top_patches
+    from atlas.methods import vital_refs
+
+    cfg = VITAL.config({})
+    refs = vital_refs.neuron_references(ctx, Target.of_neuron("blocks.4", 96), 4, cfg)
+    ex = cached_top_patches(ctx.store, ctx.model, ctx.pool, "blocks.4", [96], 4)[96]
+    act = ctx.model.activations(refs, ["blocks.4"])["blocks.4"][:, 96].mean((1, 2))
+    torch.testing.assert_close(act, torch.tensor(ex.scores), rtol=1e-3, atol=1e-3)
+    assert len(set(ex.sources)) == 4
+
+
+def test_polysemantic_clusters_get_their_own_references(ctx):
+    cfg = VITAL.config({"steps": 2, "warmup": 0, "clusters": 2, "cluster_patches": 16, "references": 3,
+                        "allow_fewer": True})
+    a, b = (VITAL.run(ctx, cfg, [Target.of_neuron("blocks.4", 96, cluster=k)], [1])[0] for k in (0, 1))
+    assert np.abs(a.extras["references"][:, :64] - b.extras["references"][:, :64]).mean() > 0.02
+    with pytest.raises(AtlasError, match="clusters"):
+        VITAL.run(ctx, VITAL.config({"steps": 1}), [Target.of_neuron("blocks.4", 96, cluster=0)], [1])
+
+
+def test_concept_direction_from_the_concepts_resource(ctx, monkeypatch):
+    x = ctx.pool.reference_images(285, 2, 224)
+    direction = ctx.model.activations(x, ["bn2"])["bn2"].mean((0, 2, 3))  # a synthetic "cat" direction
+    monkeypatch.setitem(RESOURCES._items, "concepts", lambda c: (lambda target: ("bn2", direction)))
+    ctx.resources.pop("concepts", None)
+    cfg = VITAL.config({"steps": 40, "warmup": 2, "references": 3})
+    v = VITAL.run(ctx, cfg, [Target.of_concept(285, 0, "bn2")], [2])[0]
+    ctx.resources.pop("concepts", None)
+    assert [k for k, _ in v.info["blocks"]] == [b.path for b in LITE_BLOCKS]
+    # -loss, noisy (the relevance weighting is recomputed on the moving image every step): compare ends
+    assert np.mean(v.history[-6:]) > np.mean(v.history[:6])
+    assert v.scores["direction_end"] > v.scores["direction_start"]
+
+
+def test_bad_neurons_and_layers_are_one_line_errors(ctx):
+    cfg = VITAL.config({"steps": 1})
+    with pytest.raises(AtlasError, match="valid channels are 0-111"):
+        VITAL.run(ctx, cfg, [Target.of_neuron("blocks.4", 112)], [1])
+    with pytest.raises(AtlasError, match="unknown layer of model efficientnet_lite0: 'blocks.44'"):
+        VITAL.run(ctx, cfg, [Target.of_neuron("blocks.44", 1)], [1])
+    with pytest.raises(AtlasError, match="block_weights has 2 values; the matched blocks are "):
+        VITAL.run(ctx, VITAL.config({"steps": 1, "block_weights": [1, 2]}), [Target.of_class(285)], [1])
+    with pytest.raises(AtlasError, match="unknown setting of method vital: 'step'"):
+        VITAL.config({"step": 3})
+
+
+def test_too_few_references_needs_an_explicit_choice(lite0, tmp_path):
+    folder = tmp_path / "pool" / "n01440764"  # class 0, tench
+    folder.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray((np.random.default_rng(i).random((80, 90, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    ctx = RunContext(model=lite0, data=DataConfig(pool=str(tmp_path / "pool"), references=5), cache_dir=None,
+                     pool_factory=lambda: open_pool(str(tmp_path / "pool")))
+    with pytest.raises(AtlasError, match="fewer than the 5 references asked for.*allow"):
+        VITAL.run(ctx, VITAL.config({"steps": 1}), [Target.of_class(0)], [1])
+    v = VITAL.run(ctx, VITAL.config({"steps": 1, "allow_fewer": True}), [Target.of_class(0)], [1])[0]
+    assert v.info["references"] == 2
+
+
+def test_transformers_get_class_targets_only():
+    assert VITAL.unsupported("vit_l_16", Target.of_class(1)) is None
+    assert "zennit has no attention" in VITAL.unsupported("vit_l_16", Target.of_neuron("encoder.layers.encoder_layer_2", 1))
+    assert "zennit" in VITAL.unsupported("vit_l_32", Target.of_concept(1, 0, "x"))
+    assert VITAL.unsupported("resnet50", Target.of_neuron("layer3", 1)) is None
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_lite_blocks_are_the_stage_outputs_at_strides_2_to_32(name, lite0):
+    model = lite0 if name == "efficientnet_lite0" else load_model(name)
+    s = model.input_size
+    acts = model.activations(torch.rand(1, 3, s, s), [b.path for b in model.blocks])
+    sides = [acts[b.path].shape[-1] for b in model.blocks]
+    assert sides == [-(-s // f) for f in (2, 4, 8, 16, 32)]
+    assert [b.weight for b in model.blocks] == [1.0] * 5
+    # every block ends a stage: the next module changes resolution or is the head
+    assert model.blocks[-1].path == "blocks.6" and [b.key for b in class_blocks(model, VITAL.config())] == \
+        [b.path for b in LITE_BLOCKS]
+    stem = LITE_BLOCKS[0].path
+    assert [b.key for b in blocks_before(model, "blocks.3", VITAL.config())] == [stem, "blocks.1", "blocks.2"]
+    assert [b.key for b in blocks_before(model, "blocks.0", VITAL.config())] == [stem]
+    assert [(b.key, b.weight) for b in blocks_before(model, "conv_stem", VITAL.config())] == [("conv_stem", 1.0)]
+
+
+def test_plans_vital_for_every_demo_class_and_clusters_only_for_vital():
+    from atlas.config import DEMO_CLASSES, config_from_mapping
+    from atlas.pipeline import make_plan
+
+    cfg = config_from_mapping({"preset": "demo", "targets": {"neurons": [["blocks.4", 96]]},
+                               "settings": {"vital": {"clusters": 2}}})
+    jobs = make_plan(cfg).jobs
+    assert {j.target.class_id for j in jobs if j.method == "vital" and j.target.kind == "class"} == set(DEMO_CLASSES)
+    clusters = [j for j in jobs if j.target.cluster is not None]
+    assert {j.method for j in clusters} == {"vital"} and sorted(j.target.cluster for j in clusters) == [0, 1]
+    assert {j.method for j in jobs if j.target.kind == "neuron" and j.target.cluster is None} == {"maco", "fourier", "vital"}
+
+
+def test_runs_in_the_pipeline_and_the_site_shows_its_references(tmp_path):
+    from atlas.config import config_from_mapping
+    from atlas.pipeline import Runner, make_plan
+    from atlas.sitegen.context import gather
+
+    cfg = config_from_mapping({"preset": "demo", "classes": [285], "methods": ["vital"], "store": str(tmp_path / "s"),
+                               "site": str(tmp_path / "site"), "data": {"references": 2},
+                               "settings": {"vital": {"steps": 2, "warmup": 0}}})
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    report = Runner(cfg, store, progress=False).run(plan.jobs)
+    assert report.done == 1 and not report.failed
+    meta = store.meta(plan.jobs[0].key)
+    assert "references.png" in meta["files"] and meta["info"]["references"] == 2
+    site = gather(plan, store)
+    assert any(path.endswith("-references.png") for path in site.assets)
