@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 
 MODULES: tuple = (
+    "atlas.seeded.plan",
+    "atlas.seeded.site",
 )
 
 _loaded = False

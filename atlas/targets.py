@@ -28,6 +28,11 @@ class Target:
         ``class`` (a logit), ``neuron`` (one channel of ``layer``), ``concept`` (direction number ``concept``
         of class ``class_id``'s concept bank at ``layer``) or ``image`` (explain real image ``image`` with
         respect to ``class_id``).
+    toward:
+        image targets only: which class an image-seeded method drives the image toward. ``None`` is the
+        image's own class ``class_id``; ``"rival"`` the highest-scoring *other* class (the second-highest
+        logit of a correctly classified image, the predicted class of a misclassified one); digits name a
+        class id. Resolved when the job runs (planning loads no model).
     """
 
     kind: str
@@ -37,6 +42,7 @@ class Target:
     concept: Optional[int] = None
     image: Optional[str] = None
     cluster: Optional[int] = None
+    toward: Optional[str] = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -55,8 +61,8 @@ class Target:
         return cls("concept", class_id=int(class_id), concept=int(concept), layer=layer)
 
     @classmethod
-    def of_image(cls, image: str, class_id: int) -> "Target":
-        return cls("image", class_id=int(class_id), image=image)
+    def of_image(cls, image: str, class_id: int, toward: Optional[str] = None) -> "Target":
+        return cls("image", class_id=int(class_id), image=image, toward=toward)
 
     def slug(self) -> str:
         """A stable, safe name: ``class-0285``, ``neuron-blocks.5-0012``, ``concept-0285-03``, ..."""
@@ -68,8 +74,9 @@ class Target:
                 s += f"-k{self.cluster}"
         elif self.kind == "concept":
             s = f"concept-{self.class_id:04d}-{self.concept:02d}"
-        else:
-            s = f"image-{self.class_id:04d}-{safe_slug(self.image)}"
+        else:  # the class part is digits, so ".<toward>" after it cannot be confused with the image name
+            s = f"image-{self.class_id:04d}" + (f".{safe_slug(self.toward)}" if self.toward else "")
+            s += f"-{safe_slug(self.image)}"
         return s
 
     def to_dict(self) -> dict:

@@ -22,7 +22,9 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
     cfg = tmp / "demo.toml"
     cfg.write_text(f'preset = "demo"\nstore = "{tmp}/store"\nsite = "{tmp}/site"\n'
-                   '[settings.maco]\nsteps = 2\ncrops = 1\n[settings.fourier]\nsteps = 2\ncrops = 1\n')
+                   '[settings.maco]\nsteps = 2\ncrops = 1\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
+                   '[settings.accentuation]\nsteps = 2\ncrops = 1\nlam = 1.0\nmask_images = 2\nnatural_images = 2\n'
+                   '[settings.attribution_vis]\nsteps = 2\nattribution_steps = 2\n')
     assert main(["-q", "build", "--config", str(cfg)]) == 0
     return tmp / "site"
 
@@ -58,12 +60,32 @@ def test_demo_site_every_class_has_an_image_per_method(site, browser):
         cls, errs = _open(browser, (site / "efficientnet_lite0" / "class" / f"{cid:04d}.html").as_uri())
         imgs = cls.locator('img[data-view="image"]')
         assert imgs.count() == 2  # MACO and Fourier
-        for i in range(imgs.count()):
-            imgs.nth(i).scroll_into_view_if_needed()
+        every = cls.locator("img")
+        for i in range(every.count()):
+            every.nth(i).scroll_into_view_if_needed()
         cls.wait_for_function("Array.from(document.images).filter(i => !i.hidden).every(i => i.complete && i.naturalWidth > 0)")
         assert errs == []
         cls.close()
     assert errors == []
+
+
+def test_demo_site_shows_four_panels_per_real_image(site, browser):
+    """Feature accentuation and attribution visualization: seed | result | mask | masked result for every
+    real image of every demo class (2 images x 2 goals x 2 methods), all loaded."""
+    for cid in (285, 967, 665, 872, 985, 657):
+        cls, errs = _open(browser, (site / "efficientnet_lite0" / "class" / f"{cid:04d}.html").as_uri())
+        rows = cls.locator("[data-seeded]")
+        assert rows.count() == 8
+        for i in range(rows.count()):
+            panels = rows.nth(i).locator("[data-panel] img")
+            assert panels.count() == 4
+            for j in range(4):
+                panels.nth(j).scroll_into_view_if_needed()
+        cls.wait_for_function("Array.from(document.querySelectorAll('[data-panel] img'))"
+                              ".every(i => i.complete && i.naturalWidth > 0)")
+        assert cls.locator("svg.pathsim polyline").count() == 3
+        assert errs == []
+        cls.close()
 
 
 def test_search_by_name_and_id(site, browser):

@@ -125,7 +125,8 @@ def test_killed_build_resumes_without_recomputing(tmp_path):
     """SIGKILL a build at random moments; the rerun finishes every job, recomputes none that had finished,
     and leaves no temp file in the store or the site."""
     cfg_path = tmp_path / "atlas.toml"
-    cfg_path.write_text(f'preset = "demo"\nclasses = [285, 967, 665]\nstore = "{tmp_path}/store"\n'
+    cfg_path.write_text(f'preset = "demo"\nclasses = [285, 967, 665]\nmethods = ["maco", "fourier"]\n'
+                        f'store = "{tmp_path}/store"\n'
                         f'site = "{tmp_path}/site"\n[settings.maco]\nsteps = 3\ncrops = 1\n'
                         f'[settings.fourier]\nsteps = 3\ncrops = 1\n')
     rnd = random.Random(0)
