@@ -38,13 +38,15 @@ def test_accentuation_raises_the_goal_while_lambda_bounds_the_distance(ctx):
     seeds, _ = load_seed_images(ctx.pool, [Target.of_image("chelsea", 285)], 224)
     goal = [282]  # tiger cat: chelsea's rival
     runs = {lam: accentuate(model, seeds, goal, "blocks.2.1.bn1.act", lam, 8, TargetRNG([3]), crops=2)
-            for lam in (1e-6, 30.0)}
+            for lam in (1e-6, 10.0)}
+    rise = {}
     for lam, out in runs.items():
         with torch.no_grad():
-            start, end = model(out.result.initial)[0, 282], model(out.result.images)[0, 282]
-        assert end > start + 0.5, lam
+            rise[lam] = float(model(out.result.images)[0, 282] - model(out.result.initial)[0, 282])
         assert (out.result.initial - seeds).abs().max() < 1e-3  # step 0 is the seed
-    assert runs[30.0].distance[0] < 0.8 * runs[1e-6].distance[0]
+    d = {lam: float(out.distance[0]) for lam, out in runs.items()}
+    assert rise[1e-6] > 1.0 and rise[10.0] > 0.3, (rise, d)
+    assert d[10.0] < 0.9 * d[1e-6], (rise, d)  # the stronger lambda keeps the image closer to its seed
 
 
 def test_accentuation_method_outputs_and_different_images_differ(ctx):
@@ -140,6 +142,8 @@ def test_class_pages_show_four_panels_per_image_method_and_goal(tmp_path):
     stem = site / "efficientnet_lite0" / "img" / "accentuation" / "image-0285.rival-chelsea-s0"
     for name in ("seed", "mask", "composite"):
         assert (stem.parent / f"{stem.name}-{name}.png").is_file()
+    fig = (site / "efficientnet_lite0" / "fig" / "accentuation" / "image-0285.rival-chelsea-s0.html").read_text()
+    assert fig.count("data-panel=") == 4 and "Goal: tabby (281)" in fig
     data = json.loads((site / "efficientnet_lite0" / "path-similarity.json").read_text())
     assert data["classes"]["285"]["summary"]["to_seed"] == pytest.approx([0.95, 0.8, 0.85])
     pending = (site / "efficientnet_lite0" / "class" / "0665.html").read_text()

@@ -48,10 +48,20 @@ def image_methods(build: SiteBuild) -> List[str]:
 
 
 def image_figures(build: SiteBuild, model: str, class_id: int) -> List[Figure]:
-    """Every figure of an image target of ``class_id`` on ``model``, in plan order."""
-    methods = set(image_methods(build))
-    return [f for (mo, me, t, s), f in build.figures.items()
-            if mo == model and me in methods and t.kind == "image" and t.class_id == class_id]
+    """Every figure of an image target of ``class_id`` on ``model``, in plan order.
+
+    The (model, class) index is built once per site build and kept on the build object (1000 classes x
+    every figure would otherwise be scanned once per class page).
+    """
+    index = getattr(build, "_seeded_index", None)
+    if index is None:
+        methods = set(image_methods(build))
+        index = {}
+        for (mo, me, t, s), f in build.figures.items():
+            if me in methods and t.kind == "image":
+                index.setdefault((mo, t.class_id), []).append(f)
+        build._seeded_index = index
+    return index.get((model, class_id), [])
 
 
 def panel_paths(fig: Figure) -> List[tuple]:
