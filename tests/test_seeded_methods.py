@@ -117,6 +117,7 @@ def fake(job, size=16):
                                  "lambda": 2.0, "path_similarity": 0.5},
                          extras={"seed": img[::-1].copy(), "mask": mask, "composite": img * mask[..., None]},
                          info={"goal": 281 if job.target.toward else job.target.class_id,
+                               "goal_name": "tabby" if job.target.toward else "own class",
                                "source": f"{job.target.class_id}/{job.target.image}", "path_similarity": path})
 
 
