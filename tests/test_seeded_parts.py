@@ -293,3 +293,12 @@ def test_gaussian_blur_keeps_mass_and_smooths():
     y = masks.gaussian_blur(x, 2.0)
     assert abs(float(y.sum()) - 1.0) < 1e-4 and float(y.max()) < 0.05 and int(y.argmax()) == 10 * 21 + 10
     assert torch.equal(masks.gaussian_blur(x, 0), x)
+
+
+def test_token_activations_become_patch_grids():
+    from atlas.seeded.attribution import _as_maps
+
+    tokens = torch.arange(2 * 17 * 5, dtype=torch.float32).view(2, 17, 5)  # class token + 4 x 4 patches
+    grid = _as_maps(tokens)
+    assert grid.shape == (2, 5, 4, 4) and torch.equal(grid[0, :, 0, 0], tokens[0, 1])
+    assert _as_maps(torch.zeros(1, 7, 3)).shape == (1, 3, 7, 1)

@@ -149,7 +149,7 @@ class Accentuation(Method):
 
     def run(self, ctx: RunContext, cfg: AccentuationConfig, targets: Sequence[Target], seeds: Sequence[int]):
         model = ctx.model
-        layer = cfg.reg_layer or depth_layer(model, cfg.reg_depth)
+        layer = cfg.reg_layer or regularization_layer(ctx, cfg.reg_depth)
         model.module_at(layer)
         images, sources = load_seed_images(ctx.pool, targets, cfg.image_size)
         goals = common.resolve_goals(model, images, targets)
@@ -193,6 +193,14 @@ class Accentuation(Method):
                       "batch": len(targets)},
             ))
         return vis
+
+
+def regularization_layer(ctx: RunContext, fraction: float) -> str:
+    """The activation at ``fraction`` of the model's depth (one probing forward per run)."""
+    cache = ctx.resources.setdefault("depth-layers", {})
+    if fraction not in cache:
+        cache[fraction] = depth_layer(ctx.model, fraction)
+    return cache[fraction]
 
 
 def natural_features(ctx: RunContext, class_id: int, cfg: AccentuationConfig, nat: torch.Tensor, layers):

@@ -24,8 +24,16 @@ ATTRIBUTIONS: Registry[Callable[..., torch.Tensor]] = Registry("attribution meth
 
 
 def _as_maps(a: torch.Tensor) -> torch.Tensor:
-    """Token activations (B, L, D) are treated as (B, D, L, 1) so that every method sees a 4-D map."""
-    return a if a.dim() == 4 else a.transpose(1, 2).unsqueeze(-1)
+    """(B, C, h, w) maps for every method: transformer tokens (B, L, D) become the patch grid (B, D, g, g)
+    (a leading class token, when L - 1 is a square, is dropped), or (B, D, L, 1) if L is no grid."""
+    if a.dim() == 4:
+        return a
+    n = a.shape[1]
+    for skip in (0, 1):
+        g = int(round((n - skip) ** 0.5))
+        if g * g == n - skip and g > 1:
+            return a[:, skip:].transpose(1, 2).reshape(a.shape[0], a.shape[2], g, g)
+    return a.transpose(1, 2).unsqueeze(-1)
 
 
 @ATTRIBUTIONS.register("aumann_shapley")
