@@ -118,6 +118,7 @@ def fake(job, size=16):
                          extras={"seed": img[::-1].copy(), "mask": mask, "composite": img * mask[..., None]},
                          info={"goal": 281 if job.target.toward else job.target.class_id,
                                "goal_name": "tabby" if job.target.toward else "own class",
+                               "seed_top1": 670 if job.target.image == "motorcycle_right" else job.target.class_id,
                                "source": f"{job.target.class_id}/{job.target.image}", "path_similarity": path})
 
 
@@ -149,3 +150,4 @@ def test_class_pages_show_four_panels_per_image_method_and_goal(tmp_path):
     assert data["classes"]["285"]["summary"]["to_seed"] == pytest.approx([0.95, 0.8, 0.85])
     pending = (site / "efficientnet_lite0" / "class" / "0665.html").read_text()
     assert "not built yet" in pending
+    assert "toward the predicted class (misclassified): tabby (281)" in pending  # Fig. 9

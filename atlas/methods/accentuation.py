@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 
 from ..optim import TargetRNG
@@ -152,7 +151,7 @@ class Accentuation(Method):
         layer = cfg.reg_layer or regularization_layer(ctx, cfg.reg_depth)
         model.module_at(layer)
         images, sources = load_seed_images(ctx.pool, targets, cfg.image_size)
-        goals = common.resolve_goals(model, images, targets)
+        goals, predicted = common.resolve_goals(model, images, targets)
         choice = calibrate_lambda(ctx, cfg, layer)
         rng = TargetRNG(seeds, ctx.device)
         out = accent.accentuate(model, images, goals, layer, choice.lam, cfg.steps, rng,
@@ -169,8 +168,8 @@ class Accentuation(Method):
         for i, t in enumerate(targets):
             ids, nat = common.natural_images(ctx, t.class_id, cfg.natural_images, cfg.image_size)
             f_nat = natural_features(ctx, t.class_id, cfg, nat, layers)
-            path = metrics.path_similarity({l: f[i : i + 1] for l, f in f_img.items()},
-                                           {l: f[i : i + 1] for l, f in f_seed.items()}, f_nat,
+            path = metrics.path_similarity({k: f[i : i + 1] for k, f in f_img.items()},
+                                           {k: f[i : i + 1] for k, f in f_seed.items()}, f_nat,
                                            exclude=ids.index(t.image) if t.image in ids else None)
             scores = common.before_after(before[i], after[i], goals[i])
             scores.update({
@@ -187,6 +186,7 @@ class Accentuation(Method):
                 seconds=res.seconds / len(targets), scores=scores,
                 extras={"seed": common.hw(images[i]), "mask": m, "composite": common.composite(image, m)},
                 info={"source": sources[i], "goal": goals[i], "goal_name": model.class_names[goals[i]],
+                      "seed_top1": predicted[i], "seed_top1_name": model.class_names[predicted[i]],
                       "reg_layer": layer, "lambda": {"value": choice.lam, "d_min": choice.d_min,
                       "d_max": choice.d_max, "d_chosen": choice.d_chosen, "fraction": choice.fraction},
                       "mask_layer": cfg.mask_layer or model.blocks[-2].path, "path_similarity": path,

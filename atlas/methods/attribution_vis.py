@@ -151,7 +151,7 @@ class AttributionVis(Method):
         layer = cfg.layer or model.blocks[-2].path
         model.module_at(layer)
         images, sources = load_seed_images(ctx.pool, targets, cfg.image_size)
-        goals = common.resolve_goals(model, images, targets)
+        goals, predicted = common.resolve_goals(model, images, targets)
         x_in = resize_to_input(model, images)
         attr = ATTRIBUTIONS.get(cfg.attribution)(model, x_in, layer, goals, cfg.attribution_steps).detach()
         attr_sum = attr.flatten(1).sum(1).cpu()
@@ -201,6 +201,7 @@ class AttributionVis(Method):
                 seconds=result.seconds / len(targets), scores=scores,
                 extras={"seed": common.hw(images[i]), "mask": mask, "composite": common.hw(shown[i])},
                 info={"source": sources[i], "goal": goals[i], "goal_name": model.class_names[goals[i]],
+                      "seed_top1": predicted[i], "seed_top1_name": model.class_names[predicted[i]],
                       "layer": layer, "attribution": cfg.attribution, "beta_from": "otsu" if cfg.beta is None else "config",
                       "batch": len(targets)},
             ))

@@ -19,9 +19,10 @@ BACKGROUND = 0.55
 
 
 @torch.no_grad()
-def resolve_goals(model: ModelHandle, images: torch.Tensor, targets: Sequence[Target]) -> List[int]:
-    """The class each target drives its image toward: its own class, its rival (highest other logit)
-    or an explicit class id (``Target.toward``)."""
+def resolve_goals(model: ModelHandle, images: torch.Tensor, targets: Sequence[Target]) -> Tuple[List[int], List[int]]:
+    """The class each target drives its image toward - its own class, its rival (highest other logit) or
+    an explicit class id (``Target.toward``) - and the model's top-1 class for each seed image (a rival
+    of a misclassified image is its predicted class)."""
     logits = model(resize_to_input(model, images)).float().cpu()
     goals = []
     for i, t in enumerate(targets):
@@ -36,7 +37,7 @@ def resolve_goals(model: ModelHandle, images: torch.Tensor, targets: Sequence[Ta
         else:
             raise AtlasError(f"image target {t.slug()}: unknown goal {t.toward!r}; use none (its class), "
                              f"'rival' or a class id 0-{logits.shape[1] - 1}")
-    return goals
+    return goals, logits.argmax(1).tolist()
 
 
 @torch.no_grad()

@@ -39,8 +39,8 @@ def layer_features(model: ModelHandle, images: torch.Tensor, layers: Sequence[st
     """Flattened activations (B, D) per layer (``"logits"`` included) at the model's input size."""
     from .accent import resize_to_input
 
-    feats = model.features(resize_to_input(model, images), [l for l in layers if l != "logits"])
-    return {l: feats[l].flatten(1).float().cpu() for l in layers}
+    feats = model.features(resize_to_input(model, images), [k for k in layers if k != "logits"])
+    return {k: feats[k].flatten(1).float().cpu() for k in layers}
 
 
 def path_similarity(image: Dict[str, torch.Tensor], seed: Dict[str, torch.Tensor],

@@ -89,6 +89,9 @@ def goal_label(fig: Figure, names) -> str:
     if t.toward is None:
         return f"toward its class: {own}"
     if t.toward == "rival":
+        info = fig.meta.get("info", {})
+        if fig.status == "done" and info.get("seed_top1", t.class_id) != t.class_id:
+            return f"toward the predicted class (misclassified): {goal}"
         return f"toward its rival: {goal}"
     return f"toward {goal}"
 
