@@ -71,11 +71,12 @@ def test_demo_site_every_class_has_an_image_per_method(site, browser):
 
 def test_demo_site_shows_four_panels_per_real_image(site, browser):
     """Feature accentuation and attribution visualization: seed | result | mask | masked result for every
-    real image of every demo class (2 images x 2 goals x 2 methods), all loaded."""
+    real image of every demo class (2 images x (accentuation toward class and rival, attribution
+    visualization toward class)), all loaded."""
     for cid in (285, 967, 665, 872, 985, 657):
         cls, errs = _open(browser, (site / "efficientnet_lite0" / "class" / f"{cid:04d}.html").as_uri())
         rows = cls.locator("[data-seeded]")
-        assert rows.count() == 8
+        assert rows.count() == 6
         for i in range(rows.count()):
             panels = rows.nth(i).locator("[data-panel] img")
             assert panels.count() == 4

@@ -273,7 +273,9 @@ def test_plan_has_each_image_toward_its_class_and_its_rival(tmp_path):
     assert not [j for j in none.jobs if j.target.kind == "image"]
     folder = make_plan(config_from_mapping({"preset": "demo", "classes": [1], "data": {"pool": "/no/such"},
                                             "methods": ["attribution_vis"], "targets": {"images": 1}}))
-    assert [j.target.image for j in folder.jobs] == ["@0", "@0"]  # planned offline, resolved when run
+    assert [j.target.image for j in folder.jobs] == ["@0"]  # planned offline, resolved when run
+    assert [s.target.toward for s in folder.skipped] == ["rival"]  # attribution_vis: own class only
+    assert "own class" in folder.skipped[0].reason
 
 
 def test_bad_settings_are_one_line_errors():

@@ -38,7 +38,7 @@ class AccentuationConfig:
     the min-max normalised distance ``lambda_fraction``, with ``lambda_images`` calibration images
     accentuated toward their second-highest logit for ``lambda_steps`` steps (0: ``steps``).
     mask_attribution / mask_layer: the attribution behind the mask (Grad-CAM as in Fig. 9; None: the
-    model's second-to-last matched block); mask_images natural images of the class share one percentile
+    model's last matched block, Grad-CAM's usual last convolutional map); mask_images natural images of the class share one percentile
     normalisation with percentiles mask_percentiles (Appendix C; the paper leaves p1, p2 to the user),
     after a Gaussian blur of mask_blur x image_size pixels (faccent blurs its masks with sigma 2 px).
     natural_images: natural images of the class for path similarity (§3).
@@ -119,7 +119,7 @@ def collective_masks(ctx: RunContext, cfg: AccentuationConfig, targets: Sequence
     """(K, S, S): each seed's attribution map toward its goal, normalised together with the maps of its
     class's natural images toward the same goal (Appendix C)."""
     model = ctx.model
-    layer = cfg.mask_layer or model.blocks[-2].path
+    layer = cfg.mask_layer or model.blocks[-1].path
     attribute = ATTRIBUTIONS.get(cfg.mask_attribution)
     out = []
     for t, g, seed in zip(targets, goals, seeds):
@@ -189,7 +189,7 @@ class Accentuation(Method):
                       "seed_top1": predicted[i], "seed_top1_name": model.class_names[predicted[i]],
                       "reg_layer": layer, "lambda": {"value": choice.lam, "d_min": choice.d_min,
                       "d_max": choice.d_max, "d_chosen": choice.d_chosen, "fraction": choice.fraction},
-                      "mask_layer": cfg.mask_layer or model.blocks[-2].path, "path_similarity": path,
+                      "mask_layer": cfg.mask_layer or model.blocks[-1].path, "path_similarity": path,
                       "batch": len(targets)},
             ))
         return vis

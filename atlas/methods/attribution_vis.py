@@ -146,6 +146,14 @@ class AttributionVis(Method):
                "class: an image and an area-constrained mask are optimised together; masked-out pixels "
                "are replaced by a fractal noise pyramid.")
 
+    def unsupported(self, model: str, target: Target):
+        """The paper explains (image, class) pairs: each image toward its own class. Rival goals are
+        feature accentuation's (its Fig. 9)."""
+        reason = super().unsupported(model, target)
+        if reason is None and target.toward is not None:
+            return "attribution visualization explains each image toward its own class (rival goals: accentuation)"
+        return reason
+
     def run(self, ctx: RunContext, cfg: AttributionVisConfig, targets: Sequence[Target], seeds: Sequence[int]):
         model = ctx.model
         layer = cfg.layer or model.blocks[-2].path
