@@ -234,6 +234,13 @@ def demo_preset() -> AtlasConfig:
     classes x 128 steps ~ 770 passes; a neuron step costs ~3.5 passes (the step + one LRP pass truncated at
     the neuron's layer), so 48 steps + 8 reference LRP passes ~ 190 passes per neuron, plus one forward-only
     top-patch scan of the pool per neuron layer (84 sources x 16 patches ~ 270 passes).
+
+    Image-seeded methods (``[targets] images = 2``: every class's photo(s), completed with a deterministic
+    crop of its photo where the pool has one photo; each image toward its class and its rival; 24 jobs per
+    method): feature accentuation with 16 steps x 2 crops (paper: 100 x 16), lambda searched once with one
+    calibration image, 4 bisection steps; attribution visualization with 16 Aumann-Shapley steps and 24
+    steps x 1 view, X started from the seed image and the mask from the attribution map (``init = "seed"``;
+    the paper starts from noise and runs thousands of steps). About 75 s on an idle 2-core CPU.
     """
     return AtlasConfig(
         name="demo",
@@ -241,7 +248,7 @@ def demo_preset() -> AtlasConfig:
         title="atlas demo: EfficientNet-Lite0 on bundled photos",
         models=("efficientnet_lite0",),
         classes=DEMO_CLASSES,
-        methods=("maco", "fourier", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital"),
+        methods=("maco", "fourier", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital", "accentuation", "attribution_vis"),
         settings=freeze_settings(
             {
                 "maco": {"steps": 48, "crops": 4, "crop_size": 0.5, "crop_size_std": 0.15},
@@ -250,12 +257,15 @@ def demo_preset() -> AtlasConfig:
                 "deepinversion_ms": {"low_res_steps": 60, "steps": 24, "batch_size": 6, "warmup": 4, "lr": 0.25},
                 "plugin_inversion": {"steps": 28, "stages": 2, "views": 4},
                 "vital": VITAL_DEMO,
+                "accentuation": {"steps": 16, "crops": 2, "lambda_images": 1, "lambda_iters": 4,
+                                 "mask_images": 2, "natural_images": 4},
+                "attribution_vis": {"steps": 24, "views": 1, "init": "seed", "attribution_steps": 16},
             }
         ),
         seeds=(0,),
         data=DataConfig(pool="bundled", references=8, spectrum_images=64),
         targets=TargetsConfig(
-            concepts=3, random_neurons=2,
+            concepts=3, random_neurons=2, images=2,
             concept_settings=(("images", 8), ("min_wins", 2), ("visualise", 1)),
             neuron_settings=(("max_images", 24),),
             kind_methods=(("concept", ("maco", "vital")), ("neuron", ("maco", "vital"))),
@@ -274,6 +284,7 @@ PAPER_TSNE_CLASSES = (151, 153, 207, 235, 250)
 #: run all of them side by side).
 PAPER_METHODS = (
     "maco", "fourier", "maco_hr", "fourier_hr", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital",
+    "accentuation", "attribution_vis",
 )
 
 #: MACO's and the Fourier baseline's settings in the papers (MACO §4; VITAL supplementary §1.1: Fourier uses

@@ -15,6 +15,8 @@ MODULES: tuple = (
     "atlas.concepts.examples",
     "atlas.concepts.site",
     "atlas.methods.vital_targets",
+    "atlas.seeded.plan",
+    "atlas.seeded.site",
 )
 
 _loaded = False

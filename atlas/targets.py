@@ -31,6 +31,11 @@ class Target:
     fit:
         for targets derived from data (CRAFT concepts, k-means clusters of a neuron's patches): a hash of
         the settings of that derivation, so that a job's key changes when they do (not part of the slug).
+    toward:
+        image targets only: which class an image-seeded method drives the image toward. ``None`` is the
+        image's own class ``class_id``; ``"rival"`` the highest-scoring *other* class (the second-highest
+        logit of a correctly classified image, the predicted class of a misclassified one); digits name a
+        class id. Resolved when the job runs (planning loads no model).
     """
 
     kind: str
@@ -41,6 +46,7 @@ class Target:
     image: Optional[str] = None
     cluster: Optional[int] = None
     fit: Optional[str] = None
+    toward: Optional[str] = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -59,8 +65,8 @@ class Target:
         return cls("concept", class_id=int(class_id), concept=int(concept), layer=layer)
 
     @classmethod
-    def of_image(cls, image: str, class_id: int) -> "Target":
-        return cls("image", class_id=int(class_id), image=image)
+    def of_image(cls, image: str, class_id: int, toward: Optional[str] = None) -> "Target":
+        return cls("image", class_id=int(class_id), image=image, toward=toward)
 
     def slug(self) -> str:
         """A stable, safe name: ``class-0285``, ``neuron-blocks.5-0012``, ``concept-0285-03``, ..."""
@@ -72,8 +78,9 @@ class Target:
                 s += f"-k{self.cluster}"
         elif self.kind == "concept":
             s = f"concept-{self.class_id:04d}-{self.concept:02d}"
-        else:
-            s = f"image-{self.class_id:04d}-{safe_slug(self.image)}"
+        else:  # the class part is digits, so ".<toward>" after it cannot be confused with the image name
+            s = f"image-{self.class_id:04d}" + (f".{safe_slug(self.toward)}" if self.toward else "")
+            s += f"-{safe_slug(self.image)}"
         return s
 
     def to_dict(self) -> dict:

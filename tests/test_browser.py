@@ -39,7 +39,10 @@ def site(tmp_path_factory):
     cfg.write_text(f'preset = "demo"\nstore = "{tmp}/store"\nsite = "{tmp}/site"\n'
                    '[settings.maco]\nsteps = 2\ncrops = 1\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
                    '[settings.deepinversion]\nsteps = 2\n[settings.deepinversion_ms]\nlow_res_steps = 2\nsteps = 2\n'
-                   '[settings.plugin_inversion]\nsteps = 2\nviews = 1\n')
+                   '[settings.plugin_inversion]\nsteps = 2\nviews = 1\n'
+                   '[settings.accentuation]\nsteps = 2\ncrops = 1\nlam = 1.0\nmask_images = 2\nnatural_images = 2\n'
+                   '[settings.attribution_vis]\nsteps = 2\nattribution_steps = 2\n'
+                   '[settings.vital]\nsteps = 2\nneuron_steps = 2\nwarmup = 0\n')
     assert main(["-q", "build", "--config", str(cfg)]) == 0
     return tmp / "site"
 
@@ -133,11 +136,34 @@ def test_class_pages_show_every_method(site, browser):
     for cid in DEMO:
         page, errors = _open(browser, (site / "efficientnet_lite0" / "class" / f"{cid:04d}.html").as_uri())
         demo = PRESETS.get("demo")()
-        assert page.locator('img[data-view="image"]').count() == len(demo.methods)  # one image per method
+        from atlas.methods import METHODS
+
+        per_class = sum("class" in METHODS.get(m).kinds for m in demo.methods)
+        assert page.locator('img[data-view="image"]').count() == per_class  # one image per class method
         assert page.locator(".real img").count() == 8  # the class's real images
         _all_images_load(page)
         assert errors == []
         page.close()
+
+
+def test_demo_site_shows_four_panels_per_real_image(site, browser):
+    """Feature accentuation and attribution visualization: seed | result | mask | masked result for every
+    real image of every demo class (2 images x (accentuation toward class and rival, attribution
+    visualization toward class)), all loaded."""
+    for cid in (285, 967, 665, 872, 985, 657):
+        cls, errs = _open(browser, (site / "efficientnet_lite0" / "class" / f"{cid:04d}.html").as_uri())
+        rows = cls.locator("[data-seeded]")
+        assert rows.count() == 6
+        for i in range(rows.count()):
+            panels = rows.nth(i).locator("[data-panel] img")
+            assert panels.count() == 4
+            for j in range(4):
+                panels.nth(j).scroll_into_view_if_needed()
+        cls.wait_for_function("Array.from(document.querySelectorAll('[data-panel] img'))"
+                              ".every(i => i.complete && i.naturalWidth > 0)")
+        assert cls.locator("svg.pathsim polyline").count() == 3
+        assert errs == []
+        cls.close()
 
 
 def test_grid_search_by_name_and_id(site, browser):

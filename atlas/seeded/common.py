@@ -1,0 +1,83 @@
+"""What both image-seeded methods do around their optimisation: resolve each target's goal class, load the
+class's natural images (cached per run), score images before and after, and compose masked results."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import AtlasError
+from ..methods.base import RunContext
+from ..models.handle import ModelHandle
+from ..targets import Target
+from .accent import resize_to_input
+from .images import load_seed_image, seed_image_ids
+
+#: the grey that masked-out pixels show (attribution visualization reference code: 0.55)
+BACKGROUND = 0.55
+
+
+@torch.no_grad()
+def resolve_goals(model: ModelHandle, images: torch.Tensor, targets: Sequence[Target]) -> Tuple[List[int], List[int]]:
+    """The class each target drives its image toward - its own class, its rival (highest other logit) or
+    an explicit class id (``Target.toward``) - and the model's top-1 class for each seed image (a rival
+    of a misclassified image is its predicted class)."""
+    logits = model(resize_to_input(model, images)).float().cpu()
+    goals = []
+    for i, t in enumerate(targets):
+        if t.toward is None:
+            goals.append(int(t.class_id))
+        elif t.toward == "rival":
+            row = logits[i].clone()
+            row[t.class_id] = -float("inf")
+            goals.append(int(row.argmax()))
+        elif str(t.toward).isdigit() and int(t.toward) < logits.shape[1]:
+            goals.append(int(t.toward))
+        else:
+            raise AtlasError(f"image target {t.slug()}: unknown goal {t.toward!r}; use none (its class), "
+                             f"'rival' or a class id 0-{logits.shape[1] - 1}")
+    return goals, logits.argmax(1).tolist()
+
+
+@torch.no_grad()
+def goal_scores(model: ModelHandle, images: torch.Tensor, goals: Sequence[int], classes: Sequence[int]) -> List[dict]:
+    """Per image: the goal's logit, probability and rank, the own class's logit and the top-1 class."""
+    logits = model(resize_to_input(model, images)).float().cpu()
+    probs = logits.softmax(-1)
+    out = []
+    for i, (g, c) in enumerate(zip(goals, classes)):
+        out.append({"logit": float(logits[i, g]), "prob": float(probs[i, g]),
+                    "rank": int((logits[i] > logits[i, g]).sum()) + 1, "class_logit": float(logits[i, c]),
+                    "top1": int(logits[i].argmax()), "top5": [int(j) for j in torch.topk(logits[i], 5).indices]})
+    return out
+
+
+def before_after(before: dict, after: dict, goal: int) -> Dict[str, float]:
+    """Scores in the foundation's naming (``logit_start`` -> ``logit_end`` of the goal class)."""
+    s = {"goal": goal}
+    for key in ("logit", "prob", "rank", "class_logit", "top1"):
+        s[f"{key}_start"], s[f"{key}_end"] = before[key], after[key]
+    return s
+
+
+def natural_images(ctx: RunContext, class_id: int, n: int, size: int) -> Tuple[List[str], torch.Tensor]:
+    """The first ``n`` seed images of a class (ids and (n, 3, size, size)), cached for the run."""
+    cache = ctx.resources.setdefault("seeded-naturals", {})
+    key = (class_id, n, size)
+    if key not in cache:
+        ids = seed_image_ids(ctx.data.pool, class_id, n)
+        cache[key] = (ids, torch.stack([load_seed_image(ctx.pool, class_id, i, size)[0] for i in ids]))
+    return cache[key]
+
+
+def composite(image: np.ndarray, mask: np.ndarray, background: float = BACKGROUND) -> np.ndarray:
+    """The masked result: mask * image + (1 - mask) * grey, (H, W, 3)."""
+    m = np.asarray(mask, dtype=np.float32)[..., None]
+    return (m * image + (1 - m) * background).astype(np.float32)
+
+
+def hw(x: torch.Tensor) -> np.ndarray:
+    """(1 or 3, H, W) tensor -> (H, W) or (H, W, 3) float32 array."""
+    x = x.detach().float().cpu()
+    return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
