@@ -98,13 +98,22 @@ def test_bad_concept_and_neuron_settings_are_one_line_errors(tmp_path, targets, 
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
-def test_model_without_default_concept_layer_is_an_error(tmp_path):
+def test_model_without_default_concept_layer_is_skipped_with_the_reason(tmp_path):
+    """A preset asks for concepts on every model; one without a concept layer gets none, and the plan says why."""
+    from atlas.concepts.settings import concept_layer
+    from atlas.pipeline.planner import SourceSkipped
+
     cfg = config_from_mapping({"preset": "demo", "models": ["timm:resnet18"], "classes": [1],
-                               "targets": {"concepts": 2}})
+                               "methods": ["maco"], "targets": {"concepts": 2, "random_neurons": 0, "images": 0}})
     from atlas.concepts.sources import concept_targets
 
-    with pytest.raises(AtlasError, match="no default concept layer; set \\[targets\\] concept_layer"):
+    with pytest.raises(SourceSkipped, match="no default concept layer"):
         concept_targets(cfg, "timm:resnet18", [1])
+    plan = make_plan(cfg)
+    assert [(m, src) for m, src, _ in plan.source_skips] == [("timm:resnet18", "concept")]
+    assert not [j for j in plan.jobs if j.target.kind == "concept"]
+    with pytest.raises(AtlasError, match="no default concept layer; set \\[targets\\] concept_layer"):
+        concept_layer(cfg, "timm:resnet18")
 
 
 # ------------------------------------------------------------------------------------------- examples

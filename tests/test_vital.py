@@ -148,7 +148,7 @@ def test_plans_vital_for_every_demo_class_and_clusters_only_for_vital():
     assert {j.target.class_id for j in jobs if j.method == "vital" and j.target.kind == "class"} == set(DEMO_CLASSES)
     clusters = [j for j in jobs if j.target.cluster is not None]
     assert {j.method for j in clusters} == {"vital"} and sorted(j.target.cluster for j in clusters) == [0, 1]
-    assert {j.method for j in jobs if j.target.kind == "neuron" and j.target.cluster is None} == {"maco", "fourier", "vital"}
+    assert {j.method for j in jobs if j.target.kind == "neuron" and j.target.cluster is None} == {"maco", "vital"}  # demo kind_methods
 
 
 def test_runs_in_the_pipeline_and_the_site_shows_its_references(tmp_path):
@@ -158,6 +158,7 @@ def test_runs_in_the_pipeline_and_the_site_shows_its_references(tmp_path):
 
     cfg = config_from_mapping({"preset": "demo", "classes": [285], "methods": ["vital"], "store": str(tmp_path / "s"),
                                "site": str(tmp_path / "site"), "data": {"references": 2},
+                               "targets": {"concepts": 0, "random_neurons": 0, "images": 0},
                                "settings": {"vital": {"steps": 2, "warmup": 0}}})
     plan = make_plan(cfg)
     store = Store(cfg.store)

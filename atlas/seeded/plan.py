@@ -3,12 +3,16 @@
 (:data:`atlas.seeded.images.GOALS`)."""
 from __future__ import annotations
 
+import logging
 from typing import List
 
 from ..config import AtlasConfig
-from ..pipeline.planner import TARGET_SOURCES
+from ..errors import AtlasError
+from ..pipeline.planner import TARGET_SOURCES, SourceSkipped
 from ..targets import Target
 from .images import GOALS, seed_image_ids
+
+log = logging.getLogger(__name__)
 
 
 @TARGET_SOURCES.register("image")
@@ -17,8 +21,18 @@ def image_targets(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Targ
     m = cfg.targets.images
     if m <= 0:
         return []
-    out = []
+    out, missing = [], []
     for c in classes:
-        for image_id in seed_image_ids(cfg.data.pool, c, m):
+        try:
+            ids = seed_image_ids(cfg.data.pool, c, m)
+        except AtlasError as exc:  # e.g. the bundled pool has no photo of this class
+            missing.append((c, str(exc)))
+            continue
+        for image_id in ids:
             out.extend(Target.of_image(image_id, c, toward=g) for g in GOALS)
+    if missing and not out:
+        raise SourceSkipped(f"{len(missing)} class(es) without images in the pool: {missing[0][1]}")
+    if missing:
+        log.warning("image targets: %d class(es) without images in the pool skipped (%s)", len(missing),
+                    ", ".join(str(c) for c, _ in missing[:10]))
     return out
