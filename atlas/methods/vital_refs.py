@@ -15,7 +15,7 @@ the channels of an image) weights its term of the loss, averaged over the refere
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -48,9 +48,21 @@ def neuron_references(ctx, target: Target, n: int, cfg) -> torch.Tensor:
     if target.cluster is not None:
         return _cluster_references(ctx, target, n, cfg)
     channels = _layer_channels(ctx, target)
-    ex = cached_top_patches(ctx.store, model, pool, target.layer, channels, n, cfg.patch, cfg.stride)[target.channel]
+    ex = cached_top_patches(ctx.store, model, pool, target.layer, channels, n, cfg.patch, cfg.stride,
+                            max_images=examples_max_images(ctx.config))[target.channel]
     imgs = patch_images(pool, ex, model.input_size, cfg.patch)
     return _enough(imgs, n, f"neuron {target.layer}:{target.channel}", cfg.allow_fewer)
+
+
+def examples_max_images(config) -> Optional[int]:
+    """The pool images searched for a neuron's top patches: the same as for its dataset examples
+    (``[targets.neuron_settings] max_images``), so that one scan serves the neuron page, VITAL's references
+    and the CoSy control set."""
+    if config is None or not hasattr(config, "targets"):
+        return None
+    from ..concepts.settings import neuron_config
+
+    return neuron_config(config).max_images or None
 
 
 def _layer_channels(ctx, target: Target) -> List[int]:

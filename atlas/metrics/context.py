@@ -91,6 +91,7 @@ class MetricContext:
         key = ("control", layer, channel)
         if key not in self._groups:
             from ..data.patches import cached_top_patches
+            from ..methods.vital_refs import examples_max_images
             from ..pipeline.progress import stage
 
             channels = sorted(set(self.layer_channels.get(layer, [])) | {channel})
@@ -98,7 +99,8 @@ class MetricContext:
             with stage(f"metrics · top patches of {layer}", len(self.pool.source_ids()), unit="image",
                        enabled=self.progress) as bar:
                 ex = cached_top_patches(self.store, handle, self.pool, layer, sorted(set(channels)),
-                                        self.cfg.metrics.control, progress=bar.update)
+                                        self.cfg.metrics.control, progress=bar.update,
+                                        max_images=examples_max_images(self.cfg))
             for c, e in ex.items():
                 self._groups[("control", layer, c)] = patch_group(self.pool, self.fingerprint, self.model,
                                                                   handle.input_size, e)

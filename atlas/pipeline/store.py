@@ -244,6 +244,23 @@ class Store:
             raise
         return final
 
+    def find_stage(self, stage: str, accept: Callable[[dict], bool]) -> Optional[Path]:
+        """A finished (verified) result of ``stage`` whose recorded inputs satisfy ``accept`` - e.g. a scan
+        over more channels than asked for, whose answer contains the one asked for."""
+        base = self.stages_dir / stage
+        if not base.is_dir():
+            return None
+        for d in sorted(base.iterdir()):
+            if d.name.startswith("."):
+                continue
+            try:
+                inputs = json.loads((d / "meta.json").read_text(encoding="utf-8")).get("inputs")
+            except (OSError, ValueError):
+                continue
+            if isinstance(inputs, dict) and accept(inputs) and self.get_stage(stage, d.name) is not None:
+                return d
+        return None
+
     def cached_stage(self, stage: str, key_obj, compute: Callable[[], Tuple[Dict[str, bytes], dict]]) -> Path:
         """Return the stage result for ``key_obj`` (hashed), computing and storing it if missing or corrupt.
 
