@@ -106,7 +106,9 @@ def _open(browser, url, width=1280, scheme="light"):
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
+    # a request cancelled because the page navigated away (keyboard navigation) is not a broken link
+    page.on("requestfailed", lambda r: None if "ERR_ABORTED" in (r.failure or "") else errors.append(
+        f"failed: {r.url} {r.failure}"))
     page.goto(url)
     page.wait_for_load_state("load")
     return page, errors
