@@ -47,6 +47,15 @@ def act_x_grad(model: ModelHandle, images: torch.Tensor, class_ids: List[int], l
     return torch.cat(out)
 
 
+@RELEVANCE.register("lrp")
+def lrp_relevance(model: ModelHandle, images: torch.Tensor, class_ids: List[int], layer: str) -> torch.Tensor:
+    """LRP relevance of every channel of ``layer`` for each image's class, summed over positions (zennit,
+    :func:`atlas.relevance.channel_relevance`; VITAL's relevance, supplementary §1.3)."""
+    from ..relevance import channel_relevance
+
+    return channel_relevance(model, images.to(model.device), class_ids, layer).float().cpu()
+
+
 class PlanResources:
     """The store, pool and model for selections made at plan time, each opened only when needed."""
 
