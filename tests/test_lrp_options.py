@@ -25,4 +25,4 @@ def test_lrp_ranks_neurons_like_activation_x_gradient_roughly(lite0):
     lrp = RELEVANCE.get("lrp")(lite0, x, [285, 285], "blocks.6").mean(0).numpy()
     axg = RELEVANCE.get("act_x_grad")(lite0, x, [285, 285], "blocks.6").mean(0).numpy()
     assert lrp.shape == axg.shape == (320,)
-    assert np.corrcoef(lrp, axg)[0, 1] > 0.2
+    assert np.corrcoef(lrp, axg)[0, 1] > 0.5  # 0.82 measured
