@@ -107,7 +107,7 @@ class Runner:
         models = []
         for b in batches:
             models.append(b.model)
-            pending = [j for j in b.jobs if not self.store.has(j.key)]
+            pending = [j for j in b.jobs if not self.store.intact(j.key)]  # corrupt: warned, recomputed
             report.cached += len(b.jobs) - len(pending)
             if pending:
                 order.setdefault((b.model, b.method), []).append(pending)

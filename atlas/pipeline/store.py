@@ -90,6 +90,10 @@ class Store:
     def has(self, key: str) -> bool:
         return (self.jobs_dir / key / "meta.json").is_file()
 
+    def intact(self, key: str) -> bool:
+        """True if the job is stored and every file matches its checksum (a corrupt job is logged)."""
+        return self.has(key) and self.meta(key, verify=True) is not None
+
     def meta(self, key: str, verify: bool = False) -> Optional[dict]:
         """The job's metadata, or None if it is missing, unreadable or (with ``verify``) corrupt."""
         path = self.jobs_dir / key / "meta.json"
@@ -110,10 +114,10 @@ class Store:
             try:
                 data = (self.jobs_dir / key / name).read_bytes()
             except OSError:
-                log.warning("job %s: %s is missing", key, name)
+                log.warning("job %s: %s is missing; the job will be recomputed", key, name)
                 return False
             if sha256(data) != digest:
-                log.warning("job %s: %s is corrupt (checksum mismatch)", key, name)
+                log.warning("job %s: %s is corrupt (checksum mismatch); the job will be recomputed", key, name)
                 return False
         return True
 
@@ -205,6 +209,7 @@ class Store:
                         log.warning("stage %s/%s: %s is corrupt; recomputing", stage, key, name)
                         return None
                 except OSError:
+                    log.warning("stage %s/%s: %s is missing; recomputing", stage, key, name)
                     return None
         return d
 
