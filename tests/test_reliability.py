@@ -78,3 +78,77 @@ def test_garbled_job_metadata_counts_as_missing_and_is_recomputed(tmp_path):
     meta.write_text('{"key": "trunc')
     again = Runner(cfg, store, progress=False).run(plan.jobs)
     assert again.done == 1 and store.meta(plan.jobs[0].key, verify=True) is not None
+
+
+def _nan_for_planned_seeds(monkeypatch, cfg, method_name="fourier"):
+    """Mock a numerical fault: the method diverges (NonFiniteLoss at step 1) on class 967 for the target
+    seeds the plan gives (a retry's other seed converges)."""
+    from atlas.methods import METHODS
+    from atlas.optim.loop import NonFiniteLoss
+
+    method = METHODS.get(method_name)
+    real = method.run
+    seen = []
+    planned = {j.target_seed for j in make_plan(cfg).jobs}
+
+    def diverging(ctx, c, targets, seeds):
+        seen.append(list(seeds))
+        if any(t.class_id == 967 and s in planned for t, s in zip(targets, seeds)):
+            raise NonFiniteLoss(1)
+        return real(ctx, c, targets, seeds)
+
+    monkeypatch.setattr(method, "run", diverging)
+    return seen
+
+
+def test_retry_failed_reruns_a_diverged_job_with_another_seed_mock_nan(tmp_path, monkeypatch):
+    from atlas.pipeline.runner import RETRY_SEED_OFFSET
+
+    cfg = quick_config(tmp_path, classes=(285, 967), methods=("fourier",))
+    seen = _nan_for_planned_seeds(monkeypatch, cfg)
+    plan, store, first = _run(cfg)
+    assert first.done == 1 and len(first.failed) == 1
+    key = first.failed[0]
+    job = next(j for j in plan.jobs if j.key == key)
+    again = Runner(cfg, store, progress=False).run(plan.jobs)  # a plain rerun meets the same NaN
+    assert again.failed == [key] and store.failure(key)["step"] == 1
+    retried = Runner(cfg, store, progress=False, retry_failed=True).run(plan.jobs)
+    assert retried.done == 1 and retried.failed == [] and retried.cached == 1
+    assert [job.target_seed + RETRY_SEED_OFFSET] in seen
+    meta = store.meta(key, verify=True)
+    assert meta["retry_of"]["target_seed"] == job.target_seed
+    assert meta["retry_of"]["retry_seed"] == job.target_seed + RETRY_SEED_OFFSET
+    assert "NaN" in meta["retry_of"]["reason"] and meta["retry_of"]["step"] == 1
+    assert store.failure(key) is None
+
+
+def test_retry_failed_cli_flag_mock_nan(tmp_path, monkeypatch, capsys):
+    from atlas.cli import main
+
+    _nan_for_planned_seeds(monkeypatch, quick_config(tmp_path, classes=(285, 967), methods=("fourier",)))
+    toml = tmp_path / "a.toml"
+    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
+                    f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
+                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n')
+    assert main(["-q", "run", "--config", str(toml)]) == 0
+    assert "1 failed" in capsys.readouterr().out
+    assert main(["-q", "run", "--config", str(toml), "--retry-failed"]) == 0
+    assert "1 jobs run" in capsys.readouterr().out
+
+
+def test_failed_job_shows_its_reason_on_the_class_page_not_an_image_mock_nan(tmp_path, monkeypatch):
+    cfg = quick_config(tmp_path, classes=(285, 967), methods=("fourier",))
+    _nan_for_planned_seeds(monkeypatch, cfg)
+    plan, store, first = _run(cfg)
+    render(plan, store, cfg.site)
+    failed_job = next(j for j in plan.jobs if j.key == first.failed[0])
+    from atlas.sitegen import paths
+
+    bad = (tmp_path / "site" / paths.class_page(failed_job.model, 967)).read_text()
+    good = (tmp_path / "site" / paths.class_page(failed_job.model, 285)).read_text()
+    assert 'class="failed" role="note">failed: loss became NaN or infinite at step 1' in bad
+    assert 'class="failed"' not in good
+    assert bad.count("<img") < good.count("<img")  # no image stands in for the failed figure
+    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+    fig = next(f for f in manifest["figures"] if f["key"] == failed_job.key)
+    assert fig["status"] == "failed" and fig["png"] is None and "step 1" in fig["reason"]

@@ -138,8 +138,9 @@ class Store:
             return None
 
     # ------------------------------------------------------------------ writing
-    def put(self, job: Job, vis) -> Path:
-        """Store a finished visualisation atomically; returns its folder."""
+    def put(self, job: Job, vis, retry_of: Optional[dict] = None) -> Path:
+        """Store a finished visualisation atomically; returns its folder. ``retry_of`` (a retried failed
+        job: its failure and the seed used instead) is recorded in the meta."""
         global _counter
         files: Dict[str, bytes] = {"image.png": png_bytes(vis.image), "alpha.png": png_bytes(vis.alpha)}
         for name, arr in vis.extras.items():
@@ -158,6 +159,8 @@ class Store:
             "size": list(np.asarray(vis.image).shape[:2]),
             "files": {name: sha256(data) for name, data in files.items()},
         })
+        if retry_of is not None:
+            meta["retry_of"] = retry_of
         files["meta.json"] = json.dumps(meta, indent=1, sort_keys=True, default=float).encode()
         final = self.jobs_dir / job.key
         _counter += 1
