@@ -124,9 +124,11 @@ def _metrics(cfg, p, store, progress):
 
 
 def _render(cfg, p, store):
+    from .pipeline.store import disk_errors
     from .sitegen import render
 
-    counts = render(p, store, cfg.site)
+    with disk_errors(cfg.site, "--site"):
+        counts = render(p, store, cfg.site)
     index = (Path(cfg.site) / "index.html").resolve()
     click.echo(f"site: {counts['written']} files written, {counts['unchanged']} unchanged, "
                f"{counts['removed']} removed")

@@ -152,3 +152,75 @@ def test_failed_job_shows_its_reason_on_the_class_page_not_an_image_mock_nan(tmp
     manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
     fig = next(f for f in manifest["figures"] if f["key"] == failed_job.key)
     assert fig["status"] == "failed" and fig["png"] is None and "step 1" in fig["reason"]
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EROFS"])
+def test_full_or_read_only_store_is_a_one_line_error_and_the_store_stays_consistent(tmp_path, monkeypatch, code):
+    """Simulated (we run as root, where chmod does not stop writes): the second job's files cannot be
+    written - ENOSPC while flushing them, or EROFS when its temp folder is made."""
+    import errno
+    import os
+    import pathlib
+
+    from atlas.pipeline.store import DiskError
+
+    cfg = quick_config(tmp_path, classes=(285, 967), methods=("fourier",), batch_size=1)
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    err = getattr(errno, code)
+    calls = {"n": 0}
+    if code == "ENOSPC":
+        real_fsync = os.fsync
+
+        def fsync(fd):
+            calls["n"] += 1
+            if calls["n"] > 3:  # the first job's three files (image, alpha, meta) get through
+                raise OSError(err, os.strerror(err))
+            return real_fsync(fd)
+
+        monkeypatch.setattr("atlas.pipeline.store.os.fsync", fsync)
+    else:
+        real_mkdir, seen = pathlib.Path.mkdir, set()
+
+        def mkdir(self, *a, **kw):
+            if self.name.startswith(".tmp-") and self.parent.name == "jobs":
+                seen.add(self.name)
+                if len(seen) > 1:
+                    raise OSError(err, os.strerror(err), str(self))
+            return real_mkdir(self, *a, **kw)
+
+        monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    with pytest.raises(DiskError) as info:
+        Runner(cfg, store, progress=False).run(plan.jobs)
+    msg = str(info.value)
+    assert "\n" not in msg and str(cfg.store) in msg and "--store" in msg
+    assert ("free some disk space" if code == "ENOSPC" else "make it writable") in msg
+    monkeypatch.undo()
+    leftovers = [p for p in store.root.rglob("*") if p.name.startswith((".tmp-", ".trash-")) or p.name.endswith(".tmp")]
+    assert leftovers == []
+    done = [d.name for d in store.jobs_dir.iterdir()]
+    assert len(done) == 1 and store.meta(done[0], verify=True) is not None  # complete, or absent
+    again = Runner(cfg, store, progress=False).run(plan.jobs)  # space freed: the run finishes the rest
+    assert again.done == 1 and again.cached == 1
+
+
+def test_disk_errors_reach_the_cli_as_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    from atlas.cli import main
+
+    toml = tmp_path / "a.toml"
+    toml.write_text(f'preset = "demo"\nclasses = [285]\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
+                    f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
+                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n[metrics]\nenabled = false\n')
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("atlas.pipeline.store.os.fsync", full)
+    code = main(["-q", "build", "--config", str(toml)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].startswith("atlas: error: cannot write to ")
+    assert "No space left on device" in err[-1] and str(tmp_path / "store") in err[-1]
+    assert not list((tmp_path / "store" / "jobs").iterdir())

@@ -27,7 +27,7 @@ from .jobs import Job
 from .ledger import Ledger
 from .progress import stage
 from .sharding import Batch, plan_batches
-from .store import Store
+from .store import Store, disk_errors
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,12 @@ class Runner:
 
     def run_batches(self, batches: Sequence[Batch]) -> RunReport:
         """Run the pending jobs of ``batches``. A batch with some jobs stored already (a run killed while
-        storing it) runs only the missing ones: no stored job is ever computed again."""
+        storing it) runs only the missing ones: no stored job is ever computed again. A full or read-only
+        store stops the run with a one-line :class:`~atlas.pipeline.store.DiskError`."""
+        with disk_errors(self.store.root):
+            return self._run_batches(batches)
+
+    def _run_batches(self, batches: Sequence[Batch]) -> RunReport:
         start = time.perf_counter()
         report = RunReport()
         self.store.clean_temp()

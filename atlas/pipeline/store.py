@@ -15,6 +15,7 @@ a truncated or altered artifact is detected on read and recomputed.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -23,6 +24,7 @@ import os
 import shutil
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
@@ -30,11 +32,37 @@ import numpy as np
 from PIL import Image
 
 from .. import __version__
+from ..errors import AtlasError
 from .jobs import Job
 
 log = logging.getLogger(__name__)
 _HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
 _counter = 0
+
+
+#: Write failures the user fixes by freeing space or choosing another folder (not bugs).
+DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+class DiskError(AtlasError):
+    """The output folder cannot be written (full, read-only, no permission): one line, exit status 1."""
+
+    exit_code = 1
+
+
+@contextmanager
+def disk_errors(folder, option: str = "--store"):
+    """Turn a full or read-only disk under ``folder`` into a one-line :class:`DiskError`. Writers clean up
+    their temp files on the way out, so the folder stays consistent (every finished job still complete)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        what = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space"}.get(
+            exc.errno, "make it writable")
+        raise DiskError(f"cannot write to {str(folder)!r}: {exc.strerror or os.strerror(exc.errno)}; {what} "
+                        f"and run again (finished work is kept), or choose another folder with {option}") from None
 
 
 def png_bytes(arr: np.ndarray) -> bytes:
