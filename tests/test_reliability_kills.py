@@ -35,6 +35,14 @@ def _env():
     return dict(os.environ, PYTHONPATH=str(ROOT))
 
 
+def _state(store: Path):
+    """The finished artifacts of a store (names of files outside temp folders)."""
+    if not store.is_dir():
+        return frozenset()
+    return frozenset(str(p.relative_to(store)) for p in store.rglob("*")
+                     if p.is_file() and "ledger" not in p.parts and not any(".tmp" in q or ".trash" in q for q in p.parts))
+
+
 def _images(store: Path):
     return {d.name: (d / "image.png").read_bytes() for d in (store / "jobs").iterdir()}
 
@@ -70,7 +78,7 @@ def test_twenty_random_sigkills_then_rerun_equal_an_uninterrupted_build(tmp_path
     cfg = _config(tmp_path / "killed")
     a, b = tmp_path / "ref", tmp_path / "killed"
     rnd = random.Random(10)
-    kills, rounds = 0, 0
+    kills, rounds, stalled, state = 0, 0, 0, _state(b / "store")
     log = tmp_path / "stderr.txt"
     while kills < 20:
         with open(log, "wb") as err:
@@ -78,7 +86,9 @@ def test_twenty_random_sigkills_then_rerun_equal_an_uninterrupted_build(tmp_path
             deadline = time.monotonic() + 120
             while log.stat().st_size == 0 and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)  # imports and model load done: the first progress bar is out
-            time.sleep(rnd.uniform(0.5, 4.0))
+            # a random moment; after kills that cost the run all its work (a step longer than the
+            # window), the window moves on by 2 s each time, so kills land in every phase of the build
+            time.sleep(rnd.uniform(0.5, 4.0) + 2.0 * stalled)
             if proc.poll() is not None:  # the resumed build finished before its kill: check it, start over
                 assert proc.returncode == 0
                 _assert_same(a, b)
@@ -88,6 +98,8 @@ def test_twenty_random_sigkills_then_rerun_equal_an_uninterrupted_build(tmp_path
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
+            now = _state(b / "store")
+            stalled, state = (0 if now != state else stalled + 1), now
     done = subprocess.run(_cmd(cfg), cwd=cfg.parent, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     _assert_same(a, b)

@@ -1,0 +1,89 @@
+"""Bad input, tried systematically: each case ends in one ``atlas: error:`` line (exit 2) that names the bad
+value, and nothing is written. Image folders with odd files are handled (see also test_data.py)."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from atlas.cli import main
+from atlas.data import open_pool
+from atlas.errors import AtlasError
+from atlas.models.classes import imagenet_classes
+
+BASE = 'preset = "demo"\nstore = "{tmp}/store"\nsite = "{tmp}/site"\n'
+
+CASES = {
+    "misspelled model": ('models = ["efficientnet_lite9"]', "unknown model 'efficientnet_lite9'"),
+    "unknown method": ('methods = ["macco"]', "unknown method 'macco'"),
+    "unknown preset": ('preset = "dmeo"', "unknown preset 'dmeo'"),
+    "unknown class id": ("classes = [1000]", "unknown class 1000"),
+    "misspelled class": ('classes = ["espreso"]', "did you mean 'espresso'"),
+    "negative neuron": ('[targets]\nneurons = [["blocks.4", -1]]', "targets.neurons"),
+    "malformed toml": ("steps = 3 = 4", "is not valid TOML"),
+    "unclosed string": ('title = "atlas', "is not valid TOML"),
+    "unknown key": ("stepz = 3", "unknown key"),
+    "unknown setting": ("[settings.maco]\nstepz = 3", "did you mean 'steps'"),
+    "negative steps": ("[settings.maco]\nsteps = -3", "must not be negative, got -3"),
+    "zero steps": ("[settings.fourier]\nsteps = 0", "must be at least 1, got 0"),
+    "negative crops": ("[settings.maco]\ncrops = -1", "'crops' of method maco must not be negative"),
+    "nan learning rate": ("[settings.fourier]\nlr = nan", "'lr'"),
+    "zero batch size": ("batch_size = 0", "'batch_size' must be a positive integer"),
+    "no seeds": ("seeds = []", "'seeds' must be a non-empty list"),
+    "wrong type": ('classes = "cat"', "'classes'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_configuration_is_one_line_error_and_writes_nothing(tmp_path, capsys, case):
+    text, needle = CASES[case]
+    base = BASE.format(tmp=tmp_path)
+    if text.startswith("preset"):
+        base = base.replace('preset = "demo"\n', "")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(base + text + "\n")
+    code = main(["-q", "plan", "--config", str(cfg)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("atlas: error: ") and len(err.splitlines()) == 1, err
+    assert needle in err
+    assert not (tmp_path / "store").exists() and not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty", "only junk"])
+def test_unusable_data_folder_is_one_line_error(tmp_path, capsys, folder):
+    data = tmp_path / "data"
+    if folder != "missing":
+        data.mkdir()
+    if folder == "only junk":
+        (data / "n02123045").mkdir()
+        (data / "n02123045" / "x.JPEG").write_bytes(b"")
+        (data / "readme.txt").write_text("hi")
+    code = main(["-q", "run", "--data", str(data), "--store", str(tmp_path / "store")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and str(data) in err, err
+    assert not (tmp_path / "store" / "jobs").exists()
+
+
+def test_odd_images_are_converted_skipped_or_downsized(tmp_path, monkeypatch):
+    """Greyscale, CMYK, 1x1 and an 8000x8000 image load as RGB; unreadable and zero-byte files are skipped
+    and counted; a file past Pillow's decompression-bomb limit is skipped, not fatal."""
+    wnid = imagenet_classes()[1][285]
+    d = tmp_path / "data" / wnid
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 50), dtype=np.uint8)).save(d / "grey.png")
+    Image.fromarray(rng.integers(0, 255, (40, 50, 4), dtype=np.uint8), "CMYK").save(d / "cmyk.jpg")
+    Image.fromarray(np.full((1, 1, 3), 200, dtype=np.uint8)).save(d / "one.png")
+    Image.new("RGB", (8000, 8000), (10, 200, 30)).save(d / "huge.JPEG", quality=50)
+    (d / "broken.JPEG").write_bytes(b"\xff\xd8 not really a jpeg")
+    (d / "empty.png").write_bytes(b"")
+    pool = open_pool(str(tmp_path / "data"))
+    refs = pool.reference_images(285, 6, 32, seed=0, allow_fewer=True)
+    assert refs.shape == (4, 3, 32, 32) and bool(refs.isfinite().all())
+    assert sorted(s.split(":")[0].rsplit("/", 1)[-1] for s in pool.skipped) == ["broken.JPEG", "empty.png"]
+    greens = [r for r in refs if abs(float(r[1].mean()) - 200 / 255) < 0.05 and float(r[0].mean()) < 0.1]
+    assert len(greens) == 1  # the huge image, downsized, keeps its colour
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # every image past it is a decompression bomb
+    bomb = open_pool(str(tmp_path / "data"))
+    assert bomb.reference_images(285, 6, 32, seed=0, allow_fewer=True).shape[0] == 3
+    assert any("huge.JPEG" in s for s in bomb.skipped)
+    with pytest.raises(AtlasError, match="fewer than the 7 references"):
+        pool.reference_images(285, 7, 32)
