@@ -87,3 +87,39 @@ def test_odd_images_are_converted_skipped_or_downsized(tmp_path, monkeypatch):
     assert any("huge.JPEG" in s for s in bomb.skipped)
     with pytest.raises(AtlasError, match="fewer than the 7 references"):
         pool.reference_images(285, 7, 32)
+
+
+def test_hostile_class_names_are_escaped_and_never_become_paths(tmp_path, monkeypatch):
+    """Class names holding HTML, quotes and path characters (as a class-name file could): every page shows
+    them escaped, no file name is built from them, nothing is written outside the site."""
+    import json
+
+    import atlas.sitegen.context as context
+    from atlas.models.classes import imagenet_classes as real
+    from atlas.pipeline import Store, make_plan
+    from atlas.sitegen import render
+    from atlas.sitegen.check import check_site
+    from helpers import fake_visualization, quick_config
+
+    hostile = {285: '<img src=x onerror="alert(1)">', 967: "../../../etc/passwd", 665: "a/b\\c\x00 d\"'&"}
+    names, wnids = real()
+    names = tuple(hostile.get(i, n) for i, n in enumerate(names))
+    monkeypatch.setattr(context, "imagenet_classes", lambda: (names, wnids))
+    cfg = quick_config(tmp_path, classes=(285, 967, 665), methods=("fourier",))
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        store.put(job, fake_visualization(job))
+    render(plan, store, cfg.site)
+    site = tmp_path / "site"
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and "store" not in p.relative_to(tmp_path).parts]
+    assert all(site in p.parents or p.name == "c.toml" for p in files)  # nothing outside the site
+    assert not [p for p in files if "passwd" in str(p) or "onerror" in str(p)]
+    for p in site.rglob("*.html"):
+        html = p.read_text()
+        assert "<img src=x" not in html and "\x00" not in html
+    page = (site / "efficientnet_lite0/class/0285.html").read_text()
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page or "&lt;img src=x onerror=&quot;" in page
+    index = (site / "search.json").read_text()
+    assert json.loads(index)  # the names stay data, valid JSON
+    assert check_site(site) == []
