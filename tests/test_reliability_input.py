@@ -123,3 +123,23 @@ def test_hostile_class_names_are_escaped_and_never_become_paths(tmp_path, monkey
     index = (site / "search.json").read_text()
     assert json.loads(index)  # the names stay data, valid JSON
     assert check_site(site) == []
+
+
+@pytest.mark.parametrize("layer, channel, needle", [
+    ("blocks.99", 3, "unknown layer"),
+    ("blocks.4", 99999, "neuron 99999 out of range for layer blocks.4"),
+])
+def test_unknown_layer_or_neuron_index_stops_the_run_with_one_line(lite0, tmp_path, layer, channel, needle):
+    """Layers and channel counts are known only once the model is loaded: the run stops there, with one
+    line, before any neuron job is stored."""
+    from atlas.pipeline import Runner, Store, make_plan
+    from helpers import quick_config
+
+    cfg = quick_config(tmp_path, classes=(285,), methods=("fourier",), steps=1,
+                       targets={"neurons": [[layer, channel]], "classes": False})
+    plan = make_plan(cfg)
+    assert {j.target.kind for j in plan.jobs} == {"neuron"}
+    with pytest.raises(AtlasError, match=needle) as info:
+        Runner(cfg, Store(cfg.store), progress=False).run(plan.jobs)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "store" / "jobs").exists() or not any((tmp_path / "store" / "jobs").iterdir())
