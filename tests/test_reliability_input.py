@@ -62,6 +62,7 @@ def test_unusable_data_folder_is_one_line_error(tmp_path, capsys, folder):
     assert not (tmp_path / "store" / "jobs").exists()
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_odd_images_are_converted_skipped_or_downsized(tmp_path, monkeypatch):
     """Greyscale, CMYK, 1x1 and an 8000x8000 image load as RGB; unreadable and zero-byte files are skipped
     and counted; a file past Pillow's decompression-bomb limit is skipped, not fatal."""
