@@ -92,14 +92,15 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
             click.echo(f"{j.key}  {status:8s} {j.label()}")
 
 
-def _run(cfg, progress, shard=None):
+def _run(cfg, progress, shard=None, retry_failed=False):
     from .pipeline import Runner, Store
     from .pipeline.sharding import parse_shard, shard_batches
 
     where = parse_shard(shard) if shard else None
     p = _plan(cfg)
     store = Store(cfg.store)
-    runner = Runner(cfg, store, progress=progress, tags={"shard": shard} if shard else None)
+    runner = Runner(cfg, store, progress=progress, tags={"shard": shard} if shard else None,
+                    retry_failed=retry_failed)
     if where is None:
         report = runner.run(p.jobs)
     else:
@@ -123,9 +124,11 @@ def _metrics(cfg, p, store, progress):
 
 
 def _render(cfg, p, store):
+    from .pipeline.store import disk_errors
     from .sitegen import render
 
-    counts = render(p, store, cfg.site)
+    with disk_errors(cfg.site, "--site"):
+        counts = render(p, store, cfg.site)
     index = (Path(cfg.site) / "index.html").resolve()
     click.echo(f"site: {counts['written']} files written, {counts['unchanged']} unchanged, "
                f"{counts['removed']} removed")
@@ -136,10 +139,12 @@ def _render(cfg, p, store):
 @config_options
 @click.option("--shard", default=None, metavar="I/N",
               help="Run only shard I of N (0-based): a fixed, cost-balanced share of the plan's batches.")
+@click.option("--retry-failed", is_flag=True,
+              help="Run failed jobs (NaN/Inf) again with another seed (target seed + 1000, kept in meta).")
 @click.pass_context
-def run(ctx, cfg, shard):
+def run(ctx, cfg, shard, retry_failed):
     """Run the pending jobs (finished jobs are skipped)."""
-    _run(cfg, ctx.obj["progress"], shard)
+    _run(cfg, ctx.obj["progress"], shard, retry_failed)
 
 
 @cli.command()

@@ -6,6 +6,7 @@ loop (:func:`atlas.optim.optimize`). It never writes files: the pipeline stores 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -146,9 +147,12 @@ class Method:
                 raise unknown_choice(f"setting of method {self.name}:", key, fields)
             _check_type(self.name, key, value, self.Config, fields[key])
         try:
-            return self.Config(**overrides)
+            cfg = self.Config(**overrides)
         except (TypeError, ValueError) as exc:
             raise AtlasError(f"bad settings for method {self.name}: {exc}") from None
+        for key in overrides:
+            _check_range(self.name, key, getattr(cfg, key), fields[key].default)
+        return cfg
 
     def unsupported(self, model: str, target: Target) -> Optional[str]:
         """A one-line reason why this method cannot visualise ``target`` on ``model``, or None."""
@@ -169,6 +173,19 @@ class Method:
 
     def run(self, ctx: RunContext, cfg, targets: Sequence[Target], seeds: Sequence[int]) -> List[Visualization]:
         raise NotImplementedError
+
+
+def _check_range(method: str, key: str, value, default) -> None:
+    """Contradictory numbers: NaN/Inf anywhere, a negative value where the default is not negative (step
+    counts, sizes, rates, weights), fewer than one step."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value):
+        raise AtlasError(f"setting {key!r} of method {method} must be a finite number, got {value}")
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and default >= 0 and value < 0:
+        raise AtlasError(f"setting {key!r} of method {method} must not be negative, got {value}")
+    if key == "steps" and value < 1:
+        raise AtlasError(f"setting 'steps' of method {method} must be at least 1, got {value}")
 
 
 def _check_type(method: str, key: str, value: Any, cls: type, f: dataclasses.Field) -> None:

@@ -67,7 +67,7 @@ def store_class_references(cfg, store: Store, pool_factory: Callable[[], object]
     logged and skipped, never fatal. Returns the number of classes that now have thumbnails.
     """
     wanted = sorted({int(c) for c in class_ids})
-    todo = [c for c in wanted if store.get_stage(STAGE, _key(cfg, c), verify=False) is None]
+    todo = [c for c in wanted if store.get_stage(STAGE, _key(cfg, c)) is None]  # missing or corrupt
     if todo:
         try:
             pool = pool_factory()
@@ -94,7 +94,7 @@ def _key(cfg, class_id: int) -> str:
 
 def class_reference_files(cfg, store: Store, class_id: int) -> List[Path]:
     """The stored thumbnails of ``class_id`` in order (empty if the pipeline has not stored them)."""
-    d = store.get_stage(STAGE, _key(cfg, class_id), verify=False)
+    d = store.get_stage(STAGE, _key(cfg, class_id))  # corrupt thumbnails are never copied to the site
     if d is None:
         return []
     try:

@@ -27,9 +27,13 @@ from .jobs import Job
 from .ledger import Ledger
 from .progress import stage
 from .sharding import Batch, plan_batches
-from .store import Store
+from .store import Store, disk_errors
 
 log = logging.getLogger(__name__)
+
+#: ``--retry-failed`` runs a failed job again with its target seed plus this offset (recorded in the
+#: job's meta as ``retry_of``), so a NaN that one seed's start provoked is not simply met again.
+RETRY_SEED_OFFSET = 1000
 
 
 #: Run stages: ``stage(runner, model) -> None``, run once per model before its jobs (CRAFT concept banks,
@@ -64,8 +68,9 @@ class Runner:
     """
 
     def __init__(self, cfg: AtlasConfig, store: Store, device: str | torch.device | None = None,
-                 progress: bool = True, tags: Optional[Dict[str, object]] = None):
+                 progress: bool = True, tags: Optional[Dict[str, object]] = None, retry_failed: bool = False):
         self.cfg = cfg
+        self.retry_failed = retry_failed
         self.store = store
         self.device = pick_device(str(device or cfg.device))
         self.progress = progress
@@ -96,7 +101,12 @@ class Runner:
 
     def run_batches(self, batches: Sequence[Batch]) -> RunReport:
         """Run the pending jobs of ``batches``. A batch with some jobs stored already (a run killed while
-        storing it) runs only the missing ones: no stored job is ever computed again."""
+        storing it) runs only the missing ones: no stored job is ever computed again. A full or read-only
+        store stops the run with a one-line :class:`~atlas.pipeline.store.DiskError`."""
+        with disk_errors(self.store.root):
+            return self._run_batches(batches)
+
+    def _run_batches(self, batches: Sequence[Batch]) -> RunReport:
         start = time.perf_counter()
         report = RunReport()
         self.store.clean_temp()
@@ -107,7 +117,7 @@ class Runner:
         models = []
         for b in batches:
             models.append(b.model)
-            pending = [j for j in b.jobs if not self.store.has(j.key)]
+            pending = [j for j in b.jobs if not self.store.intact(j.key)]  # corrupt: warned, recomputed
             report.cached += len(b.jobs) - len(pending)
             if pending:
                 order.setdefault((b.model, b.method), []).append(pending)
@@ -148,8 +158,11 @@ class Runner:
     def _run_batch(self, ctx: RunContext, method, batch: List[Job], report: RunReport) -> None:
         cfg = batch[0].config
         start = time.perf_counter()
+        retries = {j.key: self.store.failure(j.key) for j in batch} if self.retry_failed else {}
+        retries = {k: v for k, v in retries.items() if v is not None}
+        seeds = [j.target_seed + (RETRY_SEED_OFFSET if j.key in retries else 0) for j in batch]
         try:
-            results = method.run(ctx, cfg, [j.target for j in batch], [j.target_seed for j in batch])
+            results = method.run(ctx, cfg, [j.target for j in batch], seeds)
         except Unsupported as exc:  # decided only once the model is loaded: recorded, the build goes on
             for job in batch:
                 self.store.put_failure(job, str(exc))
@@ -161,13 +174,18 @@ class Runner:
                 for j in batch:
                     self._run_batch(ctx, method, [j], report)
                 return
-            self.store.put_failure(batch[0], str(exc), exc.step)
+            note = f" (retry with target seed {seeds[0]})" if batch[0].key in retries else ""
+            self.store.put_failure(batch[0], f"{exc}{note}", exc.step)
             report.failed.append(batch[0].key)
             log.warning("%s failed: %s", batch[0].label(), exc)
             return
-        for job, vis in zip(batch, results):
+        for job, seed, vis in zip(batch, seeds, results):
             vis.info = dict(vis.info, device=self.device.type, precision=self.precision)
-            self.store.put(job, vis)
+            failure = retries.get(job.key)
+            retry = None if failure is None else {
+                "target_seed": job.target_seed, "retry_seed": seed, "reason": failure.get("reason"),
+                "step": failure.get("step"), "when": failure.get("when")}
+            self.store.put(job, vis, retry_of=retry)
             report.done += 1
         self.ledger.record([j.key for j in batch], time.perf_counter() - start,
                            model=batch[0].model, method=batch[0].method)

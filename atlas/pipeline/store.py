@@ -15,6 +15,7 @@ a truncated or altered artifact is detected on read and recomputed.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -23,6 +24,7 @@ import os
 import shutil
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
@@ -30,11 +32,37 @@ import numpy as np
 from PIL import Image
 
 from .. import __version__
+from ..errors import AtlasError
 from .jobs import Job
 
 log = logging.getLogger(__name__)
 _HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
 _counter = 0
+
+
+#: Write failures the user fixes by freeing space or choosing another folder (not bugs).
+DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+class DiskError(AtlasError):
+    """The output folder cannot be written (full, read-only, no permission): one line, exit status 1."""
+
+    exit_code = 1
+
+
+@contextmanager
+def disk_errors(folder, option: str = "--store"):
+    """Turn a full or read-only disk under ``folder`` into a one-line :class:`DiskError`. Writers clean up
+    their temp files on the way out, so the folder stays consistent (every finished job still complete)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        what = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space"}.get(
+            exc.errno, "make it writable")
+        raise DiskError(f"cannot write to {str(folder)!r}: {exc.strerror or os.strerror(exc.errno)}; {what} "
+                        f"and run again (finished work is kept), or choose another folder with {option}") from None
 
 
 def png_bytes(arr: np.ndarray) -> bytes:
@@ -90,6 +118,10 @@ class Store:
     def has(self, key: str) -> bool:
         return (self.jobs_dir / key / "meta.json").is_file()
 
+    def intact(self, key: str) -> bool:
+        """True if the job is stored and every file matches its checksum (a corrupt job is logged)."""
+        return self.has(key) and self.meta(key, verify=True) is not None
+
     def meta(self, key: str, verify: bool = False) -> Optional[dict]:
         """The job's metadata, or None if it is missing, unreadable or (with ``verify``) corrupt."""
         path = self.jobs_dir / key / "meta.json"
@@ -110,10 +142,10 @@ class Store:
             try:
                 data = (self.jobs_dir / key / name).read_bytes()
             except OSError:
-                log.warning("job %s: %s is missing", key, name)
+                log.warning("job %s: %s is missing; the job will be recomputed", key, name)
                 return False
             if sha256(data) != digest:
-                log.warning("job %s: %s is corrupt (checksum mismatch)", key, name)
+                log.warning("job %s: %s is corrupt (checksum mismatch); the job will be recomputed", key, name)
                 return False
         return True
 
@@ -134,8 +166,9 @@ class Store:
             return None
 
     # ------------------------------------------------------------------ writing
-    def put(self, job: Job, vis) -> Path:
-        """Store a finished visualisation atomically; returns its folder."""
+    def put(self, job: Job, vis, retry_of: Optional[dict] = None) -> Path:
+        """Store a finished visualisation atomically; returns its folder. ``retry_of`` (a retried failed
+        job: its failure and the seed used instead) is recorded in the meta."""
         global _counter
         files: Dict[str, bytes] = {"image.png": png_bytes(vis.image), "alpha.png": png_bytes(vis.alpha)}
         for name, arr in vis.extras.items():
@@ -154,6 +187,8 @@ class Store:
             "size": list(np.asarray(vis.image).shape[:2]),
             "files": {name: sha256(data) for name, data in files.items()},
         })
+        if retry_of is not None:
+            meta["retry_of"] = retry_of
         files["meta.json"] = json.dumps(meta, indent=1, sort_keys=True, default=float).encode()
         final = self.jobs_dir / job.key
         _counter += 1
@@ -205,6 +240,7 @@ class Store:
                         log.warning("stage %s/%s: %s is corrupt; recomputing", stage, key, name)
                         return None
                 except OSError:
+                    log.warning("stage %s/%s: %s is missing; recomputing", stage, key, name)
                     return None
         return d
 

@@ -91,7 +91,7 @@ def _figure(store: Store, job, class_names, configs: Dict[Any, Any]) -> Figure:
         label=label,
     )
     fig.settings, fig.config_hash = _config_info(job, configs)
-    meta = store.meta(job.key)
+    meta = store.meta(job.key, verify=True)  # a corrupt job shows as pending, never as a broken image
     if meta is not None:
         fig.status, fig.meta = "done", meta
         f = paths.FIGURE_FILES

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -32,9 +33,19 @@ def templates_dir() -> Path:
     return path
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(value):
+    """Every value a template prints loses control characters (a NUL in a class name is invalid HTML)."""
+    if not isinstance(value, str) or not _CONTROL.search(value):
+        return value
+    return type(value)(_CONTROL.sub("", value))  # keeps Markup (already-escaped HTML) as Markup
+
+
 def environment(path: Path) -> Environment:
     env = Environment(loader=FileSystemLoader(str(path)), autoescape=select_autoescape(["html", "xml"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_printable)
     env.filters.update(FILTERS)
     return env
 

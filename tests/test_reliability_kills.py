@@ -1,0 +1,114 @@
+"""Kill-and-rerun: a tiny build SIGKILLed at >= 20 random moments, then rerun, equals an uninterrupted one."""
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMP_MARKS = (".tmp-", ".trash-")
+
+
+def _config(folder: Path) -> Path:
+    path = folder / "atlas.toml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        'preset = "demo"\nclasses = [285, 967, 665]\nmethods = ["maco", "fourier"]\nbatch_size = 3\n'
+        'store = "store"\nsite = "site"\n'  # relative: both builds have the same configuration hash
+        '[settings.maco]\nsteps = 3\ncrops = 1\nimage_size = 64\n'
+        '[settings.fourier]\nsteps = 3\ncrops = 1\nimage_size = 64\n'
+        '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n[metrics]\nenabled = false\n')
+    return path
+
+
+def _cmd(cfg: Path):
+    return [sys.executable, "-m", "atlas.cli", "build", "--config", cfg.name]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def _state(store: Path):
+    """The finished artifacts of a store (names of files outside temp folders)."""
+    if not store.is_dir():
+        return frozenset()
+    return frozenset(str(p.relative_to(store)) for p in store.rglob("*")
+                     if p.is_file() and "ledger" not in p.parts and not any(".tmp" in q or ".trash" in q for q in p.parts))
+
+
+def _images(store: Path):
+    return {d.name: (d / "image.png").read_bytes() for d in (store / "jobs").iterdir()}
+
+
+#: What may differ between two builds of one configuration: when a job was made and how long it took
+#: (the figure pages and manifest.json show both). Everything else must be byte-identical.
+_TIMES = [(re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), b"<when>"),
+          (re.compile(rb"steps in [0-9.]+ s"), b"steps in <t> s"),
+          (re.compile(rb'"seconds": ?[0-9.eE+-]+'), b'"seconds": <t>')]
+
+
+def _site(site: Path):
+    out = {}
+    for p in site.rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            if p.suffix in (".html", ".json"):
+                for pattern, repl in _TIMES:
+                    data = pattern.sub(repl, data)
+            out[str(p.relative_to(site))] = data
+    return out
+
+
+def _temp_files(*roots):
+    return [p for r in roots for p in r.rglob("*")
+            if p.name.endswith(".tmp") or any(p.name.startswith(m) for m in TEMP_MARKS)]
+
+
+@pytest.mark.slow
+def test_twenty_random_sigkills_then_rerun_equal_an_uninterrupted_build(tmp_path):
+    ref = _config(tmp_path / "ref")
+    subprocess.run(_cmd(ref), cwd=ref.parent, env=_env(), check=True, capture_output=True, timeout=600)
+    cfg = _config(tmp_path / "killed")
+    a, b = tmp_path / "ref", tmp_path / "killed"
+    rnd = random.Random(10)
+    kills, rounds, stalled, state = 0, 0, 0, _state(b / "store")
+    log = tmp_path / "stderr.txt"
+    while kills < 20:
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(_cmd(cfg), cwd=cfg.parent, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+            deadline = time.monotonic() + 120
+            while log.stat().st_size == 0 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)  # imports and model load done: the first progress bar is out
+            # a random moment; after kills that cost the run all its work (a step longer than the
+            # window), the window moves on by 2 s each time, so kills land in every phase of the build
+            time.sleep(rnd.uniform(0.5, 4.0) + 2.0 * stalled)
+            if proc.poll() is not None:  # the resumed build finished before its kill: check it, start over
+                assert proc.returncode == 0
+                _assert_same(a, b)
+                rounds += 1
+                shutil.rmtree(b / "store"), shutil.rmtree(b / "site")
+                continue
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            now = _state(b / "store")
+            stalled, state = (0 if now != state else stalled + 1), now
+    done = subprocess.run(_cmd(cfg), cwd=cfg.parent, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _assert_same(a, b)
+    print(f"{kills} kills, {rounds} builds completed between kills")
+
+
+def _assert_same(a: Path, b: Path):
+    ref_images, images = _images(a / "store"), _images(b / "store")
+    assert len(ref_images) == 6 and set(images) == set(ref_images)
+    assert all(images[k] == ref_images[k] for k in ref_images)
+    assert _site(b / "site") == _site(a / "site")
+    assert _temp_files(a / "store", a / "site", b / "store", b / "site") == []
