@@ -3,7 +3,6 @@ submission is doing. Reads only the plan, the store and the submission records (
 scheduler's accounting through submitit when it is reachable)."""
 from __future__ import annotations
 
-import os
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from .cluster import manifests, shard_state
 from .jobs import Job
 from .ledger import completions
 from .sharding import plan_batches
+from .store import pid_alive
 from .store import Store
 
 #: SLURM states in which a task is over without having recorded its end itself.
@@ -44,16 +44,6 @@ class Status:
         return self.total - self.done - len(self.failed)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _scheduler_state(manifest: dict, index: int) -> Optional[str]:
     """The SLURM state of shard ``index``'s task, or None (not SLURM, or accounting unreachable)."""
     if manifest.get("executor") != "slurm" or index >= len(manifest.get("job_ids", [])):
@@ -78,7 +68,7 @@ def _shard_status(store: Store, manifest: dict, entry: dict, keys_of: Dict[str, 
     sched = _scheduler_state(manifest, index)
     if state in ("running", "queued", "requeued") and sched in _SLURM_ENDED:
         state, reason = "failed", f"scheduler reports {sched}"
-    elif state == "running" and rec.get("host") == socket.gethostname() and not _pid_alive(int(rec["pid"])):
+    elif state == "running" and rec.get("host") == socket.gethostname() and not pid_alive(int(rec["pid"])):
         state, reason = "stopped", "the process ended without recording it (killed?)"
     unknown = sum(b not in keys_of for b in entry["batches"])
     if unknown:

@@ -349,8 +349,11 @@ def _writer_alive(name: str) -> bool:
         pid = int(tokens[i + 1])
     except (IndexError, ValueError):
         return False
-    if pid == os.getpid():
-        return True
+    return pid == os.getpid() or pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if process ``pid`` exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
