@@ -159,13 +159,15 @@ def render(cfg):
 
 @cli.command()
 @config_options
+@click.option("--retry-failed", is_flag=True,
+              help="Run failed jobs (NaN/Inf) again with another seed (target seed + 1000, kept in meta).")
 @click.pass_context
-def build(ctx, cfg):
+def build(ctx, cfg, retry_failed):
     """Plan, run, compute the metrics and render: the whole atlas in one command."""
     from .metrics import check_metrics_config
 
     check_metrics_config(cfg)
-    p, store = _run(cfg, ctx.obj["progress"])
+    p, store = _run(cfg, ctx.obj["progress"], retry_failed=retry_failed)
     if cfg.metrics.enabled:
         _metrics(cfg, p, store, ctx.obj["progress"])
     index = _render(cfg, p, store)

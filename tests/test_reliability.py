@@ -71,6 +71,28 @@ def test_garbled_manifest_and_file_record_are_rebuilt_on_render(tmp_path, garble
     assert json.loads(manifest.read_text())["figures"][0]["status"] == "done"
 
 
+def test_stale_files_are_removed_even_when_the_file_record_is_garbled(tmp_path):
+    """The record of the files a render made is kept twice; with the first garbled, the copy still tells
+    which files of a class no longer in the plan to remove (and nothing else is touched)."""
+    from dataclasses import replace
+
+    cfg = quick_config(tmp_path, classes=(285, 967), methods=("fourier",))
+    plan, store, _ = _run(cfg)
+    render(plan, store, cfg.site)
+    site = tmp_path / "site"
+    mine = site / "notes.txt"
+    mine.write_text("a file of the user's")
+    espresso = [p for p in site.rglob("*") if p.is_file() and "967" in p.name]
+    assert espresso
+    (site / ".atlas-files.json").write_bytes(b"{garbled")
+    smaller = make_plan(replace(cfg, classes=(285,)))
+    counts = render(smaller, store, cfg.site)
+    assert counts["removed"] >= len(espresso)
+    assert not [p for p in espresso if p.exists()]
+    assert mine.read_text() == "a file of the user's"
+    assert json.loads((site / ".atlas-files.json").read_text())  # rebuilt
+
+
 def test_garbled_job_metadata_counts_as_missing_and_is_recomputed(tmp_path):
     cfg = quick_config(tmp_path, classes=(285,), methods=("fourier",))
     plan, store, _ = _run(cfg)
@@ -134,6 +156,30 @@ def test_retry_failed_cli_flag_mock_nan(tmp_path, monkeypatch, capsys):
     assert "1 failed" in capsys.readouterr().out
     assert main(["-q", "run", "--config", str(toml), "--retry-failed"]) == 0
     assert "1 jobs run" in capsys.readouterr().out
+    assert main(["-q", "status", "--config", str(toml)]) == 0
+    out = capsys.readouterr().out
+    assert "1 done job(s) were retried" in out and "retried efficientnet_lite0/fourier" in out, out
+
+
+def test_build_retry_failed_flag_and_status_mock_nan(tmp_path, monkeypatch, capsys):
+    from atlas.cli import main
+
+    _nan_for_planned_seeds(monkeypatch, quick_config(tmp_path, classes=(285, 967), methods=("fourier",)))
+    toml = tmp_path / "a.toml"
+    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
+                    f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
+                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n[metrics]\nenabled = false\n')
+    assert main(["-q", "build", "--config", str(toml)]) == 0
+    out = capsys.readouterr().out
+    assert "1 failed" in out
+    assert main(["-q", "status", "--config", str(toml)]) == 0
+    out = capsys.readouterr().out
+    assert "1 failed" in out and "retried" not in out
+    assert main(["-q", "build", "--config", str(toml), "--retry-failed"]) == 0
+    assert "1 jobs run" in capsys.readouterr().out
+    assert main(["-q", "status", "--config", str(toml)]) == 0
+    out = capsys.readouterr().out
+    assert "0 failed" in out and "1 done job(s) were retried" in out, out
 
 
 def test_failed_job_shows_its_reason_on_the_class_page_not_an_image_mock_nan(tmp_path, monkeypatch):
@@ -202,6 +248,42 @@ def test_full_or_read_only_store_is_a_one_line_error_and_the_store_stays_consist
     assert len(done) == 1 and store.meta(done[0], verify=True) is not None  # complete, or absent
     again = Runner(cfg, store, progress=False).run(plan.jobs)  # space freed: the run finishes the rest
     assert again.done == 1 and again.cached == 1
+
+
+def test_disk_error_in_a_forked_site_writer_is_one_line(tmp_path, monkeypatch, capsys):
+    """A full disk met by a forked site-writer process (large sites) reaches the CLI as the same one-line
+    error as in the main process, and leaves no temp file behind."""
+    import errno
+    import os
+
+    from atlas.cli import main
+    from atlas.sitegen import writer
+
+    toml = tmp_path / "a.toml"
+    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
+                    f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
+                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n[metrics]\nenabled = false\n')
+    assert main(["-q", "run", "--config", str(toml)]) == 0
+    capsys.readouterr()
+    parent, real_replace = os.getpid(), os.replace
+
+    def full_in_children(src, dst, *a, **kw):
+        if os.getpid() != parent:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        return real_replace(src, dst, *a, **kw)
+
+    monkeypatch.setattr(writer, "PARALLEL_MIN_ITEMS", 0)
+    monkeypatch.setenv("ATLAS_RENDER_WORKERS", "2")
+    monkeypatch.setattr(writer.os, "replace", full_in_children)
+    code = main(["-q", "render", "--config", str(toml)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith("atlas: error: cannot write to ") and "No space left on device" in err[0]
+    assert str(tmp_path / "site") in err[0] and "--site" in err[0]
+    assert not [p for p in (tmp_path / "site").rglob("*.tmp")]
+    monkeypatch.setattr(writer.os, "replace", real_replace)  # space freed: the render completes
+    assert main(["-q", "render", "--config", str(toml)]) == 0
+    assert main(["-q", "check", "--site", str(tmp_path / "site")]) == 0
 
 
 def test_disk_errors_reach_the_cli_as_one_line(tmp_path, monkeypatch, capsys):

@@ -187,5 +187,6 @@ class Runner:
                 "step": failure.get("step"), "when": failure.get("when")}
             self.store.put(job, vis, retry_of=retry)
             report.done += 1
+        extra = {"retried": sorted(retries)} if retries else {}
         self.ledger.record([j.key for j in batch], time.perf_counter() - start,
-                           model=batch[0].model, method=batch[0].method)
+                           model=batch[0].model, method=batch[0].method, **extra)

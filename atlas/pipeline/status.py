@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .cluster import manifests, shard_state
 from .jobs import Job
-from .ledger import completions
+from .ledger import completions, retried
 from .sharding import plan_batches
 from .store import pid_alive
 from .store import Store
@@ -38,6 +38,7 @@ class Status:
     submission: Optional[dict] = None
     shards: List[ShardStatus] = field(default_factory=list)
     computed_twice: int = 0
+    retried: List[Job] = field(default_factory=list)
 
     @property
     def pending(self) -> int:
@@ -90,7 +91,9 @@ def status(jobs: List[Job], store: Store, batch_size: int) -> Status:
                 step = f" (step {rec['step']})" if rec.get("step") is not None else ""
                 failed.append((j, f"{rec.get('reason', 'failed')}{step}"))
     twice = sum(1 for k, n in completions(store.root).items() if n > 1 and k in done_keys)
-    st = Status(total=len(jobs), done=len(done), failed=failed, computed_twice=twice)
+    again = retried(store.root)
+    st = Status(total=len(jobs), done=len(done), failed=failed, computed_twice=twice,
+                retried=[j for j in done if j.key in again])
     subs = manifests(store)
     if subs:
         st.submission = subs[-1]
@@ -117,6 +120,13 @@ def format_status(st: Status, max_failed: int = 10) -> List[str]:
     if len(st.failed) > max_failed:
         lines.append(f"  ... {len(st.failed) - max_failed} more failures; reasons: " +
                      "; ".join(f"{n}x {r}" for r, n in reasons.most_common(3)))
+    if st.retried:
+        lines.append(f"{len(st.retried)} done job(s) were retried with another seed after a failure "
+                     f"(`retry_of` in their meta):")
+        for job in st.retried[:max_failed]:
+            lines.append(f"  retried {job.label()}")
+        if len(st.retried) > max_failed:
+            lines.append(f"  ... {len(st.retried) - max_failed} more")
     if st.computed_twice:
         lines.append(f"warning: {st.computed_twice} job(s) were computed more than once (see the store's ledger/)")
     if st.submission is not None:

@@ -21,6 +21,8 @@ from .filters import FILTERS, fmt as _fmt, sparkline_points  # noqa: F401  (re-e
 from .paths import MANIFEST, root_prefix
 
 RECORD = ".atlas-files.json"
+#: A second copy of the record, read when the first is garbled, so that stale files are still removed.
+RECORD_COPY = ".atlas-files.copy.json"
 PARALLEL_MIN_ITEMS = 1500  # below this, forking workers costs more than it saves
 
 
@@ -64,8 +66,12 @@ def write_if_changed(path: Path, data: bytes, made: Optional[set] = None) -> boo
         if made is not None:
             made.add(parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:  # a full disk: no partial temp file left behind
+        tmp.unlink(missing_ok=True)
+        raise
     return True
 
 
@@ -144,6 +150,8 @@ def _forked(site: SiteData, out: Path, env: Environment, tdir: Path, n: int) -> 
         except EOFError:
             got = None
         p.join()
+        if isinstance(got, dict):  # an OSError in the child: raised here as itself (a full disk -> one line)
+            raise OSError(got["errno"], got["strerror"], got["filename"])
         if not isinstance(got, tuple):
             raise AtlasError(f"a site writer process failed: {got or f'exit code {p.exitcode}'}")
         results.append(got)
@@ -153,6 +161,8 @@ def _forked(site: SiteData, out: Path, env: Environment, tdir: Path, n: int) -> 
 def _child(send, site, out, env, tdir, share, n) -> None:
     try:
         send.send(_write_share(site, out, env, tdir, share, n))
+    except OSError as exc:
+        send.send({"errno": exc.errno, "strerror": exc.strerror, "filename": exc.filename})
     except BaseException as exc:  # reported to the parent, which raises
         send.send(f"{type(exc).__name__}: {exc}")
     finally:
@@ -172,10 +182,12 @@ def write_site(site: SiteData, out: str | Path, workers: Optional[int] = None) -
     unchanged = sum(r[1] for r in results)
     produced = {rel for r in results for rel in r[2]}
     removed = _remove_stale(out, produced)
-    if write_if_changed(out / RECORD, json.dumps(sorted(produced | {RECORD})).encode()):
-        written += 1
-    else:
-        unchanged += 1
+    listing = json.dumps(sorted(produced | {RECORD, RECORD_COPY})).encode()
+    for name in (RECORD, RECORD_COPY):
+        if write_if_changed(out / name, listing):
+            written += 1
+        else:
+            unchanged += 1
     return {"written": written, "unchanged": unchanged, "removed": removed}
 
 
@@ -189,14 +201,21 @@ def _fresh(target: Path, produce) -> bool:
         return False
 
 
+def _previous_files(out: Path) -> set:
+    """The files the previous render made: its record, or the record's copy if the record is garbled."""
+    for name in (RECORD, RECORD_COPY):
+        try:
+            listing = json.loads((out / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(listing, list) and all(isinstance(x, str) for x in listing):
+            return set(listing)
+    return set()
+
+
 def _remove_stale(out: Path, produced: Iterable[str]) -> int:
-    record = out / RECORD
-    try:
-        previous = set(json.loads(record.read_text()))
-    except (OSError, ValueError):
-        return 0
     removed = 0
-    for rel in previous - set(produced) - {RECORD}:
+    for rel in _previous_files(out) - set(produced) - {RECORD, RECORD_COPY}:
         p = (out / rel).resolve()
         if out.resolve() in p.parents and p.is_file():
             p.unlink()
