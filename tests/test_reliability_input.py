@@ -29,6 +29,10 @@ CASES = {
     "zero batch size": ("batch_size = 0", "'batch_size' must be a positive integer"),
     "no seeds": ("seeds = []", "'seeds' must be a non-empty list"),
     "wrong type": ('classes = "cat"', "'classes'"),
+    "unknown neuron layer": ('[targets]\nneurons = [["blocks.99", 3]]',
+                             "unknown layer of model efficientnet_lite0: 'blocks.99'; did you mean"),
+    "neuron out of range": ('[targets]\nneurons = [["blocks.6", 320]]',
+                            "neuron 320 out of range for layer blocks.6 of efficientnet_lite0: valid channels are 0-319"),
 }
 
 
@@ -130,17 +134,33 @@ def test_hostile_class_names_are_escaped_and_never_become_paths(tmp_path, monkey
     ("blocks.99", 3, "unknown layer"),
     ("blocks.4", 99999, "neuron 99999 out of range for layer blocks.4"),
 ])
-def test_unknown_layer_or_neuron_index_stops_the_run_with_one_line(lite0, tmp_path, layer, channel, needle):
-    """Layers and channel counts are known only once the model is loaded: the run stops there, with one
-    line, before any neuron job is stored."""
-    from atlas.pipeline import Runner, Store, make_plan
+def test_unknown_layer_or_neuron_index_stops_the_plan_with_one_line(tmp_path, layer, channel, needle):
+    """Layers and channel counts come from the architecture alone (meta device, no weights), so the plan
+    stops with one line before any job runs, even before class jobs of the same run."""
+    from atlas.pipeline import make_plan
     from helpers import quick_config
 
     cfg = quick_config(tmp_path, classes=(285,), methods=("fourier",), steps=1,
-                       targets={"neurons": [[layer, channel]], "classes": False})
-    plan = make_plan(cfg)
-    assert {j.target.kind for j in plan.jobs} == {"neuron"}
+                       targets={"neurons": [[layer, channel]]})
     with pytest.raises(AtlasError, match=needle) as info:
-        Runner(cfg, Store(cfg.store), progress=False).run(plan.jobs)
+        make_plan(cfg)
     assert "\n" not in str(info.value)
-    assert not (tmp_path / "store" / "jobs").exists() or not any((tmp_path / "store" / "jobs").iterdir())
+    assert not (tmp_path / "store").exists()
+
+
+def test_listed_neuron_layer_of_one_model_is_skipped_for_the_others(tmp_path):
+    """With several models, a listed layer that only one has (ResNet50's layer4) gives neuron jobs for
+    that model and a printed skip for the others; its channel range is still checked."""
+    from dataclasses import replace
+
+    from atlas.pipeline import make_plan
+    from helpers import quick_config
+
+    cfg = quick_config(tmp_path, classes=(285,), methods=("fourier",), steps=1,
+                       targets={"neurons": [["layer4", 2047]], "classes": False})
+    cfg = replace(cfg, models=("efficientnet_lite0", "resnet50"))
+    plan = make_plan(cfg)
+    assert {(j.model, j.target.layer, j.target.channel) for j in plan.jobs} == {("resnet50", "layer4", 2047)}
+    assert any(m == "efficientnet_lite0" and "no layer 'layer4'" in why for m, _, why in plan.source_skips)
+    with pytest.raises(AtlasError, match="valid channels are 0-2047"):
+        make_plan(replace(cfg, targets=replace(cfg.targets, neurons=(("layer4", 2048),))))

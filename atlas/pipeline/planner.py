@@ -82,15 +82,31 @@ def class_targets(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Targ
     return [Target.of_class(c) for c in classes] if cfg.targets.classes else []
 
 
-@TARGET_SOURCES.register("neuron")
-def listed_neurons(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
-    """The neurons listed in ``[targets] neurons`` (checked against the model when they run)."""
-    return [Target.of_neuron(layer, channel) for layer, channel in cfg.targets.neurons]
-
-
 class SourceSkipped(Exception):
     """Raised by a target source that does not apply to a model (its one-line reason): the plan records it
     and goes on, as a multi-model preset asks for e.g. concepts only where a model has a concept layer."""
+
+
+@TARGET_SOURCES.register("neuron")
+def listed_neurons(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
+    """The neurons listed in ``[targets] neurons``, checked against the model's architecture (no weights
+    needed): an unknown layer or a channel out of range is a one-line error before anything runs. With
+    several models, a layer that only some of them have is skipped (with the reason) for the others."""
+    from ..models.zoo import layer_width
+
+    out = []
+    for layer, channel in cfg.targets.neurons:
+        try:
+            width = layer_width(model, layer)
+        except AtlasError as exc:
+            if len(cfg.models) > 1 and str(exc).startswith("unknown layer"):
+                raise SourceSkipped(f"{model} has no layer {layer!r}") from None
+            raise
+        if not 0 <= channel < width:
+            raise AtlasError(f"neuron {channel} out of range for layer {layer} of {model}: "
+                             f"valid channels are 0-{width - 1}")
+        out.append(Target.of_neuron(layer, channel))
+    return out
 
 
 def targets_for(cfg: AtlasConfig, model: str, classes: List[int],
