@@ -203,7 +203,7 @@ DEMO_CLASSES = (285, 967, 665, 872, 985, 657)
 
 
 #: VITAL's demo settings (see :func:`demo_preset`).
-VITAL_DEMO = {"steps": 128, "neuron_steps": 32, "warmup": 8}
+VITAL_DEMO = {"steps": 256, "neuron_steps": 32, "warmup": 8}
 
 
 @PRESETS.register("demo")
@@ -228,10 +228,12 @@ def demo_preset() -> AtlasConfig:
     the top 2). Neurons: a fixed random sample of 2 channels of ``blocks.6`` with their top-50 patches from
     24 pool images, visualised with MACO. Fourier is left to class targets (``kind_methods``).
 
-    VITAL (paper: 2000 steps, N = 50 references, warm-up 100) runs 128 steps per class and 32 per neuron,
+    VITAL (paper: 2000 steps, N = 50 references, warm-up 100) runs 256 steps per class and 32 per neuron,
     warm-up 8, N = ``data.references`` = 8 (random crops of the class's photos; for neurons the top-8
-    patches). Budget (~75 s on an idle 2-core CPU, in Lite0 forward+backward passes at ~20/s, batch 1): 6
-    classes x 128 steps ~ 770 passes; a neuron step costs ~3.5 passes (the step + one LRP pass truncated at
+    patches). 256 rather than 128 class steps: measured on the six demo classes x seeds 0-2
+    (bench/vital_judge.py), Lite0 top-1 rose from 15/18 to 16/18 images and Lite2 top-1 from 8/18 to 10/18
+    (MACO at the demo's settings: 14/18 and 2/18), for ~50 s more. Budget (~130 s on an idle 2-core CPU,
+    VITAL class steps run at ~17/s): 6 classes x 256 steps ~ 90 s; a neuron step costs ~3.5 passes (the step + one LRP pass truncated at
     the neuron's layer), so 48 steps + 8 reference LRP passes ~ 190 passes per neuron, plus one forward-only
     top-patch scan of the pool per neuron layer (84 sources x 16 patches ~ 270 passes). In the demo VITAL
     visualises classes and neurons; concepts are MACO's (a VITAL concept target adds a top-patch scan of
