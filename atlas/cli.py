@@ -78,10 +78,16 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
         click.echo(f"{model:24s} {method:18s} {n:8d} {per_done[(model, method)]:8d}")
     for model, source, reason in p.source_skips:
         click.echo(f"skipped: {model} {source} targets: {reason}")
-    for s in p.skipped[:5]:
-        click.echo(f"skipped: {s.model} {s.method} {s.target.slug()}: {s.reason}")
-    if len(p.skipped) > 5:
-        click.echo(f"skipped: ... {len(p.skipped) - 5} more")
+    groups = Counter((s.model, s.method, s.reason) for s in p.skipped)
+    first = {}
+    for s in p.skipped:
+        first.setdefault((s.model, s.method, s.reason), s.target.slug())
+    for i, ((model, method, reason), n) in enumerate(groups.items()):
+        if i == 20:
+            click.echo(f"skipped: ... {len(groups) - 20} more kinds of skip")
+            break
+        what = f"{n} targets (e.g. {first[model, method, reason]})" if n > 1 else first[model, method, reason]
+        click.echo(f"skipped: {model} {method} {what}: {reason}")
     click.echo(f"total {len(p.jobs)} jobs: {len(done)} done, {len(failed)} failed, {len(pending) - len(failed)} "
                f"pending")
     for line in estimate_lines(cfg, p, store, pending, device, calibrate_now, ctx.obj["progress"]):

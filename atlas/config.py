@@ -309,7 +309,8 @@ def paper_preset() -> AtlasConfig:
     """VITAL's setting (supplementary §1.1): ResNet50, DenseNet121, ConvNeXt-base, ViT-L/16 and ViT-L/32
     (torchvision weights), all 1000 ImageNet classes, every method, three seeds; CRAFT concepts (K = 10 as
     on Lens) and the 90 random ResNet50 neurons of VITAL's Table 2 (``layer4``: VITAL's ``layer4_2``,
-    the output of ResNet50's last block). Real images come from the ImageNet train folder (``--data``).
+    the output of ResNet50's last block). Real images come from the ImageNet train folder (``--data``); the
+    image-seeded methods explain the first 2 of each class (each toward its class and its rival).
 
     Sized for a GPU cluster: 16 targets per batch, bf16 autocast where the GPU supports it (``auto``),
     32 shards of one GPU each (``atlas submit``).
@@ -324,7 +325,7 @@ def paper_preset() -> AtlasConfig:
         settings=freeze_settings(PAPER_SETTINGS),
         seeds=(0, 1, 2),
         data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
-        targets=TargetsConfig(classes=True, concepts=10, random_neurons=90, neuron_layer="layer4"),
+        targets=TargetsConfig(classes=True, concepts=10, random_neurons=90, neuron_layer="layer4", images=2),
         batch_size=16,
         cluster=ClusterConfig(shards=32, timeout_min=240),
     )
@@ -333,7 +334,8 @@ def paper_preset() -> AtlasConfig:
 @PRESETS.register("lens")
 def lens_preset() -> AtlasConfig:
     """The Lens site's setting: ResNet50, all 1000 classes and 10 CRAFT concepts per class (Lens README;
-    reference/05_craft.md), here with every method next to MACO; one seed; ImageNet train (``--data``)."""
+    reference/05_craft.md), here with every method next to MACO (the image-seeded ones on 2 real images per
+    class); one seed; ImageNet train (``--data``)."""
     return AtlasConfig(
         name="lens",
         title="Lens-style atlas: ResNet50",
@@ -343,7 +345,7 @@ def lens_preset() -> AtlasConfig:
         settings=freeze_settings(PAPER_SETTINGS),
         seeds=(0,),
         data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
-        targets=TargetsConfig(classes=True, concepts=10, concept_layer="layer4"),
+        targets=TargetsConfig(classes=True, concepts=10, concept_layer="layer4", images=2),
         batch_size=16,
         cluster=ClusterConfig(shards=8, timeout_min=240),
     )

@@ -52,11 +52,29 @@ def test_plan_paper_preset_offline(capsys):
 
     assert main(["plan", "--preset", "paper"]) == 0
     out = capsys.readouterr().out
-    n = len(make_plan(PRESETS.get("paper")()).jobs)
-    assert n >= 5 * 1000 * 3 * 4  # 5 models x 1000 classes x 3 seeds x every method 
+    cfg = PRESETS.get("paper")()
+    plan = make_plan(cfg)
+    n = len(plan.jobs)
+    assert n >= 5 * 1000 * 3 * 4  # 5 models x 1000 classes x 3 seeds x every method
     assert "resnet50" in out and "vit_l_32" in out and f"total {n} jobs" in out and "estimated time left" in out
     assert "H100-hours" in out
-    assert "skipped: convnext_base deepinversion class-0000: deepinversion needs BatchNorm layers" in out
+    assert "skipped: convnext_base deepinversion 3000 targets (e.g. class-0000): deepinversion needs BatchNorm" in out
+    planned = {j.method for j in plan.jobs}
+    assert planned == set(cfg.methods), f"methods without jobs: {set(cfg.methods) - planned}"
+    kinds = {j.target.kind for j in plan.jobs}
+    assert kinds == {"class", "concept", "neuron", "image"}
+    assert len(out.splitlines()) < 80  # skips are grouped, not listed one per target
+
+
+def test_every_preset_plans_jobs_for_every_method():
+    """Each preset's methods all get jobs (image-seeded methods need [targets] images > 0)."""
+    from atlas.config import PRESETS
+    from atlas.pipeline import make_plan
+
+    for name in ("demo", "lens"):
+        cfg = PRESETS.get(name)()
+        planned = {j.method for j in make_plan(cfg).jobs}
+        assert planned == set(cfg.methods), (name, set(cfg.methods) - planned)
 
 
 def test_console_script_entry_point():

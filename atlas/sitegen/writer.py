@@ -27,11 +27,13 @@ PARALLEL_MIN_ITEMS = 1500  # below this, forking workers costs more than it save
 
 
 def templates_dir() -> Path:
-    """The top-level ``templates/`` folder (``$ATLAS_TEMPLATES`` overrides)."""
+    """The package's ``atlas/templates/`` folder, installed with it as package data (``$ATLAS_TEMPLATES``
+    overrides, e.g. to restyle a site)."""
     env = os.environ.get("ATLAS_TEMPLATES")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "templates"
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "templates"
     if not (path / "base.html").is_file():
-        raise AtlasError(f"templates not found at {path}; run atlas from its source checkout or set ATLAS_TEMPLATES")
+        raise AtlasError(f"templates not found at {path}: reinstall atlas, or point ATLAS_TEMPLATES at a folder "
+                         f"holding base.html")
     return path
 
 
