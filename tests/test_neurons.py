@@ -37,7 +37,7 @@ def test_random_sample_is_fixed_distinct_and_per_layer():
 
 def test_top_k_and_random_selection_with_lite0(lite0, tmp_path):
     cfg = _cfg(tmp_path, top_neurons=2, random_neurons=3, neurons=[["blocks.6", 7]],
-               neuron_settings={"relevance_images": 2})
+               neuron_settings={"relevance_images": 2, "relevance": "act_x_grad"})
     res = PlanResources(cfg, "efficientnet_lite0")
     res.__dict__["model"] = lite0
     sel = select_neurons(cfg, "efficientnet_lite0", [285, 967], res)

@@ -4,7 +4,8 @@ random sample per layer, and polysemantic neurons split into k-means clusters (V
 
 Relevance is pluggable (:data:`RELEVANCE`, ``[targets.neuron_settings] relevance``): a function
 ``(model, images, class_ids, layer) -> (N, C)`` - the signature of ``atlas.relevance.channel_relevance``
-(LRP). Built in: ``act_x_grad``, activation x gradient of the class logit summed over positions.
+(LRP). Built in: ``lrp`` (the default) and ``act_x_grad``, activation x gradient of the class logit summed
+over positions.
 
 Selection runs when the plan is made (targets must be known then), so asking for top-k or random neurons
 makes planning load the model once; results are cached in the store (stages ``neuron_relevance`` and

@@ -72,7 +72,10 @@ class NeuronConfig:
                       control set is the top-50 real images, §2.1).
     mosaic:           how many of them the site's dataset-example mosaic shows.
     max_images:       pool images mined for examples (0: all; a deterministic sample otherwise).
-    relevance:        how "top-k most relevant channels per class" are scored (:data:`RELEVANCE`).
+    relevance:        how "top-k most relevant channels per class" are scored (:data:`RELEVANCE`): ``lrp``
+                      (zennit LRP, VITAL's relevance and DESIGN.md's "top-k most relevant channels (LRP)")
+                      by default; ``act_x_grad`` (activation x gradient) is ~2x cheaper and works for
+                      vision transformers, which zennit has no LRP rules for.
     relevance_images: class images the relevance is averaged over.
     polysemantic:     neurons ``((layer, channel), ...)`` split into ``clusters`` groups by k-means on the
                       features of their ``cluster_patches`` top patches (VITAL §1.1: 1000; Fig. 22).
@@ -82,7 +85,7 @@ class NeuronConfig:
     examples: int = 50
     mosaic: int = 20
     max_images: int = 0
-    relevance: str = "act_x_grad"
+    relevance: str = "lrp"
     relevance_images: int = 50
     polysemantic: Tuple[Tuple[str, int], ...] = ()
     clusters: int = 2
