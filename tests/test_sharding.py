@@ -192,3 +192,31 @@ def test_saved_calibration_is_used_by_plan(tmp_path, capsys):
     assert main(["plan", "--config", str(toml)]) == 0
     out = capsys.readouterr().out
     assert "calibrated on cuda:NVIDIA H100 80GB HBM3" in out and "0.2 GPU-hours" in out  # 2 x 10 x 36 s
+
+
+def test_a_shard_prepares_only_the_concept_banks_and_scans_its_own_jobs_need(tmp_path, monkeypatch):
+    """Run stages of a shard cover its own batches: the CRAFT bank of the class whose concept job it runs,
+    not every class's (32 shards would otherwise each fit all 1000 banks); no neuron scan without neuron
+    jobs. A run of the whole plan prepares the rest (every class's bank, for the site)."""
+    import atlas.concepts.bank as bank
+    import atlas.concepts.examples as examples
+    from atlas.pipeline.sharding import plan_batches
+
+    cfg = quick_config(tmp_path, classes=(285, 967), methods=("maco",), steps=1,
+                       targets={"concepts": 2, "concept_settings": {"images": 2, "visualise": 1},
+                                "random_neurons": 1, "neuron_settings": {"max_images": 4, "examples": 2}})
+    plan = make_plan(cfg)
+    fitted, scanned = [], []
+    real_bank, real_examples = bank.class_bank, examples.neuron_examples
+    monkeypatch.setattr(bank, "class_bank", lambda *a, **k: (fitted.append(a[4]), real_bank(*a, **k))[1])
+    monkeypatch.setattr(examples, "neuron_examples",
+                        lambda *a, **k: (scanned.append(a[4]), real_examples(*a, **k))[1])
+    batches = plan_batches(plan.jobs, 1)
+    concept_285 = [b for b in batches if b.jobs[0].target.kind == "concept" and b.jobs[0].target.class_id == 285]
+    store = Store(cfg.store)
+    Runner(cfg, store, progress=False).run_batches(concept_285)
+    assert set(fitted) == {285} and scanned == []  # (the concept job reads its bank too)
+    assert all(store.has(j.key) for b in concept_285 for j in b.jobs)
+    Runner(cfg, store, progress=False).run(plan.jobs)
+    assert 967 in fitted
+    assert scanned and all(store.has(j.key) for j in plan.jobs)

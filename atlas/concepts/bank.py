@@ -158,6 +158,11 @@ def craft_stage(runner, model: str) -> None:
     layer = concept_layer(cfg, model)
     ccfg, fit = craft_config(cfg), fit_hash(cfg, layer)
     classes = resolve_classes(cfg)
+    scope = runner.stage_scope(model, "concept")  # a shard: only the banks of its own concept jobs
+    if scope is not None:
+        classes = [c for c in classes if c in scope]
+        if not classes:
+            return
     with stage(f"CRAFT · {model}", len(classes), unit="bank", enabled=runner.progress) as bar:
         for c in classes:
             class_bank(runner.store, lambda: runner.context(model).model, model, runner.pool(), c, layer,

@@ -91,8 +91,8 @@ def neuron_stage(runner, model: str) -> None:
 
     cfg = runner.cfg
     targets = neuron_targets(cfg, model)
-    if not targets:
-        return
+    if not targets or runner.stage_scope(model, "neuron") == set():
+        return  # a shard without neuron jobs leaves the scan to the shards that have them
     ncfg = neuron_config(cfg)
     pool = runner.pool()
     get_model = lambda: runner.context(model).model  # noqa: E731

@@ -78,6 +78,10 @@ class Runner:
         self.precision = "fp32"
         self._pool = None
         self._contexts: Dict[str, RunContext] = {}
+        #: What the run's own batches hold, per model: {model: {(kind, class_id), ...}}, or None for a run
+        #: of the whole plan. Run stages read it through :meth:`stage_scope`, so that a shard prepares only
+        #: what its jobs need (another shard prepares the rest) instead of every class's stages.
+        self.scope: Optional[Dict[str, set]] = None
 
     def pool(self):
         if self._pool is None:
@@ -96,15 +100,31 @@ class Runner:
         return self._contexts[model]
 
     def run(self, jobs: Sequence[Job]) -> RunReport:
-        """Run the pending ``jobs`` (a plan's jobs), in the batches the whole plan forms."""
-        return self.run_batches(plan_batches(jobs, self.cfg.batch_size))
+        """Run the pending ``jobs`` (a plan's jobs), in the batches the whole plan forms; the run stages
+        prepare everything the plan asks for (e.g. every class's concept bank, for the site)."""
+        return self.run_batches(plan_batches(jobs, self.cfg.batch_size), whole_plan=True)
 
-    def run_batches(self, batches: Sequence[Batch]) -> RunReport:
+    def run_batches(self, batches: Sequence[Batch], whole_plan: bool = False) -> RunReport:
         """Run the pending jobs of ``batches``. A batch with some jobs stored already (a run killed while
         storing it) runs only the missing ones: no stored job is ever computed again. A full or read-only
-        store stops the run with a one-line :class:`~atlas.pipeline.store.DiskError`."""
+        store stops the run with a one-line :class:`~atlas.pipeline.store.DiskError`. Unless
+        ``whole_plan``, ``batches`` are a share (a shard) and the run stages prepare only what these
+        batches' jobs need."""
+        self.scope = None
+        if not whole_plan:
+            self.scope = {}
+            for b in batches:
+                for j in b.jobs:
+                    self.scope.setdefault(j.model, set()).add((j.target.kind, j.target.class_id))
         with disk_errors(self.store.root):
             return self._run_batches(batches)
+
+    def stage_scope(self, model: str, kind: str) -> Optional[set]:
+        """The class ids of ``kind`` targets of ``model`` in this run's batches (empty: none), or None
+        when the run covers the whole plan (a stage then prepares everything)."""
+        if self.scope is None:
+            return None
+        return {c for k, c in self.scope.get(model, ()) if k == kind}
 
     def _run_batches(self, batches: Sequence[Batch]) -> RunReport:
         start = time.perf_counter()
