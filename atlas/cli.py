@@ -115,6 +115,10 @@ def _run(cfg, progress, shard=None, retry_failed=False):
     if report.failed:
         msg += f", {len(report.failed)} failed (see atlas plan --list)"
     click.echo(f"{msg} ({report.seconds:.0f} s)")
+    from .pipeline.sanity import summary_lines
+
+    for line in summary_lines(p.jobs, store):
+        click.echo(line)
     return p, store
 
 
