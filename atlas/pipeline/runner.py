@@ -200,7 +200,8 @@ class Runner:
             log.warning("%s failed: %s", batch[0].label(), exc)
             return
         for job, seed, vis in zip(batch, seeds, results):
-            vis.info = dict(vis.info, device=self.device.type, precision=self.precision)
+            vis.info = dict(vis.info, device=self.device.type, precision=self.precision,
+                            weights=ctx.model.weights or None)
             failure = retries.get(job.key)
             retry = None if failure is None else {
                 "target_seed": job.target_seed, "retry_seed": seed, "reason": failure.get("reason"),
