@@ -90,6 +90,18 @@ def test_attribution_visualization_improves_its_objective(ctx, init):
     assert v.scores["classification_consistency"] in (0.0, 1.0)
 
 
+def test_attribution_visualizations_of_different_images_differ(ctx):
+    """Two real images of different classes, one batch: different visualisations and masks, and each
+    one's own objective rises."""
+    method = METHODS.get("attribution_vis")
+    cfg = method.config({"steps": 10, "views": 1, "attribution_steps": 8, "init": "seed", "lr": 0.1})
+    coffee, cat = method.run(ctx, cfg, [Target.of_image("coffee", 967), Target.of_image("chelsea", 285)], [4, 4])
+    assert np.abs(coffee.image - cat.image).mean() > 0.05
+    assert np.abs(coffee.alpha - cat.alpha).mean() > 0.05
+    assert coffee.scores["objective_end"] > coffee.scores["objective_start"]
+    assert cat.scores["objective_end"] > cat.scores["objective_start"]
+
+
 def test_lambda_search_is_cached_in_the_store(tiny, tmp_path):
     store = Store(tmp_path / "store")
     method = METHODS.get("accentuation")

@@ -37,6 +37,20 @@ def test_class_neuron_loss_falls_and_probability_rises(ctx):
     assert v.info["blocks"] == [[b.path, 1.0] for b in LITE_BLOCKS] and v.info["relevance"] is False
 
 
+def test_different_class_targets_give_different_images_each_of_its_own_class(ctx):
+    """Two classes in one batch, same seed: the images differ, and each is more its own class than the
+    other's (VITAL has no class term: this comes from matching each class's own reference features)."""
+    from atlas.methods.base import class_scores
+
+    cfg = VITAL.config({"steps": 24, "warmup": 2})
+    cat, espresso = VITAL.run(ctx, cfg, [Target.of_class(285), Target.of_class(967)], [5, 5])
+    assert np.abs(cat.image - espresso.image).mean() > 0.05
+    imgs = torch.from_numpy(np.stack([cat.image, espresso.image])).permute(0, 3, 1, 2).float()
+    own = class_scores(ctx.model, imgs, [285, 967])
+    other = class_scores(ctx.model, imgs, [967, 285])
+    assert own[0]["prob"] > other[0]["prob"] and own[1]["prob"] > other[1]["prob"]
+
+
 def test_class_neuron_relevance_variant(ctx):
     cfg = VITAL.config({"steps": 12, "warmup": 1, "relevance": True, "references": 2})
     v = VITAL.run(ctx, cfg, [Target.of_class(285)], [1])[0]
