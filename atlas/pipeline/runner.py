@@ -201,7 +201,7 @@ class Runner:
             return
         for job, seed, vis in zip(batch, seeds, results):
             vis.info = dict(vis.info, device=self.device.type, precision=self.precision,
-                            weights=ctx.model.weights or None)
+                            weights=getattr(getattr(ctx, "model", None), "weights", None) or None)
             failure = retries.get(job.key)
             retry = None if failure is None else {
                 "target_seed": job.target_seed, "retry_seed": seed, "reason": failure.get("reason"),
