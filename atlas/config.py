@@ -83,11 +83,16 @@ class DataConfig:
         N, the number of real images per class used as references (VITAL: 50).
     spectrum_images:
         how many pool images estimate the MACO magnitude spectrum (mean |rfft2| in decorrelated colour).
+    eval_pool:
+        where the metrics' real images come from (FID/KID, plausibility, the real-image rows), e.g.
+        ``/data/imagenet/val`` in the same ``<wnid>/`` layout, so that FVs are judged against images their
+        references were not drawn from; None: ``pool``. Does not change any job (only the metrics).
     """
 
     pool: str = "bundled"
     references: int = 50
     spectrum_images: int = 2000
+    eval_pool: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -411,8 +416,8 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> Atlas
         if bad:
             raise unknown_choice("key in [data]:", sorted(bad)[0], _DATA_KEYS)
         for k, v in data.items():
-            if k == "pool":
-                _expect("data.pool", v, (str,), "a path or \"bundled\"")
+            if k in ("pool", "eval_pool"):
+                _expect(f"data.{k}", v, (str,), "a path or \"bundled\"")
             else:
                 _expect(f"data.{k}", v, (int,), "a positive integer")
                 if v < 1:

@@ -68,3 +68,13 @@ def test_freeze_settings_sorted():
     assert freeze_settings({"b": {"y": 1, "x": [1, 2]}, "a": {}}) == (("a", ()), ("b", (("x", (1, 2)), ("y", 1))))
     assert AtlasConfig(settings=freeze_settings({"maco": {"steps": 3}})).method_settings("maco") == {"steps": 3}
     assert config_from_mapping({}).name == "custom"
+
+
+def test_data_eval_pool_is_a_path_and_changes_no_job_key():
+    from atlas.config import config_from_mapping
+    from atlas.errors import AtlasError
+
+    cfg = config_from_mapping({"preset": "demo", "data": {"eval_pool": "/data/imagenet/val"}})
+    assert cfg.data.eval_pool == "/data/imagenet/val" and cfg.data.pool == "bundled"
+    with pytest.raises(AtlasError, match="data.eval_pool"):
+        config_from_mapping({"preset": "demo", "data": {"eval_pool": 3}})

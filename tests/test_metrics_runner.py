@@ -163,3 +163,37 @@ def test_classes_without_real_images_are_reported_not_fatal(tmp_path, monkeypatc
     assert "plausibility" not in unit["targets"]["class-0001"]["0"]
     assert unit["cells"]["plausibility"]["n"] == 1
     assert set(res["baseline"]["classes"]) == {"285"}
+
+
+def test_eval_pool_supplies_the_real_images_and_changes_no_job(tmp_path, monkeypatch):
+    """``data.eval_pool`` (e.g. ImageNet val): the metrics' real images come from it, the results are
+    recomputed for it, and no visualisation job changes."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from atlas.data.pools import FolderPool
+    from atlas.models.classes import imagenet_classes
+    from atlas.pipeline import make_plan
+
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch)
+    first = _run(cfg, plan, store)
+    val = tmp_path / "val"
+    rng = np.random.default_rng(0)
+    for c in (285, 967):
+        d = val / imagenet_classes()[1][c]
+        d.mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(d / f"v{i}.png")
+    cfg2 = replace(cfg, data=replace(cfg.data, eval_pool=str(val)))
+    plan2 = make_plan(cfg2)
+    assert [j.key for j in plan2.jobs] == [j.key for j in plan.jobs]
+    loaded = []
+    orig = FolderPool.load_tensor
+    monkeypatch.setattr(FolderPool, "load_tensor", lambda self, ref, size: (loaded.append(ref), orig(self, ref, size))[1])
+    second = _run(cfg2, plan2, store)
+    assert "maco/class" in {u.split("/", 1)[1] for u in second.computed}
+    assert {r.class_id for r in loaded} == {285, 967}
+    assert {r.id for r in loaded} == {f"v{i}" for i in range(4)}, loaded  # the val folder's files
+    assert _run(cfg2, plan2, store).computed == []  # then fresh
+    assert first.computed and _run(cfg, plan, store).computed == []  # the main pool's results are kept

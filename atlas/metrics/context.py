@@ -53,6 +53,9 @@ class MetricContext:
     _fingerprint: Optional[str] = None
     _pool: Any = None
     _handle: Any = None
+    #: The pool of the real images the FVs are compared with (``data.eval_pool``; None: ``pool_factory``).
+    real_pool_factory: Any = None
+    _real_pool: Any = None
 
     def __post_init__(self):
         self.cache = self.cache or FeatureCache(self.store)
@@ -70,12 +73,23 @@ class MetricContext:
             self._fingerprint = self.pool.fingerprint()
         return self._fingerprint
 
+    @property
+    def real_pool(self):
+        """The pool of :meth:`real` (``data.eval_pool``, e.g. an ImageNet val folder; else the main pool)."""
+        if self.real_pool_factory is None:
+            return self.pool
+        if self._real_pool is None:
+            self._real_pool = self.real_pool_factory()
+        return self._real_pool
+
     def real(self, class_id: int) -> ItemGroup:
-        """The real images of ``class_id`` compared with the FVs (``metrics.real_images``, ``metrics.seed``)."""
+        """The real images of ``class_id`` compared with the FVs (``metrics.real_images``, ``metrics.seed``),
+        from ``data.eval_pool`` when set (images the references were not drawn from)."""
         key = ("real", class_id)
         if key not in self._groups:
             m = self.cfg.metrics
-            self._groups[key] = real_group(lambda: self.pool, self.fingerprint, class_id, m.real_images, m.seed)
+            fp = self.fingerprint if self.real_pool_factory is None else self.real_pool.fingerprint()
+            self._groups[key] = real_group(lambda: self.real_pool, fp, class_id, m.real_images, m.seed)
         return self._groups[key]
 
     def fv(self, refs: Sequence[JobRef]) -> ItemGroup:

@@ -128,11 +128,13 @@ class MetricsRunner:
         start = time.perf_counter()
         report = MetricsReport()
         pool_factory = LazyPool(self.cfg.data.pool)
+        eval_pool = self.cfg.data.eval_pool
+        real_pool_factory = LazyPool(eval_pool) if eval_pool and eval_pool != self.cfg.data.pool else None
         for model in self.cfg.models:
             m = self.cfg.metrics
             roles = roles_for(model, m.judges, m.substitute, m.clip)
             ctx = MetricContext(self.cfg, model, self.store, roles, self.device, pool_factory, self.progress,
-                                layer_channels=planned_neurons(plan, model))
+                                layer_channels=planned_neurons(plan, model), real_pool_factory=real_pool_factory)
             try:
                 self._run_model(ctx, plan, model, report)
             finally:
@@ -146,6 +148,7 @@ class MetricsRunner:
         refs = done_refs(plan, self.store, model)
         classes = list(plan.classes.get(model, []))
         common = {"atlas": __version__, "model": model, "metrics": self.cfg.metrics, "pool": ctx.fingerprint,
+                  **({"eval_pool": ctx.real_pool.fingerprint()} if ctx.real_pool_factory is not None else {}),
                   "roles": {n: [r.probe.id, ctx.reason(n)] for n, r in sorted(ctx.roles.items())}}
         groups: Dict[tuple, List[JobRef]] = defaultdict(list)
         for r in refs:
