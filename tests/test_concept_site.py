@@ -94,3 +94,39 @@ def test_visualised_concepts_and_neurons_are_optimised(built):
     assert len(kinds["concept"]) == 4 and len(kinds["cluster"]) == 2 and len(kinds["neuron"]) == 2
     for m in kinds["concept"] + kinds["cluster"] + kinds["neuron"]:
         assert m["method"] == "maco" and m["history"][-1] > m["history"][0]
+
+
+def test_class_page_has_a_cluster_chart_of_its_patches_coloured_by_concept(built):
+    """Each class page draws every CRAFT patch of the class at the NMF-weighted average of the concept
+    vertices, coloured by its dominant concept (checked against the stored U)."""
+    import numpy as np
+
+    from atlas.concepts.cluster_chart import radviz
+    from atlas.sitegen.tsne_svg import PALETTE
+
+    for c in (285, 967):
+        bank = next(p for p in (built / "store" / "stages" / "craft").glob("*/summary.json")
+                    if json.loads(p.read_text())["class_id"] == c).parent
+        U = np.load(bank / "bank.npz")["U"]
+        html = (built / "site" / "efficientnet_lite0" / "class" / f"{c:04d}.html").read_text()
+        svg = re.search(r'<svg class="cluster".*?</svg>', html, re.S).group(0)
+        dots = re.findall(r'<circle cx="[^"]+" cy="[^"]+" r="2.6" fill="([^"]+)"', svg)
+        expected = radviz(U)
+        assert len(dots) == len(expected) == min(400, int((U.sum(1) > 0).sum())) > 0
+        assert dots == [PALETTE[int(k)] for k in expected[:, 2]]
+        assert svg.count('class="vertex"') == 3 and "patches of" in html
+
+
+def test_radviz_puts_pure_patches_on_their_vertex_and_mixtures_between():
+    import numpy as np
+
+    from atlas.concepts.cluster_chart import radviz
+
+    U = np.array([[2.0, 0, 0, 0], [0, 0, 5.0, 0], [1.0, 0, 1.0, 0], [0, 0, 0, 0], [1.0, 3.0, 0, 0]])
+    p = radviz(U)
+    assert len(p) == 4  # the all-zero patch is left out
+    assert np.allclose(p[0, :2], [0, -1]) and p[0, 2] == 0  # concept 0: the top vertex
+    assert np.allclose(p[1, :2], [0, 1]) and p[1, 2] == 2  # concept 2: opposite
+    assert np.allclose(p[2, :2], [0, 0])  # an even mixture of opposite concepts: the centre
+    assert np.allclose(p[3, :2], [0.75, -0.25]) and p[3, 2] == 1
+    assert len(radviz(np.random.default_rng(0).random((1000, 3)), max_points=50)) == 50

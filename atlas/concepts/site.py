@@ -132,8 +132,30 @@ def concept_section(b: SiteBuild, model, entry) -> Optional[Section]:
     if not cards and not relevant:
         return None
     bank = st["banks"][entry.id].summary if cards else None
+    chart = _cluster_chart(st["banks"][entry.id], entry.name) if cards else None
     return Section("Concepts (CRAFT)" if cards else "Relevant neurons", "_concepts.html",
-                   {"cards": cards or [], "bank": bank, "neurons": relevant}, order=20)
+                   {"cards": cards or [], "bank": bank, "neurons": relevant, "chart": chart}, order=20)
+
+
+def _cluster_chart(bank: ConceptBank, class_name: str):
+    """The class's cluster chart (:mod:`atlas.concepts.cluster_chart`) as markup, or None without patches."""
+    import io
+
+    import numpy as np
+    from markupsafe import Markup
+
+    from .cluster_chart import cluster_svg, radviz
+
+    try:
+        U = np.load(io.BytesIO(bank.file("bank.npz")))["U"]
+    except (OSError, KeyError, ValueError):
+        return None
+    points = radviz(U)
+    if not len(points):
+        return None
+    labels = [str(i + 1) for i in range(bank.k)]
+    title = f"{len(points)} patches of {class_name} placed by their concept coefficients"
+    return {"svg": Markup(cluster_svg(points, bank.k, labels, title)), "shown": len(points), "patches": int(U.shape[0])}
 
 
 @PAGE_SOURCES.register("concepts")
