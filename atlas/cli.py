@@ -78,16 +78,14 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
         click.echo(f"{model:24s} {method:18s} {n:8d} {per_done[(model, method)]:8d}")
     for model, source, reason in p.source_skips:
         click.echo(f"skipped: {model} {source} targets: {reason}")
-    groups = Counter((s.model, s.method, s.reason) for s in p.skipped)
-    first = {}
+    groups: dict = {}  # (model, method, reason) -> [count, first target]
     for s in p.skipped:
-        first.setdefault((s.model, s.method, s.reason), s.target.slug())
-    for i, ((model, method, reason), n) in enumerate(groups.items()):
+        groups.setdefault((s.model, s.method, s.reason), [0, s.target.slug()])[0] += 1
+    for i, ((model, method, reason), (n, first)) in enumerate(groups.items()):
         if i == 20:
             click.echo(f"skipped: ... {len(groups) - 20} more kinds of skip")
             break
-        what = f"{n} targets (e.g. {first[model, method, reason]})" if n > 1 else first[model, method, reason]
-        click.echo(f"skipped: {model} {method} {what}: {reason}")
+        click.echo(f"skipped: {model} {method} {f'{n} targets (e.g. {first})' if n > 1 else first}: {reason}")
     click.echo(f"total {len(p.jobs)} jobs: {len(done)} done, {len(failed)} failed, {len(pending) - len(failed)} "
                f"pending")
     for line in estimate_lines(cfg, p, store, pending, device, calibrate_now, ctx.obj["progress"]):
@@ -117,7 +115,8 @@ def _run(cfg, progress, shard=None, retry_failed=False):
     click.echo(f"{msg} ({report.seconds:.0f} s)")
     from .pipeline.sanity import summary_lines
 
-    for line in summary_lines(p.jobs, store):
+    stored = set(report.stored)
+    for line in summary_lines([j for j in p.jobs if j.key in stored], store):
         click.echo(line)
     return p, store
 

@@ -17,6 +17,16 @@ def _run(cfg):
     return plan, store, Runner(cfg, store, progress=False).run(plan.jobs)
 
 
+def _fourier_toml(tmp_path, classes=(285, 967), metrics=False):
+    """A CLI configuration: Fourier, 2 steps of 1 crop, class targets only (metrics off unless asked)."""
+    toml = tmp_path / "a.toml"
+    toml.write_text(f'preset = "demo"\nclasses = {list(classes)}\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
+                    f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
+                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n'
+                    + ("" if metrics else "[metrics]\nenabled = false\n"))
+    return toml
+
+
 def test_corrupt_job_image_and_stage_file_are_detected_and_only_they_recomputed(tmp_path, caplog):
     cfg = quick_config(tmp_path, classes=(285, 967), methods=("fourier",))
     plan, store, first = _run(cfg)
@@ -148,10 +158,7 @@ def test_retry_failed_cli_flag_mock_nan(tmp_path, monkeypatch, capsys):
     from atlas.cli import main
 
     _nan_for_planned_seeds(monkeypatch, quick_config(tmp_path, classes=(285, 967), methods=("fourier",)))
-    toml = tmp_path / "a.toml"
-    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
-                    f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
-                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n')
+    toml = _fourier_toml(tmp_path, metrics=True)
     assert main(["-q", "run", "--config", str(toml)]) == 0
     assert "1 failed" in capsys.readouterr().out
     assert main(["-q", "run", "--config", str(toml), "--retry-failed"]) == 0
@@ -165,10 +172,7 @@ def test_build_retry_failed_flag_and_status_mock_nan(tmp_path, monkeypatch, caps
     from atlas.cli import main
 
     _nan_for_planned_seeds(monkeypatch, quick_config(tmp_path, classes=(285, 967), methods=("fourier",)))
-    toml = tmp_path / "a.toml"
-    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
-                    f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
-                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n[metrics]\nenabled = false\n')
+    toml = _fourier_toml(tmp_path)
     assert main(["-q", "build", "--config", str(toml)]) == 0
     out = capsys.readouterr().out
     assert "1 failed" in out
@@ -259,10 +263,7 @@ def test_disk_error_in_a_forked_site_writer_is_one_line(tmp_path, monkeypatch, c
     from atlas.cli import main
     from atlas.sitegen import writer
 
-    toml = tmp_path / "a.toml"
-    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
-                    f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
-                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n[metrics]\nenabled = false\n')
+    toml = _fourier_toml(tmp_path)
     assert main(["-q", "run", "--config", str(toml)]) == 0
     capsys.readouterr()
     parent, real_replace = os.getpid(), os.replace
@@ -292,10 +293,7 @@ def test_disk_errors_reach_the_cli_as_one_line(tmp_path, monkeypatch, capsys):
 
     from atlas.cli import main
 
-    toml = tmp_path / "a.toml"
-    toml.write_text(f'preset = "demo"\nclasses = [285]\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
-                    f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
-                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n[metrics]\nenabled = false\n')
+    toml = _fourier_toml(tmp_path, classes=(285,))
 
     def full(*a, **kw):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

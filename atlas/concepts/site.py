@@ -5,11 +5,13 @@ selection) - no model is loaded. URLs are built from ids and safe slugs only (:f
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+from markupsafe import Markup
 
 from ..pipeline.planner import resolve_classes
 from ..sitegen import assets
@@ -17,6 +19,7 @@ from ..sitegen.context import CLASS_SECTIONS, PAGE_SOURCES, Page, Section, SiteB
 from ..sitegen.paths import model_slug
 from ..targets import Target, safe_slug
 from .bank import ConceptBank, find_banks, fit_hash
+from .cluster_chart import cluster_svg, radviz
 from .clusters import cluster_fit
 from .examples import find_clusters, find_examples, neuron_targets
 from .neurons import Selection, select_neurons
@@ -139,13 +142,6 @@ def concept_section(b: SiteBuild, model, entry) -> Optional[Section]:
 
 def _cluster_chart(bank: ConceptBank, class_name: str):
     """The class's cluster chart (:mod:`atlas.concepts.cluster_chart`) as markup, or None without patches."""
-    import io
-
-    import numpy as np
-    from markupsafe import Markup
-
-    from .cluster_chart import cluster_svg, radviz
-
     try:
         U = np.load(io.BytesIO(bank.file("bank.npz")))["U"]
     except (OSError, KeyError, ValueError):

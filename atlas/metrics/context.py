@@ -56,6 +56,7 @@ class MetricContext:
     #: The pool of the real images the FVs are compared with (``data.eval_pool``; None: ``pool_factory``).
     real_pool_factory: Any = None
     _real_pool: Any = None
+    _real_fingerprint: Optional[str] = None
 
     def __post_init__(self):
         self.cache = self.cache or FeatureCache(self.store)
@@ -82,14 +83,23 @@ class MetricContext:
             self._real_pool = self.real_pool_factory()
         return self._real_pool
 
+    @property
+    def real_fingerprint(self) -> str:
+        """The fingerprint of :attr:`real_pool` (computed once: a folder's hashes every class)."""
+        if self.real_pool_factory is None:
+            return self.fingerprint
+        if self._real_fingerprint is None:
+            self._real_fingerprint = self.real_pool.fingerprint()
+        return self._real_fingerprint
+
     def real(self, class_id: int) -> ItemGroup:
         """The real images of ``class_id`` compared with the FVs (``metrics.real_images``, ``metrics.seed``),
         from ``data.eval_pool`` when set (images the references were not drawn from)."""
         key = ("real", class_id)
         if key not in self._groups:
             m = self.cfg.metrics
-            fp = self.fingerprint if self.real_pool_factory is None else self.real_pool.fingerprint()
-            self._groups[key] = real_group(lambda: self.real_pool, fp, class_id, m.real_images, m.seed)
+            self._groups[key] = real_group(lambda: self.real_pool, self.real_fingerprint, class_id,
+                                           m.real_images, m.seed)
         return self._groups[key]
 
     def fv(self, refs: Sequence[JobRef]) -> ItemGroup:

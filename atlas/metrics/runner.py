@@ -148,7 +148,7 @@ class MetricsRunner:
         refs = done_refs(plan, self.store, model)
         classes = list(plan.classes.get(model, []))
         common = {"atlas": __version__, "model": model, "metrics": self.cfg.metrics, "pool": ctx.fingerprint,
-                  **({"eval_pool": ctx.real_pool.fingerprint()} if ctx.real_pool_factory is not None else {}),
+                  **({"eval_pool": ctx.real_fingerprint} if ctx.real_pool_factory is not None else {}),
                   "roles": {n: [r.probe.id, ctx.reason(n)] for n, r in sorted(ctx.roles.items())}}
         groups: Dict[tuple, List[JobRef]] = defaultdict(list)
         for r in refs:

@@ -67,7 +67,3 @@ def completions(root: str | Path) -> Counter:
     """How many times each job key was computed and stored, over all processes."""
     return Counter(k for rec in read_ledger(root) for k in rec["keys"])
 
-
-def retried(root: str | Path) -> set:
-    """Keys of jobs stored by a ``--retry-failed`` run (a failed job computed again with another seed)."""
-    return {k for rec in read_ledger(root) for k in rec.get("retried") or () if isinstance(k, str)}

@@ -48,6 +48,7 @@ class RunReport:
     cached: int = 0
     failed: List[str] = field(default_factory=list)
     seconds: float = 0.0
+    stored: List[str] = field(default_factory=list)  # keys of the jobs this run computed and stored
 
 
 def pick_device(spec: str = "auto") -> torch.device:
@@ -76,6 +77,7 @@ class Runner:
         self.progress = progress
         self.ledger = Ledger(store.root, tags)
         self.precision = "fp32"
+        self.weights: Optional[str] = None  # of the loaded model, recorded with every job
         self._pool = None
         self._contexts: Dict[str, RunContext] = {}
         #: What the run's own batches hold, per model: {model: {(kind, class_id), ...}}, or None for a run
@@ -93,6 +95,7 @@ class Runner:
             self._contexts.clear()  # one model in memory at a time
             handle = load_model(model, device=self.device, download=self.cfg.download)
             self.precision = prepare_model(handle, self.cfg.compute, self.device)
+            self.weights = handle.weights or None
             self._contexts[model] = RunContext(
                 model=handle, data=self.cfg.data, cache_dir=self.store.cache_dir, pool_factory=self.pool,
                 store=self.store, config=self.cfg,
@@ -200,14 +203,14 @@ class Runner:
             log.warning("%s failed: %s", batch[0].label(), exc)
             return
         for job, seed, vis in zip(batch, seeds, results):
-            vis.info = dict(vis.info, device=self.device.type, precision=self.precision,
-                            weights=getattr(getattr(ctx, "model", None), "weights", None) or None)
+            vis.info = dict(vis.info, device=self.device.type, precision=self.precision, weights=self.weights)
             failure = retries.get(job.key)
             retry = None if failure is None else {
                 "target_seed": job.target_seed, "retry_seed": seed, "reason": failure.get("reason"),
                 "step": failure.get("step"), "when": failure.get("when")}
             self.store.put(job, vis, retry_of=retry)
             report.done += 1
+            report.stored.append(job.key)
         extra = {"retried": sorted(retries)} if retries else {}
         self.ledger.record([j.key for j in batch], time.perf_counter() - start,
                            model=batch[0].model, method=batch[0].method, **extra)

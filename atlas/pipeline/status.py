@@ -10,10 +10,9 @@ from typing import Dict, List, Optional, Tuple
 
 from .cluster import manifests, shard_state
 from .jobs import Job
-from .ledger import completions, retried
+from .ledger import read_ledger
 from .sharding import plan_batches
-from .store import pid_alive
-from .store import Store
+from .store import Store, pid_alive
 
 #: SLURM states in which a task is over without having recorded its end itself.
 _SLURM_ENDED = {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
@@ -90,8 +89,10 @@ def status(jobs: List[Job], store: Store, batch_size: int) -> Status:
             if rec is not None:
                 step = f" (step {rec['step']})" if rec.get("step") is not None else ""
                 failed.append((j, f"{rec.get('reason', 'failed')}{step}"))
-    twice = sum(1 for k, n in completions(store.root).items() if n > 1 and k in done_keys)
-    again = retried(store.root)
+    records = list(read_ledger(store.root))  # one pass: computed-twice and retried jobs
+    counts = Counter(k for r in records for k in r["keys"])
+    twice = sum(1 for k, n in counts.items() if n > 1 and k in done_keys)
+    again = {k for r in records for k in r.get("retried") or ()}
     st = Status(total=len(jobs), done=len(done), failed=failed, computed_twice=twice,
                 retried=[j for j in done if j.key in again])
     subs = manifests(store)
