@@ -234,6 +234,9 @@ _register_cluster(cli, config_options)
 
 
 def main(argv=None) -> int:
+    from .app import install
+
+    install()
     try:
         cli.main(args=argv, prog_name="atlas", standalone_mode=False)
     except AtlasError as exc:

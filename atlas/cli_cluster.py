@@ -130,7 +130,7 @@ def _follow(store, batches, manifest, jobs, progress: bool, every: float = 2.0) 
     """A progress bar over the submission's jobs until every shard's task has ended."""
     import time
 
-    from .pipeline.progress import stage
+    from .progress import stage
 
     wanted = {i for s in manifest["shards"] for i in s["batches"]}
     keys = [k for b in batches if b.id in wanted for k in b.keys]

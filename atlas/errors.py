@@ -35,3 +35,8 @@ def unknown_choice(kind: str, value: object, choices: Iterable[str]) -> AtlasErr
 class Unsupported(AtlasError):
     """A method cannot visualise a target on the loaded model (e.g. DeepInversion on a model without
     BatchNorm). The runner records the job as failed with this one-line reason and goes on."""
+
+
+class SourceSkipped(Exception):
+    """Raised by a target source that does not apply to a model (its one-line reason): the plan records it
+    and goes on, as a multi-model preset asks for e.g. concepts only where a model has a concept layer."""

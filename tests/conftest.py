@@ -5,9 +5,11 @@ import pytest
 import torch
 from torch import nn
 
+from atlas.app import install
 from atlas.models.handle import Block, ModelHandle
 
 torch.set_num_threads(2)
+install()  # the composition root, once for the whole session (as the CLI does)
 
 
 class TinyNet(nn.Module):

@@ -101,7 +101,7 @@ def test_class_page_has_a_cluster_chart_of_its_patches_coloured_by_concept(built
     vertices, coloured by its dominant concept (checked against the stored U)."""
     import numpy as np
 
-    from atlas.concepts.cluster_chart import radviz
+    from atlas.sitegen.pages.cluster_chart import radviz
     from atlas.sitegen.tsne_svg import PALETTE
 
     for c in (285, 967):
@@ -120,7 +120,7 @@ def test_class_page_has_a_cluster_chart_of_its_patches_coloured_by_concept(built
 def test_radviz_puts_pure_patches_on_their_vertex_and_mixtures_between():
     import numpy as np
 
-    from atlas.concepts.cluster_chart import radviz
+    from atlas.sitegen.pages.cluster_chart import radviz
 
     U = np.array([[2.0, 0, 0, 0], [0, 0, 5.0, 0], [1.0, 0, 1.0, 0], [0, 0, 0, 0], [1.0, 3.0, 0, 0]])
     p = radviz(U)

@@ -101,7 +101,7 @@ def test_bad_concept_and_neuron_settings_are_one_line_errors(tmp_path, targets, 
 def test_model_without_default_concept_layer_is_skipped_with_the_reason(tmp_path):
     """A preset asks for concepts on every model; one without a concept layer gets none, and the plan says why."""
     from atlas.concepts.settings import concept_layer
-    from atlas.pipeline.planner import SourceSkipped
+    from atlas.errors import SourceSkipped
 
     cfg = config_from_mapping({"preset": "demo", "models": ["timm:resnet18"], "classes": [1],
                                "methods": ["maco"], "targets": {"concepts": 2, "random_neurons": 0, "images": 0}})

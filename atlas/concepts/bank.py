@@ -22,7 +22,6 @@ import torch
 
 from ..config import stable_hash
 from ..errors import AtlasError
-from ..methods.base import RESOURCES
 from .craft import craft
 from .lookup import latest_entries
 from .pictures import concept_map_png, patch_mosaic
@@ -144,8 +143,6 @@ class ConceptProvider:
         return target.layer, torch.from_numpy(bank.W[target.concept].copy())
 
 
-RESOURCES.add("concepts", ConceptProvider)
-
 
 def craft_stage(runner, model: str) -> None:
     """Run stage: the concept bank of every configured class (before the model's jobs)."""
@@ -153,7 +150,7 @@ def craft_stage(runner, model: str) -> None:
     if cfg.targets.concepts < 1 or not has_concept_layer(cfg, model):
         return  # no concept layer: the plan says the concepts were skipped for this model
     from ..pipeline.planner import resolve_classes
-    from ..pipeline.progress import stage
+    from ..progress import stage
 
     layer = concept_layer(cfg, model)
     ccfg, fit = craft_config(cfg), fit_hash(cfg, layer)

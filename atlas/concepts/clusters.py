@@ -23,7 +23,6 @@ from ..config import stable_hash
 from ..data.patches import NeuronExamples, cluster_patches, extract_patches, mosaic_png, patch_boxes, patch_images
 from ..data.pools import UnreadableImage
 from ..errors import AtlasError
-from ..methods.base import RESOURCES
 from .neurons import check_channels
 from .settings import NeuronConfig, neuron_config
 
@@ -162,7 +161,3 @@ class ClusterProvider:
                             cl["scores"][:n])
         size = size or self.ctx.model.input_size
         return patch_images(self.ctx.pool, ex, size, size=self.ctx.model.input_size)
-
-
-RESOURCES.add("neuron_clusters", ClusterProvider)
-

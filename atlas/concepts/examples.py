@@ -12,8 +12,6 @@ from typing import Dict, List, Sequence
 
 from ..config import stable_hash
 from ..data.patches import NeuronExamples, cached_top_patches, mosaic_png, patch_images
-from ..pipeline.runner import RUN_STAGES
-from .bank import craft_stage
 from .clusters import neuron_clusters
 from .lookup import latest_entries
 from .neurons import check_channels
@@ -87,7 +85,7 @@ def neuron_targets(cfg, model: str) -> List:
 
 def neuron_stage(runner, model: str) -> None:
     """Run stage: dataset examples of every planned neuron, and the clusters of polysemantic ones."""
-    from ..pipeline.progress import stage
+    from ..progress import stage
 
     cfg = runner.cfg
     targets = neuron_targets(cfg, model)
@@ -113,7 +111,3 @@ def neuron_stage(runner, model: str) -> None:
             neuron_examples(runner.store, get_model, model, pool, layer, channels, ncfg, progress=bar.update)
     for layer, channels in clustered.items():
         neuron_clusters(runner.store, get_model, model, pool, layer, channels, ncfg)
-
-
-RUN_STAGES.add("craft", craft_stage)
-RUN_STAGES.add("neuron_examples", neuron_stage)

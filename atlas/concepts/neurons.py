@@ -143,7 +143,7 @@ def select_neurons(cfg, model: str, classes: List[int], res: PlanResources | Non
     if t.top_neurons or t.random_neurons:
         layer = neuron_layer(cfg, model)
         if t.top_neurons:
-            from ..pipeline.progress import stage
+            from ..progress import stage
 
             RELEVANCE.get(ncfg.relevance)  # an unknown name is an error before anything runs
             todo = sum(res.store.get_stage("neuron_relevance", stable_hash(_relevance_key(res, c, layer, ncfg),

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import List
 
-from ..errors import AtlasError
-from ..pipeline.planner import TARGET_SOURCES, SourceSkipped
+from ..errors import AtlasError, SourceSkipped
 from ..targets import Target
 from .bank import fit_hash
 from .clusters import cluster_fit
@@ -13,7 +12,6 @@ from .neurons import select_neurons
 from .settings import concept_layer, craft_config, has_concept_layer, neuron_config
 
 
-@TARGET_SOURCES.register("concept")
 def concept_targets(cfg, model: str, classes: List[int]) -> List[Target]:
     """The ``visualise`` most important of the K concepts of every class (concept 0 = most important;
     the order is known once CRAFT has run, the targets are not)."""
@@ -29,7 +27,6 @@ def concept_targets(cfg, model: str, classes: List[int]) -> List[Target]:
     return [Target("concept", class_id=c, concept=i, layer=layer, fit=fit) for c in classes for i in range(n)]
 
 
-@TARGET_SOURCES.register("neuron_selection")
 def selected_neurons(cfg, model: str, classes: List[int]) -> List[Target]:
     """Top-k relevant and random-sample neurons (not already listed), polysemantic neurons and one target
     per k-means cluster of each polysemantic neuron."""

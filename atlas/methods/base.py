@@ -66,9 +66,6 @@ class RunContext:
     def resource(self, name: str) -> Any:
         """The named shared resource, built once per context by its registered factory."""
         if name not in self.resources:
-            from ..extensions import load_extensions
-
-            load_extensions()
             self.resources[name] = RESOURCES.get(name)(self)
         return self.resources[name]
 
@@ -86,7 +83,7 @@ class RunContext:
         """The pool's magnitude spectrum for a ``size`` x ``size`` image (cached in the store)."""
         from ..data.spectrum import load_or_estimate_spectrum
 
-        from ..pipeline.progress import stage
+        from ..progress import stage
 
         key = f"spectrum-{size}"
         if key not in self.resources:
@@ -105,9 +102,6 @@ class RunContext:
 
     def concept_direction(self, target: Target) -> Tuple[str, torch.Tensor]:
         """(layer, vector) of a concept target, from the ``concepts`` resource (CRAFT)."""
-        from ..extensions import load_extensions
-
-        load_extensions()
         if "concepts" not in RESOURCES and "concepts" not in self.resources:
             raise AtlasError(
                 f"concept target {target.slug()} needs the concepts stage (CRAFT), which is not available"
@@ -211,6 +205,14 @@ METHODS: Registry[Method] = Registry("method")
 def register(method: Method) -> Method:
     METHODS.add(method.name, method)
     return method
+
+
+def display_title(name: str) -> str:
+    """The method's title for people; registered variants that share a title (``maco`` and ``maco_hr``
+    are both "MACO") get their name added, so that two columns never carry the same heading."""
+    title = METHODS.get(name).title or name
+    clash = any(n != name and (METHODS.get(n).title or n) == title for n in METHODS.names())
+    return f"{title} ({name})" if clash and name.lower() != title.lower() else title
 
 
 def to_numpy_image(x: torch.Tensor) -> np.ndarray:

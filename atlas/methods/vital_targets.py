@@ -7,12 +7,10 @@ from __future__ import annotations
 from typing import List
 
 from ..config import AtlasConfig
-from ..pipeline.planner import TARGET_SOURCES
 from ..targets import Target
 from .base import METHODS
 
 
-@TARGET_SOURCES.register("neuron_clusters")
 def polysemantic_clusters(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
     if "vital" not in cfg.methods:
         return []

@@ -116,7 +116,7 @@ class MetricContext:
         if key not in self._groups:
             from ..data.patches import cached_top_patches
             from ..methods.vital_refs import examples_max_images
-            from ..pipeline.progress import stage
+            from ..progress import stage
 
             channels = sorted(set(self.layer_channels.get(layer, [])) | {channel})
             handle = self.self_model()

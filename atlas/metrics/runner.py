@@ -24,7 +24,7 @@ from ..data import open_pool
 from ..errors import AtlasError
 from ..models import check_model_name
 from ..pipeline.planner import Plan
-from ..pipeline.progress import stage
+from ..progress import stage
 from ..pipeline.store import Store
 from .backbones import Unavailable, roles_for
 from .context import JobRef, MetricContext, Request

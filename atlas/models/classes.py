@@ -20,9 +20,11 @@ def imagenet_classes() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
     return names, wnids
 
 
-def imagenet_synonyms(class_id: int) -> Tuple[str, ...]:
-    """All synonyms of a class (for search), e.g. ``("tench", "Tinca tinca")``."""
+@lru_cache(maxsize=1)
+def imagenet_synonyms() -> Tuple[Tuple[str, ...], ...]:
+    """All names of every class in index order (for search), e.g. ``("tench", "Tinca tinca")`` first."""
     from timm.data import ImageNetInfo
 
-    desc = ImageNetInfo("imagenet-1k").index_to_description(class_id)
-    return tuple(s.strip() for s in desc.split(",") if s.strip())
+    info = ImageNetInfo("imagenet-1k")
+    n = len(imagenet_classes()[0])
+    return tuple(tuple(s.strip() for s in info.index_to_description(i).split(",") if s.strip()) for i in range(n))

@@ -26,7 +26,7 @@ from ..methods import METHODS
 from .compute import compute_settings
 from .estimate import Pair, Rate
 from .jobs import Job
-from .progress import stage
+from ..progress import stage
 from .sharding import plan_batches
 from .store import Store, atomic_write
 

@@ -5,15 +5,17 @@ Unknown models, methods, classes and settings are reported here, once, as one-li
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..config import AtlasConfig
-from ..errors import AtlasError, unknown_choice
-from ..methods import METHODS
+from ..bibtex import bibtex
+from ..errors import AtlasError, SourceSkipped, unknown_choice
+from ..methods.base import METHODS, display_title
 from ..registry import Registry
 from ..models import check_model_name
-from ..models.classes import imagenet_classes
+from ..models.classes import imagenet_classes, imagenet_synonyms
 from ..targets import Target
 from .jobs import Job
 
@@ -26,6 +28,31 @@ class Skip:
     reason: str
 
 
+@dataclass(frozen=True)
+class MethodInfo:
+    """What pages and the manifest show of a method, read from its registry entry when planning (the site
+    renderer never imports a method)."""
+
+    name: str
+    title: str  # for people; unique among the registered methods (see methods.base.display_title)
+    summary: str
+    paper: str  # citation key
+    bibtex: str
+    version: str
+    kinds: Tuple[str, ...]
+    settings: Dict[str, Any]  # the method's effective Config, as plain data
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What pages show of a model: its class names, WordNet ids and further names (for search)."""
+
+    name: str
+    class_names: Tuple[str, ...]
+    wnids: Tuple[str, ...]
+    synonyms: Tuple[Tuple[str, ...], ...]
+
+
 @dataclass
 class Plan:
     config: AtlasConfig
@@ -34,6 +61,8 @@ class Plan:
     classes: Dict[str, List[int]] = field(default_factory=dict)
     #: (model, target source, reason) for sources that do not apply to a model (e.g. no concept layer)
     source_skips: List[Tuple[str, str, str]] = field(default_factory=list)
+    methods: Dict[str, MethodInfo] = field(default_factory=dict)
+    models: Dict[str, ModelInfo] = field(default_factory=dict)
 
     def by_key(self) -> Dict[str, Job]:
         return {j.key: j for j in self.jobs}
@@ -77,38 +106,6 @@ def data_key(cfg: AtlasConfig) -> Tuple[Tuple[str, object], ...]:
 TARGET_SOURCES: Registry[Callable[[AtlasConfig, str, List[int]], List[Target]]] = Registry("target source")
 
 
-@TARGET_SOURCES.register("class")
-def class_targets(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
-    return [Target.of_class(c) for c in classes] if cfg.targets.classes else []
-
-
-class SourceSkipped(Exception):
-    """Raised by a target source that does not apply to a model (its one-line reason): the plan records it
-    and goes on, as a multi-model preset asks for e.g. concepts only where a model has a concept layer."""
-
-
-@TARGET_SOURCES.register("neuron")
-def listed_neurons(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
-    """The neurons listed in ``[targets] neurons``, checked against the model's architecture (no weights
-    needed): an unknown layer or a channel out of range is a one-line error before anything runs. With
-    several models, a layer that only some of them have is skipped (with the reason) for the others."""
-    from ..models.zoo import layer_width
-
-    out = []
-    for layer, channel in cfg.targets.neurons:
-        try:
-            width = layer_width(model, layer)
-        except AtlasError as exc:
-            if len(cfg.models) > 1 and str(exc).startswith("unknown layer"):
-                raise SourceSkipped(f"{model} has no layer {layer!r}") from None
-            raise
-        if not 0 <= channel < width:
-            raise AtlasError(f"neuron {channel} out of range for layer {layer} of {model}: "
-                             f"valid channels are 0-{width - 1}")
-        out.append(Target.of_neuron(layer, channel))
-    return out
-
-
 def targets_for(cfg: AtlasConfig, model: str, classes: List[int],
                 skips: Optional[List[Tuple[str, str, str]]] = None) -> List[Target]:
     """Every target the configuration asks for on ``model`` (all registered sources)."""
@@ -122,11 +119,22 @@ def targets_for(cfg: AtlasConfig, model: str, classes: List[int],
     return out
 
 
+def method_info(name: str, config) -> MethodInfo:
+    m = METHODS.get(name)
+    return MethodInfo(name=name, title=display_title(name), summary=m.summary, paper=m.paper,
+                      bibtex=bibtex(m.paper), version=m.version, kinds=tuple(m.kinds),
+                      settings=dataclasses.asdict(config))
+
+
+def model_info(name: str) -> ModelInfo:
+    names, wnids = imagenet_classes()
+    return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms())
+
+
 def make_plan(cfg: AtlasConfig) -> Plan:
     """Validate ``cfg`` and list its jobs (model-major, then method, seed, target)."""
-    from ..extensions import load_extensions
-
-    load_extensions()
+    if not len(METHODS):
+        raise AtlasError("no method is registered: call atlas.app.install() once before planning")
     for m in cfg.models:
         check_model_name(m)
     methods = [METHODS.get(name) for name in cfg.methods]
@@ -161,4 +169,5 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                                     config=configs[method.name], version=method.version,
                                     data=data_key(cfg) if method.uses_data else ()))
     return Plan(config=cfg, jobs=jobs, skipped=skipped, classes={m: classes for m in cfg.models},
-                source_skips=source_skips)
+                source_skips=source_skips, methods={m.name: method_info(m.name, configs[m.name]) for m in methods},
+                models={m: model_info(m) for m in cfg.models})

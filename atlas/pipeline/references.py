@@ -24,7 +24,7 @@ from PIL import Image
 from ..config import stable_hash
 from ..data.pools import UnreadableImage
 from ..errors import AtlasError
-from .progress import stage
+from ..progress import stage
 from .store import Store
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from .compute import compute_settings, prepare_model
 from ..registry import Registry
 from .jobs import Job
 from .ledger import Ledger
-from .progress import stage
+from ..progress import stage
 from .sharding import Batch, plan_batches
 from .store import Store, disk_errors
 
@@ -133,9 +133,6 @@ class Runner:
         start = time.perf_counter()
         report = RunReport()
         self.store.clean_temp()
-        from ..extensions import load_extensions
-
-        load_extensions()
         order: Dict[tuple, List[List[Job]]] = {}
         models = []
         for b in batches:

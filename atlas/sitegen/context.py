@@ -17,21 +17,21 @@ Extension points (other features plug in here without touching the core pages):
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache, partial
-from typing import Any, Callable, Dict, List, Optional
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from .. import __version__
-from ..bibtex import ATLAS_BIBTEX, bibtex
+from ..bibtex import ATLAS_BIBTEX
 from ..config import stable_hash
-from ..methods import METHODS
-from ..models.classes import imagenet_classes
-from ..pipeline.planner import Plan
-from ..pipeline.store import Store
 from ..registry import Registry
 from ..targets import Target
 from . import assets, paths
 from .cite import figure_bibtex
-from .entries import ClassEntry, Figure, ModelEntry, Page, Section, SiteBuild, SiteData, method_title
+from .entries import ClassEntry, Figure, ModelEntry, Page, Section, SiteBuild, SiteData
+
+if TYPE_CHECKING:
+    from ..pipeline.planner import MethodInfo, Plan
+    from ..pipeline.store import Store
 from .manifest import figure_record, manifest
 from .search import index_json, index_script, search_index
 
@@ -44,26 +44,11 @@ CLASS_SECTIONS: Registry[Callable[[SiteBuild, "ModelEntry", ClassEntry], Optiona
 PAGE_SOURCES: Registry[Callable[[SiteBuild], None]] = Registry("page source")
 
 
-def method_info(name: str, settings: Dict[str, Any]) -> Dict[str, Any]:
-    m = METHODS.get(name)
-    return {"name": name, "title": method_title(name), "summary": m.summary, "paper": m.paper,
-            "bibtex": bibtex(m.paper), "settings": settings, "page": paths.method_page(name),
-            "version": m.version, "slug": paths.method_slug(name), "kinds": list(m.kinds)}
-
-
-@lru_cache(maxsize=1)
-def _all_synonyms() -> tuple:
-    """Synonyms of every ImageNet class (one pass over timm's descriptions; per-class lookups each
-    re-read them)."""
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo("imagenet-1k")
-    n = len(imagenet_classes()[0])
-    return tuple(tuple(s.strip() for s in info.index_to_description(i).split(",") if s.strip()) for i in range(n))
-
-
-def _synonyms(class_id: int) -> tuple:
-    return _all_synonyms()[class_id]
+def method_info(info: "MethodInfo") -> Dict[str, Any]:
+    """A method as pages show it (from the plan's record of it; no method is imported)."""
+    return {"name": info.name, "title": info.title, "summary": info.summary, "paper": info.paper,
+            "bibtex": info.bibtex, "settings": info.settings, "page": paths.method_page(info.name),
+            "version": info.version, "slug": paths.method_slug(info.name), "kinds": list(info.kinds)}
 
 
 def _config_info(job, cache: Dict[Any, Any]) -> tuple:
@@ -75,8 +60,7 @@ def _config_info(job, cache: Dict[Any, Any]) -> tuple:
     return got[1], got[2]
 
 
-def _figure(store: Store, job, class_names, configs: Dict[Any, Any]) -> Figure:
-    title = configs.get(("title", job.method)) or configs.setdefault(("title", job.method), method_title(job.method))
+def _figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any]) -> Figure:
     t = job.target
     stem = paths.figure_stem(job.model, job.method, t, job.seed)
     label = f"{class_names[t.class_id]} ({t.class_id})" if t.class_id is not None else t.slug()
@@ -125,9 +109,10 @@ def _class_entries(b: SiteBuild, model: str) -> List[ClassEntry]:
 
     entries = []
     first_seed = b.config.seeds[0]
+    info = b.plan.models[model]
     for cid in b.plan.classes.get(model, []):
-        name = b.names[cid]
-        entry = ClassEntry(id=cid, name=name, synonyms=list(_synonyms(cid)), wnid=b.wnids[cid],
+        name = info.class_names[cid]
+        entry = ClassEntry(id=cid, name=name, synonyms=list(info.synonyms[cid]), wnid=info.wnids[cid],
                            page=paths.class_page(model, cid))
         entry.methods = b.figures_for(model, Target.of_class(cid))
         entry.thumb = next((f.thumb for _, _, figs in entry.methods for f in figs if f.status == "done"), "")
@@ -153,20 +138,15 @@ def _status_counts(figs) -> Dict[str, int]:
     return counts
 
 
-def gather(plan: Plan, store: Store) -> SiteData:
-    """All pages and assets of the site for ``plan``, reading only the store."""
-    from ..extensions import load_extensions
-
-    load_extensions()
+def gather(plan: "Plan", store: "Store") -> SiteData:
+    """All pages and assets of the site for ``plan``, reading only the plan and the store."""
     cfg = plan.config
-    names, wnids = imagenet_classes()
     config_hash = stable_hash(cfg)
-    b = SiteBuild(plan=plan, store=store, names=names, wnids=wnids)
-    b.methods = [method_info(m, dataclasses.asdict(METHODS.get(m).config(cfg.method_settings(m))))
-                 for m in cfg.methods]
+    b = SiteBuild(plan=plan, store=store)
+    b.methods = [method_info(plan.methods[m]) for m in cfg.methods]
     manifest_figs, configs = [], {}
     for job in plan.jobs:
-        fig = _figure(store, job, names, configs)
+        fig = _figure(store, job, b.class_names(job.model), b.title(job.method), configs)
         b.figures[(job.model, job.method, job.target, job.seed)] = fig
         if fig.status == "done":
             _figure_assets(b, fig)
@@ -212,7 +192,7 @@ def gather(plan: Plan, store: Store) -> SiteData:
     common = {"methods": b.methods, "models": b.models, "counts": _status_counts(b.figures.values()),
               "config": cfg, "nav": nav, "config_hash": config_hash, "version": __version__,
               "atlas_bibtex": ATLAS_BIBTEX % {"version": __version__, "config": config_hash},
-              "class_names": names, "patterns": paths.class_patterns(), "figure_bibtex": partial(figure_bibtex, version=__version__)}
+              "class_names": b.class_names(cfg.models[0]), "patterns": paths.class_patterns(), "figure_bibtex": partial(figure_bibtex, version=__version__)}
     b.pages.append(Page("index.html", "index.html", {}))
     b.pages.append(Page("about.html", "about.html", {}))
     b.pages.append(Page(paths.COMPARE_PAGE, "compare.html", {}))

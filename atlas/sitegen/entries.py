@@ -4,22 +4,14 @@ neuron, metrics pages) read them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from ..methods import METHODS
-from ..pipeline.planner import Plan
-from ..pipeline.store import Store
 from ..targets import Target
 from . import paths
 
-
-def method_title(name: str) -> str:
-    """The method's title for people; registered variants that share a title (``maco`` and ``maco_hr``
-    are both "MACO") get their name added, so that two columns never carry the same heading."""
-    title = METHODS.get(name).title or name
-    clash = any(n != name and (METHODS.get(n).title or n) == title for n in METHODS.names())
-    return f"{title} ({name})" if clash and name.lower() != title.lower() else title
-
+if TYPE_CHECKING:
+    from ..pipeline.planner import Plan
+    from ..pipeline.store import Store
 
 @dataclass
 class Figure:
@@ -121,10 +113,8 @@ class SiteBuild:
     ``search`` takes extra search entries and ``manifest_extra`` extra manifest data.
     """
 
-    plan: Plan
-    store: Store
-    names: tuple
-    wnids: tuple
+    plan: "Plan"
+    store: "Store"
     figures: Dict[tuple, Figure] = field(default_factory=dict)
     assets: Dict[str, Callable[[], bytes]] = field(default_factory=dict)
     pages: List[Page] = field(default_factory=list)
@@ -132,11 +122,18 @@ class SiteBuild:
     methods: List[Dict[str, Any]] = field(default_factory=list)
     search: List[Dict[str, Any]] = field(default_factory=list)
     manifest_extra: Dict[str, Any] = field(default_factory=dict)
-    titles: Dict[str, str] = field(default_factory=dict)  # method titles for people (see method_title)
 
     @property
     def config(self):
         return self.plan.config
+
+    def title(self, method: str) -> str:
+        """The method's title for people (recorded in the plan)."""
+        return self.plan.methods[method].title
+
+    def class_names(self, model: str) -> tuple:
+        """The class names of ``model``, indexed by class id."""
+        return self.plan.models[model].class_names
 
     def add_asset(self, path: str, producer: Callable[[], bytes]) -> str:
         self.assets[path] = producer
@@ -148,9 +145,7 @@ class SiteBuild:
         for m in self.config.methods:
             figs = [f for s in self.config.seeds if (f := self.figures.get((model, m, target, s)))]
             if figs:
-                if m not in self.titles:
-                    self.titles[m] = method_title(m)
-                out.append((m, self.titles[m], figs))
+                out.append((m, self.title(m), figs))
         return out
 
     def class_entry(self, model: str, class_id: int) -> Optional[ClassEntry]:

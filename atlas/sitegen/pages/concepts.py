@@ -13,17 +13,16 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from markupsafe import Markup
 
-from ..pipeline.planner import resolve_classes
-from ..sitegen import assets
-from ..sitegen.context import CLASS_SECTIONS, PAGE_SOURCES, Page, Section, SiteBuild
-from ..sitegen.paths import model_slug
-from ..targets import Target, safe_slug
-from .bank import ConceptBank, find_banks, fit_hash
+from ...concepts.bank import ConceptBank, find_banks, fit_hash
+from ...concepts.clusters import cluster_fit
+from ...concepts.examples import find_clusters, find_examples, neuron_targets
+from ...concepts.neurons import Selection, select_neurons
+from ...concepts.settings import concept_layer, craft_config, has_concept_layer, neuron_config
+from ...targets import Target, safe_slug
+from .. import assets
+from ..context import Page, Section, SiteBuild
+from ..paths import model_slug
 from .cluster_chart import cluster_svg, radviz
-from .clusters import cluster_fit
-from .examples import find_clusters, find_examples, neuron_targets
-from .neurons import Selection, select_neurons
-from .settings import concept_layer, craft_config, has_concept_layer, neuron_config
 
 
 # ------------------------------------------------------------------------------------------- paths
@@ -118,16 +117,15 @@ def _card(b: SiteBuild, model: str, bank: ConceptBank, k: int, layer: str, fit: 
     cmap = b.add_asset(f"{stem}-map.png", partial(assets.file_bytes, bank.path / f"map-{k:02d}.png"))
     figs = b.figures_for(model, Target("concept", class_id=c, concept=k, layer=layer, fit=fit))
     thumb = next((f.thumb for _, _, fs in figs for f in fs if f.status == "done"), "")
-    sim = [{"class_id": oc, "class_name": b.names[oc], "index": ok, "cos": cos, "page": concept_page(model, oc, ok)}
+    sim = [{"class_id": oc, "class_name": b.class_names(model)[oc], "index": ok, "cos": cos, "page": concept_page(model, oc, ok)}
            for oc, ok, cos in similar]
-    return ConceptCard(model=model, class_id=c, class_name=b.names[c], index=k, page=concept_page(model, c, k),
+    return ConceptCard(model=model, class_id=c, class_name=b.class_names(model)[c], index=k, page=concept_page(model, c, k),
                        share=float(s["share"][k]), importance=float(s["importance"][k]), wins=int(s["wins"][k]),
                        important=bool(s["important"][k]), mosaic=mosaic, map=cmap, figures=figs, thumb=thumb,
                        similar=sim)
 
 
 # ------------------------------------------------------------------------------------------- concepts
-@CLASS_SECTIONS.register("concepts")
 def concept_section(b: SiteBuild, model, entry) -> Optional[Section]:
     st = _state(b)[model.name]
     cards = st["cards"].get(entry.id)
@@ -154,7 +152,6 @@ def _cluster_chart(bank: ConceptBank, class_name: str):
     return {"svg": Markup(cluster_svg(points, bank.k, labels, title)), "shown": len(points), "patches": int(U.shape[0])}
 
 
-@PAGE_SOURCES.register("concepts")
 def concept_pages(b: SiteBuild) -> None:
     for me in b.models:
         st = _state(b)[me.name]
@@ -171,7 +168,7 @@ def _selection(b: SiteBuild, model: str):
     cache = b.__dict__.setdefault("_selection", {})
     if model not in cache:
         skipped = any(m == model and src == "neuron_selection" for m, src, _ in b.plan.source_skips)
-        cache[model] = Selection() if skipped else select_neurons(b.config, model, resolve_classes(b.config))
+        cache[model] = Selection() if skipped else select_neurons(b.config, model, b.plan.classes.get(model, []))
     return cache[model]
 
 
@@ -202,7 +199,6 @@ class NeuronEntry:
         return f"{self.layer} #{self.channel}"
 
 
-@PAGE_SOURCES.register("neurons")
 def neuron_pages(b: SiteBuild) -> None:
     import json
 

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..sitegen.tsne_svg import PALETTE
+from ..tsne_svg import PALETTE
 
 
 def radviz(U: np.ndarray, max_points: int = 400, seed: int = 0) -> np.ndarray:

@@ -13,10 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from ..methods import METHODS
-from ..sitegen.context import CLASS_SECTIONS, ClassEntry, Figure, ModelEntry, Section, SiteBuild
-from ..sitegen.paths import model_slug
-from .metrics import summarize_path_similarity
+from ...seeded.metrics import summarize_path_similarity
+from ..context import ClassEntry, Figure, ModelEntry, Section, SiteBuild
+from ..paths import model_slug
 
 PANELS = (("seed", "seed image"), ("result", "result"), ("mask", "mask"), ("composite", "masked result"))
 SCORE_LABELS = (
@@ -44,7 +43,7 @@ class SeedImage:
 
 
 def image_methods(build: SiteBuild) -> List[str]:
-    return [m for m in build.config.methods if "image" in METHODS.get(m).kinds]
+    return [m for m in build.config.methods if "image" in build.plan.methods[m].kinds]
 
 
 def image_figures(build: SiteBuild, model: str, class_id: int) -> List[Figure]:
@@ -107,7 +106,7 @@ def seeded_section(build: SiteBuild, model: ModelEntry, entry: ClassEntry) -> Op
         img.source = img.source or info.get("source", "")
         scores = f.meta.get("scores", {})
         numbers = [(label, scores[key]) for key, label in SCORE_LABELS if scores.get(key) is not None]
-        img.rows.append(Row(f.method, f.method_title, goal_label(f, build.names), f, panel_paths(f), numbers))
+        img.rows.append(Row(f.method, f.method_title, goal_label(f, build.class_names(model.name)), f, panel_paths(f), numbers))
     return Section(title="Real images explained", template="seeded_section.html",
                    data={"images": list(images.values())}, order=60)
 
@@ -163,7 +162,3 @@ def path_json(build: SiteBuild, model: ModelEntry) -> bytes:
                 for f in figs if f.target.toward is None and "path_similarity" in f.meta.get("info", {})}}
     return json.dumps({"model": model.name, "metric": "path similarity (Pearson, per layer)", "classes": out},
                       indent=1, sort_keys=True).encode()
-
-
-CLASS_SECTIONS.register("image-seeded")(seeded_section)
-CLASS_SECTIONS.register("path-similarity")(path_section)

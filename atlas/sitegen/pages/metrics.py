@@ -7,11 +7,11 @@ from typing import Dict, List, Optional
 
 from markupsafe import Markup
 
-from ..metrics.results import load_model_results
-from . import paths
-from .context import CLASS_SECTIONS, PAGE_SOURCES, ModelEntry, Page, Section, SiteBuild
-from .metrics_tables import KIND_TABLES, build_table, neuron_details
-from .tsne_svg import class_colors, legend_symbol, method_shapes, tsne_svg
+from ...metrics.results import load_model_results
+from .. import paths
+from ..context import ModelEntry, Page, Section, SiteBuild
+from ..metrics_tables import KIND_TABLES, build_table, neuron_details
+from ..tsne_svg import class_colors, legend_symbol, method_shapes, tsne_svg
 
 METRICS_INDEX = "metrics.html"
 TSNE_PAGE = "tsne.html"
@@ -31,10 +31,6 @@ def results_for(b: SiteBuild, model: str) -> Optional[dict]:
     if model not in cache:
         cache[model] = load_model_results(b.store, b.config, model, b.plan.classes.get(model, []))
     return cache[model]
-
-
-def _method_title(b: SiteBuild, name: str) -> str:
-    return next((m["title"] for m in b.methods if m["name"] == name), name)
 
 
 def _current_jobs(b: SiteBuild, model: str, method: str, kind: str) -> Dict[str, str]:
@@ -64,11 +60,11 @@ def model_tables(b: SiteBuild, model: str, res: dict) -> List[dict]:
         for m in b.config.methods:
             u = res["units"].get(f"{m}/{kind}")
             if u is not None:
-                rows.append((_method_title(b, m), next((x["page"] for x in b.methods if x["name"] == m), None),
+                rows.append((b.title(m), next((x["page"] for x in b.methods if x["name"] == m), None),
                              u["cells"], False, _stale(b, u)))
         table = build_table(kind, rows)
         if kind == "neuron":
-            table["details"] = neuron_details([(_method_title(b, m), res["units"][f"{m}/neuron"])
+            table["details"] = neuron_details([(b.title(m), res["units"][f"{m}/neuron"])
                                                for m in b.config.methods if f"{m}/neuron" in res["units"]])
         tables.append(table)
     return tables
@@ -87,7 +83,7 @@ def coverage(b: SiteBuild, model: str, res: Optional[dict]) -> List[dict]:
             reason = f"no metric applies to its targets ({', '.join(units)}) and the method reports none"
         else:
             reason = "metrics not computed for its images yet: run atlas metrics" if done else "no finished images yet"
-        out.append({"title": _method_title(b, m), "tables": [KIND_TABLES[k][0] for k in kinds], "reason": reason})
+        out.append({"title": b.title(m), "tables": [KIND_TABLES[k][0] for k in kinds], "reason": reason})
     return out
 
 
@@ -97,7 +93,6 @@ def _json_bytes(res: dict) -> bytes:
     return json.dumps(dict(res, units=units), indent=1, sort_keys=True).encode()
 
 
-@PAGE_SOURCES.register("metrics")
 def metrics_pages(b: SiteBuild) -> None:
     models = []
     for me in b.models:
@@ -114,7 +109,6 @@ def metrics_pages(b: SiteBuild) -> None:
                         nav_title="Metrics"))
 
 
-@PAGE_SOURCES.register("tsne")
 def tsne_page(b: SiteBuild) -> None:
     by_key = {f.key: f for f in b.figures.values() if f.status == "done"}
     charts = []
@@ -138,24 +132,24 @@ def _chart(b: SiteBuild, me: ModelEntry, t: dict, by_key) -> dict:
             return None
         return paths.relative(TSNE_PAGE, f.page), paths.relative(TSNE_PAGE, f.thumb)
 
-    svg = tsne_svg(t["points"], methods, classes, lambda c: f"{b.names[c]} ({c})", lambda m: _method_title(b, m),
+    names = b.class_names(me.name)
+    svg = tsne_svg(t["points"], methods, classes, lambda c: f"{names[c]} ({c})", b.title,
                    link, title=f"t-SNE of {me.name} penultimate features")
     shapes, colors = method_shapes(methods), class_colors(classes)
     legend_methods = [(Markup(legend_symbol("circle", "#888", 0.3)), "real images")]
-    legend_methods += [(Markup(legend_symbol(shapes[m])), _method_title(b, m)) for m in methods]
-    legend_classes = [(colors[c], f"{b.names[c]} ({c})") for c in classes]
-    dist = [(_method_title(b, m), t.get("centroid_distance", {}).get(m)) for m in methods]
+    legend_methods += [(Markup(legend_symbol(shapes[m])), b.title(m)) for m in methods]
+    legend_classes = [(colors[c], f"{names[c]} ({c})") for c in classes]
+    dist = [(b.title(m), t.get("centroid_distance", {}).get(m)) for m in methods]
     return {"model": me.name, "svg": Markup(svg), "legend_methods": legend_methods, "legend_classes": legend_classes,
             "info": t, "distances": dist, "reason": None}
 
 
-@CLASS_SECTIONS.register("metrics")
 def class_metrics(b: SiteBuild, me: ModelEntry, e) -> Optional[Section]:
     res = results_for(b, me.name)
     data = {"computed": res is not None, "page": metrics_page(me.name), "rows": [], "real": None, "judges": []}
     if res is None:
         return Section("Metrics", "_metrics_section.html", data, order=70)
-    names = b.names
+    names = b.class_names(me.name)
     base = res.get("baseline") or {}
     real = (base.get("classes") or {}).get(str(e.id))
     if real:
@@ -172,7 +166,7 @@ def class_metrics(b: SiteBuild, me: ModelEntry, e) -> Optional[Section]:
                         continue
                     judges = sorted((d.get("judges") or {}).items())
                     data["judges"] = data["judges"] or [j for j, _ in judges]
-                    label = _method_title(b, m) + ("" if kind == "class" else f" · {slug[len(prefix):]}")
+                    label = b.title(m) + ("" if kind == "class" else f" · {slug[len(prefix):]}")
                     data["rows"].append({
                         "label": label, "seed": seed, "correct": d["correct"],
                         "top2": [(names[i], p, i == e.id) for i, p in d["top2"]],

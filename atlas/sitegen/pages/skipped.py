@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from ..methods import METHODS
-from . import paths
-from .context import CLASS_SECTIONS, ClassEntry, ModelEntry, Section, SiteBuild
+from .. import paths
+from ..context import ClassEntry, ModelEntry, Section, SiteBuild
 
 
 def skipped_index(build: SiteBuild) -> Dict[Tuple[str, int], List[dict]]:
@@ -21,16 +20,14 @@ def skipped_index(build: SiteBuild) -> Dict[Tuple[str, int], List[dict]]:
         if s.target.kind != "class" or (s.model, s.target.class_id, s.method, s.reason) in seen:
             continue
         seen.add((s.model, s.target.class_id, s.method, s.reason))
-        method = METHODS.get(s.method)
         index.setdefault((s.model, s.target.class_id), []).append({
-            "method": s.method, "title": method.title or s.method, "reason": s.reason,
+            "method": s.method, "title": build.title(s.method), "reason": s.reason,
             "page": paths.method_page(s.method),
         })
     build._skipped_index = index  # a cache on this build's state object only
     return index
 
 
-@CLASS_SECTIONS.register("skipped")
 def skipped_section(build: SiteBuild, model: ModelEntry, entry: ClassEntry) -> Optional[Section]:
     items = skipped_index(build).get((model.name, entry.id))
     if not items:

@@ -1,0 +1,118 @@
+"""The composition root: the one place that wires atlas's features into the core's registries.
+
+The core (planner, runner, method context, site generator) declares its extension points as registries and
+never imports a feature. Each feature below is a vertical slice - its computation low in the house (e.g.
+:mod:`atlas.concepts`), its pages high (:mod:`atlas.sitegen.pages`) - and contributes to the registries
+only here. The command line, ``build.py``, the benchmarks and the tests call :func:`install` once.
+
+Order matters where a registry's order is visible: target sources are planned in registration order,
+class-page sections of equal ``order`` and page sources appear in it.
+
+==========================  ==============================================================================
+registry                    what a contribution is
+==========================  ==============================================================================
+``METHODS``                 a :class:`~atlas.methods.base.Method` (every module of :mod:`atlas.methods`)
+``TARGET_SOURCES``          ``source(cfg, model, classes) -> [Target]`` (raise ``SourceSkipped`` to skip)
+``RUN_STAGES``              ``stage(runner, model)``, run before a model's jobs (cached in the store)
+``RESOURCES``               ``factory(run_context)``: a shared object a method asks for by name
+``CLASS_SECTIONS``          ``section(build, model_entry, class_entry) -> Section | None``
+``PAGE_SOURCES``            ``source(build)``: appends pages (and search entries, assets)
+==========================  ==============================================================================
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Callable, Tuple
+
+from .methods.base import METHODS, RESOURCES
+from .pipeline.planner import TARGET_SOURCES
+from .pipeline.runner import RUN_STAGES
+from .sitegen.context import CLASS_SECTIONS, PAGE_SOURCES
+
+
+def _methods() -> None:
+    """Every method module (or package) of :mod:`atlas.methods` registers what its ``METHODS`` lists."""
+    import atlas.methods as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name in ("base", "common"):
+            continue
+        importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def _core_targets() -> None:
+    """Classes, listed neurons and the real images of the image-seeded methods."""
+    from .pipeline import sources
+
+    TARGET_SOURCES.add("class", sources.class_targets)
+    TARGET_SOURCES.add("neuron", sources.listed_neurons)
+
+
+def _metrics_pages() -> None:
+    """The metrics page per model, the t-SNE page and the metrics section of class pages."""
+    from .sitegen.pages import metrics
+
+    PAGE_SOURCES.add("metrics", metrics.metrics_pages)
+    PAGE_SOURCES.add("tsne", metrics.tsne_page)
+    CLASS_SECTIONS.add("metrics", metrics.class_metrics)
+
+
+def _skipped_methods() -> None:
+    """The methods a plan skipped for a class, with their reasons, on its page."""
+    from .sitegen.pages import skipped
+
+    CLASS_SECTIONS.add("skipped", skipped.skipped_section)
+
+
+def _concepts_and_neurons() -> None:
+    """CRAFT concepts per class and selected neurons: targets, cached stages, resources and pages."""
+    from .concepts import bank, clusters, examples, sources
+    from .sitegen.pages import concepts
+
+    TARGET_SOURCES.add("concept", sources.concept_targets)
+    TARGET_SOURCES.add("neuron_selection", sources.selected_neurons)
+    RESOURCES.add("concepts", bank.ConceptProvider)
+    RESOURCES.add("neuron_clusters", clusters.ClusterProvider)
+    RUN_STAGES.add("craft", bank.craft_stage)
+    RUN_STAGES.add("neuron_examples", examples.neuron_stage)
+    CLASS_SECTIONS.add("concepts", concepts.concept_section)
+    PAGE_SOURCES.add("concepts", concepts.concept_pages)
+    PAGE_SOURCES.add("neurons", concepts.neuron_pages)
+
+
+def _vital_clusters() -> None:
+    """VITAL's own polysemantic-neuron cluster targets (``[settings.vital] clusters = k``)."""
+    from .methods.vital_targets import polysemantic_clusters
+
+    TARGET_SOURCES.add("neuron_clusters", polysemantic_clusters)
+
+
+def _image_explanations() -> None:
+    """Real images explained by the image-seeded methods: their targets and class-page sections."""
+    from .pipeline import sources
+    from .sitegen.pages import image_explanations
+
+    TARGET_SOURCES.add("image", sources.image_targets)
+    CLASS_SECTIONS.add("image-seeded", image_explanations.seeded_section)
+    CLASS_SECTIONS.add("path-similarity", image_explanations.path_section)
+
+
+#: The features, in installation order.
+FEATURES: Tuple[Tuple[str, Callable[[], None]], ...] = (
+    ("methods", _methods),
+    ("core targets", _core_targets),
+    ("metrics pages", _metrics_pages),
+    ("skipped methods", _skipped_methods),
+    ("concepts and neurons", _concepts_and_neurons),
+    ("VITAL clusters", _vital_clusters),
+    ("image explanations", _image_explanations),
+)
+
+
+def install() -> None:
+    """Install every feature into the registries (once; a second call changes nothing)."""
+    if "class" in TARGET_SOURCES:
+        return
+    for _, feature in FEATURES:
+        feature()
