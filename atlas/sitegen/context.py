@@ -8,7 +8,7 @@ Extension points (other features plug in here without touching the core pages):
   template file of the extension that formats ``section.data``; it sees ``section``, ``entry``, ``model``,
   ``url`` and the common context. Sections appear in ``order`` and are listed in the page's "jump to"
   links under ``Section.title`` (anchor ``#sec-<name>``). CSS hooks for their content are documented at
-  the end of ``atlas/templates/static/style.css`` (panel grids, importance bars, mosaics, charts, tables).
+  the end of ``templates/static/style.css`` (panel grids, importance bars, mosaics, charts, tables).
 * :data:`PAGE_SOURCES` - ``source(build) -> None``: appends :class:`Page` objects to ``build.pages``
   (concept, neuron, metrics, t-SNE pages); ``nav_title`` puts a page in the top navigation. Sources may
   also add search entries (``build.search.append({"label", "page", "kind"})``), assets

@@ -27,10 +27,13 @@ PARALLEL_MIN_ITEMS = 1500  # below this, forking workers costs more than it save
 
 
 def templates_dir() -> Path:
-    """The package's ``atlas/templates/`` folder, installed with it as package data (``$ATLAS_TEMPLATES``
-    overrides, e.g. to restyle a site)."""
+    """The site's templates: ``$ATLAS_TEMPLATES`` (e.g. to restyle a site), else ``atlas/templates/`` of an
+    installed package (package data), else the source tree's top-level ``templates/`` (a checkout or an
+    editable install)."""
     env = os.environ.get("ATLAS_TEMPLATES")
-    path = Path(env) if env else Path(__file__).resolve().parents[1] / "templates"
+    package = Path(__file__).resolve().parents[1]
+    installed, source = package / "templates", package.parent / "templates"
+    path = Path(env) if env else installed if (installed / "base.html").is_file() else source
     if not (path / "base.html").is_file():
         raise AtlasError(f"templates not found at {path}: reinstall atlas, or point ATLAS_TEMPLATES at a folder "
                          f"holding base.html")

@@ -1,10 +1,10 @@
 """Class-page sections of the image-seeded methods.
 
 * "Real images explained": for every image of the class and every image-seeded method and goal, the four
-  panels seed | result | mask | masked result (``atlas/templates/seeded_section.html``).
+  panels seed | result | mask | masked result (``templates/seeded_section.html``).
 * "Path similarity": per layer, the correlation of the class's accentuations with natural images of the
   class, of the natural images among themselves and of the accentuations with their seeds (feature-
-  accentuation paper Fig. 8 A/C), drawn as SVG at build time (``atlas/templates/path_similarity.html``); the
+  accentuation paper Fig. 8 A/C), drawn as SVG at build time (``templates/path_similarity.html``); the
   numbers are also written to ``<model>/path-similarity.json``.
 """
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Pages that features add to the site (installed by the composition root, :mod:`atlas.app`)."""
