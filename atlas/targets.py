@@ -28,9 +28,10 @@ class Target:
         ``class`` (a logit), ``neuron`` (one channel of ``layer``), ``concept`` (direction number ``concept``
         of class ``class_id``'s concept bank at ``layer``) or ``image`` (explain real image ``image`` with
         respect to ``class_id``).
-    fit:
+    fit_hash:
         for targets derived from data (CRAFT concepts, k-means clusters of a neuron's patches): a hash of
-        the settings of that derivation, so that a job's key changes when they do (not part of the slug).
+        the settings of that fit, so that a job's key changes when they do (not part of the slug; recorded
+        under the key ``"fit"`` in :meth:`to_dict`, as in every store so far).
     toward:
         image targets only: which class an image-seeded method drives the image toward. ``None`` is the
         image's own class ``class_id``; ``"rival"`` the highest-scoring *other* class (the second-highest
@@ -45,7 +46,7 @@ class Target:
     concept: Optional[int] = None
     image: Optional[str] = None
     cluster: Optional[int] = None
-    fit: Optional[str] = None
+    fit_hash: Optional[str] = None
     toward: Optional[str] = None
 
     def __post_init__(self):
@@ -84,8 +85,15 @@ class Target:
         return s
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The fields that are set, as plain data (part of every job's key)."""
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        if "fit_hash" in d:
+            d["fit"] = d.pop("fit_hash")
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Target":
+        d = dict(d)
+        if "fit" in d:
+            d["fit_hash"] = d.pop("fit")
         return cls(**d)

@@ -180,7 +180,7 @@ def test_concept_stage_is_cached_and_serves_the_resource(tiny, tmp_path, monkeyp
         ("images", 3), ("patch", 16), ("stride", 8), ("nb_design", 8), ("map_images", 2))))
     store = Store(tmp_path)
     ctx = RunContext(model=tiny, data=DataConfig(), cache_dir=None, pool_factory=Pool, store=store, config=cfg)
-    t = Target("concept", class_id=3, concept=1, layer="relu2", fit=bank.fit_hash(cfg, "relu2"))
+    t = Target("concept", class_id=3, concept=1, layer="relu2", fit_hash=bank.fit_hash(cfg, "relu2"))
     layer, vec = ctx.concept_direction(t)
     assert layer == "relu2" and vec.shape == (16,) and (vec >= 0).all()
     d = next((tmp_path / "stages" / "craft").iterdir())
@@ -193,4 +193,4 @@ def test_concept_stage_is_cached_and_serves_the_resource(tiny, tmp_path, monkeyp
     torch.testing.assert_close(ctx2.concept_direction(t)[1], vec)
     with pytest.raises(AtlasError, match="concept 5 of class 3 does not exist"):
         ctx2.concept_direction(Target("concept", class_id=3, concept=5, layer="relu2"))
-    assert set(bank.find_banks(store, "tiny", t.fit)) == {3}
+    assert set(bank.find_banks(store, "tiny", t.fit_hash)) == {3}

@@ -74,7 +74,7 @@ def test_plan_has_concepts_selected_neurons_and_clusters_once(lite0, tmp_path, m
     assert len(neurons) == len(set(neurons))  # no duplicate jobs
     assert sum(t.cluster is not None for t in neurons) == 3
     assert sum(t.channel == 7 and t.cluster is None for t in neurons) == 1
-    assert all(t.fit for t in concepts) and len({t.fit for t in concepts}) == 1
+    assert all(t.fit_hash for t in concepts) and len({t.fit_hash for t in concepts}) == 1
     # the concept jobs' keys follow the CRAFT settings; the class jobs' keys do not
     other = make_plan(_cfg(tmp_path, concepts=3, top_neurons=1, random_neurons=2, neurons=[["blocks.6", 7]],
                            concept_settings={"visualise": 2, "images": 7},

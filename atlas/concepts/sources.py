@@ -24,7 +24,7 @@ def concept_targets(cfg, model: str, classes: List[int]) -> List[Target]:
     layer = concept_layer(cfg, model)
     fit = fit_hash(cfg, layer)
     n = min(ccfg.visualise or k, k)
-    return [Target("concept", class_id=c, concept=i, layer=layer, fit=fit) for c in classes for i in range(n)]
+    return [Target("concept", class_id=c, concept=i, layer=layer, fit_hash=fit) for c in classes for i in range(n)]
 
 
 def selected_neurons(cfg, model: str, classes: List[int]) -> List[Target]:
@@ -41,5 +41,5 @@ def selected_neurons(cfg, model: str, classes: List[int]) -> List[Target]:
     out = [Target.of_neuron(layer, ch) for layer, ch in sel.reasons if (layer, ch) not in listed]
     fit = cluster_fit(cfg)
     for layer, ch in ncfg.polysemantic:
-        out.extend(Target("neuron", layer=layer, channel=ch, cluster=j, fit=fit) for j in range(ncfg.clusters))
+        out.extend(Target("neuron", layer=layer, channel=ch, cluster=j, fit_hash=fit) for j in range(ncfg.clusters))
     return out

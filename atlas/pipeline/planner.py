@@ -159,7 +159,7 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                         continue  # e.g. neurons for a class-only method: not planned, not an omission
                     if t.kind in kind_methods and method.name not in kind_methods[t.kind]:
                         continue  # [targets] kind_methods leaves this kind to other methods
-                    if t.cluster is not None and t.fit is None and not getattr(method, "clusters", False):
+                    if t.cluster is not None and t.fit_hash is None and not getattr(method, "clusters", False):
                         continue  # VITAL's own polysemantic clusters: only methods with per-cluster references
                     reason = method.unsupported(model, t)
                     if reason:

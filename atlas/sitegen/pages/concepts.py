@@ -115,7 +115,7 @@ def _card(b: SiteBuild, model: str, bank: ConceptBank, k: int, layer: str, fit: 
     stem = concept_stem(model, c, k)
     mosaic = b.add_asset(f"{stem}-mosaic.png", partial(assets.file_bytes, bank.path / f"mosaic-{k:02d}.png"))
     cmap = b.add_asset(f"{stem}-map.png", partial(assets.file_bytes, bank.path / f"map-{k:02d}.png"))
-    figs = b.figures_for(model, Target("concept", class_id=c, concept=k, layer=layer, fit=fit))
+    figs = b.figures_for(model, Target("concept", class_id=c, concept=k, layer=layer, fit_hash=fit))
     thumb = next((f.thumb for _, _, fs in figs for f in fs if f.status == "done"), "")
     sim = [{"class_id": oc, "class_name": b.class_names(model)[oc], "index": ok, "cos": cos, "page": concept_page(model, oc, ok)}
            for oc, ok, cos in similar]
@@ -228,7 +228,7 @@ def neuron_pages(b: SiteBuild) -> None:
             d = clusters.get((layer, ch))
             if d is not None:
                 for j, cl in enumerate(json.loads((d / "clusters.json").read_bytes())):
-                    t = Target("neuron", layer=layer, channel=ch, cluster=j, fit=fit)
+                    t = Target("neuron", layer=layer, channel=ch, cluster=j, fit_hash=fit)
                     n.clusters.append({"index": j, "size": cl["size"], "figures": b.figures_for(model, t),
                                        "mosaic": b.add_asset(f"{stem}-k{j}-examples.png",
                                                              partial(assets.file_bytes, d / f"mosaic-k{j}.png"))})
