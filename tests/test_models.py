@@ -8,7 +8,7 @@ import torch
 from atlas.data.pools import BundledPool
 from atlas.errors import AtlasError
 from atlas.models import MODELS, load_model
-from atlas.models.zoo import LITE_BLOCKS
+from atlas.models.cards import LITE_BLOCKS
 
 
 def _classify(handle, photo):
