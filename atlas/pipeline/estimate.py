@@ -6,8 +6,8 @@ throughput that is, in order of preference: *calibrated* on this device by timin
 jobs of the same (model, method) in the store; or *nominal* (published FLOPs and a nominal Lite0 rate).
 
 FLOPs: the published per-model figures on the model cards (``ModelCard.gflops``: torchvision's ``_ops``, the
-ResNet/EfficientNet papers) count multiply-accumulates; a GPU's peak counts 2 FLOPs per multiply-accumulate (torch's ``FlopCounterMode``
-gives 8.18 GFLOPs for ResNet50's 4.09 G). The model's weights are frozen, so the backward pass computes
+ResNet/EfficientNet papers) count multiply-accumulates; a GPU's peak counts 2 FLOPs per multiply-accumulate
+(torch's ``FlopCounterMode`` gives 8.18 GFLOPs for ResNet50's 4.09 G). The model's weights are frozen, so the backward pass computes
 gradients for activations only - about as many FLOPs as the forward pass: one optimisation pass of one
 view costs ~2 x 2 x the published figure at the model's input size (every crop is resized to it).
 """
