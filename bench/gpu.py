@@ -32,7 +32,7 @@ from atlas.data import open_pool  # noqa: E402
 from atlas.methods import METHODS, RunContext  # noqa: E402
 from atlas.models import load_model  # noqa: E402
 from atlas.pipeline.compute import compute_settings, prepare_model  # noqa: E402
-from atlas.pipeline.estimate import FLOPS_PER_MAC, FWD_BWD_FACTOR, H100_PEAK_FLOPS, MODEL_GFLOPS  # noqa: E402
+from atlas.pipeline.estimate import FLOPS_PER_MAC, FWD_BWD_FACTOR, H100_PEAK_FLOPS, model_gflops  # noqa: E402
 from atlas.runconfig import ComputeConfig  # noqa: E402
 from atlas.targets import Target  # noqa: E402
 
@@ -106,7 +106,7 @@ def main() -> None:
                     loop = getattr(cfg, "steps", 1) * batch / seconds
                     raw = raw_rate(model, batch, model.input_size, device, args.raw_seconds)
                     peak = H100_PEAK_FLOPS["bf16" if precision == "bf16" else "tf32"]
-                    flops_per_img = FWD_BWD_FACTOR * FLOPS_PER_MAC * MODEL_GFLOPS.get(name, 4.1) * 1e9
+                    flops_per_img = FWD_BWD_FACTOR * FLOPS_PER_MAC * model_gflops(name) * 1e9
                     rows.append({
                         "model": name, "method": mname, "precision": precision, "k": k, "model_batch": batch,
                         "loop_img_passes_per_s": round(loop, 1), "raw_fwd_bwd_img_per_s": round(raw, 1),

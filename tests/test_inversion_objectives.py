@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from atlas.models.arch import has_batchnorm
+from atlas.models.cards import has_batchnorm
 from atlas.models.handle import Block, ModelHandle
 from atlas.optim import OptimizerSpec, TargetRNG, optimize
 from atlas.optim.augment import CanvasParam, DecayingChannelNoise, color_shift, grow_canvas, paste_center

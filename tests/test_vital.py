@@ -12,7 +12,7 @@ from atlas.methods import METHODS, RunContext
 from atlas.methods.base import RESOURCES
 from atlas.methods.vital_parts import blocks_before, class_blocks
 from atlas.models import load_model
-from atlas.models.zoo import LITE_BLOCKS
+from atlas.models.cards import LITE_BLOCKS
 from atlas.pipeline import Store
 from atlas.targets import Target
 

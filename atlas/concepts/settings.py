@@ -139,13 +139,10 @@ def default_layers(model: str) -> Tuple[Optional[str], Optional[str]]:
     Neurons: the last of VITAL's matched blocks (ResNet50: ``layer4`` - VITAL Fig. 22 names channels up to
     #1524, beyond layer3's 1024; EfficientNet-Lite: ``blocks.6``).
     """
-    from ..models.zoo import LITE_BLOCKS, TORCHVISION_BLOCKS, TORCHVISION_CONCEPT, _torchvision_family
+    from ..models.cards import known_card
 
-    if model.startswith("efficientnet_lite"):
-        return "bn2", LITE_BLOCKS[-1].path
-    if model in TORCHVISION_BLOCKS:
-        return TORCHVISION_CONCEPT.get(_torchvision_family(model)), TORCHVISION_BLOCKS[model][-1].path
-    return None, None
+    card = known_card(model)
+    return (card.concept_layer, card.neuron_layer) if card is not None else (None, None)
 
 
 def has_concept_layer(cfg, model: str) -> bool:

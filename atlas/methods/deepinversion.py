@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from ..errors import Unsupported
-from ..models.arch import has_batchnorm
+from ..models.cards import has_batchnorm
 from ..optim import OptimizerSpec, TargetRNG, optimize
 from ..optim import transforms as T
 from ..optim.augment import avg_pool

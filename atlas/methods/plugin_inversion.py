@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..models import ModelCard, card_for
 from ..optim import OptimizerSpec, TargetRNG, optimize
 from ..optim import transforms as T
 from ..optim.augment import CanvasParam, DecayingChannelNoise, color_shift, grow_canvas, zoom_canvas
@@ -43,8 +44,7 @@ from ..targets import Target
 from .base import Method, RunContext, register
 from .common import finish
 
-#: VITAL Table 1: the batch size used for PII per model, read as the ensemble size.
-TABLE1_VIEWS = {"resnet50": 21, "densenet121": 24, "convnext_base": 16, "vit_l_16": 2, "vit_l_32": 5}
+#: The ensemble size for a model whose card gives none (``ModelCard.pii_views``: VITAL Table 1).
 DEFAULT_VIEWS = 8
 #: How new canvas pixels start (the authors' ``new_init``: uniform noise or zeros).
 INITS = {"uniform": 1.0, "zeros": 0.0}
@@ -98,8 +98,10 @@ class PluginInversionConfig:
         return [base + (1 if i < extra else 0) for i in range(self.stages)]
 
 
-def ensemble_size(cfg: PluginInversionConfig, model: str) -> int:
-    return cfg.views or TABLE1_VIEWS.get(model, DEFAULT_VIEWS)
+def ensemble_size(cfg: PluginInversionConfig, card: ModelCard | str) -> int:
+    """Copies of the image per step: the setting, else the model card's (VITAL Table 1), else the default."""
+    card = card_for(card) if isinstance(card, str) else card
+    return cfg.views or card.pii_views or DEFAULT_VIEWS
 
 
 class PluginInversion(Method):
@@ -121,7 +123,7 @@ class PluginInversion(Method):
     def run(self, ctx: RunContext, cfg: PluginInversionConfig, targets: Sequence[Target], seeds: Sequence[int]):
         model = ctx.model
         rng = TargetRNG(seeds, ctx.device)
-        views = ensemble_size(cfg, model.name)
+        views = ensemble_size(cfg, model.card)
         objective = cross_entropy([t.class_id for t in targets])
         noise = DecayingChannelNoise(cfg.noise, cfg.steps)  # one decay over the whole run
         results, image = [], None

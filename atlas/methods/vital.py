@@ -60,8 +60,6 @@ def pixel_scale(model) -> float:
     return float(sum(IMAGENET_STD) / sum(model.std))
 
 
-#: TV = l2 prior weights for class neurons per model (reference code; 0 for every other model).
-CLASS_PRIORS = {"vit_l_16": 3e-3, "vit_l_32": 3e-4}
 #: §1.1: intermediate neurons alpha_TV = alpha_l2 = 3e-6; class neurons with LRP 1e-5.
 NEURON_PRIOR, CLASS_RELEVANCE_PRIOR = 3e-6, 1e-5
 
@@ -141,7 +139,7 @@ def class_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target]) ->
         return Setup(blocks, refs.stack_stats([q for q, _ in stats]), refs.stack_stats([w for _, w in stats]),
                      start, prior, images)
     quantiles = refs.stack_stats([refs.plain_reference_stats(model, x, blocks) for x in images])
-    return Setup(blocks, quantiles, None, None, CLASS_PRIORS.get(model.name, 0.0), images)
+    return Setup(blocks, quantiles, None, None, model.card.vital_class_prior, images)
 
 
 def neuron_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target]) -> Setup:

@@ -1,39 +1,150 @@
-"""Questions about a model's architecture answered without weights: the architecture is built on PyTorch's
-``meta`` device (no memory, no file, about 0.1 s even for ViT-L), so the planner can ask them for any
-torchvision or timm model name."""
+"""Model cards derived from an architecture, without weights: a torchvision or timm architecture is built on
+PyTorch's ``meta`` device (no memory, no file, about 0.1 s even for ViT-L) and read - its layers, classifier,
+BatchNorms and attention - together with the library's own metadata (input size, normalisation, weight
+source). The loaders derive the same card from the module they loaded."""
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
 
+from ..errors import AtlasError
+from .card import Block, ModelCard
 
-def _meta_module(name: str) -> Optional[nn.Module]:
-    """The untrained architecture of model ``name`` on the meta device, or None if it cannot be built."""
+#: Name parts of transformer-like (token) models: vision transformers and their relatives, CLIP and DINO
+#: towers, MLP-Mixers; matched at the start of the name or after "_" (``timm:deit_small``, ``vit_l_16``).
+TRANSFORMER_MARKERS = ("vit", "deit", "swin", "beit", "eva", "clip", "dino", "mixer", "former")
+#: Why LRP is not offered for transformers.
+NO_TRANSFORMER_LRP = "zennit has no attention or LayerNorm rules"
+#: torchvision families that have their own LRP rules (:data:`atlas.relevance.ARCHITECTURES`).
+TORCHVISION_LRP_FAMILIES = ("resnet", "densenet", "convnext")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def build(builder: str) -> nn.Module:
+    """The untrained architecture named by a card's ``builder`` (``"timm:<name>"``, ``"torchvision:<name>"``),
+    on the current default device (``with torch.device("meta")``: no memory)."""
+    kind, _, arch = builder.partition(":")
+    if kind == "timm":
+        import timm
+
+        return timm.create_model(arch, pretrained=False)
+    if kind == "torchvision":
+        import torchvision
+
+        return torchvision.models.get_model(arch, weights=None)
+    raise AtlasError(f"unknown model builder {builder!r}: expected 'timm:<name>' or 'torchvision:<name>'")
+
+
+def meta_module(builder: str) -> Optional[nn.Module]:
+    """The architecture of ``builder`` on the meta device, or None if it cannot be built there."""
     try:
         with torch.device("meta"):
-            if name.startswith("timm:"):
-                import timm
-
-                return timm.create_model(name[5:].split(".")[0], pretrained=False)
-            if name.startswith("efficientnet_lite") and name[17:].isdigit():
-                import timm
-
-                return timm.create_model(f"tf_{name}", pretrained=False)  # zoo.py: the packaged models
-            import torchvision
-
-            return torchvision.models.get_model(name, weights=None)
+            return build(builder)
     except Exception:  # unknown name or an architecture that cannot be built on the meta device
         return None
 
 
-@lru_cache(maxsize=64)
-def has_batchnorm(name: str) -> Optional[bool]:
-    """Whether model ``name`` has BatchNorm layers (timm's BatchNorm+activation layers count); None when the
-    architecture cannot be built without loading it (then callers decide when the model is loaded)."""
-    module = _meta_module(name)
-    if module is None:
-        return None
+def named_transformer(name: str) -> bool:
+    """Whether model ``name`` is named like a transformer (:data:`TRANSFORMER_MARKERS`)."""
+    low = name.lower().removeprefix("timm:")
+    return any(low.startswith(m) or f"_{m}" in low for m in TRANSFORMER_MARKERS)
+
+
+def is_transformer(name: str, module: nn.Module) -> bool:
+    """A transformer by its name or by an attention layer in its architecture."""
+    return named_transformer(name) or any(
+        isinstance(m, nn.MultiheadAttention) or "Attention" in type(m).__name__ for m in module.modules())
+
+
+def has_batchnorm_layers(module: nn.Module) -> bool:
+    """Whether ``module`` has BatchNorm layers (timm's BatchNorm+activation layers count)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def last_linear(module: nn.Module) -> str:
+    """Name of the last ``Linear`` layer: the classifier."""
+    last = None
+    for n, m in module.named_modules():
+        if isinstance(m, nn.Linear):
+            last = n
+    if last is None:
+        raise AtlasError("cannot find the classifier (a Linear layer) of this model")
+    return last
+
+
+def generic_blocks(module: nn.Module) -> Tuple[Block, ...]:
+    """Blocks for a model without its own list: timm's ``feature_info`` stages, else every top-level child but
+    the classifier."""
+    info = getattr(module, "feature_info", None)
+    if info is not None:
+        try:
+            return tuple(Block(f["module"]) for f in info)
+        except (TypeError, KeyError):
+            pass
+    children = [n for n, _ in module.named_children()]
+    return tuple(Block(n) for n in children[:-1])
+
+
+def torchvision_family(name: str) -> str:
+    """The family of a torchvision classifier (the part of the name before its size), or ``"torchvision"``."""
+    for fam in ("resnet", "densenet", "convnext", "vit"):
+        if name.startswith(fam):
+            return fam
+    return "torchvision"
+
+
+def torchvision_card(name: str, module: Optional[nn.Module] = None) -> ModelCard:
+    """The card of torchvision classifier ``name`` with its default ImageNet weights; ``module``: its
+    architecture (default: built on the meta device)."""
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    module = module if module is not None else _required(f"torchvision:{name}")
+    fam = torchvision_family(name)
+    transformer = is_transformer(name, module)
+    return ModelCard(
+        name=name, family=fam, builder=f"torchvision:{name}", weights=weights.url,
+        input_size=int(weights.transforms().crop_size[0]), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        penultimate=f"{last_linear(module)}:in", num_classes=len(weights.meta["categories"]),
+        blocks=generic_blocks(module),
+        **_lrp(transformer, fam if fam in TORCHVISION_LRP_FAMILIES else "generic"),
+        transformer=transformer, channels_last=not transformer, has_batchnorm=has_batchnorm_layers(module),
+    )
+
+
+def timm_card(name: str, module: Optional[nn.Module] = None) -> ModelCard:
+    """The card of timm model ``name`` (``timm:`` left off; a pretrained tag such as ``.fb_in1k`` is kept)
+    from its pretrained config; ``module``: its architecture (default: built on the meta device)."""
+    module = module if module is not None else _required(f"timm:{name}")
+    cfg = module.pretrained_cfg
+    transformer = is_transformer(name, module)
+    return ModelCard(
+        name=f"timm:{name}", family="timm", builder=f"timm:{name}", weights=f"timm {cfg.get('hf_hub_id') or name}",
+        input_size=int(cfg["input_size"][-1]), in_chans=int(cfg["input_size"][0]), mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]), penultimate=f"{last_linear(module)}:in", num_classes=int(module.num_classes),
+        blocks=generic_blocks(module),
+        **_lrp(transformer, "efficientnet_lite" if _efficientnet_like(module) else "generic"),
+        transformer=transformer, channels_last=not transformer, has_batchnorm=has_batchnorm_layers(module),
+    )
+
+
+def _lrp(transformer: bool, rules: str) -> dict:
+    """The card's LRP fields: ``rules`` for a convnet, none (with the reason) for a transformer."""
+    return {"lrp_rules": None, "lrp_unavailable": NO_TRANSFORMER_LRP} if transformer else {"lrp_rules": rules}
+
+
+def _efficientnet_like(module: nn.Module) -> bool:
+    """timm EfficientNet/MobileNet-style blocks: the timm EfficientNet canonizers apply."""
+    from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
+
+    return any(isinstance(m, (InvertedResidual, DepthwiseSeparableConv)) for m in module.modules())
+
+
+def _required(builder: str) -> nn.Module:
+    module = meta_module(builder)
+    if module is None:
+        raise AtlasError(f"the architecture {builder} cannot be built without its weights")
+    return module

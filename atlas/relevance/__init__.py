@@ -16,8 +16,9 @@ Public API (other features reuse it; every hook and canonizer is removed when a 
     where relevance starts: a class logit; a channel's activation (all positions, or one); a direction
     placed at the position of the highest cosine similarity (concepts, §2.3).
 ``rules_for(model)``, ``relevance_unsupported(model_name)``, ``ARCHITECTURES``
-    the per-family rules (see :mod:`atlas.relevance.rules` for what is exact and what is approximate);
-    vision transformers are not supported (zennit has no attention rules) and raise ``AtlasError``.
+    the per-family rules, picked by the model card's ``lrp_rules`` (see :mod:`atlas.relevance.rules` for what
+    is exact and what is approximate); vision transformers are not supported (zennit has no attention rules)
+    and raise ``AtlasError``.
 
 ``model`` is an :class:`atlas.models.ModelHandle`; ``images`` are in [0, 1] at the model's input size.
 """

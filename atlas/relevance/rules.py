@@ -1,4 +1,5 @@
-"""LRP rules per architecture: which zennit composite and canonizers each model family needs.
+"""LRP rules per architecture: which zennit composite and canonizers each model family needs. Which rules a
+model uses is a fact of its card (``ModelCard.lrp_rules``, a name in :data:`ARCHITECTURES`).
 
 Every family uses zennit's ``EpsilonPlusFlat`` composite (first conv/linear: Flat; other convolutions:
 z+ (``ZPlus``); fully connected: epsilon; activations, BatchNorm: pass; average pooling and explicit sums:
@@ -8,19 +9,19 @@ zennit recommends for ResNets. What differs per family is the canonizers:
 ==================  ===============================================================================
 family              canonizers / extra rules
 ==================  ===============================================================================
-efficientnet_lite   :class:`FusedMergeBatchNorm` (timm's BN+ReLU6 modules) + :class:`TimmResidualCanonizer`
+efficientnet_lite   :class:`FusedMergeBatchNorm` (timm's BN+ReLU6 modules) + :class:`TimmResidualCanonizer`;
+                    also timm's other EfficientNet/MobileNet-style models
 resnet              BN merge + zennit's ResNet Bottleneck/BasicBlock canonizers (explicit sums)
 densenet            stem and bottleneck BN merges + :class:`DenseNetTailCanonizer`; BNs after
                     concatenations: Pass (approximate)
 convnext            :class:`ConvNeXtCanonizer` (layer scale folded, residual Sum); LayerNorm: Pass
                     (approximate: the normalisation is treated as constant)
-timm                EfficientNet/MobileNet-style models as efficientnet_lite; other timm CNNs: the
-                    generic rules
-generic / test      :class:`FusedMergeBatchNorm` only (no residual canonizer: relevance through an
-                    un-canonized ``x + shortcut`` is not conserved)
-vit                 **unsupported**: zennit has no attention or LayerNorm rules (zennit issue #184);
-                    VITAL's class targets need no relevance and work on ViTs, neuron and concept
-                    targets raise :class:`~atlas.errors.AtlasError`.
+generic             :class:`FusedMergeBatchNorm` only (no residual canonizer: relevance through an
+                    un-canonized ``x + shortcut`` is not conserved); also the rules of a card naming
+                    rules that are not registered (e.g. a test model's family)
+(transformers)      **unsupported** (card ``lrp_rules`` None): zennit has no attention or LayerNorm rules
+                    (zennit issue #184); VITAL's class targets need no relevance and work on ViTs,
+                    neuron and concept targets raise :class:`~atlas.errors.AtlasError`.
 ==================  ===============================================================================
 """
 from __future__ import annotations
@@ -33,12 +34,11 @@ from zennit.composites import EpsilonPlusFlat
 from zennit.rules import Pass
 
 from ..errors import AtlasError
+from ..models.card import ModelCard
+from ..models.cards import known_card
 from ..registry import Registry
 from .canonizers import (ConvNeXtCanonizer, DenseNetTailCanonizer, FusedMergeBatchNorm, NamedExactMergeBatchNorm,
                          TimmResidualCanonizer, densenet_merge_pairs)
-
-TRANSFORMER_MARKERS = ("vit", "deit", "swin", "beit", "eva", "clip", "dino", "mixer", "former")
-
 
 @dataclass(frozen=True)
 class Rules:
@@ -82,30 +82,25 @@ ARCHITECTURES.add("convnext", Rules(
 ARCHITECTURES.add("generic", Rules("generic", note="no residual canonizer"))
 
 
-def _is_transformer(name: str) -> bool:
-    low = name.lower().removeprefix("timm:")
-    return any(low.startswith(m) or f"_{m}" in low for m in TRANSFORMER_MARKERS)
+def _unavailable(card: ModelCard, name: str) -> Optional[str]:
+    """Why a model with ``card``, called ``name``, has no LRP, or None."""
+    if card.lrp_rules is not None:
+        return None
+    what = "the transformer " if card.transformer else ""
+    return f"relevance (LRP) is not available for {what}{name}: {card.lrp_unavailable}"
 
 
 def relevance_unsupported(model_name: str) -> Optional[str]:
-    """Why LRP cannot run on ``model_name`` (from the name alone, for planning), or None."""
-    if _is_transformer(model_name):
-        return (f"relevance (LRP) is not available for the transformer {model_name}: zennit has no attention "
-                f"or LayerNorm rules")
-    return None
+    """Why LRP cannot run on ``model_name`` (from its card, without weights, for planning), or None; a model
+    without a card is not refused here."""
+    card = known_card(model_name)
+    return None if card is None else _unavailable(card, model_name)
 
 
 def rules_for(model) -> Rules:
-    """The :class:`Rules` of a :class:`~atlas.models.ModelHandle`; transformers are an ``AtlasError``."""
-    reason = relevance_unsupported(model.name)
-    if reason or model.family == "vit":
-        raise AtlasError(reason or f"relevance (LRP) is not available for the transformer {model.name}")
-    if model.family in ARCHITECTURES:
-        return ARCHITECTURES.get(model.family)
-    if model.family == "timm":
-        from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
-
-        if any(isinstance(m, (InvertedResidual, DepthwiseSeparableConv)) for m in model.module.modules()):
-            return ARCHITECTURES.get("efficientnet_lite")
-    return ARCHITECTURES.get("generic")
-
+    """The :class:`Rules` of a :class:`~atlas.models.ModelHandle`, named by its card; a model without LRP
+    rules (transformers) is an ``AtlasError``."""
+    reason = _unavailable(model.card, model.name)
+    if reason:
+        raise AtlasError(reason)
+    return ARCHITECTURES.get(model.card.lrp_rules if model.card.lrp_rules in ARCHITECTURES else "generic")
