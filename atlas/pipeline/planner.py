@@ -14,7 +14,7 @@ from ..bibtex import bibtex
 from ..errors import AtlasError, SourceSkipped, unknown_choice
 from ..methods.base import METHODS, display_title
 from ..registry import Registry
-from ..models import check_model_name
+from ..models import check_model_name, known_card
 from ..models.classes import imagenet_classes, imagenet_synonyms
 from ..targets import Target
 from .jobs import Job
@@ -127,8 +127,13 @@ def method_info(name: str, config) -> MethodInfo:
 
 
 def model_info(name: str) -> ModelInfo:
-    names, wnids = imagenet_classes()
-    return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms())
+    """The class names of ``name`` from its card (ImageNet's, with their synonyms, for ImageNet models)."""
+    card = known_card(name)
+    if card is None or (card.class_names is None and card.num_classes == 1000):
+        names, wnids = imagenet_classes()
+        return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms())
+    names, wnids = card.labels()
+    return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=tuple((n,) for n in names))
 
 
 def make_plan(cfg: AtlasConfig) -> Plan:
