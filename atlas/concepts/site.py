@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from markupsafe import Markup
 
+from ..config import craft_config, neuron_config
 from ..pipeline.planner import resolve_classes
 from ..sitegen import assets
 from ..sitegen.context import CLASS_SECTIONS, PAGE_SOURCES, Page, Section, SiteBuild
@@ -22,8 +23,8 @@ from .bank import ConceptBank, find_banks, fit_hash
 from .cluster_chart import cluster_svg, radviz
 from .clusters import cluster_fit
 from .examples import find_clusters, find_examples, neuron_targets
+from .layers import concept_layer, has_concept_layer
 from .neurons import Selection, select_neurons
-from .settings import concept_layer, craft_config, has_concept_layer, neuron_config
 
 
 # ------------------------------------------------------------------------------------------- paths
