@@ -40,7 +40,8 @@ def demo_preset() -> AtlasConfig:
         title="atlas demo: EfficientNet-Lite0 on bundled photos",
         models=("efficientnet_lite0",),
         classes=DEMO_CLASSES,
-        methods=("maco", "fourier", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital", "accentuation", "attribution_vis"),
+        methods=("maco", "fourier", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital", "accentuation",
+                 "attribution_vis"),
         settings=freeze_settings(
             {
                 "maco": {"steps": 48, "crops": 4, "crop_size": 0.5, "crop_size_std": 0.15},

@@ -9,17 +9,17 @@ and a field whose default is a non-negative number must not be set negative.
 
 The rules of one field are its metadata (:func:`rule`; the names follow pydantic's ``Field``):
 
-==============  ===========================================================================================
-``ge gt le lt`` bounds of every number in the value (``ge=1``: a positive count; for a list of
-                ``[layer, channel]`` pairs, every channel)
-``min_length``  fewest items of a list (1: non-empty)
-``choices``     the values allowed; another value is an "unknown <field>" error
-``aliases``     strings that stand for a value (``{"all": None}``)
-``table``       the value is a table, stored as its ``(key, value)`` pairs sorted by key
-``keys``        the keys such a table may have (``key_noun`` names them in the message)
-``merge``       a table of tables whose entries update the base's entries key by key
-``what``        how messages describe a valid value (otherwise derived from the type and the bounds)
-==============  ===========================================================================================
+================  ======================================================================================
+``ge gt le lt``   bounds of every number in the value (``ge=1``: a positive count; for a list of
+                  ``[layer, channel]`` pairs, every channel)
+``min_length``    fewest items of a list (1: non-empty)
+``choices``       the values allowed; another value is an "unknown <field>" error
+``aliases``       strings that stand for a value (``{"all": None}``)
+``table``         the value is a table, stored as its ``(key, value)`` pairs sorted by key
+``keys``          the keys such a table may have (``key_noun`` names them in the message)
+``merge``         a table of tables whose entries update the base's entries key by key
+``what``          how messages describe a valid value (otherwise derived from the type and the bounds)
+================  ======================================================================================
 
 Every error is one line: ``config key 'data.references' must be a positive integer, got 0``.
 """

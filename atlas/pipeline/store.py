@@ -8,9 +8,10 @@ Layout::
     <store>/metrics/                   metric results (JSON)
     <store>/cache/                     small caches (magnitude spectra, ...)
 
-A job folder is first written as ``jobs/.tmp-<key>-<host>-<pid>-<n>/`` and then renamed into place, so a
-``jobs/<key>`` folder is always complete; a build killed at any moment leaves at most a temp folder, which
-the next run removes (if its writer process is gone). ``meta.json`` records a SHA-256 of every file, so
+A job folder is first written as ``jobs/.tmp-<key>-<host>-<pid>-<n>/`` and then renamed into place
+(:func:`atlas.pipeline.disk.atomic_folder`, as every stage result), so a ``jobs/<key>`` folder is always
+complete; a build killed at any moment leaves at most a temp folder, which the next run removes (if its
+writer process is gone). ``meta.json`` records a SHA-256 of every file, so
 a truncated or altered artifact is detected on read and recomputed.
 """
 from __future__ import annotations
@@ -48,6 +49,21 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _files_intact(folder: Path, meta: dict, what: str) -> bool:
+    """True if every file recorded in ``meta["files"]`` is in ``folder`` with its checksum; a missing or
+    corrupt one is logged (``what`` names the job or stage result) and will be recomputed."""
+    for name, digest in meta.get("files", {}).items():
+        try:
+            data = (folder / name).read_bytes()
+        except OSError:
+            log.warning("%s: %s is missing; it will be recomputed", what, name)
+            return False
+        if sha256(data) != digest:
+            log.warning("%s: %s is corrupt (checksum mismatch); it will be recomputed", what, name)
+            return False
+    return True
+
+
 def _history(values, limit: int = 200):
     values = [float(v) for v in values]
     if len(values) <= limit:
@@ -57,6 +73,8 @@ def _history(values, limit: int = 200):
 
 
 class Store:
+    """The store under ``root`` (see the module docstring for its layout)."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.jobs_dir = self.root / "jobs"
@@ -92,16 +110,7 @@ class Store:
 
     def verify(self, key: str, meta: dict) -> bool:
         """True if every file recorded in ``meta`` exists with its recorded checksum."""
-        for name, digest in meta.get("files", {}).items():
-            try:
-                data = (self.jobs_dir / key / name).read_bytes()
-            except OSError:
-                log.warning("job %s: %s is missing; the job will be recomputed", key, name)
-                return False
-            if sha256(data) != digest:
-                log.warning("job %s: %s is corrupt (checksum mismatch); the job will be recomputed", key, name)
-                return False
-        return True
+        return _files_intact(self.jobs_dir / key, meta, f"job {key}")
 
     def iter_metas(self) -> Iterator[dict]:
         if not self.jobs_dir.is_dir():
@@ -158,15 +167,8 @@ class Store:
             meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if verify:
-            for name, digest in meta.get("files", {}).items():
-                try:
-                    if sha256((d / name).read_bytes()) != digest:
-                        log.warning("stage %s/%s: %s is corrupt; recomputing", stage, key, name)
-                        return None
-                except OSError:
-                    log.warning("stage %s/%s: %s is missing; recomputing", stage, key, name)
-                    return None
+        if verify and not _files_intact(d, meta, f"stage {stage}/{key}"):
+            return None
         return d
 
     def put_stage(self, stage: str, key: str, files: Dict[str, bytes], meta: Optional[dict] = None) -> Path:
