@@ -133,7 +133,7 @@ def _metrics(cfg, p, store, progress):
 
 
 def _render(cfg, p, store):
-    from .pipeline.store import disk_errors
+    from .pipeline.disk import disk_errors
     from .sitegen import render
 
     with disk_errors(cfg.site, "--site"):

@@ -7,8 +7,8 @@ from typing import List
 
 import click
 
+from .config import EXECUTORS
 from .errors import AtlasError
-from .runconfig import EXECUTORS
 
 
 def estimate_lines(cfg, plan, store, pending, device_type: str, calibrate_now: bool, progress: bool) -> List[str]:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import emit, machine, setup_threads  # noqa: E402
 
 from atlas.concepts.craft import concept_maps, fit_nmf, head_function, patch_activations, sobol_importance  # noqa: E402
-from atlas.concepts.settings import CraftConfig  # noqa: E402
+from atlas.config import CraftConfig  # noqa: E402
 from atlas.data import open_pool  # noqa: E402
 from atlas.models import load_model  # noqa: E402
 

@@ -33,7 +33,7 @@ from atlas.methods import METHODS, RunContext  # noqa: E402
 from atlas.models import load_model  # noqa: E402
 from atlas.pipeline.compute import compute_settings, prepare_model  # noqa: E402
 from atlas.pipeline.estimate import FLOPS_PER_MAC, FWD_BWD_FACTOR, H100_PEAK_FLOPS, model_gflops  # noqa: E402
-from atlas.runconfig import ComputeConfig  # noqa: E402
+from atlas.config import ComputeConfig  # noqa: E402
 from atlas.targets import Target  # noqa: E402
 
 

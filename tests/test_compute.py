@@ -16,7 +16,7 @@ from atlas.optim import objectives as obj
 from atlas.optim import transforms as T
 from atlas.optim.param import FourierParam
 from atlas.pipeline.compute import compute_settings, prepare_model, resolve_precision
-from atlas.runconfig import ComputeConfig
+from atlas.config import ComputeConfig
 from atlas.targets import Target
 
 PHOTO_CLASSES = (285, 967, 665, 872)

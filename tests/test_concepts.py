@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from atlas.concepts.craft import craft, fit_nmf, head_function, sobol_importance
-from atlas.concepts.settings import CraftConfig
+from atlas.config import CraftConfig
 from atlas.concepts.sobol import halton_design, jansen_total_indices
 from atlas.data import BundledPool
 from atlas.errors import AtlasError

@@ -78,3 +78,102 @@ def test_data_eval_pool_is_a_path_and_changes_no_job_key():
     assert cfg.data.eval_pool == "/data/imagenet/val" and cfg.data.pool == "bundled"
     with pytest.raises(AtlasError, match="data.eval_pool"):
         config_from_mapping({"preset": "demo", "data": {"eval_pool": 3}})
+
+
+def test_stable_hash_is_pinned():
+    """Every job key is a stable_hash: its output for a fixed object must never change."""
+    from atlas.config import canonical_json
+
+    @dataclasses.dataclass(frozen=True)
+    class Point:
+        x: float = 0.5
+        name: str = "p"
+
+    obj = {"b": [1, 2.0, "x", None, True, float("nan")], "a": Point(), "c": ((1, "z"),)}
+    assert canonical_json(obj) == '{"a":{"name":"p","x":0.5},"b":[1,2.0,"x",null,true,"nan"],"c":[[1,"z"]]}'
+    assert stable_hash(obj) == "a46c2eca41810240"  # the hash existing stores were keyed with
+
+
+def _tables():
+    """(dotted path, dataclass) of the configuration and each of its tables."""
+    from atlas.config import ClusterConfig, ComputeConfig, MetricsConfig, TargetsConfig
+
+    return [("", AtlasConfig), ("data", DataConfig), ("targets", TargetsConfig), ("metrics", MetricsConfig),
+            ("compute", ComputeConfig), ("cluster", ClusterConfig)]
+
+
+@pytest.mark.parametrize("path, cls", _tables())
+def test_every_key_of_every_table_is_checked(path, cls):
+    """The one validator reads each field's type: a value of another type is a one-line error naming the
+    dotted key (or, for a key with fixed choices, the closest choice)."""
+    for f in dataclasses.fields(cls):
+        if f.name in dict(_tables()):  # a table: checked field by field below
+            continue
+        wrong = "three" if f.type in ("int", "float") else 3
+        raw = {f.name: wrong} if not path else {path: {f.name: wrong}}
+        with pytest.raises(AtlasError) as err:
+            config_from_mapping(raw)
+        msg = str(err.value)
+        key = f"{path}.{f.name}" if path else f.name
+        assert "\n" not in msg and (repr(key) in msg or f"unknown {f.name}" in msg), msg
+
+
+@pytest.mark.parametrize("raw, needle", [
+    ({"batch_size": 0}, "config key 'batch_size' must be a positive integer, got 0"),
+    ({"seeds": [1.5]}, "config key 'seeds' must be a non-empty list of integers, got [1.5]"),
+    ({"metrics": {"real_images": 1}}, "config key 'metrics.real_images' must be an integer >= 2, got 1"),
+    ({"metrics": {"clip": ["a"]}}, """config key 'metrics.clip' must be ["model", "pretrained"], got ['a']"""),
+    ({"metrics": {"tsne_classes": []}}, "'metrics.tsne_classes' must be a non-empty list of class ids"),
+    ({"targets": {"concepts": -1}}, "config key 'targets.concepts' must be a non-negative integer, got -1"),
+    ({"targets": {"neurons": [["blocks.4", -1]]}}, """'targets.neurons' must be a list of ["layer", channel] pairs"""),
+    ({"targets": {"kind_methods": {"concepts": ["maco"]}}},
+     "unknown target kind in [targets.kind_methods]: 'concepts'; did you mean 'concept'?"),
+    ({"targets": {"kind_methods": {"concept": "maco"}}}, "'targets.kind_methods.concept' must be a list of strings"),
+    ({"compute": {"precision": "fp16"}}, "unknown precision 'fp16'; did you mean 'bf16' or 'fp32'?"),
+    ({"cluster": {"shard": 2}}, "unknown key in [cluster]: 'shard'; did you mean 'shards'?"),
+    ({"cluster": {"mem_gb": 0}}, "config key 'cluster.mem_gb' must be a positive integer, got 0"),
+    ({"settings": {"maco": 3}}, "config key 'settings.maco' must be a table, got 3"),
+    ({"preset": 3}, "config key 'preset' must be a preset name, got 3"),
+])
+def test_rules_of_single_keys(raw, needle):
+    with pytest.raises(AtlasError) as err:
+        config_from_mapping(raw)
+    assert needle in str(err.value)
+
+
+def test_values_are_stored_frozen_and_unchanged():
+    """Lists become tuples and tables sorted pairs; ints stay ints (``lr = 1`` hashes as it always did)."""
+    cfg = config_from_mapping({"preset": "demo", "classes": "all", "targets": {
+        "neurons": [["blocks.6", 3]], "kind_methods": {"neuron": ["maco"], "concept": ["vital", "maco"]},
+        "concept_settings": {"visualise": 2, "images": 4}}, "settings": {"vital": {"betas": [0.1, 0.2]}}})
+    assert cfg.classes is None and cfg.targets.neurons == (("blocks.6", 3),)
+    assert cfg.targets.kind_methods == (("concept", ("vital", "maco")), ("neuron", ("maco",)))
+    assert cfg.targets.concept_settings == (("images", 4), ("visualise", 2))
+    assert cfg.method_settings("vital") == {"betas": (0.1, 0.2), "steps": 256, "neuron_steps": 32, "warmup": 8}
+    assert cfg.targets.random_neurons == 2  # the preset's other [targets] keys are kept
+
+
+def test_method_settings_and_stage_settings_share_the_validator():
+    import atlas.methods  # noqa: F401  (registers the methods)
+    from atlas.config import craft_config, neuron_config
+    from atlas.methods.base import METHODS
+
+    maco = METHODS.get("maco")
+    assert maco.config({"lr": 1}).lr == 1 and isinstance(maco.config({"lr": 1}).lr, int)
+    assert METHODS.get("vital").config({"betas": [0.1, 0.2]}).betas == (0.1, 0.2)
+    for overrides, needle in [({"steps": 0}, "setting 'steps' of method maco must be a positive integer, got 0"),
+                              ({"crops": -1}, "setting 'crops' of method maco must be a non-negative integer"),
+                              ({"lr": float("nan")}, "setting 'lr' of method maco must be a finite number, got nan"),
+                              ({"lr": "x"}, "setting 'lr' of method maco must be a non-negative number, got 'x'"),
+                              ({"stesp": 3}, "unknown setting of method maco: 'stesp'; did you mean 'steps'?")]:
+        with pytest.raises(AtlasError, match=needle.replace("?", r"\?").replace("(", r"\(")):
+            maco.config(overrides)
+    with pytest.raises(AtlasError, match="bad settings for method plugin_inversion: grow must be"):
+        METHODS.get("plugin_inversion").config({"grow": "sideways"})
+    bad = config_from_mapping({"targets": {"concept_settings": {"map_percentile": 100},
+                                           "neuron_settings": {"clusters": 1}}})
+    with pytest.raises(AtlasError, match=r"'targets.concept_settings.map_percentile' must be a number in \(0, 100\)"):
+        craft_config(bad)
+    with pytest.raises(AtlasError, match="'targets.neuron_settings.clusters' must be an integer >= 2, got 1"):
+        neuron_config(bad)
+    assert craft_config(config_from_mapping({"preset": "demo"})).images == 8

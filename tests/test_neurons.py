@@ -7,7 +7,7 @@ import torch
 from atlas.concepts.clusters import neuron_clusters, split_neuron
 from atlas.concepts.examples import find_clusters, find_examples, neuron_examples
 from atlas.concepts.neurons import PlanResources, act_x_grad, random_channels, select_neurons
-from atlas.concepts.settings import NeuronConfig
+from atlas.config import NeuronConfig
 from atlas.config import config_from_mapping
 from atlas.data import BundledPool
 from atlas.errors import AtlasError
@@ -86,9 +86,9 @@ def test_plan_has_concepts_selected_neurons_and_clusters_once(lite0, tmp_path, m
 
 @pytest.mark.parametrize("targets, needle", [
     ({"concept_settings": {"imgaes": 3}}, "unknown key in [targets.concept_settings]: 'imgaes'; did you mean 'images'"),
-    ({"concept_settings": {"images": 0}}, "images must be at least 1"),
+    ({"concept_settings": {"images": 0}}, "'targets.concept_settings.images' must be a positive integer, got 0"),
     ({"neuron_settings": {"relevance": "lrpp"}, "top_neurons": 1}, "unknown relevance 'lrpp'"),
-    ({"neuron_settings": {"polysemantic": [["blocks.6"]]}}, "polysemantic must list"),
+    ({"neuron_settings": {"polysemantic": [["blocks.6"]]}}, "'targets.neuron_settings.polysemantic' must be a list of"),
     ({"kind_methods": {"concepts": ["maco"]}}, "unknown target kind in [targets.kind_methods]: 'concepts'"),
     ({"kind_methods": {"concept": ["maco2"]}}, "unknown method 'maco2'"),
 ])
@@ -100,7 +100,7 @@ def test_bad_concept_and_neuron_settings_are_one_line_errors(tmp_path, targets, 
 
 def test_model_without_default_concept_layer_is_skipped_with_the_reason(tmp_path):
     """A preset asks for concepts on every model; one without a concept layer gets none, and the plan says why."""
-    from atlas.concepts.settings import concept_layer
+    from atlas.concepts.layers import concept_layer
     from atlas.errors import SourceSkipped
 
     cfg = config_from_mapping({"preset": "demo", "models": ["timm:resnet18"], "classes": [1],

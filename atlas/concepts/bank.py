@@ -20,12 +20,12 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import torch
 
-from ..config import stable_hash
+from ..config import CraftConfig, craft_config, stable_hash
 from ..errors import AtlasError
 from .craft import craft
+from .layers import concept_layer, has_concept_layer
 from .lookup import latest_entries
 from .pictures import concept_map_png, patch_mosaic
-from .settings import CraftConfig, concept_layer, craft_config, has_concept_layer
 
 STAGE = "craft"
 VERSION = "1"

@@ -19,12 +19,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..config import stable_hash
+from ..config import NeuronConfig, neuron_config, stable_hash
 from ..data.patches import NeuronExamples, cluster_patches, extract_patches, mosaic_png, patch_boxes, patch_images
 from ..data.pools import UnreadableImage
 from ..errors import AtlasError
 from .neurons import check_channels
-from .settings import NeuronConfig, neuron_config
 
 STAGE = "neuron_clusters"
 VERSION = "1"

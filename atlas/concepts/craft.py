@@ -24,10 +24,10 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
+from ..config import CraftConfig
 from ..data.patches import extract_patches, patch_boxes
 from ..errors import AtlasError
 from ..models.handle import ModelHandle
-from .settings import CraftConfig
 from .sobol import halton_design, jansen_total_indices
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from typing import Dict, List, Sequence
 
-from ..config import stable_hash
+from ..config import NeuronConfig, neuron_config, stable_hash
 from ..data.patches import NeuronExamples, cached_top_patches, mosaic_png, patch_images
 from .clusters import neuron_clusters
 from .lookup import latest_entries
 from .neurons import check_channels
-from .settings import NeuronConfig, neuron_config
 
 STAGE = "neuron_examples"
 VERSION = "1"

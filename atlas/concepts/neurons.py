@@ -21,11 +21,11 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 import torch
 
-from ..config import stable_hash
+from ..config import NeuronConfig, neuron_config, stable_hash
 from ..errors import AtlasError
 from ..models.handle import ModelHandle
 from ..registry import Registry
-from .settings import NeuronConfig, neuron_config, neuron_layer
+from .layers import neuron_layer
 
 #: Channel relevance functions: ``fn(model, images, class_ids, layer) -> (N, C)`` relevance per image.
 RELEVANCE: Registry[Callable[[ModelHandle, torch.Tensor, List[int], str], torch.Tensor]] = Registry("relevance")

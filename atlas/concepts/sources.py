@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import List
 
+from ..config import craft_config, neuron_config
 from ..errors import AtlasError, SourceSkipped
 from ..targets import Target
 from .bank import fit_hash
 from .clusters import cluster_fit
+from .layers import concept_layer, has_concept_layer
 from .neurons import select_neurons
-from .settings import concept_layer, craft_config, has_concept_layer, neuron_config
 
 
 def concept_targets(cfg, model: str, classes: List[int]) -> List[Target]:

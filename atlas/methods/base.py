@@ -5,8 +5,6 @@ loop (:func:`atlas.optim.optimize`). It never writes files: the pipeline stores 
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -15,7 +13,8 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
-from ..errors import AtlasError, unknown_choice
+from ..config.validate import Place, build
+from ..errors import AtlasError
 from ..models.handle import ModelHandle
 from ..registry import Registry
 from ..targets import Target
@@ -40,6 +39,10 @@ class Visualization:
     extras: Dict[str, np.ndarray] = field(default_factory=dict)
     info: Dict[str, Any] = field(default_factory=dict)
 
+
+#: Rules every method's settings share, beyond each field's type and default (a default that is a
+#: non-negative number already forbids negative values): at least one optimisation step.
+SETTING_RULES: Dict[str, Dict[str, Any]] = {"steps": {"ge": 1}}
 
 #: Shared resources a method can ask for by name (``ctx.resource("concepts")``): a factory builds one per
 #: run context, e.g. the CRAFT concept provider or cached reference features. ``factory(ctx) -> object``.
@@ -133,20 +136,10 @@ class Method:
         self.defaults = defaults
 
     def config(self, overrides: Dict[str, Any] | None = None):
-        """The method's ``Config`` with registry defaults and ``overrides`` applied (keys checked)."""
+        """The method's ``Config`` with registry defaults and ``overrides`` applied, every key and value
+        checked against the ``Config``'s fields (:mod:`atlas.config.validate`) and :data:`SETTING_RULES`."""
         overrides = {**self.defaults, **(overrides or {})}
-        fields = {f.name: f for f in dataclasses.fields(self.Config)}
-        for key, value in overrides.items():
-            if key not in fields:
-                raise unknown_choice(f"setting of method {self.name}:", key, fields)
-            _check_type(self.name, key, value, self.Config, fields[key])
-        try:
-            cfg = self.Config(**overrides)
-        except (TypeError, ValueError) as exc:
-            raise AtlasError(f"bad settings for method {self.name}: {exc}") from None
-        for key in overrides:
-            _check_range(self.name, key, getattr(cfg, key), fields[key].default)
-        return cfg
+        return build(self.Config, overrides, Place(method=self.name), rules=SETTING_RULES)
 
     def unsupported(self, model: str, target: Target) -> Optional[str]:
         """A one-line reason why this method cannot visualise ``target`` on ``model``, or None."""
@@ -167,36 +160,6 @@ class Method:
 
     def run(self, ctx: RunContext, cfg, targets: Sequence[Target], seeds: Sequence[int]) -> List[Visualization]:
         raise NotImplementedError
-
-
-def _check_range(method: str, key: str, value, default) -> None:
-    """Contradictory numbers: NaN/Inf anywhere, a negative value where the default is not negative (step
-    counts, sizes, rates, weights), fewer than one step."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
-    if not math.isfinite(value):
-        raise AtlasError(f"setting {key!r} of method {method} must be a finite number, got {value}")
-    if isinstance(default, (int, float)) and not isinstance(default, bool) and default >= 0 and value < 0:
-        raise AtlasError(f"setting {key!r} of method {method} must not be negative, got {value}")
-    if key == "steps" and value < 1:
-        raise AtlasError(f"setting 'steps' of method {method} must be at least 1, got {value}")
-
-
-def _check_type(method: str, key: str, value: Any, cls: type, f: dataclasses.Field) -> None:
-    """Reject a setting whose type differs from its default's (an int is accepted for a float)."""
-    default = f.default if f.default is not dataclasses.MISSING else None
-    if default is None:
-        return
-    expected = type(default)
-    ok = isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if expected is float and isinstance(value, float) and value != value:
-        ok = False  # NaN
-    if expected is tuple and isinstance(value, (list, tuple)):
-        ok = True
-    if not ok:
-        raise AtlasError(f"setting {key!r} of method {method} must be {expected.__name__}, got {value!r}")
 
 
 METHODS: Registry[Method] = Registry("method")

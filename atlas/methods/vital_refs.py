@@ -60,7 +60,7 @@ def examples_max_images(config) -> Optional[int]:
     and the CoSy control set."""
     if config is None or not hasattr(config, "targets"):
         return None
-    from ..concepts.settings import neuron_config
+    from ..config import neuron_config
 
     return neuron_config(config).max_images or None
 

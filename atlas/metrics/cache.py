@@ -19,7 +19,8 @@ from PIL import Image
 
 from ..config import stable_hash
 from ..errors import AtlasError
-from ..pipeline.store import Store, atomic_write
+from ..pipeline.disk import atomic_write
+from ..pipeline.store import Store
 from ..targets import safe_slug
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ import time
 from typing import Any, Dict, Optional
 
 from ..config import AtlasConfig, stable_hash
-from ..pipeline.store import Store, atomic_write
+from ..pipeline.disk import atomic_write
+from ..pipeline.store import Store
 
 log = logging.getLogger(__name__)
 

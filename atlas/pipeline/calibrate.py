@@ -24,11 +24,12 @@ from ..data import open_pool
 from ..errors import AtlasError
 from ..methods import METHODS
 from .compute import compute_settings
+from .disk import atomic_write
 from .estimate import Pair, Rate
 from .jobs import Job
 from ..progress import stage
 from .sharding import plan_batches
-from .store import Store, atomic_write
+from .store import Store
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..config import AtlasConfig, stable_hash
+from ..config import EXECUTORS, AtlasConfig, ClusterConfig, stable_hash
 from ..errors import AtlasError, unknown_choice
-from ..runconfig import EXECUTORS, ClusterConfig
+from .disk import atomic_write
 from .sharding import Batch, assign, plan_batches
-from .store import Store, atomic_write
+from .store import Store
 
 
 def submissions_dir(store: Store) -> Path:

@@ -24,8 +24,8 @@ from typing import Iterator, Optional
 
 import torch
 
+from ..config import ComputeConfig
 from ..models.handle import ModelHandle
-from ..runconfig import ComputeConfig
 
 
 def bf16_supported(device: torch.device) -> bool:

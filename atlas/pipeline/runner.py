@@ -22,12 +22,13 @@ from ..methods import METHODS, RunContext
 from ..models import load_model
 from ..optim.loop import NonFiniteLoss
 from .compute import compute_settings, prepare_model
+from .disk import disk_errors
 from ..registry import Registry
 from .jobs import Job
 from .ledger import Ledger
 from ..progress import stage
 from .sharding import Batch, plan_batches
-from .store import Store, disk_errors
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class Runner:
     def run_batches(self, batches: Sequence[Batch], whole_plan: bool = False) -> RunReport:
         """Run the pending jobs of ``batches``. A batch with some jobs stored already (a run killed while
         storing it) runs only the missing ones: no stored job is ever computed again. A full or read-only
-        store stops the run with a one-line :class:`~atlas.pipeline.store.DiskError`. Unless
+        store stops the run with a one-line :class:`~atlas.pipeline.disk.DiskError`. Unless
         ``whole_plan``, ``batches`` are a share (a shard) and the run stages prepare only what these
         batches' jobs need."""
         self.scope = None

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .cluster import manifests, shard_state
+from .disk import pid_alive
 from .jobs import Job
 from .ledger import read_ledger
 from .sharding import plan_batches
-from .store import Store, pid_alive
+from .store import Store
 
 #: SLURM states in which a task is over without having recorded its end itself.
 _SLURM_ENDED = {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",

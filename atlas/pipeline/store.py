@@ -8,23 +8,20 @@ Layout::
     <store>/metrics/                   metric results (JSON)
     <store>/cache/                     small caches (magnitude spectra, ...)
 
-A job folder is first written as ``jobs/.tmp-<key>-<host>-<pid>-<n>/`` and then renamed into place, so a
-``jobs/<key>`` folder is always complete; a build killed at any moment leaves at most a temp folder, which
-the next run removes (if its writer process is gone). ``meta.json`` records a SHA-256 of every file, so
+A job folder is first written as ``jobs/.tmp-<key>-<host>-<pid>-<n>/`` and then renamed into place
+(:func:`atlas.pipeline.disk.atomic_folder`, as every stage result), so a ``jobs/<key>`` folder is always
+complete; a build killed at any moment leaves at most a temp folder, which the next run removes (if its
+writer process is gone). ``meta.json`` records a SHA-256 of every file, so
 a truncated or altered artifact is detected on read and recomputed.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
 import logging
-import os
 import shutil
-import socket
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
@@ -32,37 +29,11 @@ import numpy as np
 from PIL import Image
 
 from .. import __version__
-from ..errors import AtlasError
+from ..config import stable_hash
+from .disk import atomic_folder, atomic_write, is_temp, writer_alive
 from .jobs import Job
 
 log = logging.getLogger(__name__)
-_HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
-_counter = 0
-
-
-#: Write failures the user fixes by freeing space or choosing another folder (not bugs).
-DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
-
-
-class DiskError(AtlasError):
-    """The output folder cannot be written (full, read-only, no permission): one line, exit status 1."""
-
-    exit_code = 1
-
-
-@contextmanager
-def disk_errors(folder, option: str = "--store"):
-    """Turn a full or read-only disk under ``folder`` into a one-line :class:`DiskError`. Writers clean up
-    their temp files on the way out, so the folder stays consistent (every finished job still complete)."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in DISK_ERRORS:
-            raise
-        what = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space"}.get(
-            exc.errno, "make it writable")
-        raise DiskError(f"cannot write to {str(folder)!r}: {exc.strerror or os.strerror(exc.errno)}; {what} "
-                        f"and run again (finished work is kept), or choose another folder with {option}") from None
 
 
 def png_bytes(arr: np.ndarray) -> bytes:
@@ -78,20 +49,19 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _files_intact(folder: Path, meta: dict, what: str) -> bool:
+    """True if every file recorded in ``meta["files"]`` is in ``folder`` with its checksum; a missing or
+    corrupt one is logged (``what`` names the job or stage result) and will be recomputed."""
+    for name, digest in meta.get("files", {}).items():
+        try:
+            data = (folder / name).read_bytes()
+        except OSError:
+            log.warning("%s: %s is missing; it will be recomputed", what, name)
+            return False
+        if sha256(data) != digest:
+            log.warning("%s: %s is corrupt (checksum mismatch); it will be recomputed", what, name)
+            return False
+    return True
 
 
 def _history(values, limit: int = 200):
@@ -103,6 +73,8 @@ def _history(values, limit: int = 200):
 
 
 class Store:
+    """The store under ``root`` (see the module docstring for its layout)."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.jobs_dir = self.root / "jobs"
@@ -138,16 +110,7 @@ class Store:
 
     def verify(self, key: str, meta: dict) -> bool:
         """True if every file recorded in ``meta`` exists with its recorded checksum."""
-        for name, digest in meta.get("files", {}).items():
-            try:
-                data = (self.jobs_dir / key / name).read_bytes()
-            except OSError:
-                log.warning("job %s: %s is missing; the job will be recomputed", key, name)
-                return False
-            if sha256(data) != digest:
-                log.warning("job %s: %s is corrupt (checksum mismatch); the job will be recomputed", key, name)
-                return False
-        return True
+        return _files_intact(self.jobs_dir / key, meta, f"job {key}")
 
     def iter_metas(self) -> Iterator[dict]:
         if not self.jobs_dir.is_dir():
@@ -169,7 +132,6 @@ class Store:
     def put(self, job: Job, vis, retry_of: Optional[dict] = None) -> Path:
         """Store a finished visualisation atomically; returns its folder. ``retry_of`` (a retried failed
         job: its failure and the seed used instead) is recorded in the meta."""
-        global _counter
         files: Dict[str, bytes] = {"image.png": png_bytes(vis.image), "alpha.png": png_bytes(vis.alpha)}
         for name, arr in vis.extras.items():
             files[f"{name}.png"] = png_bytes(arr)
@@ -190,35 +152,7 @@ class Store:
         if retry_of is not None:
             meta["retry_of"] = retry_of
         files["meta.json"] = json.dumps(meta, indent=1, sort_keys=True, default=float).encode()
-        final = self.jobs_dir / job.key
-        _counter += 1
-        tmp = self.jobs_dir / f".tmp-{job.key}-{_HOST}-{os.getpid()}-{_counter}"
-        tmp.mkdir(parents=True)
-        try:
-            for name, data in files.items():
-                with open(tmp / name, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            if final.exists():  # a concurrent writer finished the same job, or a corrupt leftover
-                if self.meta(job.key, verify=True) is not None:
-                    shutil.rmtree(tmp)
-                    return final
-                trash = self.jobs_dir / f".trash-{job.key}-{_HOST}-{os.getpid()}-{_counter}"
-                os.rename(final, trash)
-                shutil.rmtree(trash, ignore_errors=True)
-            os.rename(tmp, final)
-        except FileExistsError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        except OSError as exc:
-            if exc.errno in (39, 66):  # ENOTEMPTY: someone else renamed first
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        final = atomic_folder(self.jobs_dir, job.key, files, lambda: self.intact(job.key))
         (self.failed_dir / f"{job.key}.json").unlink(missing_ok=True)
         return final
 
@@ -233,52 +167,16 @@ class Store:
             meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if verify:
-            for name, digest in meta.get("files", {}).items():
-                try:
-                    if sha256((d / name).read_bytes()) != digest:
-                        log.warning("stage %s/%s: %s is corrupt; recomputing", stage, key, name)
-                        return None
-                except OSError:
-                    log.warning("stage %s/%s: %s is missing; recomputing", stage, key, name)
-                    return None
+        if verify and not _files_intact(d, meta, f"stage {stage}/{key}"):
+            return None
         return d
 
     def put_stage(self, stage: str, key: str, files: Dict[str, bytes], meta: Optional[dict] = None) -> Path:
         """Store a stage result (named files + meta.json with their checksums) atomically."""
-        global _counter
-        _counter += 1
-        base = self.stages_dir / stage
-        base.mkdir(parents=True, exist_ok=True)
-        final = base / key
-        tmp = base / f".tmp-{key}-{_HOST}-{os.getpid()}-{_counter}"
-        tmp.mkdir()
-        try:
-            record = dict(meta or {}, key=key, stage=stage,
-                          files={n: sha256(b) for n, b in files.items()},
-                          created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            for name, data in {**files, "meta.json": json.dumps(record, indent=1, default=str).encode()}.items():
-                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-                with open(tmp / name, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            if final.exists():
-                if self.get_stage(stage, key) is not None:
-                    shutil.rmtree(tmp)
-                    return final
-                trash = base / f".trash-{key}-{_HOST}-{os.getpid()}-{_counter}"
-                os.rename(final, trash)
-                shutil.rmtree(trash, ignore_errors=True)
-            os.rename(tmp, final)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if exc.errno not in (17, 39, 66):  # EEXIST/ENOTEMPTY: a concurrent writer finished first
-                raise
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return final
+        record = dict(meta or {}, key=key, stage=stage, files={n: sha256(b) for n, b in files.items()},
+                      created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        files = {**files, "meta.json": json.dumps(record, indent=1, default=str).encode()}
+        return atomic_folder(self.stages_dir / stage, key, files, lambda: self.get_stage(stage, key) is not None)
 
     def find_stage(self, stage: str, accept: Callable[[dict], bool]) -> Optional[Path]:
         """A finished (verified) result of ``stage`` whose recorded inputs satisfy ``accept`` - e.g. a scan
@@ -302,8 +200,6 @@ class Store:
 
         ``compute()`` returns ``(files, meta)``; files maps names to bytes.
         """
-        from ..config import stable_hash
-
         key = stable_hash(key_obj, length=20)
         hit = self.get_stage(stage, key)
         if hit is not None:
@@ -327,37 +223,10 @@ class Store:
             if not base.is_dir():
                 continue
             for p in list(base.rglob("*") if base in deep else base.iterdir()):
-                if not (p.name.startswith(".tmp-") or p.name.startswith(".trash-") or p.name.endswith(".tmp")):
-                    continue
-                if _writer_alive(p.name):
+                if not is_temp(p.name) or writer_alive(p.name):
                     continue
                 if not p.exists() and not p.is_symlink():
                     continue  # inside a temp folder removed a moment ago
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
                 removed += 1
         return removed
-
-
-def _writer_alive(name: str) -> bool:
-    """True if the temp file ``name`` belongs to a live process on this host."""
-    stem = name[:-4] if name.endswith(".tmp") else name
-    tokens = stem.replace(".", "-").split("-")
-    if _HOST not in tokens:
-        return True  # another host's writer: leave it alone
-    i = tokens.index(_HOST)
-    try:
-        pid = int(tokens[i + 1])
-    except (IndexError, ValueError):
-        return False
-    return pid == os.getpid() or pid_alive(pid)
-
-
-def pid_alive(pid: int) -> bool:
-    """True if process ``pid`` exists on this host (one we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

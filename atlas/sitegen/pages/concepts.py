@@ -17,7 +17,8 @@ from ...concepts.bank import ConceptBank, find_banks, fit_hash
 from ...concepts.clusters import cluster_fit
 from ...concepts.examples import find_clusters, find_examples, neuron_targets
 from ...concepts.neurons import Selection, select_neurons
-from ...concepts.settings import concept_layer, craft_config, has_concept_layer, neuron_config
+from ...concepts.layers import concept_layer, has_concept_layer
+from ...config import craft_config, neuron_config
 from ...targets import Target, safe_slug
 from .. import assets
 from ..context import Page, Section, SiteBuild

@@ -1,0 +1,25 @@
+"""Configuration: what an atlas contains and how it is computed (the bottom room of atlas).
+
+hashing   ``stable_hash``, the content hash behind every key
+schema    the frozen dataclasses (``AtlasConfig`` and its tables)
+stages    the concept (CRAFT) and neuron stages' settings
+presets   ``demo``, ``paper``, ``lens``
+validate  the one validator that checks a mapping against a dataclass's fields
+load      TOML files and mappings -> ``AtlasConfig``
+"""
+from .hashing import canonical_json, stable_hash
+from .load import config_from_mapping, load_config, resolve_config
+from .presets import (DEMO_CLASSES, PAPER_JUDGES, PAPER_METHODS, PAPER_SETTINGS, PAPER_TSNE_CLASSES, PRESETS,
+                      VITAL_DEMO, demo_preset, lens_preset, paper_preset)
+from .schema import (EXECUTORS, PRECISIONS, AtlasConfig, ClusterConfig, ComputeConfig, DataConfig, MetricsConfig,
+                     Settings, TargetsConfig, freeze_settings)
+from .stages import CraftConfig, NeuronConfig, craft_config, neuron_config
+
+__all__ = [
+    "canonical_json", "stable_hash", "config_from_mapping", "load_config", "resolve_config",
+    "DEMO_CLASSES", "PAPER_JUDGES", "PAPER_METHODS", "PAPER_SETTINGS", "PAPER_TSNE_CLASSES", "PRESETS",
+    "VITAL_DEMO", "demo_preset", "lens_preset", "paper_preset",
+    "EXECUTORS", "PRECISIONS", "AtlasConfig", "ClusterConfig", "ComputeConfig", "DataConfig", "MetricsConfig",
+    "Settings", "TargetsConfig", "freeze_settings",
+    "CraftConfig", "NeuronConfig", "craft_config", "neuron_config",
+]

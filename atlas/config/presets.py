@@ -1,0 +1,139 @@
+"""The presets: ``demo`` (the embedded default), ``paper`` (VITAL's setting) and ``lens`` (the Lens site).
+
+A preset is a function returning an :class:`~atlas.config.schema.AtlasConfig`; a configuration file may
+start from one (``preset = "demo"``) and override any key.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..registry import Registry
+from .schema import AtlasConfig, ClusterConfig, DataConfig, MetricsConfig, TargetsConfig, freeze_settings
+
+PRESETS: Registry[Callable[[], AtlasConfig]] = Registry("preset")
+
+#: ImageNet classes that the photos bundled with scikit-image / scikit-learn show, as EfficientNet-Lite0
+#: classifies them (DESIGN.md, "Facts about the embedded default").
+DEMO_CLASSES = (285, 967, 665, 872, 985, 657)
+
+
+#: VITAL's demo settings (see :func:`demo_preset`).
+VITAL_DEMO = {"steps": 256, "neuron_steps": 32, "warmup": 8}
+
+
+@PRESETS.register("demo")
+def demo_preset() -> AtlasConfig:
+    """The embedded default: EfficientNet-Lite0 on the bundled photos, within 10 minutes on a 2-core CPU.
+
+    How it departs from the papers: every method runs far fewer steps (MACO 48 instead of 256; VITAL 256
+    per class and 32 per neuron instead of 2000; the data-free baselines tens instead of thousands, at the
+    reference README's lr 0.25), MACO's crops cover ~25% of the image *area* (side 0.5, not 0.25), CRAFT
+    factorises 8 reference crops per class (K = 3, the most important concept visualised, by MACO), two
+    random neurons of ``blocks.6`` are visualised by MACO and VITAL, VITAL uses N = 8 references and does
+    not visualise concepts, and the image-seeded methods explain two images per class in 16-24 steps
+    (attribution visualization starting from the seed image). The site states the settings used for every
+    image. Why each number, with the measurements behind it: bench/README.md, "The demo preset".
+    """
+    return AtlasConfig(
+        name="demo",
+        metrics=MetricsConfig(real_images=8, judges=("efficientnet_lite1", "efficientnet_lite2")),
+        title="atlas demo: EfficientNet-Lite0 on bundled photos",
+        models=("efficientnet_lite0",),
+        classes=DEMO_CLASSES,
+        methods=("maco", "fourier", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital", "accentuation",
+                 "attribution_vis"),
+        settings=freeze_settings(
+            {
+                "maco": {"steps": 48, "crops": 4, "crop_size": 0.5, "crop_size_std": 0.15},
+                "fourier": {"steps": 48, "crops": 4, "crop_size": 0.5, "crop_size_std": 0.15},
+                "deepinversion": {"steps": 40, "batch_size": 6, "warmup": 4, "lr": 0.25},
+                "deepinversion_ms": {"low_res_steps": 60, "steps": 24, "batch_size": 6, "warmup": 4, "lr": 0.25},
+                "plugin_inversion": {"steps": 28, "stages": 2, "views": 4},
+                "vital": VITAL_DEMO,
+                "accentuation": {"steps": 16, "crops": 2, "lambda_images": 1, "lambda_iters": 4,
+                                 "mask_images": 2, "natural_images": 4},
+                "attribution_vis": {"steps": 24, "views": 1, "init": "seed", "attribution_steps": 16},
+            }
+        ),
+        seeds=(0,),
+        data=DataConfig(pool="bundled", references=8, spectrum_images=64),
+        targets=TargetsConfig(
+            concepts=3, random_neurons=2, images=2,
+            concept_settings=(("images", 8), ("min_wins", 2), ("visualise", 1)),
+            neuron_settings=(("max_images", 24),),
+            kind_methods=(("concept", ("maco",)), ("neuron", ("maco", "vital"))),
+        ),
+        batch_size=1,
+    )
+
+
+#: Transferability judges of the paper preset: torchvision counterparts of MACO Table 2's six classifiers
+#: (MobileNet, VGG16, Xception -> Inception-v3, EfficientNet, ConvNeXt-tiny, DenseNet).
+PAPER_JUDGES = ("mobilenet_v2", "vgg16", "inception_v3", "efficientnet_b0", "convnext_tiny", "densenet121")
+#: VITAL Fig. 9 embeds "five dog breeds" (not named): Chihuahua, Maltese, golden retriever, German shepherd,
+#: Siberian husky.
+PAPER_TSNE_CLASSES = (151, 153, 207, 235, 250)
+#: Every registered method at the time of writing; methods added later are appended here (the presets
+#: run all of them side by side).
+PAPER_METHODS = (
+    "maco", "fourier", "maco_hr", "fourier_hr", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital",
+    "accentuation", "attribution_vis",
+)
+
+#: MACO's and the Fourier baseline's settings in the papers (MACO §4; VITAL supplementary §1.1: Fourier uses
+#: MACO's settings, only the initialisation changes): 256 NAdam steps at lr 1.0, crops of side ~N(0.25, 0.1)
+#: resized to the model input, uniform noise U(-0.1, 0.1). ``*_hr``: the 1024-px variants VITAL compares.
+_MACO_PAPER = {"steps": 256, "lr": 1.0, "crop_size": 0.25, "crop_size_std": 0.1, "noise": 0.1}
+PAPER_SETTINGS = {
+    "maco": dict(_MACO_PAPER, image_size=224),
+    "fourier": dict(_MACO_PAPER, image_size=224),
+    "maco_hr": dict(_MACO_PAPER, image_size=1024),
+    "fourier_hr": dict(_MACO_PAPER, image_size=1024),
+}
+
+
+@PRESETS.register("paper")
+def paper_preset() -> AtlasConfig:
+    """VITAL's setting (supplementary §1.1): ResNet50, DenseNet121, ConvNeXt-base, ViT-L/16 and ViT-L/32
+    (torchvision weights), all 1000 ImageNet classes, every method, three seeds; CRAFT concepts (K = 10 as
+    on Lens) and the 90 random ResNet50 neurons of VITAL's Table 2 (``layer4``: VITAL's ``layer4_2``,
+    the output of ResNet50's last block). Real images come from the ImageNet train folder (``--data``); the
+    image-seeded methods explain the first 2 of each class (each toward its class and its rival).
+
+    Sized for a GPU cluster: 16 targets per batch, bf16 autocast where the GPU supports it (``auto``),
+    32 shards of one GPU each (``atlas submit``).
+    """
+    return AtlasConfig(
+        name="paper",
+        metrics=MetricsConfig(judges=PAPER_JUDGES, tsne_classes=PAPER_TSNE_CLASSES),
+        title="Feature-visualization atlas (paper setting)",
+        models=("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"),
+        classes=None,
+        methods=PAPER_METHODS,
+        settings=freeze_settings(PAPER_SETTINGS),
+        seeds=(0, 1, 2),
+        data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
+        targets=TargetsConfig(classes=True, concepts=10, random_neurons=90, neuron_layer="layer4", images=2),
+        batch_size=16,
+        cluster=ClusterConfig(shards=32, timeout_min=240),
+    )
+
+
+@PRESETS.register("lens")
+def lens_preset() -> AtlasConfig:
+    """The Lens site's setting: ResNet50, all 1000 classes and 10 CRAFT concepts per class (Lens README;
+    reference/05_craft.md), here with every method next to MACO (the image-seeded ones on 2 real images per
+    class); one seed; ImageNet train (``--data``)."""
+    return AtlasConfig(
+        name="lens",
+        title="Lens-style atlas: ResNet50",
+        models=("resnet50",),
+        classes=None,
+        methods=PAPER_METHODS,
+        settings=freeze_settings(PAPER_SETTINGS),
+        seeds=(0,),
+        data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
+        targets=TargetsConfig(classes=True, concepts=10, concept_layer="layer4", images=2),
+        batch_size=16,
+        cluster=ClusterConfig(shards=8, timeout_min=240),
+    )

@@ -1,0 +1,211 @@
+"""The configuration's frozen dataclasses: what an atlas contains and how it is computed.
+
+A configuration says *what* to build (models, targets, methods, seeds, data) and *where* (store, site).
+How each method optimises is the method's own frozen ``Config`` dataclass; a configuration only carries
+overrides of its defaults (``settings``), so that presets stay short and every default is documented in
+one place (the method module). ``[compute]`` and ``[cluster]`` say how the jobs are computed and
+submitted; neither changes a job's key (a job is the same job on a laptop CPU in fp32 or on an H100 with
+bf16 autocast; the device and precision are recorded in its metadata).
+
+Field types and :func:`~atlas.config.validate.rule` metadata are also the rules a TOML file is checked
+against (:mod:`atlas.config.validate`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+from ..targets import KINDS
+from .validate import freeze, rule
+
+Settings = Tuple[Tuple[str, Tuple[Tuple[str, Any], ...]], ...]
+
+PRECISIONS = ("auto", "fp32", "bf16")
+EXECUTORS = ("slurm", "local")
+
+_PAIRS = 'a list of ["layer", channel] pairs'
+_POOL = 'a path or "bundled"'
+
+
+def freeze_settings(settings: Mapping[str, Mapping[str, Any]]) -> Settings:
+    """Turn ``{method: {key: value}}`` into the sorted tuple form stored in :class:`AtlasConfig`."""
+    return tuple((m, tuple(sorted((k, freeze(v)) for k, v in kv.items()))) for m, kv in sorted(settings.items()))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where real images come from.
+
+    pool:
+        ``"bundled"`` (photos shipped inside scikit-image and scikit-learn, the embedded default) or the
+        path of an ImageNet-style folder (``<pool>/<wnid>/*.JPEG``, e.g. ``/data/imagenet/train``).
+    references:
+        N, the number of real images per class used as references (VITAL: 50).
+    spectrum_images:
+        how many pool images estimate the MACO magnitude spectrum (mean |rfft2| in decorrelated colour).
+    eval_pool:
+        where the metrics' real images come from (FID/KID, plausibility, the real-image rows), e.g.
+        ``/data/imagenet/val`` in the same ``<wnid>/`` layout, so that FVs are judged against images their
+        references were not drawn from; None: ``pool``. Does not change any job (only the metrics).
+    """
+
+    pool: str = rule("bundled", what=_POOL)
+    references: int = rule(50, ge=1)
+    spectrum_images: int = rule(2000, ge=1)
+    eval_pool: Optional[str] = rule(None, what=_POOL)
+
+
+@dataclass(frozen=True)
+class TargetsConfig:
+    """Which targets to visualise besides the classes' logits (each kind is planned by its own source).
+
+    classes:        one class-logit target per configured class.
+    concepts:       K CRAFT concepts per class (0: none; Lens used 10) at ``concept_layer`` (None: the
+                    model's default concept layer).
+    neurons:        user-listed neurons as ``[layer, channel]`` pairs.
+    top_neurons:    the k most relevant channels per class at ``neuron_layer``.
+    random_neurons: a fixed random sample of channels of ``neuron_layer`` (VITAL evaluated 90).
+    images:         M real images per class, explained by the image-seeded methods.
+    concept_settings: overrides of :class:`atlas.config.stages.CraftConfig` (images per class, Sobol
+                    design, mosaic and map settings, how many concepts are visualised, ...); checked when
+                    the concept stage reads them (:func:`atlas.config.stages.craft_config`).
+    neuron_settings: overrides of :class:`atlas.config.stages.NeuronConfig` (dataset examples,
+                    relevance, polysemantic neurons and their clusters, ...).
+    kind_methods:   ``((kind, (method, ...)), ...)``: only these methods visualise targets of that kind
+                    (a kind not listed is visualised by every configured method).
+    """
+
+    classes: bool = True
+    concepts: int = 0
+    concept_layer: Optional[str] = rule(None, what="a layer name")
+    neurons: Tuple[Tuple[str, int], ...] = rule((), ge=0, what=_PAIRS)
+    top_neurons: int = 0
+    random_neurons: int = 0
+    neuron_layer: Optional[str] = rule(None, what="a layer name")
+    images: int = 0
+    concept_settings: Tuple[Tuple[str, Any], ...] = rule((), table=True)
+    neuron_settings: Tuple[Tuple[str, Any], ...] = rule((), table=True)
+    kind_methods: Tuple[Tuple[str, Tuple[str, ...]], ...] = rule(
+        (), table=True, keys=KINDS, key_noun="target kind", what="a table of kind = [methods]")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """How the metrics step (``atlas metrics``; :mod:`atlas.metrics`) evaluates a finished build.
+
+    enabled:      run the metrics step in ``atlas build`` (``atlas metrics`` runs it regardless).
+    real_images:  real images per class drawn from the pool for FID/KID, plausibility, the t-SNE and the
+                  "real images" baseline row (VITAL/MACO: ImageNet images of the same classes).
+    judges:       other classifiers whose top-1 accuracy on the FVs is the transferability score (MACO
+                  Table 2: six classifiers; the demo uses EfficientNet-Lite1 and Lite2).
+    substitute:   model whose penultimate features stand in for Inception-v3 in FID/KID when the FID
+                  weights are absent (always labelled as a substitute).
+    clip:         open_clip (model, pretrained tag) for zero-shot top-1/top-5 (VITAL Table 1: ViT-B/32).
+    control:      real patches per neuron in the CoSy control set (VITAL Table 2: top-50).
+    tsne_classes: class ids embedded together in the t-SNE (VITAL Fig. 9: five dog breeds); None: the
+                  first ten configured classes.
+    seed:         seed of the real-image draw (1: not the seed-0 references the methods match), of the KID
+                  subsets and of the t-SNE.
+    """
+
+    enabled: bool = True
+    real_images: int = rule(50, ge=2)
+    judges: Tuple[str, ...] = rule((), what="a list of model names")
+    substitute: str = rule("efficientnet_lite2", what="a model name")
+    clip: Tuple[str, str] = rule(("ViT-B-32", "openai"), what='["model", "pretrained"]')
+    control: int = rule(50, ge=1)
+    tsne_classes: Optional[Tuple[int, ...]] = rule(None, min_length=1, what="a non-empty list of class ids")
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """Throughput settings of the optimisation loop (see :mod:`atlas.pipeline.compute`).
+
+    precision:
+        ``"auto"`` (bf16 autocast on a GPU that supports it, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
+        bf16 keeps results within the tolerance stated in :mod:`atlas.pipeline.compute`.
+    channels_last:
+        run convolutional models in channels-last memory format (identical results up to float rounding).
+    cudnn_benchmark:
+        let cuDNN time its convolution algorithms for each new shape and keep the fastest.
+    tf32:
+        allow TensorFloat-32 matrix products and convolutions for the fp32 parts on Ampere and newer GPUs.
+    """
+
+    precision: str = rule("auto", choices=PRECISIONS)
+    channels_last: bool = True
+    cudnn_benchmark: bool = True
+    tf32: bool = True
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Resources of one shard when submitted with ``atlas submit`` (submitit; SLURM or local processes).
+
+    shards:           number of array tasks (``atlas submit --shards`` overrides it).
+    partition, account, qos, constraint: SLURM placement (empty: the cluster's default).
+    gpus:             GPUs per shard (one shard uses one device; more GPUs means more shards).
+    cpus:             CPU cores per shard (data loading, PNG encoding).
+    mem_gb:           memory per shard.
+    timeout_min:      wall-clock limit per shard; a shard that reaches it is checkpointed and requeued.
+    array_parallelism: how many shards may run at the same time.
+    max_requeues:     how often a pre-empted or timed-out shard is requeued before it gives up.
+    folder:           where submitit keeps its logs and pickles (default ``<store>/submitit``).
+    """
+
+    shards: int = rule(8, ge=1)
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    constraint: str = ""
+    gpus: int = rule(1, ge=1)
+    cpus: int = rule(8, ge=1)
+    mem_gb: int = rule(64, ge=1)
+    timeout_min: int = rule(240, ge=1)
+    array_parallelism: int = rule(64, ge=1)
+    max_requeues: int = rule(10, ge=1)
+    folder: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class AtlasConfig:
+    """Everything that decides what an atlas contains.
+
+    classes:
+        class ids (or ImageNet names, resolved when planning); ``None`` (``"all"`` in a file) means every
+        class of the model.
+    settings:
+        per-method overrides of the method's ``Config`` defaults, e.g. ``(("maco", (("steps", 64),)),)``;
+        a file's ``[settings.<method>]`` table updates the preset's settings of that method key by key.
+    batch_size:
+        how many targets of one (model, method, seed) are optimised together in one batch.
+    compute, cluster:
+        how the jobs are computed (precision, memory format) and submitted (``[compute]``, ``[cluster]``);
+        neither changes a job's key.
+    """
+
+    name: str = "custom"
+    title: str = "Feature-visualization atlas"
+    models: Tuple[str, ...] = rule(("efficientnet_lite0",), min_length=1, what="a non-empty list of names")
+    classes: Optional[Tuple[Union[int, str], ...]] = rule(
+        None, min_length=1, aliases={"all": None}, what='a non-empty list of class ids or names, or "all"')
+    methods: Tuple[str, ...] = rule(("maco", "fourier"), min_length=1, what="a non-empty list of names")
+    settings: Settings = rule((), table=True, merge=True, what="a table of [settings.<method>] tables")
+    seeds: Tuple[int, ...] = rule((0,), min_length=1)
+    data: DataConfig = field(default_factory=DataConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    batch_size: int = rule(4, ge=1)
+    store: str = "store"
+    site: str = "site"
+    device: str = "auto"
+    download: bool = False
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def method_settings(self, method: str) -> Dict[str, Any]:
+        for name, kv in self.settings:
+            if name == method:
+                return dict(kv)
+        return {}
