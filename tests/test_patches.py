@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from atlas.data import BundledPool
-from atlas.data.patches import (cached_top_patches, cluster_patches, extract_patches, mosaic_png, patch_boxes,
-                                patch_images, top_patches)
+from atlas.data.mosaic import mosaic_png
+from atlas.data.patches import cached_top_patches, cluster_patches, extract_patches, patch_boxes, patch_images, top_patches
 from atlas.pipeline import Store
 
 

@@ -37,14 +37,13 @@ from ..models.arch import has_batchnorm
 from ..optim import OptimizerSpec, TargetRNG, optimize
 from ..optim import transforms as T
 from ..optim.augment import avg_pool
-from ..optim.inversion import (batch_total_variation, batchnorm_layers, bn_loss, bn_statistics,
-                               cross_entropy, input_l2)
-from ..optim.objectives import logged
+from ..optim.inversion import batchnorm_layers, bn_loss, bn_statistics, cross_entropy, input_l2
+from ..optim.objectives import logged, total_variation
 from ..optim.param import PixelParam
 from ..optim.stages import chain
 from ..targets import Target
 from .base import Method, RunContext, register
-from .common import finish
+from .results import finish
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ class DeepInversion(Method):
         objective = (
             cfg.main_loss_multiplier * logged("ce", cross_entropy(ids), sign=-1.0)
             + cfg.r_feature * logged("bn", bn_statistics(model, cfg.first_bn_multiplier), sign=-1.0)
-            + batch_total_variation(model, cfg.tv_l2, cfg.tv_l1)
+            + total_variation(cfg.tv_l2, cfg.tv_l1, model=model, on_views=True, whole_batch=True)
             + input_l2(model, cfg.l2)
         )
         stages = [(cfg.low_res_steps, 2), (cfg.steps, 1)]

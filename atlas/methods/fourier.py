@@ -7,14 +7,11 @@ Fourier initialization, i.e., without fixed magnitude" - so the crops, noise and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
-from ..optim import OptimizerSpec, TargetRNG, optimize
-from ..optim.param import FourierParam
-from ..targets import Target
-from .base import Method, RunContext, register
-from .common import finish, target_objective
-from .maco import MacoConfig, crop_transforms
+from ..optim import TargetRNG
+from ..optim.param import FourierParam, Parameterization
+from .base import RunContext, register
+from .maco import Maco, MacoConfig
 
 
 @dataclass(frozen=True)
@@ -24,7 +21,9 @@ class FourierConfig(MacoConfig):
     decay: float = 1.0
 
 
-class Fourier(Method):
+class Fourier(Maco):
+    """MACO's run with the full Fourier spectrum as the parameterisation."""
+
     name = "fourier"
     title = "Fourier"
     version = "1"
@@ -35,16 +34,8 @@ class Fourier(Method):
     summary = ("Optimises the full Fourier spectrum of the image, scaled by 1/f to favour low frequencies "
                "(Olah et al. 2017), with MACO's crops, noise and optimiser as in VITAL's comparison.")
 
-    def run(self, ctx: RunContext, cfg: FourierConfig, targets: Sequence[Target], seeds: Sequence[int]):
-        rng = TargetRNG(seeds, ctx.device)
-        param = FourierParam(rng, cfg.image_size, decay=cfg.decay)
-        result = optimize(
-            ctx.model, param, target_objective(ctx, targets), cfg.steps, rng,
-            optimizer=OptimizerSpec("nadam", lr=cfg.lr),
-            transforms=crop_transforms(cfg, ctx.model.input_size),
-            on_step=ctx.on_step,
-        )
-        return finish(ctx, targets, result)
+    def parameterization(self, ctx: RunContext, cfg: FourierConfig, rng: TargetRNG) -> Parameterization:
+        return FourierParam(rng, cfg.image_size, decay=cfg.decay)
 
 
 register(Fourier())

@@ -13,10 +13,11 @@ from typing import Sequence
 
 from ..optim import OptimizerSpec, TargetRNG, optimize
 from ..optim import transforms as T
-from ..optim.param import MacoParam
+from ..optim.param import MacoParam, Parameterization
 from ..targets import Target
 from .base import Method, RunContext, register
-from .common import finish, target_objective
+from .results import finish
+from .target_objectives import target_objective
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,13 @@ class Maco(Method):
                "average spectrum of natural images. Random crops and noise; transparency from accumulated "
                "gradients.")
 
+    def parameterization(self, ctx: RunContext, cfg: MacoConfig, rng: TargetRNG) -> Parameterization:
+        """The phase-only image over the pool's magnitude spectrum (the one line Fourier changes)."""
+        return MacoParam(rng, ctx.spectrum(cfg.image_size), cfg.image_size)
+
     def run(self, ctx: RunContext, cfg: MacoConfig, targets: Sequence[Target], seeds: Sequence[int]):
         rng = TargetRNG(seeds, ctx.device)
-        param = MacoParam(rng, ctx.spectrum(cfg.image_size), cfg.image_size)
+        param = self.parameterization(ctx, cfg, rng)
         result = optimize(
             ctx.model, param, target_objective(ctx, targets), cfg.steps, rng,
             optimizer=OptimizerSpec("nadam", lr=cfg.lr),

@@ -41,7 +41,7 @@ from ..optim.inversion import cross_entropy
 from ..optim.stages import chain
 from ..targets import Target
 from .base import Method, RunContext, register
-from .common import finish
+from .results import finish
 
 #: VITAL Table 1: the batch size used for PII per model, read as the ensemble size.
 TABLE1_VIEWS = {"resnet50": 21, "densenet121": 24, "convnext_base": 16, "vit_l_16": 2, "vit_l_32": 5}

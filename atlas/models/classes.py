@@ -18,11 +18,3 @@ def imagenet_classes() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
     wnids = tuple(info.label_names())
     names = tuple(info.index_to_description(i).split(",")[0].strip() for i in range(len(wnids)))
     return names, wnids
-
-
-def imagenet_synonyms(class_id: int) -> Tuple[str, ...]:
-    """All synonyms of a class (for search), e.g. ``("tench", "Tinca tinca")``."""
-    from timm.data import ImageNetInfo
-
-    desc = ImageNetInfo("imagenet-1k").index_to_description(class_id)
-    return tuple(s.strip() for s in desc.split(",") if s.strip())

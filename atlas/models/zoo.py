@@ -284,10 +284,6 @@ def layer_width(name: str, layer: str) -> int:
     return int(out.shape[-1] if out.dim() == 3 else out.shape[1])  # tokens (N, L, C) or maps (N, C, ...)
 
 
-def model_names() -> list[str]:
-    return MODELS.names() + ["timm:<name>", "<any torchvision classifier>"]
-
-
 def load_model(name: str, device: str | torch.device = "cpu", download: bool = False) -> ModelHandle:
     """Load model ``name`` (see module docstring) in eval mode with frozen weights on ``device``."""
     if name.startswith("timm:"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import logging
 import os
@@ -29,10 +28,10 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
-from PIL import Image
 
 from .. import __version__
 from ..errors import AtlasError
+from ..png import png_bytes
 from .jobs import Job
 
 log = logging.getLogger(__name__)
@@ -63,15 +62,6 @@ def disk_errors(folder, option: str = "--store"):
             exc.errno, "make it writable")
         raise DiskError(f"cannot write to {str(folder)!r}: {exc.strerror or os.strerror(exc.errno)}; {what} "
                         f"and run again (finished work is kept), or choose another folder with {option}") from None
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    """float array in [0, 1], (H, W) or (H, W, 3) -> PNG bytes (8 bit)."""
-    a = np.clip(np.nan_to_num(np.asarray(arr, dtype=np.float32)), 0, 1)
-    img = Image.fromarray((a * 255 + 0.5).astype(np.uint8))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=6)
-    return buf.getvalue()
 
 
 def sha256(data: bytes) -> str:

@@ -1,16 +1,16 @@
 """The ``image`` target source: ``[targets] images = M`` plans M real images per class (ids from
-:func:`atlas.seeded.images.seed_image_ids`, no image read), each toward its own class and toward its rival
-(:data:`atlas.seeded.images.GOALS`)."""
+:func:`atlas.data.seed_images.seed_image_ids`, no image read), each toward its own class and toward its rival
+(:data:`atlas.data.seed_images.GOALS`)."""
 from __future__ import annotations
 
 import logging
 from typing import List
 
 from ..config import AtlasConfig
+from ..data.seed_images import GOALS, seed_image_ids
 from ..errors import AtlasError
 from ..pipeline.planner import TARGET_SOURCES, SourceSkipped
 from ..targets import Target
-from .images import GOALS, seed_image_ids
 
 log = logging.getLogger(__name__)
 

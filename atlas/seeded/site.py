@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..methods import METHODS
+from ..path_similarity import summarize_path_similarity
 from ..sitegen.context import CLASS_SECTIONS, ClassEntry, Figure, ModelEntry, Section, SiteBuild
 from ..sitegen.paths import model_slug
-from .metrics import summarize_path_similarity
 
 PANELS = (("seed", "seed image"), ("result", "result"), ("mask", "mask"), ("composite", "masked result"))
 SCORE_LABELS = (
