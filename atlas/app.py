@@ -11,7 +11,8 @@ class-page sections of equal ``order`` and page sources appear in it.
 ==========================  ==============================================================================
 registry                    what a contribution is
 ==========================  ==============================================================================
-``METHODS``                 a :class:`~atlas.methods.base.Method` (every module of :mod:`atlas.methods`)
+``METHODS``                 a :class:`~atlas.methods.base.Method`: every ``VARIANTS`` of :mod:`atlas.methods`
+``PRESETS``                 ``preset() -> AtlasConfig``; the paper presets run every registered method
 ``TARGET_SOURCES``          ``source(cfg, model, classes) -> [Target]`` (raise ``SourceSkipped`` to skip)
 ``RUN_STAGES``              ``stage(runner, model)``, run before a model's jobs (cached in the store)
 ``RESOURCES``               ``factory(run_context)``: a shared object a method asks for by name
@@ -23,22 +24,40 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from functools import partial
 from typing import Callable, Tuple
 
+from .config import presets
+from .config.presets import PRESETS
 from .methods.base import METHODS, RESOURCES
 from .pipeline.planner import TARGET_SOURCES
 from .pipeline.runner import RUN_STAGES
 from .sitegen.context import CLASS_SECTIONS, PAGE_SOURCES
 
 
+#: The order methods are registered in (the paper presets' column order); any other module of
+#: :mod:`atlas.methods` with ``VARIANTS`` follows, alphabetically.
+METHOD_ORDER = ("maco", "fourier", "deepinversion", "plugin_inversion", "vital", "accentuation", "attribution_vis")
+
+
 def _methods() -> None:
-    """Every method module (or package) of :mod:`atlas.methods` registers what its ``METHODS`` lists."""
+    """Every ``VARIANTS`` entry of every module (or package) of :mod:`atlas.methods`."""
     import atlas.methods as package
 
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name in ("base", "common"):
-            continue
-        importlib.import_module(f"{package.__name__}.{info.name}")
+    found = sorted(info.name for info in pkgutil.iter_modules(package.__path__))
+    for name in [m for m in METHOD_ORDER if m in found] + [m for m in found if m not in METHOD_ORDER]:
+        module = importlib.import_module(f"{package.__name__}.{name}")
+        for method in getattr(module, "VARIANTS", ()):
+            METHODS.add(method.name, method)
+
+
+def _presets() -> None:
+    """``demo``, and ``paper`` and ``lens`` with every registered method at its paper's settings."""
+    methods = tuple(METHODS.in_order_names())
+    settings = {name: dict(METHODS.get(name).paper_settings) for name in methods if METHODS.get(name).paper_settings}
+    PRESETS.add("demo", presets.demo_preset)
+    PRESETS.add("paper", partial(presets.paper_preset, methods, settings))
+    PRESETS.add("lens", partial(presets.lens_preset, methods, settings))
 
 
 def _core_targets() -> None:
@@ -83,7 +102,7 @@ def _concepts_and_neurons() -> None:
 
 def _vital_clusters() -> None:
     """VITAL's own polysemantic-neuron cluster targets (``[settings.vital] clusters = k``)."""
-    from .methods.vital_targets import polysemantic_clusters
+    from .methods.vital.targets import polysemantic_clusters
 
     TARGET_SOURCES.add("neuron_clusters", polysemantic_clusters)
 
@@ -101,6 +120,7 @@ def _image_explanations() -> None:
 #: The features, in installation order.
 FEATURES: Tuple[Tuple[str, Callable[[], None]], ...] = (
     ("methods", _methods),
+    ("presets", _presets),
     ("core targets", _core_targets),
     ("metrics pages", _metrics_pages),
     ("skipped methods", _skipped_methods),

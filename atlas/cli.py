@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 
-from .config import PRESETS, resolve_config
+from .config import resolve_config
 from .errors import AtlasError
 
 
 def config_options(fn):
-    @click.option("--preset", default=None, help=f"Preset: {', '.join(PRESETS.names())} (default demo).")
+    @click.option("--preset", default=None, help="Preset: demo (default), paper or lens.")
     @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
                   help="TOML configuration file (may start from a preset with preset = \"...\").")
     @click.option("--store", default=None, help="Artifact store folder (default: store).")

@@ -40,6 +40,10 @@ class Registry(Generic[T]):
         """(name, object) pairs in registration order."""
         return list(self._items.items())
 
+    def in_order_names(self) -> list[str]:
+        """The names in registration order."""
+        return list(self._items)
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

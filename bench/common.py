@@ -9,6 +9,10 @@ import time
 
 import torch
 
+from atlas.app import install
+
+install()  # the composition root, as the command line does
+
 
 def setup_threads() -> int:
     n = int(os.environ.get("ATLAS_THREADS", os.cpu_count() or 1))

@@ -51,7 +51,7 @@ def main() -> None:
     cfg = method.config({"steps": args.steps, "warmup": 2})
     layer, ch = args.neuron.split(":")
     targets = {"class": Target.of_class(285), "neuron": Target.of_neuron(layer, int(ch))}
-    from atlas.methods import vital_refs
+    from atlas.methods.vital import references as vital_refs
     vital_refs.neuron_references(ctx, targets["neuron"], args.references, cfg)  # top-patch scan, not timed
     method.run(ctx, method.config({"steps": 2, "warmup": 0}), [targets["class"]], [0])  # warm-up
     rates = {k: [] for k in targets}

@@ -9,9 +9,8 @@ from atlas.models.cards import has_batchnorm
 from atlas.models.handle import Block, ModelHandle
 from atlas.optim import OptimizerSpec, TargetRNG, optimize
 from atlas.optim.augment import CanvasParam, DecayingChannelNoise, color_shift, grow_canvas, paste_center
-from atlas.optim.inversion import (batch_total_variation, batchnorm_layers, bn_distance, bn_loss,
-                                   bn_statistics, cross_entropy, input_l2)
-from atlas.optim.objectives import Evaluation, logged
+from atlas.optim.inversion import batchnorm_layers, bn_distance, bn_loss, bn_statistics, cross_entropy, input_l2
+from atlas.optim.objectives import Evaluation, logged, total_variation
 from atlas.optim.param import PixelParam
 
 
@@ -120,7 +119,7 @@ def test_cross_entropy_and_priors_per_target():
     ce = cross_entropy([3, 7])(ev)
     ref = torch.nn.functional.cross_entropy(logits, torch.tensor([3, 3, 7, 7]), reduction="none").view(2, 2).mean(1)
     assert torch.allclose(-ce, ref)
-    tv = batch_total_variation(model, 1.0)(ev)
+    tv = total_variation(1.0, model=model, on_views=True, whole_batch=True)(ev)
     assert tv.shape == (2,) and tv[0] == tv[1] and tv[0] < 0
     l2 = input_l2(model, 1.0)(ev)
     norms = model.normalize(views).flatten(1).norm(dim=1).view(2, 2).mean(1)

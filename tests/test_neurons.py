@@ -6,12 +6,13 @@ import torch
 
 from atlas.concepts.clusters import neuron_clusters, split_neuron
 from atlas.concepts.examples import find_clusters, find_examples, neuron_examples
-from atlas.concepts.neurons import PlanResources, act_x_grad, random_channels, select_neurons
+from atlas.concepts.neurons import PlanResources, random_channels, select_neurons
 from atlas.config import NeuronConfig
 from atlas.config import config_from_mapping
 from atlas.data import BundledPool
 from atlas.errors import AtlasError
 from atlas.pipeline import Store, make_plan
+from atlas.relevance import channel_attribution
 
 
 def _cfg(tmp_path, **targets):
@@ -21,7 +22,7 @@ def _cfg(tmp_path, **targets):
 
 def test_act_x_grad_is_weight_times_mean_activation_for_a_linear_head(tiny):
     x = torch.rand(3, 3, 32, 32)
-    r = act_x_grad(tiny, x, [1, 2, 3], "relu2")
+    r = channel_attribution("act_x_grad", tiny, x, [1, 2, 3], "relu2")
     a = tiny.features(x, ["relu2"])["relu2"].mean((2, 3))
     expected = a * tiny.module.fc.weight[[1, 2, 3]]  # logit = w . mean(A) + b  =>  sum_hw A dlogit/dA = w * mean(A)
     torch.testing.assert_close(r, expected, rtol=1e-4, atol=1e-6)
@@ -43,7 +44,7 @@ def test_top_k_and_random_selection_with_lite0(lite0, tmp_path):
     sel = select_neurons(cfg, "efficientnet_lite0", [285, 967], res)
     # top-2 per class: the channels with the largest mean activation x gradient over the class's images
     x = BundledPool().reference_images(285, 2, 224, seed=0)
-    rel = act_x_grad(lite0, x, [285, 285], "blocks.6").mean(0)
+    rel = channel_attribution("act_x_grad", lite0, x, [285, 285], "blocks.6").mean(0)
     top = [int(c) for c in torch.argsort(rel, descending=True)[:2]]
     assert [c for (layer, c), why in sel.reasons.items() if "for class 285" in " ".join(why)] == top
     assert sum("random sample" in why for why in sel.reasons.values()) == 3
@@ -87,7 +88,7 @@ def test_plan_has_concepts_selected_neurons_and_clusters_once(lite0, tmp_path, m
 @pytest.mark.parametrize("targets, needle", [
     ({"concept_settings": {"imgaes": 3}}, "unknown key in [targets.concept_settings]: 'imgaes'; did you mean 'images'"),
     ({"concept_settings": {"images": 0}}, "'targets.concept_settings.images' must be a positive integer, got 0"),
-    ({"neuron_settings": {"relevance": "lrpp"}, "top_neurons": 1}, "unknown relevance 'lrpp'"),
+    ({"neuron_settings": {"relevance": "lrpp"}, "top_neurons": 1}, "unknown attribution method 'lrpp'"),
     ({"neuron_settings": {"polysemantic": [["blocks.6"]]}}, "'targets.neuron_settings.polysemantic' must be a list of"),
     ({"kind_methods": {"concepts": ["maco"]}}, "unknown target kind in [targets.kind_methods]: 'concepts'"),
     ({"kind_methods": {"concept": ["maco2"]}}, "unknown method 'maco2'"),

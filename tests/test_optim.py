@@ -83,6 +83,31 @@ def test_objectives_compose():
     assert float(tv) < 0 and float(obj.total_variation(1.0)(obj.Evaluation(torch.ones(1, 3, 8, 8), x, x, {}, 1))) == 0
 
 
+def test_total_variation_variants_match_their_formulas():
+    """One TV prior for three uses: per image on [0, 1] images, per image on normalised images with a pixel
+    norm (VITAL), one value over the whole batch of normalised views with an l1 term (DeepInversion)."""
+    from conftest import tiny_handle
+
+    model = tiny_handle()
+    g = torch.Generator().manual_seed(0)
+    image, views = torch.rand(2, 3, 8, 8, generator=g), torch.rand(4, 3, 8, 8, generator=g)
+    ev = obj.Evaluation(image, views, torch.zeros(4, 10), {}, 2)
+
+    def diffs(x):
+        return [x[..., :, :-1] - x[..., :, 1:], x[..., :-1, :] - x[..., 1:, :],
+                x[..., 1:, :-1] - x[..., :-1, 1:], x[..., :-1, :-1] - x[..., 1:, 1:]]
+
+    per_image = sum(torch.stack([d[i].norm() for i in range(2)]) for d in diffs(image))
+    torch.testing.assert_close(obj.total_variation(0.5)(ev), -0.5 * per_image)
+    x = model.normalize(image)
+    vital = 3.0 * sum(torch.stack([d[i].norm() for i in range(2)]) for d in diffs(x)) + 2.0 * x.flatten(1).norm(dim=1)
+    torch.testing.assert_close(obj.total_variation(3.0, pixel_l2=2.0, model=model)(ev), -vital)
+    v = model.normalize(views)
+    batch = 1e-4 * sum(d.norm() for d in diffs(v)) + 0.1 * sum(d.abs().mean() for d in diffs(v))
+    got = obj.total_variation(1e-4, 0.1, model=model, on_views=True, whole_batch=True)(ev)
+    torch.testing.assert_close(got, (-batch).expand(2))
+
+
 @pytest.mark.parametrize("make_param", [
     lambda rng: PixelParam(rng, 32),
     lambda rng: FourierParam(rng, 32),

@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from atlas.data import BundledPool
-from atlas.data.patches import (cached_top_patches, cluster_patches, extract_patches, mosaic_png, patch_boxes,
-                                patch_images, top_patches)
+from atlas.data.mosaic import mosaic_png
+from atlas.data.patches import cached_top_patches, cluster_patches, extract_patches, patch_boxes, patch_images, top_patches
 from atlas.pipeline import Store
 
 
@@ -52,3 +52,19 @@ def test_kmeans_separates_two_groups_and_mosaic():
     import io
     assert Image.open(io.BytesIO(png)).size == (80, 32)
     assert np.isfinite(labels).all()
+
+
+def test_one_png_encoder_rounds_as_asked_and_one_mosaic_tiles():
+    import io
+
+    from PIL import Image
+
+    from atlas.data.mosaic import mosaic
+    from atlas.png import png_bytes
+
+    a = np.array([[0.0, 0.5, 0.999, np.nan, 2.0]], dtype=np.float32)
+    near = np.asarray(Image.open(io.BytesIO(png_bytes(a))))
+    floor = np.asarray(Image.open(io.BytesIO(png_bytes(a, rounding="floor"))))
+    assert near.tolist() == [[0, 128, 255, 0, 255]] and floor.tolist() == [[0, 127, 254, 0, 255]]
+    grid = mosaic(torch.rand(3, 3, 20, 20), cols=2, tile=8)
+    assert grid.shape == (16, 16, 3) and (grid[8:, 8:] == 1).all()  # the cell past the last image stays white

@@ -9,13 +9,13 @@ import torch
 
 from atlas.config import DataConfig, config_from_mapping
 from atlas.data import open_pool
+from atlas.data.seed_images import load_seed_images
 from atlas.errors import AtlasError
 from atlas.methods import METHODS, RunContext, Visualization
 from atlas.methods.accentuation import calibrate_lambda
+from atlas.methods.accentuation.optimisation import accentuate
 from atlas.optim import TargetRNG
 from atlas.pipeline import Store, make_plan
-from atlas.seeded.accent import accentuate
-from atlas.seeded.images import load_seed_images
 from atlas.sitegen import render
 from atlas.sitegen.check import check_site
 from atlas.targets import Target

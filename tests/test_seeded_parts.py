@@ -13,14 +13,18 @@ from atlas.errors import AtlasError
 from atlas.optim import TargetRNG
 from atlas.optim.param import frequency_radius
 from atlas.pipeline import make_plan
-from atlas.seeded import masks, metrics, noise
-from atlas.seeded.accent import accentuate
-from atlas.seeded.attribution import ATTRIBUTIONS, aumann_shapley, gradcam
-from atlas.seeded.images import bundled_ids, seed_image_ids
-from atlas.seeded.lam import LambdaChoice, bisect_lambda
-from atlas.seeded.layers import channel_distance, depth_layer
-from atlas.seeded.param import FourierImage
-from atlas.seeded.transforms import PairedCrops, affine_views
+from atlas.data.seed_images import bundled_ids, seed_image_ids
+from atlas.methods import image_measures as metrics
+from atlas.methods.accentuation.lambda_search import LambdaChoice, bisect_lambda
+from atlas.methods.accentuation.optimisation import accentuate
+from atlas.models.layer_order import depth_layer
+from atlas.optim import fractal_noise as noise
+from atlas.optim import masks
+from atlas.optim.objectives import channel_distance
+from atlas.optim.param import FourierImage
+from atlas.optim.transforms import PairedCrops, affine_views
+from atlas.path_similarity import summarize_path_similarity
+from atlas.relevance.attributions import ATTRIBUTIONS, as_maps, aumann_shapley, gradcam
 from atlas.targets import Target
 from conftest import tiny_handle
 
@@ -126,7 +130,7 @@ def zero_at_layer_logits(model, x, layer):
 def test_aumann_shapley_is_complete(tiny):
     x = smooth_images(2)
     classes = [1, 7]
-    attr = aumann_shapley(tiny, x, "relu1", classes, steps=64)
+    attr = aumann_shapley(tiny, x, classes, "relu1", steps=64)
     with torch.no_grad():
         full = tiny(x)
     base = zero_at_layer_logits(tiny, x, "relu1")
@@ -134,11 +138,11 @@ def test_aumann_shapley_is_complete(tiny):
         gap = float(full[i, c] - base[i, c])
         assert abs(float(attr[i].sum()) - gap) < 0.02 * abs(gap) + 1e-3
     assert attr.shape == (2, 8, 16, 16)
-    assert not torch.allclose(attr[0], aumann_shapley(tiny, x, "relu1", [2, 7], steps=64)[0])
+    assert not torch.allclose(attr[0], aumann_shapley(tiny, x, [2, 7], "relu1", steps=64)[0])
 
 
 def test_gradcam_is_a_non_negative_map(tiny):
-    cam = gradcam(tiny, smooth_images(2), "relu2", [1, 2])
+    cam = gradcam(tiny, smooth_images(2), [1, 2], "relu2")
     assert cam.shape == (2, 1, 8, 8) and cam.min() >= 0
     assert set(ATTRIBUTIONS.names()) >= {"aumann_shapley", "gradcam"}
 
@@ -229,7 +233,7 @@ def test_path_similarity_excludes_the_seed_and_averages_pairs():
     assert out["natural"][0] == pytest.approx(float((r[0, 1] + r[0, 2] + r[1, 2]) / 3))
     alone = metrics.path_similarity(image, image, {"l": nat["l"][1:2]}, exclude=0)
     assert alone["to_natural"] == [None] and alone["natural"] == [None]
-    summary = metrics.summarize_path_similarity([out, out])
+    summary = summarize_path_similarity([out, out])
     assert summary["n"] == 2 and summary["to_seed"] == pytest.approx([1.0])
 
 
@@ -298,9 +302,7 @@ def test_gaussian_blur_keeps_mass_and_smooths():
 
 
 def test_token_activations_become_patch_grids():
-    from atlas.seeded.attribution import _as_maps
-
     tokens = torch.arange(2 * 17 * 5, dtype=torch.float32).view(2, 17, 5)  # class token + 4 x 4 patches
-    grid = _as_maps(tokens)
+    grid = as_maps(tokens)
     assert grid.shape == (2, 5, 4, 4) and torch.equal(grid[0, :, 0, 0], tokens[0, 1])
-    assert _as_maps(torch.zeros(1, 7, 3)).shape == (1, 3, 7, 1)
+    assert as_maps(torch.zeros(1, 7, 3)).shape == (1, 3, 7, 1)

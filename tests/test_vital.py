@@ -10,7 +10,7 @@ from atlas.data import open_pool
 from atlas.errors import AtlasError
 from atlas.methods import METHODS, RunContext
 from atlas.methods.base import RESOURCES
-from atlas.methods.vital_parts import blocks_before, class_blocks
+from atlas.methods.vital.blocks import blocks_before, class_blocks
 from atlas.models import load_model
 from atlas.models.cards import LITE_BLOCKS
 from atlas.pipeline import Store
@@ -70,7 +70,7 @@ def test_intermediate_neuron_matches_relevant_features(ctx):
 
 def test_references_are_the_top_patches(ctx):
     from atlas.data.patches import cached_top_patches
-    from atlas.methods import vital_refs
+    from atlas.methods.vital import references as vital_refs
 
     cfg = VITAL.config({})
     refs = vital_refs.neuron_references(ctx, Target.of_neuron("blocks.4", 96), 4, cfg)

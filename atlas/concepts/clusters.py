@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from ..config import NeuronConfig, neuron_config, stable_hash
-from ..data.patches import NeuronExamples, cluster_patches, extract_patches, mosaic_png, patch_boxes, patch_images
-from ..data.pools import UnreadableImage
+from ..data.mosaic import mosaic_png
+from ..data.patches import NeuronExamples, cluster_patches, patch_images, top_patch_features
 from ..errors import AtlasError
 from .neurons import check_channels
 
@@ -34,43 +34,6 @@ def cluster_fit(cfg) -> str:
     n = neuron_config(cfg)
     return stable_hash({"clusters": n.clusters, "patches": n.cluster_patches, "max_images": n.max_images,
                         "pool": cfg.data.pool, "v": VERSION}, length=12)
-
-
-def top_patch_features(model, pool, layer: str, channels: Sequence[int], m: int, max_images: Optional[int] = None,
-                       batch_images: int = 4) -> Dict[int, dict]:
-    """Per channel: the ``m`` best patches (any source) with their scores, sources, boxes and features
-    (spatial mean of all channels of ``layer``) - one sweep over the pool for all ``channels``."""
-    size = model.input_size
-    boxes = patch_boxes(size)
-    ids = pool.source_ids(max_images)
-    chans = list(channels)
-    best = {c: (torch.empty(0), torch.empty(0, 0), torch.empty(0, dtype=torch.long)) for c in chans}
-    with torch.no_grad():
-        for start in range(0, len(ids), batch_images):
-            imgs, rows = [], []
-            for i in range(start, min(start + batch_images, len(ids))):
-                try:
-                    imgs.append(pool.source_image(ids[i], size))
-                    rows.append(i)
-                except UnreadableImage:
-                    continue
-            if not imgs:
-                continue
-            a = model.activations(extract_patches(torch.stack(imgs).to(model.device), size), [layer])[layer]
-            feats = (a.flatten(2).mean(-1) if a.dim() > 2 else a).float().cpu()
-            where = torch.tensor([r * len(boxes) + b for r in rows for b in range(len(boxes))])
-            for c in chans:
-                s, f, w = best[c]
-                s = torch.cat([s, feats[:, c]])
-                f = torch.cat([f, feats]) if f.numel() else feats
-                w = torch.cat([w, where])
-                top = torch.topk(s, min(m, s.shape[0])).indices
-                best[c] = (s[top], f[top], w[top])
-    out = {}
-    for c, (s, f, w) in best.items():
-        out[c] = {"scores": s.numpy(), "features": f, "sources": [ids[int(i) // len(boxes)] for i in w],
-                  "boxes": [boxes[int(i) % len(boxes)] for i in w]}
-    return out
 
 
 def split_neuron(found: dict, layer: str, channel: int, k: int, examples: int, seed: int = 0) -> List[dict]:

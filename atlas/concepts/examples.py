@@ -11,7 +11,8 @@ import json
 from typing import Dict, List, Sequence
 
 from ..config import NeuronConfig, neuron_config, stable_hash
-from ..data.patches import NeuronExamples, cached_top_patches, mosaic_png, patch_images
+from ..data.mosaic import mosaic_png
+from ..data.patches import NeuronExamples, cached_top_patches, patch_images
 from .clusters import neuron_clusters
 from .lookup import latest_entries
 from .neurons import check_channels

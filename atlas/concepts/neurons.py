@@ -2,10 +2,10 @@
 random sample per layer, and polysemantic neurons split into k-means clusters (VITAL supplementary §1.1,
 §2.1: 90 ResNet50 neurons; Fig. 22).
 
-Relevance is pluggable (:data:`RELEVANCE`, ``[targets.neuron_settings] relevance``): a function
-``(model, images, class_ids, layer) -> (N, C)`` - the signature of ``atlas.relevance.channel_relevance``
-(LRP). Built in: ``lrp`` (the default) and ``act_x_grad``, activation x gradient of the class logit summed
-over positions.
+Relevance is pluggable (``[targets.neuron_settings] relevance``): any attribution method of
+:data:`atlas.relevance.ATTRIBUTIONS`, summed over positions per channel
+(:func:`atlas.relevance.channel_attribution`) - ``lrp`` (the default) or ``act_x_grad``, activation x
+gradient of the class logit.
 
 Selection runs when the plan is made (targets must be known then), so asking for top-k or random neurons
 makes planning load the model once; results are cached in the store (stages ``neuron_relevance`` and
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Dict, List, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -24,38 +24,7 @@ import torch
 from ..config import NeuronConfig, neuron_config, stable_hash
 from ..errors import AtlasError
 from ..models.handle import ModelHandle
-from ..registry import Registry
 from .layers import neuron_layer
-
-#: Channel relevance functions: ``fn(model, images, class_ids, layer) -> (N, C)`` relevance per image.
-RELEVANCE: Registry[Callable[[ModelHandle, torch.Tensor, List[int], str], torch.Tensor]] = Registry("relevance")
-
-
-@RELEVANCE.register("act_x_grad")
-def act_x_grad(model: ModelHandle, images: torch.Tensor, class_ids: List[int], layer: str,
-               batch: int = 8) -> torch.Tensor:
-    """Activation x gradient of each image's class logit at ``layer``, summed over positions: (N, C)."""
-    out = []
-    for s in range(0, images.shape[0], batch):
-        x = images[s:s + batch].to(model.device).requires_grad_(True)
-        ids = torch.as_tensor(class_ids[s:s + batch], device=model.device)
-        with model.capture([layer]) as acts:
-            logits = model(x)
-        a = acts[layer]
-        (g,) = torch.autograd.grad(logits.gather(1, ids[:, None]).sum(), a)
-        r = (a * g).detach().float()
-        out.append((r.flatten(2).sum(-1) if r.dim() > 2 else r).cpu())
-    return torch.cat(out)
-
-
-@RELEVANCE.register("lrp")
-def lrp_relevance(model: ModelHandle, images: torch.Tensor, class_ids: List[int], layer: str) -> torch.Tensor:
-    """LRP relevance of every channel of ``layer`` for each image's class, summed over positions (zennit,
-    :func:`atlas.relevance.channel_relevance`; VITAL's relevance, supplementary §1.3)."""
-    from ..relevance import channel_relevance
-
-    return channel_relevance(model, images.to(model.device), class_ids, layer).float().cpu()
-
 
 class PlanResources:
     """The store, pool and model for selections made at plan time, each opened only when needed."""
@@ -102,14 +71,16 @@ def _relevance_key(res: PlanResources, class_id: int, layer: str, ncfg: NeuronCo
 
 def class_relevance(res: PlanResources, class_id: int, layer: str, ncfg: NeuronConfig) -> np.ndarray:
     """Mean relevance (C,) of every channel of ``layer`` for ``class_id`` over its images (cached)."""
-    fn = RELEVANCE.get(ncfg.relevance)
+    from ..relevance import ATTRIBUTIONS, channel_attribution  # zennit loads only when relevance is asked for
+
+    ATTRIBUTIONS.get(ncfg.relevance)
     key = _relevance_key(res, class_id, layer, ncfg)
 
     def compute():
         m = res.model
         x = res.pool.reference_images(class_id, ncfg.relevance_images, m.input_size, seed=ncfg.seed,
                                       allow_fewer=True)
-        r = fn(m, x, [class_id] * x.shape[0], layer).mean(0)
+        r = channel_attribution(ncfg.relevance, m, x, [class_id] * x.shape[0], layer).mean(0)
         return {"relevance.json": json.dumps([float(v) for v in r]).encode()}, {}
 
     d = res.store.cached_stage("neuron_relevance", key, compute)
@@ -144,8 +115,9 @@ def select_neurons(cfg, model: str, classes: List[int], res: PlanResources | Non
         layer = neuron_layer(cfg, model)
         if t.top_neurons:
             from ..progress import stage
+            from ..relevance import ATTRIBUTIONS
 
-            RELEVANCE.get(ncfg.relevance)  # an unknown name is an error before anything runs
+            ATTRIBUTIONS.get(ncfg.relevance)  # an unknown name is an error before anything runs
             todo = sum(res.store.get_stage("neuron_relevance", stable_hash(_relevance_key(res, c, layer, ncfg),
                                                                              length=20)) is None for c in classes)
             with stage(f"relevance ({ncfg.relevance}) · {model}", todo, unit="class") as bar:

@@ -2,21 +2,14 @@
 concept maps over real images and mosaics of patches."""
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from ..data.patches import mosaic_png
-
-
-def png(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
+from ..data.mosaic import mosaic_png
+from ..png import png_bytes
 
 
 def concept_map_png(images: torch.Tensor, maps: np.ndarray, threshold: float, tile: int = 160) -> bytes:
@@ -35,7 +28,7 @@ def concept_map_png(images: torch.Tensor, maps: np.ndarray, threshold: float, ti
         out[edge] = (1.0, 0.85, 0.1)
         x0 = i * (tile + 4)
         canvas[:, x0:x0 + tile] = out
-    return png(canvas)
+    return png_bytes(canvas)
 
 
 def patch_mosaic(images: torch.Tensor, picks: Sequence[int], boxes: Sequence[tuple], patch: int,

@@ -9,7 +9,7 @@ load      TOML files and mappings -> ``AtlasConfig``
 """
 from .hashing import canonical_json, stable_hash
 from .load import config_from_mapping, load_config, resolve_config
-from .presets import (DEMO_CLASSES, PAPER_JUDGES, PAPER_METHODS, PAPER_SETTINGS, PAPER_TSNE_CLASSES, PRESETS,
+from .presets import (DEMO_CLASSES, PAPER_JUDGES, PAPER_TSNE_CLASSES, PRESETS,
                       VITAL_DEMO, demo_preset, lens_preset, paper_preset)
 from .schema import (EXECUTORS, PRECISIONS, AtlasConfig, ClusterConfig, ComputeConfig, DataConfig, MetricsConfig,
                      Settings, TargetsConfig, freeze_settings)
@@ -17,7 +17,7 @@ from .stages import CraftConfig, NeuronConfig, craft_config, neuron_config
 
 __all__ = [
     "canonical_json", "stable_hash", "config_from_mapping", "load_config", "resolve_config",
-    "DEMO_CLASSES", "PAPER_JUDGES", "PAPER_METHODS", "PAPER_SETTINGS", "PAPER_TSNE_CLASSES", "PRESETS",
+    "DEMO_CLASSES", "PAPER_JUDGES", "PAPER_TSNE_CLASSES", "PRESETS",
     "VITAL_DEMO", "demo_preset", "lens_preset", "paper_preset",
     "EXECUTORS", "PRECISIONS", "AtlasConfig", "ClusterConfig", "ComputeConfig", "DataConfig", "MetricsConfig",
     "Settings", "TargetsConfig", "freeze_settings",

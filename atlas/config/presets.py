@@ -1,11 +1,12 @@
 """The presets: ``demo`` (the embedded default), ``paper`` (VITAL's setting) and ``lens`` (the Lens site).
 
 A preset is a function returning an :class:`~atlas.config.schema.AtlasConfig`; a configuration file may
-start from one (``preset = "demo"``) and override any key.
+start from one (``preset = "demo"``) and override any key. The composition root (:mod:`atlas.app`) fills
+:data:`PRESETS` (the paper presets list every registered method).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Mapping, Tuple
 
 from ..registry import Registry
 from .schema import AtlasConfig, ClusterConfig, DataConfig, MetricsConfig, TargetsConfig, freeze_settings
@@ -21,7 +22,6 @@ DEMO_CLASSES = (285, 967, 665, 872, 985, 657)
 VITAL_DEMO = {"steps": 256, "neuron_steps": 32, "warmup": 8}
 
 
-@PRESETS.register("demo")
 def demo_preset() -> AtlasConfig:
     """The embedded default: EfficientNet-Lite0 on the bundled photos, within 10 minutes on a 2-core CPU.
 
@@ -73,27 +73,7 @@ PAPER_JUDGES = ("mobilenet_v2", "vgg16", "inception_v3", "efficientnet_b0", "con
 #: VITAL Fig. 9 embeds "five dog breeds" (not named): Chihuahua, Maltese, golden retriever, German shepherd,
 #: Siberian husky.
 PAPER_TSNE_CLASSES = (151, 153, 207, 235, 250)
-#: Every registered method at the time of writing; methods added later are appended here (the presets
-#: run all of them side by side).
-PAPER_METHODS = (
-    "maco", "fourier", "maco_hr", "fourier_hr", "deepinversion", "deepinversion_ms", "plugin_inversion", "vital",
-    "accentuation", "attribution_vis",
-)
-
-#: MACO's and the Fourier baseline's settings in the papers (MACO §4; VITAL supplementary §1.1: Fourier uses
-#: MACO's settings, only the initialisation changes): 256 NAdam steps at lr 1.0, crops of side ~N(0.25, 0.1)
-#: resized to the model input, uniform noise U(-0.1, 0.1). ``*_hr``: the 1024-px variants VITAL compares.
-_MACO_PAPER = {"steps": 256, "lr": 1.0, "crop_size": 0.25, "crop_size_std": 0.1, "noise": 0.1}
-PAPER_SETTINGS = {
-    "maco": dict(_MACO_PAPER, image_size=224),
-    "fourier": dict(_MACO_PAPER, image_size=224),
-    "maco_hr": dict(_MACO_PAPER, image_size=1024),
-    "fourier_hr": dict(_MACO_PAPER, image_size=1024),
-}
-
-
-@PRESETS.register("paper")
-def paper_preset() -> AtlasConfig:
+def paper_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, Any]]) -> AtlasConfig:
     """VITAL's setting (supplementary §1.1): ResNet50, DenseNet121, ConvNeXt-base, ViT-L/16 and ViT-L/32
     (torchvision weights), all 1000 ImageNet classes, every method, three seeds; CRAFT concepts (K = 10 as
     on Lens) and the 90 random ResNet50 neurons of VITAL's Table 2 (``layer4``: VITAL's ``layer4_2``,
@@ -102,6 +82,10 @@ def paper_preset() -> AtlasConfig:
 
     Sized for a GPU cluster: 16 targets per batch, bf16 autocast where the GPU supports it (``auto``),
     32 shards of one GPU each (``atlas submit``).
+
+    ``methods`` are every registered method and ``settings`` their papers' settings
+    (``Method.paper_settings``): the composition root (:mod:`atlas.app`) registers this preset with them, so
+    a method added to atlas runs in the paper presets the day it is registered.
     """
     return AtlasConfig(
         name="paper",
@@ -109,8 +93,8 @@ def paper_preset() -> AtlasConfig:
         title="Feature-visualization atlas (paper setting)",
         models=("resnet50", "densenet121", "convnext_base", "vit_l_16", "vit_l_32"),
         classes=None,
-        methods=PAPER_METHODS,
-        settings=freeze_settings(PAPER_SETTINGS),
+        methods=tuple(methods),
+        settings=freeze_settings(settings),
         seeds=(0, 1, 2),
         data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
         targets=TargetsConfig(classes=True, concepts=10, random_neurons=90, neuron_layer="layer4", images=2),
@@ -119,18 +103,17 @@ def paper_preset() -> AtlasConfig:
     )
 
 
-@PRESETS.register("lens")
-def lens_preset() -> AtlasConfig:
+def lens_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, Any]]) -> AtlasConfig:
     """The Lens site's setting: ResNet50, all 1000 classes and 10 CRAFT concepts per class (Lens README;
     reference/05_craft.md), here with every method next to MACO (the image-seeded ones on 2 real images per
-    class); one seed; ImageNet train (``--data``)."""
+    class); one seed; ImageNet train (``--data``). ``methods`` and ``settings`` as for :func:`paper_preset`."""
     return AtlasConfig(
         name="lens",
         title="Lens-style atlas: ResNet50",
         models=("resnet50",),
         classes=None,
-        methods=PAPER_METHODS,
-        settings=freeze_settings(PAPER_SETTINGS),
+        methods=tuple(methods),
+        settings=freeze_settings(settings),
         seeds=(0,),
         data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
         targets=TargetsConfig(classes=True, concepts=10, concept_layer="layer4", images=2),

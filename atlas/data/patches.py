@@ -10,10 +10,9 @@ neuron's top patches into k groups by their features, one reference set (and one
 """
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -50,32 +49,41 @@ class NeuronExamples:
     scores: List[float] = field(default_factory=list)
 
 
-def _scan(model: ModelHandle, pool: ImagePool, ids: List[str], layer: str, score_fn, width: int, patch: int,
-          stride: int, batch_images: int, progress) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def scan_patches(model: ModelHandle, pool: ImagePool, ids: Sequence[str], layer: str, patch: int = PATCH,
+                 stride: int = STRIDE, batch_images: int = 8,
+                 progress=None) -> Iterator[Tuple[List[int], torch.Tensor]]:
+    """The one sweep over the pool: for every batch of ``batch_images`` source images, the indices into ``ids``
+    of the readable ones and the activations of ``layer`` on all their patches (image-major, ``len(rows) * P``
+    rows). Unreadable images are skipped; ``progress(n)`` follows each batch. Run it under ``torch.no_grad``."""
+    size = model.input_size
+    for start in range(0, len(ids), batch_images):
+        chunk, rows = [], []
+        for i in range(start, min(start + batch_images, len(ids))):
+            try:
+                chunk.append(pool.source_image(ids[i], size))
+                rows.append(i)
+            except UnreadableImage:
+                continue
+        if chunk:
+            x = extract_patches(torch.stack(chunk).to(model.device), size, patch, stride)
+            yield rows, model.activations(x, [layer])[layer]
+        if progress is not None:
+            progress(min(batch_images, len(ids) - start))
+
+
+def _best_per_image(model: ModelHandle, pool: ImagePool, ids: List[str], layer: str, score_fn, width: int, patch: int,
+                    stride: int, batch_images: int, progress) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For every source image: its best patch's score per column of ``score_fn(acts) -> (P, width)``, which
     patch gave it, and whether the image was readable."""
-    size = model.input_size
-    boxes = patch_boxes(size, patch, stride)
+    boxes = patch_boxes(model.input_size, patch, stride)
     best = torch.full((len(ids), width), -float("inf"))
     where = torch.zeros((len(ids), width), dtype=torch.long)
     ok = torch.zeros(len(ids), dtype=torch.bool)
     with torch.no_grad():
-        for start in range(0, len(ids), batch_images):
-            chunk, rows = [], []
-            for i in range(start, min(start + batch_images, len(ids))):
-                try:
-                    chunk.append(pool.source_image(ids[i], size))
-                    rows.append(i)
-                except UnreadableImage:
-                    continue
-            if chunk:
-                x = extract_patches(torch.stack(chunk).to(model.device), size, patch, stride)
-                act = model.activations(x, [layer])[layer]
-                score = score_fn(act).float().cpu().view(len(rows), len(boxes), width)
-                val, arg = score.max(1)
-                best[rows], where[rows], ok[rows] = val, arg, True
-            if progress is not None:
-                progress(min(batch_images, len(ids) - start))
+        for rows, act in scan_patches(model, pool, ids, layer, patch, stride, batch_images, progress):
+            score = score_fn(act).float().cpu().view(len(rows), len(boxes), width)
+            val, arg = score.max(1)
+            best[rows], where[rows], ok[rows] = val, arg, True
     return best, where, ok
 
 
@@ -105,7 +113,7 @@ def top_patches(
     def score(act):
         return (act.flatten(2).mean(-1) if act.dim() > 2 else act)[:, chans.to(act.device)]
 
-    best, where, ok = _scan(model, pool, ids, layer, score, len(chans), patch, stride, batch_images, progress)
+    best, where, ok = _best_per_image(model, pool, ids, layer, score, len(chans), patch, stride, batch_images, progress)
     boxes = patch_boxes(model.input_size, patch, stride)
     return {c: _ranked(layer, c, j, ids, boxes, best, where, ok, n) for j, c in enumerate(chans.tolist())}
 
@@ -132,9 +140,37 @@ def top_direction_patches(
         a = act.flatten(2).mean(-1) if act.dim() > 2 else act
         return a.float() @ vecs.to(a.device).T
 
-    best, where, ok = _scan(model, pool, ids, layer, score, vecs.shape[0], patch, stride, batch_images, progress)
+    best, where, ok = _best_per_image(model, pool, ids, layer, score, vecs.shape[0], patch, stride, batch_images,
+                                      progress)
     boxes = patch_boxes(model.input_size, patch, stride)
     return [_ranked(layer, j, j, ids, boxes, best, where, ok, n) for j in range(vecs.shape[0])]
+
+
+def top_patch_features(model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], m: int,
+                       max_images: Optional[int] = None, batch_images: int = 4) -> Dict[int, dict]:
+    """Per channel: the ``m`` best patches (any source, not only one per image) with their scores, sources,
+    boxes and features (spatial mean of all channels of ``layer``) - one sweep over the pool for all
+    ``channels`` (e.g. to split a polysemantic neuron's patches by k-means)."""
+    boxes = patch_boxes(model.input_size)
+    ids = pool.source_ids(max_images)
+    chans = list(channels)
+    best = {c: (torch.empty(0), torch.empty(0, 0), torch.empty(0, dtype=torch.long)) for c in chans}
+    with torch.no_grad():
+        for rows, a in scan_patches(model, pool, ids, layer, batch_images=batch_images):
+            feats = (a.flatten(2).mean(-1) if a.dim() > 2 else a).float().cpu()
+            where = torch.tensor([r * len(boxes) + b for r in rows for b in range(len(boxes))])
+            for c in chans:
+                s, f, w = best[c]
+                s = torch.cat([s, feats[:, c]])
+                f = torch.cat([f, feats]) if f.numel() else feats
+                w = torch.cat([w, where])
+                top = torch.topk(s, min(m, s.shape[0])).indices
+                best[c] = (s[top], f[top], w[top])
+    out = {}
+    for c, (s, f, w) in best.items():
+        out[c] = {"scores": s.numpy(), "features": f, "sources": [ids[int(i) // len(boxes)] for i in w],
+                  "boxes": [boxes[int(i) % len(boxes)] for i in w]}
+    return out
 
 
 def patch_images(pool: ImagePool, ex: NeuronExamples, out_size: int, patch: int = PATCH,
@@ -194,19 +230,3 @@ def cluster_patches(features: torch.Tensor, k: int, seed: int = 0) -> np.ndarray
     x = features.detach().float().cpu().numpy()
     x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-8)
     return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
-
-
-def mosaic_png(patches: torch.Tensor, cols: int = 5, tile: int = 64) -> bytes:
-    """A PNG grid of patches (n, 3, H, W) in [0, 1] - the "dataset examples" picture of a neuron/concept."""
-    from PIL import Image
-
-    n = patches.shape[0]
-    rows = max(1, -(-n // cols))
-    small = F.interpolate(patches, size=(tile, tile), mode="bilinear", align_corners=False, antialias=True)
-    canvas = np.ones((rows * tile, cols * tile, 3), dtype=np.float32)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        canvas[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = small[i].permute(1, 2, 0).numpy()
-    buf = io.BytesIO()
-    Image.fromarray((np.clip(canvas, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()

@@ -122,18 +122,9 @@ class ImagePool:
     def reference_images(
         self, class_id: int, n: int, size: int, seed: int = 0, allow_fewer: bool = False
     ) -> torch.Tensor:
-        """N real images of ``class_id`` (N, 3, size, size) in [0, 1], the same for the same seed."""
-        refs = self.items(class_id)
-        if not refs:
-            raise AtlasError(f"no images of class {class_id} in {self.name}")
-        if len(refs) < n and not allow_fewer:
-            raise AtlasError(
-                f"class {class_id} has {len(refs)} images in {self.name}, fewer than the {n} references "
-                f"asked for; lower data.references or allow proceeding with fewer (allow_fewer)"
-            )
-        rng = np.random.default_rng([seed, class_id])
-        pick = rng.permutation(len(refs))[: min(n, len(refs))]
-        return torch.stack([self.load_tensor(refs[i], size) for i in sorted(pick)])
+        """N real images of ``class_id`` (N, 3, size, size) in [0, 1], the same for the same seed (fewer than N
+        only with ``allow_fewer``; the subclasses draw them in their own ways)."""
+        raise NotImplementedError
 
 
 # ------------------------------------------------------------------------------------------ bundled

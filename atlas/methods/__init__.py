@@ -1,8 +1,6 @@
-"""Visualisation methods, one module each, registered in :data:`METHODS`."""
+"""Visualisation methods: one module (or package) per method, each listing its registered variants in
+``VARIANTS``; the composition root (:mod:`atlas.app`) adds them to :data:`METHODS`. What every method shares
+is in :mod:`.base`; importing this package registers nothing."""
 from .base import METHODS, Method, RunContext, Visualization
-from . import maco, fourier  # noqa: F401  (registration)
-from . import deepinversion, plugin_inversion  # noqa: F401  (registration)
-from . import vital  # noqa: F401  (registration)
-from . import accentuation, attribution_vis  # noqa: F401  (registration)
 
 __all__ = ["METHODS", "Method", "RunContext", "Visualization"]

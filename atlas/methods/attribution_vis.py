@@ -5,7 +5,7 @@ Aumann-Shapley attributions R of the layer's neurons for (image, class) (§3.1) 
 maximising sum f(M (x) X) * R (eq. 3) over an image X and a mask M whose mean is held at beta (eq. 5):
 beta by Otsu on the channel-summed attribution map with 200 bins (eq. 6-8) or by hand; lambda starts at
 the sum of the attributions and grows x1.2 every tenth of the run (§4). Masked-out pixels are replaced by
-the fractal noise pyramid (§3.4, :mod:`atlas.seeded.noise`), drawn afresh every step. Transforms: pad 12,
+the fractal noise pyramid (§3.4, :mod:`atlas.optim.fractal_noise`), drawn afresh every step. Transforms: pad 12,
 jitter 9, scale 0.9-1.3, rotate +-12, shear +-4, jitter 4, reflection padding; Adam with exponential
 decay (§4; x0.8 every tenth of the run as in the reference code). X and M share a 4-channel Fourier
 image started from noise (reference code; reference/07_attrvis.md).
@@ -17,22 +17,30 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..data.seed_images import load_seed_images
 from ..optim import OptimizerSpec, TargetRNG, optimize
+from ..optim import fractal_noise
 from ..optim import objectives as obj
 from ..optim import transforms as T
-from ..optim.param import Parameterization
-from ..seeded import common, metrics, noise
-from ..seeded.accent import resize_to_input
-from ..seeded.attribution import ATTRIBUTIONS, spatial_map
-from ..seeded.images import load_seed_images
-from ..seeded.masks import otsu_beta, otsu_threshold
-from ..seeded.param import FourierImage
-from ..seeded.transforms import affine_views
+from ..optim.masks import otsu_beta, otsu_threshold
+from ..optim.param import FourierImage, Parameterization
+from ..relevance import ATTRIBUTIONS, spatial_map
 from ..targets import Target
-from .base import Method, RunContext, Visualization, register
+from . import image_measures as measures
+from .base import Method, RunContext, Visualization
+from .image_targets import BACKGROUND, before_after, goal_scores, image_array, resolve_goals, resize_to_input
 
 
 INITS = ("noise", "seed")
+
+
+#: BibTeX of the paper this method implements (shown on its pages, cited with its figures).
+PAPER_BIBTEX = """@article{shi2023attribution,
+  title   = {Understanding contributing neurons via attribution visualization},
+  author  = {Shi, Rui and Li, Tianxing and Yamaguchi, Yasushi},
+  journal = {Neurocomputing},
+  year    = {2023}
+}"""
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,8 @@ class MaskedImage(Parameterization):
         raw = self.fourier.raw()
         x, m = self.fourier.rgb(raw), self.fourier.mask(raw)
         self.last_mask = m
-        pyramid = noise.fractal_pyramid(self.rng, self.fourier.size, self.levels, self.alpha)
-        return noise.compose(x, m, pyramid)
+        pyramid = fractal_noise.fractal_pyramid(self.rng, self.fourier.size, self.levels, self.alpha)
+        return fractal_noise.compose(x, m, pyramid)
 
 
 def heatmap_mask(heat: torch.Tensor, betas: torch.Tensor, bins: int = 200) -> torch.Tensor:
@@ -142,6 +150,7 @@ class AttributionVis(Method):
     kinds = ("image",)
     uses_data = True
     paper = "shi2023attribution"
+    bibtex = PAPER_BIBTEX
     summary = ("Visualises the Aumann-Shapley attributions of a layer's neurons for a real image and a "
                "class: an image and an area-constrained mask are optimised together; masked-out pixels "
                "are replaced by a fractal noise pyramid.")
@@ -159,9 +168,9 @@ class AttributionVis(Method):
         layer = cfg.layer or model.blocks[-2].path
         model.module_at(layer)
         images, sources = load_seed_images(ctx.pool, targets, cfg.image_size)
-        goals, predicted = common.resolve_goals(model, images, targets)
+        goals, predicted = resolve_goals(model, images, targets)
         x_in = resize_to_input(model, images)
-        attr = ATTRIBUTIONS.get(cfg.attribution)(model, x_in, layer, goals, cfg.attribution_steps).detach()
+        attr = ATTRIBUTIONS.get(cfg.attribution)(model, x_in, goals, layer, cfg.attribution_steps).detach()
         attr_sum = attr.flatten(1).sum(1).cpu()
         if cfg.positive_only:
             attr = attr.clamp(min=0)
@@ -176,7 +185,7 @@ class AttributionVis(Method):
             start = FourierImage.noise(rng, cfg.image_size, channels=3).with_mask(betas)
         param = MaskedImage(start, rng, cfg.levels, cfg.noise_alpha)
         transforms = T.compose(
-            affine_views(cfg.views, cfg.jitter1, (cfg.scale_min, cfg.scale_max), cfg.rotate, cfg.shear, cfg.jitter2),
+            T.affine_views(cfg.views, cfg.jitter1, (cfg.scale_min, cfg.scale_max), cfg.rotate, cfg.shear, cfg.jitter2),
             T.resize(model.input_size),
         )
         result = optimize(
@@ -188,26 +197,26 @@ class AttributionVis(Method):
         with torch.no_grad():
             raw = param.fourier.raw()
             x, m = param.fourier.rgb(raw).cpu(), param.fourier.mask(raw).cpu()
-            shown = m * x + (1 - m) * common.BACKGROUND
+            shown = m * x + (1 - m) * BACKGROUND
             feats = model.features(resize_to_input(model, shown), [layer])
         classes = [t.class_id for t in targets]
-        before = common.goal_scores(model, result.initial, goals, classes)
-        after = common.goal_scores(model, shown, goals, classes)
+        before = goal_scores(model, result.initial, goals, classes)
+        after = goal_scores(model, shown, goals, classes)
         out = []
         for i, t in enumerate(targets):
-            scores = common.before_after(before[i], after[i], goals[i])
+            scores = before_after(before[i], after[i], goals[i])
             scores.update({
                 "objective_start": float(result.history[0, i]), "objective_end": float(result.history[-1, i]),
                 "beta": float(betas[i]), "mask_mean": float(m[i].mean()),
-                "visualization_correlation": metrics.visualization_correlation(feats[layer][i].cpu(), attr[i].cpu()),
-                "classification_consistency": float(metrics.classification_consistency(feats["logits"][i], goals[i])),
+                "visualization_correlation": measures.visualization_correlation(feats[layer][i].cpu(), attr[i].cpu()),
+                "classification_consistency": float(measures.classification_consistency(feats["logits"][i], goals[i])),
                 "attribution_sum": float(attr_sum[i]),
             })
-            image, mask = common.hw(x[i]), common.hw(m[i])
+            image, mask = image_array(x[i]), image_array(m[i])
             out.append(Visualization(
                 target=t, image=image, alpha=mask, history=result.history[:, i].tolist(),
                 seconds=result.seconds / len(targets), scores=scores,
-                extras={"seed": common.hw(images[i]), "mask": mask, "composite": common.hw(shown[i])},
+                extras={"seed": image_array(images[i]), "mask": mask, "composite": image_array(shown[i])},
                 info={"source": sources[i], "goal": goals[i], "goal_name": model.class_names[goals[i]],
                       "seed_top1": predicted[i], "seed_top1_name": model.class_names[predicted[i]],
                       "layer": layer, "attribution": cfg.attribution, "beta_from": "otsu" if cfg.beta is None else "config",
@@ -215,5 +224,5 @@ class AttributionVis(Method):
             ))
         return out
 
-
-register(AttributionVis())
+#: The registered variants of this method (the composition root adds them to ``METHODS``).
+VARIANTS = (AttributionVis(),)

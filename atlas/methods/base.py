@@ -118,6 +118,9 @@ class Method:
     version: bump when the code changes what the method produces (it is part of every job's key).
     kinds: the target kinds it can visualise. uses_data: whether real images enter the result (then the
     pool's fingerprint is part of the key). batchable: whether K targets can share one optimisation.
+    paper, bibtex: the citation key and BibTeX of the paper it implements (pages cite it).
+    paper_settings: overrides of the ``Config`` defaults that the paper presets run (the defaults are the
+    paper's own unless a method says otherwise).
     """
 
     name: str = ""
@@ -128,6 +131,8 @@ class Method:
     uses_data: bool = False
     batchable: bool = True
     paper: str = ""
+    bibtex: str = ""
+    paper_settings: Dict[str, Any] = {}
     summary: str = ""
 
     def __init__(self, name: Optional[str] = None, **defaults):
@@ -163,11 +168,6 @@ class Method:
 
 
 METHODS: Registry[Method] = Registry("method")
-
-
-def register(method: Method) -> Method:
-    METHODS.add(method.name, method)
-    return method
 
 
 def display_title(name: str) -> str:

@@ -37,14 +37,23 @@ from ..models.cards import has_batchnorm
 from ..optim import OptimizerSpec, TargetRNG, optimize
 from ..optim import transforms as T
 from ..optim.augment import avg_pool
-from ..optim.inversion import (batch_total_variation, batchnorm_layers, bn_loss, bn_statistics,
-                               cross_entropy, input_l2)
-from ..optim.objectives import logged
+from ..optim.inversion import batchnorm_layers, bn_loss, bn_statistics, cross_entropy, input_l2
+from ..optim.objectives import logged, total_variation
 from ..optim.param import PixelParam
 from ..optim.stages import chain
 from ..targets import Target
-from .base import Method, RunContext, register
-from .common import finish
+from .base import Method, RunContext
+from .results import finish
+
+
+#: BibTeX of the paper this method implements (shown on its pages, cited with its figures).
+PAPER_BIBTEX = """@inproceedings{yin2020dreaming,
+  title     = {Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion},
+  author    = {Yin, Hongxu and Molchanov, Pavlo and Alvarez, Jose M. and Li, Zhizhong and Mallya, Arun and
+               Hoiem, Derek and Jha, Niraj K. and Kautz, Jan},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2020}
+}"""
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,7 @@ class DeepInversion(Method):
     uses_data = False
     batchable = True
     paper = "yin2020dreaming"
+    bibtex = PAPER_BIBTEX
     summary = ("Optimises a batch of images of different classes in pixel space for their class (cross-"
                "entropy) while matching the mean and variance of every BatchNorm layer's input to the "
                "layer's running statistics, with total-variation and l2 priors, jitter and flips.")
@@ -126,7 +136,7 @@ class DeepInversion(Method):
         objective = (
             cfg.main_loss_multiplier * logged("ce", cross_entropy(ids), sign=-1.0)
             + cfg.r_feature * logged("bn", bn_statistics(model, cfg.first_bn_multiplier), sign=-1.0)
-            + batch_total_variation(model, cfg.tv_l2, cfg.tv_l1)
+            + total_variation(cfg.tv_l2, cfg.tv_l1, model=model, on_views=True, whole_batch=True)
             + input_l2(model, cfg.l2)
         )
         stages = [(cfg.low_res_steps, 2), (cfg.steps, 1)]
@@ -165,6 +175,5 @@ class MultiResolutionDeepInversion(DeepInversion):
     title = "DeepInversion (multi-resolution)"
     summary = DeepInversion.summary + " First at half resolution, then at full resolution."
 
-
-register(DeepInversion())
-register(MultiResolutionDeepInversion(low_res_steps=2000, steps=1000))
+#: The registered variants of this method (the composition root adds them to ``METHODS``).
+VARIANTS = (DeepInversion(), MultiResolutionDeepInversion(low_res_steps=2000, steps=1000))

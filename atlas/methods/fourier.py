@@ -7,14 +7,21 @@ Fourier initialization, i.e., without fixed magnitude" - so the crops, noise and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
-from ..optim import OptimizerSpec, TargetRNG, optimize
-from ..optim.param import FourierParam
-from ..targets import Target
-from .base import Method, RunContext, register
-from .common import finish, target_objective
-from .maco import MacoConfig, crop_transforms
+from ..optim import TargetRNG
+from ..optim.param import FourierParam, Parameterization
+from .base import RunContext
+from .maco import Maco, MacoConfig
+
+
+#: BibTeX of the paper this method implements (shown on its pages, cited with its figures).
+PAPER_BIBTEX = """@article{olah2017feature,
+  title   = {Feature Visualization},
+  author  = {Olah, Chris and Mordvintsev, Alexander and Schubert, Ludwig},
+  journal = {Distill},
+  year    = {2017},
+  doi     = {10.23915/distill.00007}
+}"""
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,9 @@ class FourierConfig(MacoConfig):
     decay: float = 1.0
 
 
-class Fourier(Method):
+class Fourier(Maco):
+    """MACO's run with the full Fourier spectrum as the parameterisation."""
+
     name = "fourier"
     title = "Fourier"
     version = "1"
@@ -32,20 +41,12 @@ class Fourier(Method):
     kinds = ("class", "neuron", "concept")
     uses_data = False
     paper = "olah2017feature"
+    bibtex = PAPER_BIBTEX
     summary = ("Optimises the full Fourier spectrum of the image, scaled by 1/f to favour low frequencies "
                "(Olah et al. 2017), with MACO's crops, noise and optimiser as in VITAL's comparison.")
 
-    def run(self, ctx: RunContext, cfg: FourierConfig, targets: Sequence[Target], seeds: Sequence[int]):
-        rng = TargetRNG(seeds, ctx.device)
-        param = FourierParam(rng, cfg.image_size, decay=cfg.decay)
-        result = optimize(
-            ctx.model, param, target_objective(ctx, targets), cfg.steps, rng,
-            optimizer=OptimizerSpec("nadam", lr=cfg.lr),
-            transforms=crop_transforms(cfg, ctx.model.input_size),
-            on_step=ctx.on_step,
-        )
-        return finish(ctx, targets, result)
+    def parameterization(self, ctx: RunContext, cfg: FourierConfig, rng: TargetRNG) -> Parameterization:
+        return FourierParam(rng, cfg.image_size, decay=cfg.decay)
 
-
-register(Fourier())
-register(Fourier("fourier_hr", image_size=1024))
+#: The registered variants of this method (the composition root adds them to ``METHODS``).
+VARIANTS = (Fourier(), Fourier("fourier_hr", image_size=1024))

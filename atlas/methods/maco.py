@@ -13,10 +13,22 @@ from typing import Sequence
 
 from ..optim import OptimizerSpec, TargetRNG, optimize
 from ..optim import transforms as T
-from ..optim.param import MacoParam
+from ..optim.param import MacoParam, Parameterization
 from ..targets import Target
-from .base import Method, RunContext, register
-from .common import finish, target_objective
+from .base import Method, RunContext
+from .results import finish
+from .target_objectives import target_objective
+
+
+#: BibTeX of the paper this method implements (shown on its pages, cited with its figures).
+PAPER_BIBTEX = """@inproceedings{fel2023maco,
+  title     = {Unlocking Feature Visualization for Deeper Networks with MAgnitude Constrained Optimization},
+  author    = {Fel, Thomas and Boissin, Thibaut and Boutin, Victor and Picard, Agustin and Novello, Paul and
+               Colin, Julien and Linsley, Drew and Rousseau, Tom and Cad{\\'e}ne, R{\\'e}mi and
+               Goetschalckx, Lore and Gardes, Laurent and Serre, Thomas},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
+  year      = {2023}
+}"""
 
 
 @dataclass(frozen=True)
@@ -55,13 +67,21 @@ class Maco(Method):
     kinds = ("class", "neuron", "concept")
     uses_data = True  # the magnitude spectrum comes from the configured pool
     paper = "fel2023maco"
+    bibtex = PAPER_BIBTEX
+    #: §4: 256 NAdam steps at lr 1.0, crops of side ~N(0.25, 0.1) resized to the model input, uniform noise
+    #: U(-0.1, 0.1) - the defaults, stated for the paper presets. (VITAL supp. §1.1: Fourier uses MACO's.)
+    paper_settings = {"steps": 256, "lr": 1.0, "crop_size": 0.25, "crop_size_std": 0.1, "noise": 0.1}
     summary = ("Optimises only the phase of the image's Fourier spectrum; the magnitude is fixed to the "
                "average spectrum of natural images. Random crops and noise; transparency from accumulated "
                "gradients.")
 
+    def parameterization(self, ctx: RunContext, cfg: MacoConfig, rng: TargetRNG) -> Parameterization:
+        """The phase-only image over the pool's magnitude spectrum (the one line Fourier changes)."""
+        return MacoParam(rng, ctx.spectrum(cfg.image_size), cfg.image_size)
+
     def run(self, ctx: RunContext, cfg: MacoConfig, targets: Sequence[Target], seeds: Sequence[int]):
         rng = TargetRNG(seeds, ctx.device)
-        param = MacoParam(rng, ctx.spectrum(cfg.image_size), cfg.image_size)
+        param = self.parameterization(ctx, cfg, rng)
         result = optimize(
             ctx.model, param, target_objective(ctx, targets), cfg.steps, rng,
             optimizer=OptimizerSpec("nadam", lr=cfg.lr),
@@ -70,6 +90,5 @@ class Maco(Method):
         )
         return finish(ctx, targets, result)
 
-
-register(Maco())
-register(Maco("maco_hr", image_size=1024))
+#: The registered variants of this method (the composition root adds them to ``METHODS``).
+VARIANTS = (Maco(), Maco("maco_hr", image_size=1024))

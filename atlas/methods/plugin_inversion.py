@@ -41,13 +41,23 @@ from ..optim.augment import CanvasParam, DecayingChannelNoise, color_shift, grow
 from ..optim.inversion import cross_entropy
 from ..optim.stages import chain
 from ..targets import Target
-from .base import Method, RunContext, register
-from .common import finish
+from .base import Method, RunContext
+from .results import finish
 
 #: The ensemble size for a model whose card gives none (``ModelCard.pii_views``: VITAL Table 1).
 DEFAULT_VIEWS = 8
 #: How new canvas pixels start (the authors' ``new_init``: uniform noise or zeros).
 INITS = {"uniform": 1.0, "zeros": 0.0}
+
+
+#: BibTeX of the paper this method implements (shown on its pages, cited with its figures).
+PAPER_BIBTEX = """@inproceedings{ghiasi2022plug,
+  title     = {Plug-In Inversion: Model-Agnostic Inversion for Vision with Data Augmentations},
+  author    = {Ghiasi, Amin and Kazemi, Hamid and Reich, Steven and Zhu, Chen and Goldblum, Micah and
+               Goldstein, Tom},
+  booktitle = {International Conference on Machine Learning (ICML)},
+  year      = {2022}
+}"""
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,7 @@ class PluginInversion(Method):
     uses_data = False
     batchable = True
     paper = "ghiasi2022plug"
+    bibtex = PAPER_BIBTEX
     summary = ("Minimises the target's cross-entropy through an ensemble of augmentations (random colour "
                "shifts, decaying noise, jitter) without explicit regularisers; the image grows from a small "
                "centred canvas, zoomed to the model's input, to full resolution.")
@@ -146,5 +157,5 @@ class PluginInversion(Method):
         info = {"views": views, "canvas_sides": cfg.canvas_sides()}
         return finish(ctx, targets, chain(results, place=cfg.grow), info=info)
 
-
-register(PluginInversion())
+#: The registered variants of this method (the composition root adds them to ``METHODS``).
+VARIANTS = (PluginInversion(),)

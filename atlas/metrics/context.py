@@ -115,7 +115,7 @@ class MetricContext:
         key = ("control", layer, channel)
         if key not in self._groups:
             from ..data.patches import cached_top_patches
-            from ..methods.vital_refs import examples_max_images
+            from ..methods.vital.references import examples_max_images
             from ..progress import stage
 
             channels = sorted(set(self.layer_channels.get(layer, [])) | {channel})

@@ -3,8 +3,9 @@
 * :func:`cross_entropy` - minus the cross-entropy of each view against its target class.
 * :func:`bn_statistics` - DeepInversion's feature-statistics prior: the mean and variance of the *input* of
   every BatchNorm layer, over the whole batch, against the layer's running statistics.
-* :func:`batch_total_variation`, :func:`input_l2` - DeepInversion's image priors, computed as the reference
-  code does: on the model's (normalised) input after the random transforms.
+* :func:`input_l2` - DeepInversion's l2 image prior, computed as the reference code does: on the model's
+  (normalised) input after the random transforms (its total-variation prior is
+  :func:`atlas.optim.objectives.total_variation` with ``on_views`` and ``whole_batch``).
 
 Batch-level terms (BatchNorm statistics, total variation over the batch) are properties of the whole batch,
 not of one target: they are returned once per target, so that the sum the loop maximises is K times the
@@ -125,31 +126,6 @@ def bn_loss(model: ModelHandle, images: torch.Tensor, first_multiplier: float = 
         logits = model(images.to(model.device))
         value = objective(Evaluation(images, images, logits, acts, images.shape[0]))
     return float(-value[0])
-
-
-def _diffs(x: torch.Tensor):
-    return (
-        x[:, :, :, :-1] - x[:, :, :, 1:],
-        x[:, :, :-1, :] - x[:, :, 1:, :],
-        x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
-        x[:, :, :-1, :-1] - x[:, :, 1:, 1:],
-    )
-
-
-def batch_total_variation(model: ModelHandle, weight_l2: float, weight_l1: float = 0.0) -> Objective:
-    """-(weight_l2 * sum of the Frobenius norms of the four finite differences over the *whole batch* +
-    weight_l1 * sum of their mean absolute values) of the model input (normalised views), as DeepInversion's
-    ``get_image_prior_losses``. The same value for every target."""
-
-    def fn(ev: Evaluation) -> torch.Tensor:
-        x = model.normalize(ev.views)
-        diffs = _diffs(x)
-        total = weight_l2 * sum(torch.norm(d) for d in diffs)
-        if weight_l1:
-            total = total + weight_l1 * sum(d.abs().mean() for d in diffs)
-        return -total.expand(ev.k)
-
-    return Objective(fn, (), f"-TV(l2 {weight_l2:g}, l1 {weight_l1:g})")
 
 
 def input_l2(model: ModelHandle, weight: float) -> Objective:

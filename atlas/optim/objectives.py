@@ -124,20 +124,59 @@ def direction(layer: str, vectors: torch.Tensor, cossim_pow: float = 2.0, min_co
     return Objective(fn, (layer,), f"direction {layer}")
 
 
-def total_variation(weight: float = 1.0) -> Objective:
-    """-weight * TV(image): sum of the L2 norms of the four finite differences (DeepInversion)."""
+def channel_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Per-image mean over positions of the L2 distance across channels between activations ``a`` and ``b``:
+    (B,) (faccent ``l2_compare``). Convolutional maps are (B, C, H, W); token maps (B, L, D) use the last
+    axis as channels."""
+    dim = 1 if a.dim() == 4 else -1
+    d = ((a - b).pow(2).sum(dim) + eps).sqrt()
+    return d.flatten(1).mean(1) if d.dim() > 1 else d
+
+
+def image_differences(x: torch.Tensor):
+    """The four finite differences of images (B, C, H, W): horizontal, vertical and the two diagonals."""
+    return (
+        x[:, :, :, :-1] - x[:, :, :, 1:],
+        x[:, :, :-1, :] - x[:, :, 1:, :],
+        x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
+        x[:, :, :-1, :-1] - x[:, :, 1:, 1:],
+    )
+
+
+def total_variation(weight: float = 1.0, weight_l1: float = 0.0, pixel_l2: float = 0.0, model=None,
+                    on_views: bool = False, whole_batch: bool = False) -> Objective:
+    """-(weight * TV_l2 + weight_l1 * TV_l1 + pixel_l2 * ||x||_2), the image priors of DeepInversion.
+
+    TV_l2 is the sum of the L2 norms of the four finite differences (:func:`image_differences`), TV_l1 the
+    sum of their mean absolute values, ||x||_2 the norm of the pixels. The variants the methods use:
+
+    * ``x``: the rendered images (``ev.image``), or what the model saw (``on_views``: after the transforms,
+      as DeepInversion's reference code), in the model's normalised input space when ``model`` is given
+      (VITAL, DeepInversion), else in [0, 1].
+    * per image (one value per target), or ``whole_batch``: one norm over the whole batch, as DeepInversion's
+      ``get_image_prior_losses``, returned as the same value for every target.
+    """
 
     def fn(ev: Evaluation) -> torch.Tensor:
-        x = ev.image
-        diffs = (
-            x[:, :, :, :-1] - x[:, :, :, 1:],
-            x[:, :, :-1, :] - x[:, :, 1:, :],
-            x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
-            x[:, :, :-1, :-1] - x[:, :, 1:, 1:],
-        )
-        return -weight * sum(d.flatten(1).norm(dim=1) for d in diffs)
+        x = ev.views if on_views else ev.image
+        if model is not None:
+            x = model.normalize(x)
+        diffs = image_differences(x)
+        if whole_batch:
+            total = weight * sum(torch.norm(d) for d in diffs)
+            if weight_l1:
+                total = total + weight_l1 * sum(d.abs().mean() for d in diffs)
+            if pixel_l2:
+                total = total + pixel_l2 * torch.norm(x)
+            return -total.expand(ev.k)
+        total = weight * sum(d.flatten(1).norm(dim=1) for d in diffs)
+        if weight_l1:
+            total = total + weight_l1 * sum(d.abs().flatten(1).mean(1) for d in diffs)
+        if pixel_l2:
+            total = total + pixel_l2 * x.flatten(1).norm(dim=1)
+        return -total
 
-    return Objective(fn, (), f"-{weight:g} TV")
+    return Objective(fn, (), f"-({weight:g} TV_l2 + {weight_l1:g} TV_l1 + {pixel_l2:g} l2)")
 
 
 def l2(weight: float = 1.0, center: float = 0.5) -> Objective:

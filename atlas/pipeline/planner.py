@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..config import AtlasConfig
-from ..bibtex import bibtex
 from ..errors import AtlasError, SourceSkipped, unknown_choice
 from ..methods.base import METHODS, display_title
 from ..registry import Registry
@@ -122,7 +121,7 @@ def targets_for(cfg: AtlasConfig, model: str, classes: List[int],
 def method_info(name: str, config) -> MethodInfo:
     m = METHODS.get(name)
     return MethodInfo(name=name, title=display_title(name), summary=m.summary, paper=m.paper,
-                      bibtex=bibtex(m.paper), version=m.version, kinds=tuple(m.kinds),
+                      bibtex=m.bibtex, version=m.version, kinds=tuple(m.kinds),
                       settings=dataclasses.asdict(config))
 
 

@@ -1,8 +1,8 @@
 """The core's target sources (the composition root registers them in ``TARGET_SOURCES``, before every
 feature's): the configured classes, the neurons listed in ``[targets] neurons`` and the real images that
 the image-seeded methods explain (``[targets] images = M``: M images per class, ids from
-:func:`atlas.seeded.images.seed_image_ids` - no image is read - each toward its own class and its rival,
-:data:`atlas.seeded.images.GOALS`)."""
+:func:`atlas.data.seed_images.seed_image_ids` - no image is read - each toward its own class and its rival,
+:data:`atlas.data.seed_images.GOALS`)."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +10,7 @@ from typing import List
 
 from ..config import AtlasConfig
 from ..errors import AtlasError, SourceSkipped
-from ..seeded.images import GOALS, seed_image_ids
+from ..data.seed_images import GOALS, seed_image_ids
 from ..targets import Target
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ a truncated or altered artifact is detected on read and recomputed.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import shutil
@@ -26,23 +25,14 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
-from PIL import Image
 
 from .. import __version__
 from ..config import stable_hash
 from .disk import atomic_folder, atomic_write, is_temp, writer_alive
+from ..png import png_bytes
 from .jobs import Job
 
 log = logging.getLogger(__name__)
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    """float array in [0, 1], (H, W) or (H, W, 3) -> PNG bytes (8 bit)."""
-    a = np.clip(np.nan_to_num(np.asarray(arr, dtype=np.float32)), 0, 1)
-    img = Image.fromarray((a * 255 + 0.5).astype(np.uint8))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=6)
-    return buf.getvalue()
 
 
 def sha256(data: bytes) -> str:

@@ -15,6 +15,9 @@ Public API (other features reuse it; every hook and canonizer is removed when a 
 ``class_start(ids)``, ``channel_start(layer, channels, position=None)``, ``direction_start(layer, vectors)``
     where relevance starts: a class logit; a channel's activation (all positions, or one); a direction
     placed at the position of the highest cosine similarity (concepts, §2.3).
+``ATTRIBUTIONS``, ``channel_attribution(method, model, images, class_ids, layer)``, ``spatial_map(maps, size)``
+    the registry of attribution methods at a hidden layer (Aumann-Shapley, Grad-CAM, LRP, activation x
+    gradient; :mod:`atlas.relevance.attributions`), their per-channel totals and their upsampled maps.
 ``rules_for(model)``, ``relevance_unsupported(model_name)``, ``ARCHITECTURES``
     the per-family rules, picked by the model card's ``lrp_rules`` (see :mod:`atlas.relevance.rules` for what
     is exact and what is approximate); vision transformers are not supported (zennit has no attention rules)
@@ -22,10 +25,11 @@ Public API (other features reuse it; every hook and canonizer is removed when a 
 
 ``model`` is an :class:`atlas.models.ModelHandle`; ``images`` are in [0, 1] at the model's input size.
 """
+from .attributions import ATTRIBUTIONS, channel_attribution, spatial_map
 from .lrp import (Relevance, Start, channel_relevance, channel_start, class_start, direction_start, input_relevance,
                   layer_relevance, relevance)
 from .rules import ARCHITECTURES, Rules, relevance_unsupported, rules_for
 
-__all__ = ["ARCHITECTURES", "Relevance", "Rules", "Start", "channel_relevance", "channel_start", "class_start",
-           "direction_start", "input_relevance", "layer_relevance", "relevance", "relevance_unsupported",
-           "rules_for"]
+__all__ = ["ARCHITECTURES", "ATTRIBUTIONS", "Relevance", "Rules", "Start", "channel_attribution", "channel_relevance",
+           "channel_start", "class_start", "direction_start", "input_relevance", "layer_relevance", "relevance",
+           "relevance_unsupported", "rules_for", "spatial_map"]

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from ...seeded.metrics import summarize_path_similarity
+from ...path_similarity import summarize_path_similarity
 from ..context import ClassEntry, Figure, ModelEntry, Section, SiteBuild
 from ..paths import model_slug
 

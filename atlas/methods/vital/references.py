@@ -1,4 +1,4 @@
-"""VITAL's reference sets (supplementary §1.3) and their features at the matched blocks.
+"""VITAL's reference sets (supplementary §1.3).
 
 * class neurons: N random images of the class from the configured pool;
 * intermediate neurons: the neuron's top-N patches (64 px, stride 51, unique source images, scored by the
@@ -6,25 +6,17 @@
 * polysemantic neurons (Fig. 22): k-means on the features of the neuron's top patches (§1.1: 1000), then
   the top-N patches of one cluster;
 * concepts (§2.3): the top-N patches of the class's images along the concept direction.
-
-Features are the block activations A (class neurons) or A x R_norm (relevance variants, §2.1-2.3), where
-R is the LRP relevance from the target and, as in VITAL's reference code, R_norm is min-max normalised over
-the positions of each (image, channel) and each channel's importance (max relevance, min-max normalised over
-the channels of an image) weights its term of the loss, averaged over the references.
 """
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ..data.patches import cached_top_patches, cluster_patches, patch_images, top_direction_patches
-from ..errors import AtlasError
-from ..models.handle import as_channels
-from ..optim.sortmatch import MatchedBlock, reference_quantiles
-from ..relevance import Start, relevance
-from ..targets import Target
+from ...data.patches import cached_top_patches, cluster_patches, patch_images, top_direction_patches
+from ...errors import AtlasError
+from ...targets import Target
 
 
 def _enough(images: torch.Tensor, n: int, what: str, allow_fewer: bool) -> torch.Tensor:
@@ -60,7 +52,7 @@ def examples_max_images(config) -> Optional[int]:
     and the CoSy control set."""
     if config is None or not hasattr(config, "targets"):
         return None
-    from ..config import neuron_config
+    from ...config import neuron_config
 
     return neuron_config(config).max_images or None
 
@@ -129,74 +121,3 @@ def concept_references(ctx, targets: Sequence[Target], layer: str, vectors: torc
             out[i] = _enough(patch_images(pool, ex, model.input_size, cfg.patch), n,
                              f"concept {targets[i].slug()}", cfg.allow_fewer)
     return [out[i] for i in range(len(targets))]
-
-
-# ------------------------------------------------------------------------------------------ features
-def normalised_relevance(r: torch.Tensor, layout: str = "nchw") -> Tuple[torch.Tensor, torch.Tensor]:
-    """(R_norm shaped like (B, C, L), importance (B, C)): R min-max normalised over the positions of each
-    (image, channel); importance = max relevance per channel, min-max normalised over the channels."""
-    r = as_channels(r, layout).float()
-    lo, hi = r.amin(-1, keepdim=True), r.amax(-1, keepdim=True)
-    span = hi - lo
-    rn = torch.where(span > 0, (r - lo) / span.clamp(min=1e-12), torch.ones_like(r))
-    imp = r.amax(-1)
-    ilo, ihi = imp.amin(-1, keepdim=True), imp.amax(-1, keepdim=True)
-    imp = (imp - ilo) / (ihi - ilo).clamp(min=1e-12)
-    return rn, imp
-
-
-def plain_reference_stats(model, images: torch.Tensor, blocks: Sequence[MatchedBlock],
-                          batch: int = 16) -> Dict[str, torch.Tensor]:
-    """{block: (C, L) mean sorted activations} of the reference ``images``."""
-    feats: Dict[str, List[torch.Tensor]] = {b.key: [] for b in blocks}
-    with torch.no_grad():
-        for i in range(0, images.shape[0], batch):
-            acts = model.activations(images[i:i + batch].to(model.device), [b.key for b in blocks])
-            for b in blocks:
-                feats[b.key].append(as_channels(acts[b.key], b.layout).float().sort(-1).values.cpu())
-    return {k: torch.cat(v).mean(0) for k, v in feats.items()}
-
-
-def relevance_reference_stats(model, images: torch.Tensor, blocks: Sequence[MatchedBlock], start: Start,
-                              batch: int = 8) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-    """({block: (C, L) mean sorted A x R_norm}, {block: (C,) mean channel importance}) of ``images``,
-    relevance from ``start`` (applied to every reference)."""
-    keys = [b.key for b in blocks]
-    q: Dict[str, List[torch.Tensor]] = {k: [] for k in keys}
-    w: Dict[str, List[torch.Tensor]] = {k: [] for k in keys}
-    for i in range(0, images.shape[0], batch):
-        x = images[i:i + batch]
-        rel = relevance(model, x, start, keys, batch_size=batch)
-        with torch.no_grad():  # the plain model's activations (a BN merge changes a conv's own output)
-            acts = model.activations(x.to(model.device), keys)
-        for b in blocks:
-            rn, imp = normalised_relevance(rel.layers[b.key], b.layout)
-            q[b.key].append((as_channels(acts[b.key], b.layout).float() * rn.to(acts[b.key].device)).sort(-1).values.cpu())
-            w[b.key].append(imp.cpu())
-    return ({k: reference_quantiles(torch.cat(v)) for k, v in q.items()},
-            {k: torch.cat(v).mean(0) for k, v in w.items()})
-
-
-def stack_stats(per_target: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-    """[{block: tensor}] per target -> {block: stacked (K, ...)}."""
-    return {k: torch.stack([d[k] for d in per_target]) for k in per_target[0]}
-
-
-def execution_order(model, keys: Sequence[str]) -> List[str]:
-    """``keys`` in the order their modules finish during a forward pass."""
-    seen: List[str] = []
-    handles = []
-    for k in dict.fromkeys(keys):
-        mod = model.module_at(k)
-        if k.endswith(":in"):
-            handles.append(mod.register_forward_pre_hook(lambda m, a, _k=k: seen.append(_k)))
-        else:
-            handles.append(mod.register_forward_hook(lambda m, a, o, _k=k: seen.append(_k)))
-    try:
-        with torch.no_grad():
-            s = model.input_size
-            model(torch.zeros(1, 3, s, s, device=model.device))
-    finally:
-        for h in handles:
-            h.remove()
-    return list(dict.fromkeys(seen))

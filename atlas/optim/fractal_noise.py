@@ -14,9 +14,9 @@ from typing import Optional
 
 import torch
 
-from ..optim.color import recorrelate
-from ..optim.param import frequency_radius
-from ..optim.rng import TargetRNG
+from .color import recorrelate
+from .param import frequency_radius
+from .rng import TargetRNG
 
 
 def level_exponent(d: int, levels: int) -> float:
@@ -52,7 +52,6 @@ def linear_pyramid(rng: TargetRNG, size: int, levels: int = 5, alpha: Optional[f
 def fractal_pyramid(rng: TargetRNG, size: int, levels: int = 5, alpha: Optional[float] = None) -> torch.Tensor:
     """(K, D + 1, 3, S, S) noise images in [0, 1]."""
     lin = linear_pyramid(rng, size, levels, alpha)
-    k, n = lin.shape[:2]
     return torch.sigmoid(recorrelate(lin.flatten(0, 1))).view_as(lin)
 
 

@@ -3,7 +3,7 @@
 maximise  f_v(tau(F^-1(z))) - lambda * || f_l(tau(F^-1(z))) - f_l(tau(x0)) ||
 
 z starts at the seed image's spectrum (step 0 reproduces x0), tau is the same random crops + noise for
-the image and its seed at every step (:class:`~atlas.seeded.transforms.PairedCrops`), f_v is the goal
+the image and its seed at every step (:class:`~atlas.optim.transforms.PairedCrops`), f_v is the goal
 class's logit and ||.|| the per-position L2 distance across channels, averaged over positions and crops
 (faccent ``l2_compare``). The seed's crops run only up to the regularisation layer
 (``ModelHandle.activations`` stops the forward there) and need no backward.
@@ -14,15 +14,14 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from ..models.handle import ModelHandle
-from ..optim import OptimizerSpec, OptimResult, TargetRNG, optimize
-from ..optim import objectives as obj
-from ..optim.transforms import per_target
-from .layers import channel_distance
-from .param import FourierImage
-from .transforms import PairedCrops
+from ...models.handle import ModelHandle
+from ...optim import OptimizerSpec, OptimResult, TargetRNG, optimize
+from ...optim import objectives as obj
+from ...optim.objectives import channel_distance
+from ...optim.param import FourierImage
+from ...optim.transforms import PairedCrops, per_target
+from ..image_targets import resize_to_input
 
 
 @dataclass
@@ -48,11 +47,7 @@ def distance_objective(model: ModelHandle, layer: str, crops: PairedCrops, lam: 
 @torch.no_grad()
 def full_distance(model: ModelHandle, layer: str, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
     """(K,) distance at ``layer`` between whole images and their seeds, at the model's input size."""
-    size = model.input_size
-    x = torch.cat([images, seeds]).to(model.device)
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    a = model.activations(x, [layer])[layer]
+    a = model.activations(resize_to_input(model, torch.cat([images, seeds])), [layer])[layer]
     k = images.shape[0]
     return channel_distance(a[:k], a[k:]).cpu()
 
@@ -77,11 +72,3 @@ def second_logits(model: ModelHandle, images: torch.Tensor) -> list:
     with torch.no_grad():
         logits = model(resize_to_input(model, images))
     return torch.topk(logits, 2, dim=1).indices[:, 1].tolist()
-
-
-def resize_to_input(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
-    size = model.input_size
-    images = images.to(model.device)
-    if images.shape[-1] == size:
-        return images
-    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

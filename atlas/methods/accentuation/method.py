@@ -6,7 +6,7 @@ close to the seed's under the same random crops (Def. 2.1). Fourier parameterisa
 the image exactly (§2.2); 16 crops per step with side ~ U(0.05, 0.99) and Gaussian + uniform noise
 (sigma 0.02); Adam lr 0.05; 100 steps (Appendix A); regularisation through the activation at 1/4 of the
 model's depth (Appendix H); lambda in the sensitive region found automatically (Appendix E,
-:mod:`atlas.seeded.lam`); the mask is the collectively normalised attribution map (Appendix C, eq. 1)
+:mod:`.lambda_search`); the mask is the collectively normalised attribution map (Appendix C, eq. 1)
 of the class's natural images toward the same goal, so an image without the feature stays masked.
 """
 from __future__ import annotations
@@ -16,14 +16,27 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
-from ..optim import TargetRNG
-from ..seeded import accent, common, masks, metrics
-from ..seeded.attribution import ATTRIBUTIONS, spatial_map
-from ..seeded.images import load_seed_images
-from ..seeded.lam import LambdaChoice, bisect_lambda
-from ..seeded.layers import depth_layer
-from ..targets import Target
-from .base import Method, RunContext, Visualization, register
+from ...data.seed_images import load_seed_images
+from ...models.layer_order import depth_layer
+from ...optim import TargetRNG, masks
+from ...path_similarity import mean_defined
+from ...relevance import ATTRIBUTIONS, spatial_map
+from ...targets import Target
+from .. import image_measures as measures
+from .. import image_targets
+from ..base import Method, RunContext, Visualization
+from .lambda_search import LambdaChoice, bisect_lambda
+from .optimisation import accentuate, second_logits
+
+
+#: BibTeX of the paper this method implements (shown on its pages, cited with its figures).
+PAPER_BIBTEX = """@misc{hamblin2024feature,
+  title  = {Feature Accentuation: Revealing 'What' Features Respond to in Natural Images},
+  author = {Hamblin, Chris and Fel, Thomas and Saha, Srijani and Konkle, Talia and Alvarez, George},
+  year   = {2024},
+  eprint = {2402.10039},
+  archivePrefix = {arXiv}
+}"""
 
 
 @dataclass(frozen=True)
@@ -93,11 +106,11 @@ def calibrate_lambda(ctx: RunContext, cfg: AccentuationConfig, layer: str) -> La
 
     def compute():
         seeds = torch.stack([pool.source_image(i, cfg.image_size) for i in ids])
-        goals = accent.second_logits(ctx.model, seeds)
+        goals = second_logits(ctx.model, seeds)
 
         def distance(lam: float) -> float:
             rng = TargetRNG(list(range(len(ids))), ctx.device)
-            out = accent.accentuate(ctx.model, seeds, goals, layer, lam, steps, rng, **optim_kwargs(cfg))
+            out = accentuate(ctx.model, seeds, goals, layer, lam, steps, rng, **optim_kwargs(cfg))
             return float(out.distance.mean())
 
         choice = bisect_lambda(distance, cfg.lambda_fraction, cfg.lambda_iters)
@@ -123,9 +136,9 @@ def collective_masks(ctx: RunContext, cfg: AccentuationConfig, targets: Sequence
     attribute = ATTRIBUTIONS.get(cfg.mask_attribution)
     out = []
     for t, g, seed in zip(targets, goals, seeds):
-        ids, nat = common.natural_images(ctx, t.class_id, cfg.mask_images, cfg.image_size)
+        ids, nat = image_targets.natural_images(ctx, t.class_id, cfg.mask_images, cfg.image_size)
         group = nat if t.image in ids else torch.cat([nat, seed[None].cpu()])
-        maps = spatial_map(attribute(model, accent.resize_to_input(model, group), layer, [g] * len(group)),
+        maps = spatial_map(attribute(model, image_targets.resize_to_input(model, group), [g] * len(group), layer),
                            cfg.image_size).clamp(min=0).cpu()
         maps = masks.gaussian_blur(maps, cfg.mask_blur * cfg.image_size)
         norm = masks.collective_normalize(maps, cfg.mask_percentiles)
@@ -141,6 +154,7 @@ class Accentuation(Method):
     kinds = ("image",)
     uses_data = True
     paper = "hamblin2024feature"
+    bibtex = PAPER_BIBTEX
     summary = ("Changes a real image toward a class (its own, or its rival) while an early layer's "
                "activations stay close to the seed's; Fourier parameterisation seeded with the image, "
                "shared random crops, lambda in the model's sensitive region, masks from collectively "
@@ -151,40 +165,41 @@ class Accentuation(Method):
         layer = cfg.reg_layer or regularization_layer(ctx, cfg.reg_depth)
         model.module_at(layer)
         images, sources = load_seed_images(ctx.pool, targets, cfg.image_size)
-        goals, predicted = common.resolve_goals(model, images, targets)
+        goals, predicted = image_targets.resolve_goals(model, images, targets)
         choice = calibrate_lambda(ctx, cfg, layer)
         rng = TargetRNG(seeds, ctx.device)
-        out = accent.accentuate(model, images, goals, layer, choice.lam, cfg.steps, rng,
+        out = accentuate(model, images, goals, layer, choice.lam, cfg.steps, rng,
                                 on_step=ctx.on_step, **optim_kwargs(cfg))
         res = out.result
         classes = [t.class_id for t in targets]
-        before = common.goal_scores(model, res.initial, goals, classes)
-        after = common.goal_scores(model, res.images, goals, classes)
+        before = image_targets.goal_scores(model, res.initial, goals, classes)
+        after = image_targets.goal_scores(model, res.images, goals, classes)
         mask = collective_masks(ctx, cfg, targets, goals, images)
-        layers = metrics.path_layers(model)
-        f_img = metrics.layer_features(model, res.images, layers)
-        f_seed = metrics.layer_features(model, images, layers)
+        layers = measures.path_layers(model)
+        f_img = measures.layer_features(model, res.images, layers)
+        f_seed = measures.layer_features(model, images, layers)
         vis = []
         for i, t in enumerate(targets):
-            ids, nat = common.natural_images(ctx, t.class_id, cfg.natural_images, cfg.image_size)
+            ids, nat = image_targets.natural_images(ctx, t.class_id, cfg.natural_images, cfg.image_size)
             f_nat = natural_features(ctx, t.class_id, cfg, nat, layers)
-            path = metrics.path_similarity({k: f[i : i + 1] for k, f in f_img.items()},
+            path = measures.path_similarity({k: f[i : i + 1] for k, f in f_img.items()},
                                            {k: f[i : i + 1] for k, f in f_seed.items()}, f_nat,
                                            exclude=ids.index(t.image) if t.image in ids else None)
-            scores = common.before_after(before[i], after[i], goals[i])
+            scores = image_targets.before_after(before[i], after[i], goals[i])
             scores.update({
                 "objective_start": float(res.history[0, i]), "objective_end": float(res.history[-1, i]),
                 "reg_distance_end": float(out.distance[i]), "lambda": choice.lam,
-                "path_similarity": metrics.mean_defined(path["to_natural"]),
-                "path_similarity_natural": metrics.mean_defined(path["natural"]),
-                "path_similarity_seed": metrics.mean_defined(path["to_seed"]),
+                "path_similarity": mean_defined(path["to_natural"]),
+                "path_similarity_natural": mean_defined(path["natural"]),
+                "path_similarity_seed": mean_defined(path["to_seed"]),
             })
-            image = common.hw(res.images[i])
+            image = image_targets.image_array(res.images[i])
             m = mask[i].numpy()
             vis.append(Visualization(
                 target=t, image=image, alpha=res.alpha[i].numpy(), history=res.history[:, i].tolist(),
                 seconds=res.seconds / len(targets), scores=scores,
-                extras={"seed": common.hw(images[i]), "mask": m, "composite": common.composite(image, m)},
+                extras={"seed": image_targets.image_array(images[i]), "mask": m,
+                        "composite": image_targets.composite(image, m)},
                 info={"source": sources[i], "goal": goals[i], "goal_name": model.class_names[goals[i]],
                       "seed_top1": predicted[i], "seed_top1_name": model.class_names[predicted[i]],
                       "reg_layer": layer, "lambda": {"value": choice.lam, "d_min": choice.d_min,
@@ -208,8 +223,8 @@ def natural_features(ctx: RunContext, class_id: int, cfg: AccentuationConfig, na
     cache = ctx.resources.setdefault("seeded-natural-features", {})
     key = (class_id, cfg.natural_images, cfg.image_size, tuple(layers))
     if key not in cache:
-        cache[key] = metrics.layer_features(ctx.model, nat, layers)
+        cache[key] = measures.layer_features(ctx.model, nat, layers)
     return cache[key]
 
-
-register(Accentuation())
+#: The registered variants of this method (the composition root adds them to ``METHODS``).
+VARIANTS = (Accentuation(),)

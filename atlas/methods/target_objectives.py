@@ -1,16 +1,15 @@
-"""Pieces shared by the activation-maximisation methods: the objective of a list of targets and the
-finishing of loop results into :class:`~atlas.methods.base.Visualization` objects."""
+"""The objective of a batch of targets for the activation-maximisation methods (MACO, Fourier): a class
+logit, a neuron's mean activation, a polysemantic neuron's cluster direction or a concept direction."""
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Sequence
 
 import torch
 
 from ..errors import AtlasError
 from ..optim import objectives as obj
-from ..optim.loop import OptimResult
 from ..targets import Target
-from .base import RunContext, Visualization, class_scores, to_numpy_image
+from .base import RunContext
 
 
 def check_neuron(ctx: RunContext, target: Target) -> None:
@@ -67,31 +66,3 @@ def _cluster_objective(ctx: RunContext, targets: Sequence[Target], plain: obj.Ob
     mask = torch.tensor([t.cluster is not None for t in targets])
     return obj.Objective(lambda ev: torch.where(mask.to(ev.logits.device), toward(ev), plain(ev)), (layer,),
                          f"cluster direction {layer}")
-
-
-def finish(ctx: RunContext, targets: Sequence[Target], result: OptimResult, info: dict | None = None) -> List[Visualization]:
-    """Loop result -> one Visualization per target, with class scores before/after for class targets."""
-    k = len(targets)
-    per = result.seconds / max(k, 1)
-    scores = [dict() for _ in targets]
-    class_ids = [t.class_id for t in targets]
-    if all(t.kind == "class" for t in targets):
-        before = class_scores(ctx.model, result.initial, class_ids)
-        after = class_scores(ctx.model, result.images, class_ids)
-        for s, b, a in zip(scores, before, after):
-            s.update({"logit_start": b["logit"], "prob_start": b["prob"]})
-            s.update({f"{key}_end" if key in ("logit", "prob", "rank") else key: v for key, v in a.items()})
-    out = []
-    for i, t in enumerate(targets):
-        hist = result.history[:, i].tolist()
-        scores[i].update({"objective_start": hist[0] if hist else None, "objective_end": hist[-1] if hist else None})
-        out.append(Visualization(
-            target=t,
-            image=to_numpy_image(result.images[i]),
-            alpha=result.alpha[i].numpy(),
-            history=hist,
-            seconds=per,
-            scores=scores[i],
-            info=dict(info or {}, batch=k),
-        ))
-    return out

@@ -20,8 +20,8 @@ from typing import List, Tuple
 
 import torch
 
-from ..data.pools import BUNDLED_PHOTOS, BundledPool, ImagePool, ImageRef
 from ..errors import AtlasError
+from .pools import BUNDLED_PHOTOS, BundledPool, ImagePool, ImageRef
 
 #: The goals each image is explained toward (``Target.toward``): its own class and its rival.
 GOALS: Tuple[str | None, ...] = (None, "rival")

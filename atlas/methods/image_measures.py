@@ -1,10 +1,10 @@
-"""Metrics of the image-seeded methods (pure functions on activations).
+"""Measures the image-seeded methods record with each job (pure functions on activations).
 
 * Path similarity (feature-accentuation paper §3, Appendix A; Geirhos et al. 2023): per layer, the Pearson
   correlation of an image's activations with those of natural images of its class, averaged over pairs;
   for an accentuation it excludes its own seed ("which would be trivially high"), and is compared with
   the natural images' average pairwise correlation among themselves and with the correlation to the seed
-  (Fig. 8 A and C).
+  (Fig. 8 A and C). A class's records are averaged by :func:`atlas.path_similarity.summarize_path_similarity`.
 * Visualization correlation (attribution visualization §4.2): Pearson correlation, neuron by neuron, of
   the layer's activations on the visualization with the attributions R.
 * Classification consistency (§4.2): whether the target class is among the model's top-5 on the
@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..models.handle import ModelHandle
+from .image_targets import resize_to_input
 
 
 def pearson_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -37,8 +38,6 @@ def path_layers(model: ModelHandle) -> List[str]:
 @torch.no_grad()
 def layer_features(model: ModelHandle, images: torch.Tensor, layers: Sequence[str]) -> Dict[str, torch.Tensor]:
     """Flattened activations (B, D) per layer (``"logits"`` included) at the model's input size."""
-    from .accent import resize_to_input
-
     feats = model.features(resize_to_input(model, images), [k for k in layers if k != "logits"])
     return {k: feats[k].flatten(1).float().cpu() for k in layers}
 
@@ -69,11 +68,6 @@ def path_similarity(image: Dict[str, torch.Tensor], seed: Dict[str, torch.Tensor
     return out
 
 
-def mean_defined(values: Sequence[Optional[float]]) -> Optional[float]:
-    vals = [v for v in values if v is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
 def visualization_correlation(acts: torch.Tensor, attributions: torch.Tensor) -> float:
     """Pearson correlation between activations and attributions of one image, over all neurons."""
     return float(pearson_matrix(acts.reshape(1, -1), attributions.reshape(1, -1))[0, 0])
@@ -82,15 +76,3 @@ def visualization_correlation(acts: torch.Tensor, attributions: torch.Tensor) ->
 def classification_consistency(logits: torch.Tensor, class_id: int, k: int = 5) -> bool:
     """True if ``class_id`` is among the top-``k`` logits (one image's logits, (classes,))."""
     return int(class_id) in torch.topk(logits.flatten(), k).indices.tolist()
-
-
-def summarize_path_similarity(records: Sequence[Dict[str, list]]) -> Dict[str, list]:
-    """Average per-layer path-similarity records (same layers) into one: the class's curve."""
-    if not records:
-        return {"layers": [], "to_natural": [], "natural": [], "to_seed": [], "n": 0}
-    layers = records[0]["layers"]
-    out = {"layers": list(layers), "n": len(records)}
-    for key in ("to_natural", "natural", "to_seed"):
-        out[key] = [mean_defined([r[key][i] for r in records if r.get("layers") == layers])
-                    for i in range(len(layers))]
-    return out

@@ -1,18 +1,19 @@
-"""What both image-seeded methods do around their optimisation: resolve each target's goal class, load the
-class's natural images (cached per run), score images before and after, and compose masked results."""
+"""What both image-target methods (feature accentuation, attribution visualization) do around their
+optimisation: resolve each target's goal class, load the class's natural images (cached per run), score
+images before and after, and compose masked results."""
 from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ..data.seed_images import load_seed_image, seed_image_ids
 from ..errors import AtlasError
-from ..methods.base import RunContext
 from ..models.handle import ModelHandle
 from ..targets import Target
-from .accent import resize_to_input
-from .images import load_seed_image, seed_image_ids
+from .base import RunContext
 
 #: the grey that masked-out pixels show (attribution visualization reference code: 0.55)
 BACKGROUND = 0.55
@@ -77,7 +78,16 @@ def composite(image: np.ndarray, mask: np.ndarray, background: float = BACKGROUN
     return (m * image + (1 - m) * background).astype(np.float32)
 
 
-def hw(x: torch.Tensor) -> np.ndarray:
-    """(1 or 3, H, W) tensor -> (H, W) or (H, W, 3) float32 array."""
+def image_array(x: torch.Tensor) -> np.ndarray:
+    """(1 or 3, H, W) tensor -> (H, W) or (H, W, 3) float32 array, as the store saves images and masks."""
     x = x.detach().float().cpu()
     return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
+
+
+def resize_to_input(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
+    """``images`` on the model's device at its input size (bilinear, antialiased; unchanged if they fit)."""
+    size = model.input_size
+    images = images.to(model.device)
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

@@ -1,0 +1,153 @@
+"""VITAL - feature visualisation by distribution alignment and relevant information flow (Görgün, Schiele,
+Fischer 2025; seeds/vital-supplementary.txt, reference/02_vital.md).
+
+There is no activation term: a pixel image is optimised so that the per-channel *distribution* of its
+features matches that of N reference images, at every matched block, with the sort-matching loss (Alg. 1,
+:mod:`atlas.optim.sortmatch`), plus TV and l2 priors. What the references are and which features are
+matched depends on the target:
+
+===========  ======================================  ==========================  ==================
+target       references (§1.3)                       features                    blocks / priors
+===========  ======================================  ==========================  ==================
+class        N random images of the class            A                           all, per-arch
+                                                                                 weights (§1.1)
+class +      same                                    A x R (LRP from the         all; TV = l2 =
+relevance                                            class logit, §2.2)          1e-5 (§1.1)
+neuron       top-N patches of the channel            A x R (LRP from the         blocks before the
+             (64 px, stride 51, unique sources)      channel's activation)       layer, block1 x0.1;
+                                                                                 TV = l2 = 3e-6
+cluster k    top-N patches of k-means cluster k of   as neuron                   as neuron
+             the neuron's top patches (Fig. 22)
+concept      top-N patches of the class's images     A x R (LRP from the         blocks before the
+             along the direction (CRAFT, §2.3)       direction at the position   concept layer, as
+                                                     of highest cosine sim.)     neuron
+===========  ======================================  ==========================  ==================
+
+Optimisation (§1.1, reference code): pixels in the model's normalised space, randn init, clipped to the
+valid range each step; Adam lr 1.0, betas (0.5, 0.9), linear warm-up (100 steps) then cosine decay; jitter
+by roll of up to 30 px; 2000 steps; batch 1 (targets batched together are independent: every loss term
+is per target). The synthetic image's relevance is recomputed every ``relevance_every`` steps on the
+jittered image and used detached, as in the reference code. Transparency: |dL/dx| averaged over the run
+(§3.3), stored as ``alpha.png``.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from ...data.mosaic import mosaic
+from ...optim import OptimizerSpec, TargetRNG, optimize
+from ...optim import transforms as T
+from ...optim.objectives import total_variation
+from ...optim.param import PixelParam
+from ...optim.sortmatch import plain_features, sort_matching_objective
+from ...relevance import relevance_unsupported, rules_for
+from ...targets import Target
+from ..base import Method, RunContext
+from ..results import finish
+from .features import RelevanceProbe
+from .settings import VitalConfig, pixel_scale
+from .setups import SETUPS
+
+#: BibTeX of the paper this method implements (shown on its pages, cited with its figures).
+PAPER_BIBTEX = """@misc{gorgun2025vital,
+  title         = {VITAL: More Understandable Feature Visualization through Distribution Alignment and
+                   Relevant Information Flow},
+  author        = {Gorgun, Ada and Schiele, Bernt and Fischer, Jonas},
+  year          = {2025},
+  eprint        = {2503.22399},
+  archivePrefix = {arXiv},
+  primaryClass  = {cs.CV}
+}"""
+
+
+class Vital(Method):
+    name = "vital"
+    title = "VITAL"
+    version = "1"
+    Config = VitalConfig
+    kinds = ("class", "neuron", "concept")
+    uses_data = True
+    batchable = True
+    clusters = True  # visualises polysemantic clusters of neurons (Target.cluster)
+    paper = "gorgun2025vital"
+    bibtex = PAPER_BIBTEX
+    summary = ("Matches the distribution of the image's features to those of real reference images at every "
+               "block with a sort-matching loss; intermediate neurons and concepts match activations weighted "
+               "by their LRP relevance. Pixel parameterisation, jitter, transparency from accumulated gradients.")
+
+    def unsupported(self, model: str, target: Target) -> Optional[str]:
+        reason = super().unsupported(model, target)
+        if reason is None and target.kind in ("neuron", "concept"):
+            reason = relevance_unsupported(model)
+        return reason
+
+    def run(self, ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target], seeds: Sequence[int]):
+        kinds = {t.kind for t in targets}
+        if len(kinds) != 1:
+            raise ValueError(f"a batch must hold targets of one kind, got {sorted(kinds)}")
+        kind = kinds.pop()
+        if kind == "class" and cfg.relevance or kind != "class":
+            rules_for(ctx.model)  # a clear error for transformers before any work
+        setup = SETUPS[kind](ctx, cfg, targets)
+        model = ctx.model
+        tv = cfg.tv if cfg.tv is not None else setup.prior
+        l2 = cfg.l2 if cfg.l2 is not None else setup.prior
+        rng = TargetRNG(seeds, ctx.device)
+        scale = pixel_scale(model)
+        param = PixelParam(rng, model.input_size, cfg.init_std * scale, mean=model.mean, std=model.std)
+        features, transforms = plain_features, T.jitter(cfg.jitter)
+        if setup.start is not None:
+            probe = RelevanceProbe(model, setup.start, setup.blocks, cfg.relevance_every)
+            features, transforms = probe.features, T.compose(transforms, probe)
+        objective = sort_matching_objective(setup.blocks, setup.quantiles, setup.weights, features)
+        if tv or l2:
+            objective = objective + total_variation(tv, pixel_l2=l2, model=model)
+        steps = cfg.steps if kind == "class" or cfg.neuron_steps is None else cfg.neuron_steps
+        result = optimize(
+            model, param, objective, steps, rng,
+            optimizer=OptimizerSpec("adam", lr=cfg.lr * scale, betas=tuple(cfg.betas), schedule="cosine",
+                                    warmup=min(cfg.warmup, steps - 1)),
+            transforms=transforms, on_step=ctx.on_step,
+        )
+        info = {"blocks": [[b.key, b.weight] for b in setup.blocks], "tv": tv, "l2": l2, "pixel_scale": scale,
+                "relevance": setup.start is not None}
+        out = finish(ctx, targets, result, info)
+        extra = target_scores(ctx, targets, result)
+        for vis, images, scores in zip(out, setup.references, extra):
+            vis.scores.update(scores)
+            vis.info["references"] = int(images.shape[0])
+            vis.extras["references"] = reference_mosaic(images)
+        return out
+
+
+@torch.no_grad()
+def target_scores(ctx, targets, result) -> List[Dict[str, float]]:
+    """The target's own response before and after (not optimised by VITAL, recorded to show the effect):
+    a neuron's mean activation, a concept's dot product with the layer's mean activation."""
+    kind = targets[0].kind
+    if kind not in ("neuron", "concept"):
+        return [{} for _ in targets]
+    model = ctx.model
+    layer = targets[0].layer if kind == "neuron" else ctx.concept_direction(targets[0])[0]
+    out = []
+    for name, images in (("start", result.initial), ("end", result.images)):
+        a = model.activations(images.to(model.device), [layer])[layer]
+        a = a.flatten(2).mean(-1) if a.dim() > 2 else a
+        if kind == "neuron":
+            vals = [float(a[i, t.channel]) for i, t in enumerate(targets)]
+        else:
+            vals = [float(a[i] @ torch.as_tensor(ctx.concept_direction(t)[1], dtype=a.dtype, device=a.device).flatten())
+                    for i, t in enumerate(targets)]
+        out.append((f"{'activation' if kind == 'neuron' else 'direction'}_{name}", vals))
+    return [{key: vals[i] for key, vals in out} for i in range(len(targets))]
+
+
+def reference_mosaic(images: torch.Tensor, cols: int = 5, tile: int = 64, limit: int = 20):
+    """(H, W, 3) float array: a grid of the first ``limit`` reference images (stored as ``references.png``)."""
+    x = images[:limit]
+    return mosaic(x, cols=max(1, min(cols, x.shape[0])), tile=tile)
+
+#: The registered variants of this method (the composition root adds them to ``METHODS``).
+VARIANTS = (Vital(),)
