@@ -76,6 +76,7 @@ def register(cli, config_options) -> None:
         from .pipeline import Store, make_plan
         from .pipeline.calibrate import saved_rates
         from .pipeline.cluster import absolute_config, default_folder, make_executor
+        from .app import install
         from .pipeline.cluster import submit as submit_shards
         from .pipeline.estimate import estimate_seconds, relative_cost
         from .pipeline.sharding import plan_batches
@@ -100,7 +101,7 @@ def register(cli, config_options) -> None:
             def cost(b):
                 return relative_cost(b.jobs)
         ex = make_executor(executor, default_folder(cfg), cfg.cluster, cfg.name)
-        manifest, jobs = submit_shards(cfg, store, batches, count, ex, executor, cost)
+        manifest, jobs = submit_shards(cfg, store, batches, count, ex, executor, cost, setup=install)
         if manifest is None:
             click.echo(f"nothing to submit: all {len(plan.jobs)} jobs are in {cfg.store}")
             return

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import fake_visualization
 
+from atlas.app import install
 from atlas.cli import main
 from atlas.config import load_config
 from atlas.errors import AtlasError
@@ -102,7 +103,7 @@ def test_killed_shard_is_resubmitted_and_nothing_is_computed_twice(tmp_path):
         return relative_cost(b.jobs)
 
     ex = make_executor("local", Path(cfg.store) / "submitit", cfg.cluster)
-    manifest, jobs = submit(cfg, store, batches, 2, ex, "local", cost)
+    manifest, jobs = submit(cfg, store, batches, 2, ex, "local", cost, setup=install)
     sid = manifest["id"]
     try:
         wait_for(lambda: any(r.get("shard") == 0 for r in read_ledger(store.root)), what="shard 0's first batch")
@@ -117,7 +118,7 @@ def test_killed_shard_is_resubmitted_and_nothing_is_computed_twice(tmp_path):
     assert st.shards[1].state == "done" and st.shards[1].done == st.shards[1].jobs
     assert "resubmit" in "\n".join(format_status(st))
 
-    again, jobs = submit(cfg, store, batches, 2, ex, "local", cost)
+    again, jobs = submit(cfg, store, batches, 2, ex, "local", cost, setup=install)
     finish(jobs)
     assert sum(s["jobs"] for s in again["shards"]) == st.pending  # only what was missing
     counts = completions(store.root)
@@ -135,7 +136,7 @@ def test_preempted_shard_is_requeued_and_resumes(tmp_path):
     store = Store(cfg.store)
     plan = make_plan(cfg)
     ex = make_executor("local", Path(cfg.store) / "submitit", cfg.cluster)
-    manifest, jobs = submit(cfg, store, plan_batches(plan.jobs, 1), 1, ex, "local", lambda b: 1.0)
+    manifest, jobs = submit(cfg, store, plan_batches(plan.jobs, 1), 1, ex, "local", lambda b: 1.0, setup=install)
     try:
         wait_for(lambda: len(list(read_ledger(store.root))) >= 1, what="the first batch")
         os.kill(shard_state(store, manifest["id"], 0)["pid"], signal.SIGUSR2)  # SLURM's pre-emption warning

@@ -154,7 +154,6 @@ def test_values_are_stored_frozen_and_unchanged():
 
 
 def test_method_settings_and_stage_settings_share_the_validator():
-    import atlas.methods  # noqa: F401  (registers the methods)
     from atlas.config import craft_config, neuron_config
     from atlas.methods.base import METHODS
 

@@ -90,7 +90,7 @@ def test_method_declares_its_paper_and_runs_in_the_paper_presets(name):
 def test_a_few_steps_improve_the_objective(ctx, name, kind):
     method = METHODS.get(name)
     target = TARGETS[kind]
-    assert method.unsupported(ctx.model.name, target) is None
+    assert method.unsupported_reason(ctx.model.name, target) is None
     cfg = method.config({"steps": 5, **QUICK.get(name, {})})
     vis = method.run(ctx, cfg, [target], [7])
     assert len(vis) == 1 and vis[0].target == target

@@ -129,10 +129,10 @@ def test_too_few_references_needs_an_explicit_choice(lite0, tmp_path):
 
 
 def test_transformers_get_class_targets_only():
-    assert VITAL.unsupported("vit_l_16", Target.of_class(1)) is None
-    assert "zennit has no attention" in VITAL.unsupported("vit_l_16", Target.of_neuron("encoder.layers.encoder_layer_2", 1))
-    assert "zennit" in VITAL.unsupported("vit_l_32", Target.of_concept(1, 0, "x"))
-    assert VITAL.unsupported("resnet50", Target.of_neuron("layer3", 1)) is None
+    assert VITAL.unsupported_reason("vit_l_16", Target.of_class(1)) is None
+    assert "zennit has no attention" in VITAL.unsupported_reason("vit_l_16", Target.of_neuron("encoder.layers.encoder_layer_2", 1))
+    assert "zennit" in VITAL.unsupported_reason("vit_l_32", Target.of_concept(1, 0, "x"))
+    assert VITAL.unsupported_reason("resnet50", Target.of_neuron("layer3", 1)) is None
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])

@@ -155,10 +155,10 @@ class AttributionVis(Method):
                "class: an image and an area-constrained mask are optimised together; masked-out pixels "
                "are replaced by a fractal noise pyramid.")
 
-    def unsupported(self, model: str, target: Target):
+    def unsupported_reason(self, model: str, target: Target):
         """The paper explains (image, class) pairs: each image toward its own class. Rival goals are
         feature accentuation's (its Fig. 9)."""
-        reason = super().unsupported(model, target)
+        reason = super().unsupported_reason(model, target)
         if reason is None and target.toward is not None:
             return "attribution visualization explains each image toward its own class (rival goals: accentuation)"
         return reason

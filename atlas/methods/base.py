@@ -146,7 +146,7 @@ class Method:
         overrides = {**self.defaults, **(overrides or {})}
         return build(self.Config, overrides, Place(method=self.name), rules=SETTING_RULES)
 
-    def unsupported(self, model: str, target: Target) -> Optional[str]:
+    def unsupported_reason(self, model: str, target: Target) -> Optional[str]:
         """A one-line reason why this method cannot visualise ``target`` on ``model``, or None."""
         if target.kind not in self.kinds:
             return f"{self.name} does not visualise {target.kind} targets"
@@ -158,7 +158,7 @@ class Method:
         statistics) take it from their own ``cfg``, so that it is part of every job's key."""
         return default if self.batchable else 1
 
-    def passes(self, cfg) -> Optional[float]:
+    def passes_per_target(self, cfg) -> Optional[float]:
         """Forward+backward passes at the model's input size per target, for time estimates (None: the
         estimate's generic reading of ``steps`` and ``crops``/``views``)."""
         return None

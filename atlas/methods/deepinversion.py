@@ -114,8 +114,8 @@ class DeepInversion(Method):
                "entropy) while matching the mean and variance of every BatchNorm layer's input to the "
                "layer's running statistics, with total-variation and l2 priors, jitter and flips.")
 
-    def unsupported(self, model: str, target: Target) -> Optional[str]:
-        reason = super().unsupported(model, target)
+    def unsupported_reason(self, model: str, target: Target) -> Optional[str]:
+        reason = super().unsupported_reason(model, target)
         if reason is None and has_batchnorm(model) is False:
             reason = no_batchnorm_reason(self.name, model)
         return reason
@@ -123,7 +123,7 @@ class DeepInversion(Method):
     def batch_size(self, cfg: DeepInversionConfig, default: int) -> int:
         return cfg.batch_size
 
-    def passes(self, cfg: DeepInversionConfig) -> float:
+    def passes_per_target(self, cfg: DeepInversionConfig) -> float:
         return cfg.steps + cfg.low_res_steps / 4.0  # half resolution: a quarter of the pixels
 
     def run(self, ctx: RunContext, cfg: DeepInversionConfig, targets: Sequence[Target], seeds: Sequence[int]):

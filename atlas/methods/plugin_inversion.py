@@ -128,7 +128,7 @@ class PluginInversion(Method):
                "shifts, decaying noise, jitter) without explicit regularisers; the image grows from a small "
                "centred canvas, zoomed to the model's input, to full resolution.")
 
-    def passes(self, cfg: PluginInversionConfig) -> float:
+    def passes_per_target(self, cfg: PluginInversionConfig) -> float:
         return float(cfg.steps * (cfg.views or DEFAULT_VIEWS))
 
     def run(self, ctx: RunContext, cfg: PluginInversionConfig, targets: Sequence[Target], seeds: Sequence[int]):

@@ -98,18 +98,23 @@ class ShardTask:
     """What one array task runs: shard ``index`` of submission ``sid``.
 
     Checkpointable (submitit calls :meth:`checkpoint` on pre-emption or time-out and requeues the
-    returned call); the store makes the requeued task skip every job that is already done.
+    returned call); the store makes the requeued task skip every job that is already done. ``setup`` runs
+    first in the task's own process: the composition root (``atlas.app.install``), which fills the
+    registries there as the command line does here.
     """
 
-    def __init__(self, cfg: AtlasConfig, sid: str, index: int):
+    def __init__(self, cfg: AtlasConfig, sid: str, index: int, setup: Optional[Callable[[], None]] = None):
         self.cfg = cfg
         self.sid = sid
         self.index = index
+        self.setup = setup
 
     def __call__(self) -> dict:
         from .planner import make_plan
         from .runner import Runner
 
+        if self.setup is not None:
+            self.setup()
         store = Store(self.cfg.store)
         previous = shard_state(store, self.sid, self.index) or {}
         _set_state(store, self.sid, self.index, state="running", host=socket.gethostname(), pid=os.getpid(),
@@ -137,7 +142,7 @@ class ShardTask:
 
         _set_state(Store(self.cfg.store), self.sid, self.index, state="requeued",
                    reason="pre-empted or timed out; requeued")
-        return submitit.helpers.DelayedSubmission(ShardTask(self.cfg, self.sid, self.index))
+        return submitit.helpers.DelayedSubmission(ShardTask(self.cfg, self.sid, self.index, self.setup))
 
 
 def slurm_parameters(cluster: ClusterConfig, name: str) -> Dict[str, object]:
@@ -177,16 +182,18 @@ def make_executor(kind: str, folder: str | Path, cluster: ClusterConfig, name: s
 
 
 def submit(cfg: AtlasConfig, store: Store, batches: Sequence[Batch], count: int, executor,
-           kind: str, cost: Callable[[Batch], float]) -> Tuple[Optional[dict], list]:
+           kind: str, cost: Callable[[Batch], float],
+           setup: Optional[Callable[[], None]] = None) -> Tuple[Optional[dict], list]:
     """Snapshot the pending ``batches`` into a new submission of up to ``count`` shards and submit one
-    task per shard to ``executor``. Returns the manifest (with the scheduler's job ids) and the submitit
-    jobs, or ``(None, [])`` if nothing is missing."""
+    task per shard to ``executor`` (each task calls ``setup``, the composition root, in its process).
+    Returns the manifest (with the scheduler's job ids) and the submitit jobs, or ``(None, [])`` if nothing
+    is missing."""
     todo = pending_batches(batches, store)
     if not todo:
         return None, []
     shards = [s for s in assign(todo, min(count, len(todo)), cost) if s]
     manifest = write_manifest(store, cfg, shards, kind, cost)
-    tasks = [ShardTask(cfg, manifest["id"], i) for i in range(len(shards))]
+    tasks = [ShardTask(cfg, manifest["id"], i, setup) for i in range(len(shards))]
     jobs = executor.submit_array(tasks)
     manifest["job_ids"] = [str(j.job_id) for j in jobs]
     manifest["folder"] = str(executor.folder)

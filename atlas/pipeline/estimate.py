@@ -58,12 +58,12 @@ class Rate:
         return self.overhead / max(batch, 1) + steps * self.per_target_step
 
 
-def passes(job: Job) -> float:
+def passes_per_job(job: Job) -> float:
     """Forward+backward image passes of one job at the model input size."""
     cfg = job.config
     from ..methods import METHODS
 
-    if job.method in METHODS and (own := METHODS.get(job.method).passes(cfg)) is not None:
+    if job.method in METHODS and (own := METHODS.get(job.method).passes_per_target(cfg)) is not None:
         return float(own)
     steps = getattr(cfg, "steps", 100)
     views = getattr(cfg, "crops", None) or getattr(cfg, "views", None) or 1
@@ -81,7 +81,7 @@ def model_gflops(model: str) -> float:
 
 def nominal_seconds(job: Job, device: str = "cpu") -> float:
     g = model_gflops(job.model) / model_gflops(REFERENCE_MODEL)
-    return passes(job) * g / NOMINAL_LITE0_PER_S.get(device, 25.0)
+    return passes_per_job(job) * g / NOMINAL_LITE0_PER_S.get(device, 25.0)
 
 
 def relative_cost(jobs: Iterable[Job]) -> float:
@@ -92,7 +92,7 @@ def relative_cost(jobs: Iterable[Job]) -> float:
 
 def job_flops(job: Job) -> float:
     """FLOPs of one job: passes x (forward + input-gradient backward) at the model's input size."""
-    return passes(job) * FWD_BWD_FACTOR * FLOPS_PER_MAC * model_gflops(job.model) * 1e9
+    return passes_per_job(job) * FWD_BWD_FACTOR * FLOPS_PER_MAC * model_gflops(job.model) * 1e9
 
 
 def peak_hours(jobs: Iterable[Job], precision: str = "bf16",
@@ -146,7 +146,7 @@ def estimate_seconds(jobs: Iterable[Job], rates: Optional[Dict[Pair, float]] = N
         if pair in calibrated:
             total += calibrated[pair].job_seconds(j, batch)
         elif pair in rates:
-            total += passes(j) * rates[pair]
+            total += passes_per_job(j) * rates[pair]
         else:
             total += nominal_seconds(j, device)
     return total

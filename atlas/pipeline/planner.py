@@ -165,7 +165,7 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                         continue  # [targets] kind_methods leaves this kind to other methods
                     if t.cluster is not None and t.fit_hash is None and not getattr(method, "clusters", False):
                         continue  # VITAL's own polysemantic clusters: only methods with per-cluster references
-                    reason = method.unsupported(model, t)
+                    reason = method.unsupported_reason(model, t)
                     if reason:
                         skipped.append(Skip(model, method.name, t, reason))
                         continue

@@ -77,8 +77,8 @@ class Vital(Method):
                "block with a sort-matching loss; intermediate neurons and concepts match activations weighted "
                "by their LRP relevance. Pixel parameterisation, jitter, transparency from accumulated gradients.")
 
-    def unsupported(self, model: str, target: Target) -> Optional[str]:
-        reason = super().unsupported(model, target)
+    def unsupported_reason(self, model: str, target: Target) -> Optional[str]:
+        reason = super().unsupported_reason(model, target)
         if reason is None and target.kind in ("neuron", "concept"):
             reason = relevance_unsupported(model)
         return reason
