@@ -94,24 +94,23 @@ def test_odd_images_are_converted_skipped_or_downsized(tmp_path, monkeypatch):
         pool.reference_images(285, 7, 32)
 
 
-def test_hostile_class_names_are_escaped_and_never_become_paths(tmp_path, monkeypatch):
+def test_hostile_class_names_are_escaped_and_never_become_paths(tmp_path):
     """Class names holding HTML, quotes and path characters (as a class-name file could): every page shows
     them escaped, no file name is built from them, nothing is written outside the site."""
+    import dataclasses
     import json
 
-    import atlas.sitegen.context as context
-    from atlas.models.classes import imagenet_classes as real
     from atlas.pipeline import Store, make_plan
     from atlas.sitegen import render
     from atlas.sitegen.check import check_site
     from helpers import fake_visualization, quick_config
 
     hostile = {285: '<img src=x onerror="alert(1)">', 967: "../../../etc/passwd", 665: "a/b\\c\x00 d\"'&"}
-    names, wnids = real()
-    names = tuple(hostile.get(i, n) for i, n in enumerate(names))
-    monkeypatch.setattr(context, "imagenet_classes", lambda: (names, wnids))
     cfg = quick_config(tmp_path, classes=(285, 967, 665), methods=("fourier",))
     plan = make_plan(cfg)
+    info = plan.models[cfg.models[0]]  # the class names pages show come from the plan's model record
+    names = tuple(hostile.get(i, n) for i, n in enumerate(info.class_names))
+    plan.models[cfg.models[0]] = dataclasses.replace(info, class_names=names)
     store = Store(cfg.store)
     for job in plan.jobs:
         store.put(job, fake_visualization(job))
