@@ -64,7 +64,15 @@ def demo_preset() -> AtlasConfig:
             kind_methods=(("concept", ("maco",)), ("neuron", ("maco", "vital"))),
         ),
         batch_size=1,
+        # targets per optimisation where the CPU gains from it (bench/README.md, "The demo preset"): a
+        # method with one image per target and step runs at batch 1 far below the CPU's throughput at 4-8
+        batch_sizes=DEMO_BATCH_SIZES,
     )
+
+
+#: Targets per batch of the demo's methods (``AtlasConfig.batch_sizes``; DeepInversion has its own setting).
+DEMO_BATCH_SIZES = (("accentuation", 4), ("attribution_vis", 6), ("fourier", 2), ("maco", 2),
+                    ("plugin_inversion", 2), ("vital", 6))
 
 
 #: Transferability judges of the paper preset: torchvision counterparts of MACO Table 2's six classifiers

@@ -65,7 +65,7 @@ PAPER_BIBTEX = """@misc{gorgun2025vital,
 class Vital(Method):
     name = "vital"
     title = "VITAL"
-    version = "1"
+    version = "2"
     Config = VitalConfig
     kinds = ("class", "neuron", "concept")
     uses_data = True
