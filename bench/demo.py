@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common import machine, raw_throughput, setup_threads  # noqa: E402  (installs the composition root)
+from common import machine, setup_threads  # noqa: E402  (installs the composition root)
 
 import atlas.cli as cli  # noqa: E402
 import atlas.models as models_pkg  # noqa: E402
@@ -56,12 +56,28 @@ def _timed(phases: dict, name: str, fn):
     return wrapper
 
 
+def raw_throughput(model, batch: int, size: int, seconds: float) -> float:
+    """Images per second of the raw model's forward + input-gradient backward at ``batch`` (device synchronised)."""
+    x = torch.rand(batch, 3, size, size, device=model.device, requires_grad=True)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    for _ in range(2):
+        model(x)[:, 0].sum().backward()
+    sync()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or n < 2:
+        model(x)[:, 0].sum().backward()
+        n += 1
+    sync()
+    return n * batch / (time.perf_counter() - start)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the store and site")
     ap.add_argument("--raw-seconds", type=float, default=6.0)
     ap.add_argument("--preset", default="demo")
+    ap.add_argument("--config", default=None, help="a TOML configuration instead of the preset")
     args = ap.parse_args()
     threads = setup_threads()
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="atlas-bench-demo-"))
@@ -69,7 +85,8 @@ def main() -> None:
     if store.exists() or site.exists():
         raise SystemExit(f"{work} already holds a store or site: the benchmark needs a fresh folder")
 
-    lite0 = models_pkg.load_model("efficientnet_lite0")
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # as the build picks it (device = "auto")
+    lite0 = models_pkg.load_model("efficientnet_lite0", device=device)
     raw_before = raw_throughput(lite0, 4, 224, seconds=args.raw_seconds)
     del lite0
 
@@ -89,7 +106,8 @@ def main() -> None:
         setattr(cli, name, _timed(phases, name.lstrip("_"), getattr(cli, name)))
     progress.TIMINGS.clear()
     start = time.perf_counter()
-    rc = cli.main(["-q", "build", "--preset", args.preset, "--store", str(store), "--site", str(site)])
+    what = ["--config", str(Path(args.config).resolve())] if args.config else ["--preset", args.preset]
+    rc = cli.main(["-q", "build", *what, "--store", str(store), "--site", str(site)])
     build_s = time.perf_counter() - start
     models_pkg.load_model = real_load
     runner_mod.load_model = real_load
@@ -97,14 +115,15 @@ def main() -> None:
         raise SystemExit(f"the demo build failed (exit {rc})")
     stages = [{"stage": d, "seconds": round(s, 2), "depth": depth} for d, s, depth in progress.TIMINGS]
 
-    lite0 = real_load("efficientnet_lite0")
+    lite0 = real_load("efficientnet_lite0", device=device)
     raw_after = raw_throughput(lite0, 4, 224, seconds=args.raw_seconds)
     raw = (raw_before + raw_after) / 2
     files = sum(1 for p in site.rglob("*") if p.is_file())
     jobs = sum(1 for p in (store / "jobs").iterdir() if p.is_dir() and not p.name.startswith(".")) if (store / "jobs").is_dir() else None
     top = sum(s["seconds"] for s in stages if s["depth"] == 0)
     result = {
-        "benchmark": "demo", "preset": args.preset, "workdir": str(work), "threads": threads,
+        "benchmark": "demo", "preset": args.config or args.preset, "workdir": str(work), "threads": threads,
+        "device": device,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "seconds": {
             "import": round(_IMPORT_S, 2), "build": round(build_s, 2),
