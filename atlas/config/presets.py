@@ -31,7 +31,8 @@ def demo_preset() -> AtlasConfig:
     factorises 8 reference crops per class (K = 3, the most important concept visualised, by MACO), two
     random neurons of ``blocks.6`` are visualised by MACO and VITAL, VITAL uses N = 8 references and does
     not visualise concepts, and the image-seeded methods explain two images per class in 16-24 steps
-    (attribution visualization starting from the seed image). The site states the settings used for every
+    (attribution visualization starting from the seed image). Methods whose step is one or two images per
+    target optimise several targets per batch (``DEMO_BATCH_SIZES``). The site states the settings used for every
     image. Why each number, with the measurements behind it: bench/README.md, "The demo preset".
     """
     return AtlasConfig(
