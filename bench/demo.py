@@ -24,6 +24,7 @@ import time
 _T0 = time.perf_counter()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -107,7 +108,8 @@ def main() -> None:
     progress.TIMINGS.clear()
     start = time.perf_counter()
     what = ["--config", str(Path(args.config).resolve())] if args.config else ["--preset", args.preset]
-    rc = cli.main(["-q", "build", *what, "--store", str(store), "--site", str(site)])
+    with contextlib.redirect_stdout(sys.stderr):  # the build's own lines; stdout carries the JSON alone
+        rc = cli.main(["-q", "build", *what, "--store", str(store), "--site", str(site)])
     build_s = time.perf_counter() - start
     models_pkg.load_model = real_load
     runner_mod.load_model = real_load

@@ -183,7 +183,8 @@ class AtlasConfig:
     batch_sizes:
         the same per method, where it differs (``[batch_sizes] vital = 6``): on a CPU, methods whose step
         is one image per target gain from batching, those with many crops per target much less. A job's
-        key records its batch size (an image depends on the batch it is optimised in).
+        key records its batch size (an image depends on the batch it is optimised in). A file that starts
+        from a preset and sets ``batch_size`` but not ``batch_sizes`` drops the preset's ``batch_sizes``.
     compute, cluster:
         how the jobs are computed (precision, memory format) and submitted (``[compute]``, ``[cluster]``);
         neither changes a job's key.
