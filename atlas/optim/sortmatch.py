@@ -28,6 +28,14 @@ from .objectives import Evaluation, Objective
 _POOL: Optional[ThreadPoolExecutor] = None
 
 
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None  # a forked child has none of the parent's threads: it starts its own pool when it sorts
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
