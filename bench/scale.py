@@ -150,6 +150,7 @@ def main() -> None:
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["process_seconds"] = round(time.perf_counter() - start, 1)
         results.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)  # each N as it finishes
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     growth = {}
