@@ -89,6 +89,12 @@ class RelevanceProbe:
         self.calls += 1
         return x
 
+    def close(self) -> None:
+        """Remove the session's hooks and drop its copy of the model (after the run)."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
     def features(self, key: str, acts: torch.Tensor, ev: Evaluation) -> torch.Tensor:
         layout = next(b.layout for b in self.blocks if b.key == key)
         return as_channels(acts, layout) * self.rn[key].to(acts.device, acts.dtype)
