@@ -70,7 +70,7 @@ def targets_for(name: str, k: int):
         return [Target.of_neuron("blocks.4", 96 + i) for i in range(k)]
     if name in ("accentuation", "attribution_vis"):
         photos = ("chelsea", "coffee", "motorcycle_left", "camera", "flower", "rocket")
-        return [Target.of_image(photos[i % 6], DEMO_CLASSES[i % 6], toward="class") for i in range(k)]
+        return [Target.of_image(photos[i % 6], DEMO_CLASSES[i % 6], toward=None) for i in range(k)]
     return [Target.of_class(DEMO_CLASSES[i % 6]) for i in range(k)]
 
 
