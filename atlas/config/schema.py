@@ -180,6 +180,11 @@ class AtlasConfig:
         a file's ``[settings.<method>]`` table updates the preset's settings of that method key by key.
     batch_size:
         how many targets of one (model, method, seed) are optimised together in one batch.
+    batch_sizes:
+        the same per method, where it differs (``[batch_sizes] vital = 6``): on a CPU, methods whose step
+        is one image per target gain from batching, those with many crops per target much less. A job's
+        key records its batch size (an image depends on the batch it is optimised in). A file that starts
+        from a preset and sets ``batch_size`` but not ``batch_sizes`` drops the preset's ``batch_sizes``.
     compute, cluster:
         how the jobs are computed (precision, memory format) and submitted (``[compute]``, ``[cluster]``);
         neither changes a job's key.
@@ -197,12 +202,17 @@ class AtlasConfig:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     batch_size: int = rule(4, ge=1)
+    batch_sizes: Tuple[Tuple[str, int], ...] = rule((), table=True, what="a table of <method> = targets per batch")
     store: str = "store"
     site: str = "site"
     device: str = "auto"
     download: bool = False
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def batch_size_of(self, method: str) -> int:
+        """Targets per batch for ``method`` (``batch_sizes``, else ``batch_size``)."""
+        return dict(self.batch_sizes).get(method, self.batch_size)
 
     def method_settings(self, method: str) -> Dict[str, Any]:
         for name, kv in self.settings:

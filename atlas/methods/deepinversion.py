@@ -103,7 +103,7 @@ class DeepInversionConfig:
 class DeepInversion(Method):
     name = "deepinversion"
     title = "DeepInversion"
-    version = "1"
+    version = "2"
     Config = DeepInversionConfig
     kinds = ("class",)
     uses_data = False

@@ -2,8 +2,10 @@
 
 The key is the hash of everything that determines the result - the model, the method and its code
 version, the method's full configuration, the target, the seed and, for methods that use real images,
-the data settings - so a rerun skips finished jobs and redoes exactly the jobs whose configuration changed
-(doit/DVC style).
+the data settings, and the number of targets per optimisation where the run's ``batch_size`` sets it (an
+image depends on its batch: :mod:`atlas.pipeline.sharding`) - so a rerun skips finished jobs and redoes
+exactly the jobs whose configuration changed (doit/DVC style). A job optimised alone (batch 1) has the key
+it had before batch sizes were recorded.
 """
 from __future__ import annotations
 
@@ -25,6 +27,9 @@ class Job:
     config: Any = field(compare=False)
     version: str = "1"
     data: Tuple[Tuple[str, Any], ...] = ()
+    #: targets per optimisation, as planned (``AtlasConfig.batch_size_of``; DeepInversion: its own setting);
+    #: 0: not planned (a job made by hand), the runner's ``batch_size`` decides
+    batch: int = 0
 
     def spec(self) -> Dict[str, Any]:
         """Everything that determines the result, as plain JSON-able data."""
@@ -36,6 +41,7 @@ class Job:
             "target": self.target.to_dict(),
             "seed": self.seed,
             "data": dict(self.data),
+            **({"batch": self.batch} if self.batch > 1 and not hasattr(self.config, "batch_size") else {}),
         }
 
     @cached_property

@@ -143,6 +143,11 @@ def make_plan(cfg: AtlasConfig) -> Plan:
         check_model_name(m)
     methods = [METHODS.get(name) for name in cfg.methods]
     configs = {m.name: m.config(cfg.method_settings(m.name)) for m in methods}
+    for name, size in cfg.batch_sizes:
+        METHODS.get(name)  # unknown names are errors
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise AtlasError(f"config key 'batch_sizes.{name}' must be a positive integer, got {size!r}")
+    batch = {m.name: m.batch_size(configs[m.name], cfg.batch_size_of(m.name)) for m in methods}
     for name, _ in cfg.settings:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())
@@ -171,7 +176,7 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                         continue
                     jobs.append(Job(model=model, method=method.name, target=t, seed=seed,
                                     config=configs[method.name], version=method.version,
-                                    data=data_key(cfg) if method.uses_data else ()))
+                                    data=data_key(cfg) if method.uses_data else (), batch=batch[method.name]))
     return Plan(config=cfg, jobs=jobs, skipped=skipped, classes={m: classes for m in cfg.models},
                 source_skips=source_skips, methods={m.name: method_info(m.name, configs[m.name]) for m in methods},
                 models={m: model_info(m) for m in cfg.models})

@@ -65,7 +65,7 @@ PAPER_BIBTEX = """@misc{gorgun2025vital,
 class Vital(Method):
     name = "vital"
     title = "VITAL"
-    version = "1"
+    version = "2"
     Config = VitalConfig
     kinds = ("class", "neuron", "concept")
     uses_data = True
@@ -105,12 +105,16 @@ class Vital(Method):
         if tv or l2:
             objective = objective + total_variation(tv, pixel_l2=l2, model=model)
         steps = cfg.steps if kind == "class" or cfg.neuron_steps is None else cfg.neuron_steps
-        result = optimize(
-            model, param, objective, steps, rng,
-            optimizer=OptimizerSpec("adam", lr=cfg.lr * scale, betas=tuple(cfg.betas), schedule="cosine",
-                                    warmup=min(cfg.warmup, steps - 1)),
-            transforms=transforms, on_step=ctx.on_step,
-        )
+        try:
+            result = optimize(
+                model, param, objective, steps, rng,
+                optimizer=OptimizerSpec("adam", lr=cfg.lr * scale, betas=tuple(cfg.betas), schedule="cosine",
+                                        warmup=min(cfg.warmup, steps - 1)),
+                transforms=transforms, on_step=ctx.on_step,
+            )
+        finally:
+            if setup.start is not None:
+                probe.close()
         info = {"blocks": [[b.key, b.weight] for b in setup.blocks], "tv": tv, "l2": l2, "pixel_scale": scale,
                 "relevance": setup.start is not None}
         out = finish(ctx, targets, result, info)
