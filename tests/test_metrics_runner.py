@@ -197,3 +197,45 @@ def test_eval_pool_supplies_the_real_images_and_changes_no_job(tmp_path, monkeyp
     assert {r.id for r in loaded} == {f"v{i}" for i in range(4)}, loaded  # the val folder's files
     assert _run(cfg2, plan2, store).computed == []  # then fresh
     assert first.computed and _run(cfg, plan, store).computed == []  # the main pool's results are kept
+
+
+def test_a_rival_accentuation_that_reaches_its_goal_scores_as_a_hit(tmp_path, monkeypatch):
+    """Image targets are judged against the goal they were driven toward (meta ``info.goal``), not the
+    seed's class: a rival job whose image the model assigns to the rival is a hit, for the model and the
+    judges alike, and its plausibility compares it with real images of the rival class."""
+    from metrics_setup import register_tiny
+
+    from atlas.config import config_from_mapping
+    from atlas.pipeline import Store, make_plan
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    register_tiny(monkeypatch)
+    cfg = config_from_mapping({
+        "preset": "demo", "models": ["tiny64"], "classes": [285, 967], "methods": ["accentuation"],
+        "store": str(tmp_path / "store"), "targets": {"images": 1, "concepts": 0, "random_neurons": 0},
+        "metrics": {"judges": ["tiny64"], "substitute": "tiny64", "real_images": 3}})
+    plan = make_plan(cfg)
+    rivals = [j for j in plan.jobs if j.target.toward == "rival"]
+    assert rivals and len(rivals) < len(plan.jobs)
+    store = Store(cfg.store)
+    model = tiny64()
+    for job in plan.jobs:
+        vis = fake_visualization(job, size=64)
+        x = F.interpolate(torch.from_numpy(vis.image).permute(2, 0, 1)[None], size=(64, 64))
+        with torch.no_grad():
+            top = int(model(x).argmax())
+        # a rival job that reached its goal (the model's top-1 is the rival); the own-class jobs missed
+        vis.info = {"goal": top if job.target.toward == "rival" else job.target.class_id}
+        vis.scores.update({"goal": vis.info["goal"], "top1_end": top})
+        store.put(job, vis)
+    _run(cfg, plan, store)
+    unit = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])["units"]["accentuation/image"]
+    per = unit["targets"]
+    for job in plan.jobs:
+        d = per[job.target.slug()][str(job.seed)]
+        assert d["correct"] is (job.target.toward == "rival") and d["label"] == store.meta(job.key)["info"]["goal"]
+    assert unit["cells"]["acc"]["value"] == pytest.approx(100.0 * len(rivals) / len(plan.jobs))
+    assert unit["cells"]["transfer:tiny64"]["value"] == unit["cells"]["acc"]["value"]
+    # the reported table averages no class id
+    assert not {"reported:goal", "reported:top1_end"} & set(unit["cells"])

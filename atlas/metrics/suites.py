@@ -3,7 +3,9 @@ cells computed from them. A new metric family = one registered :class:`Suite`.
 
 * ``classification`` (class logits and real-image explanations): self top-1 and top-2 (VITAL Tables 1, 3),
   transferability (MACO Table 2), CLIP zero-shot top-1/top-5 (VITAL Table 1), plausibility (MACO Table 1),
-  FID and KID to real images of the same classes (VITAL Table 1, MACO Table 1).
+  FID and KID to real images of the same classes (VITAL Table 1, MACO Table 1). Every image is judged
+  against its *goal* (:func:`goal_of`): a class FV against its class, an explanation of a real image against
+  the class it was driven toward (its own class, or its rival for an accentuation toward the rival).
 * ``neurons``: CoSy AUC and MAD against the neuron's top real patches (VITAL Table 2).
 * ``reported``: the metrics a method stores itself in ``meta.json`` (path similarity, visualization
   correlation, classification consistency, ...), averaged over the group.
@@ -16,6 +18,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
+from ..errors import AtlasError
 from ..registry import Registry
 from . import functions as fn
 from .backbones import Unavailable
@@ -38,8 +41,25 @@ class Suite:
 SUITES: Registry[Suite] = Registry("metric suite")
 
 
+def goal_of(ref: JobRef) -> int:
+    """The class an FV is judged against: a class target's class; for an image target, the goal the job
+    recorded (``info.goal`` / ``scores.goal``: its own class or the rival it was driven toward), else its
+    own class when it was driven toward it (``toward`` unset)."""
+    t = ref.job.target
+    if t.kind == "image":
+        for part in ("info", "scores"):
+            goal = (ref.meta.get(part) or {}).get("goal")
+            if isinstance(goal, (int, float)) and not isinstance(goal, bool):
+                return int(goal)
+        if t.toward is not None and str(t.toward).isdigit():
+            return int(t.toward)
+        if t.toward is not None:  # a rival is resolved when the job runs: every finished job records it
+            raise AtlasError(f"job {ref.job.label()} recorded no goal class in its meta.json")
+    return int(t.class_id)
+
+
 def _classes(refs: List[JobRef]) -> List[int]:
-    return sorted({r.job.target.class_id for r in refs})
+    return sorted({goal_of(r) for r in refs})
 
 
 # --------------------------------------------------------------------------------------------- classification
@@ -130,7 +150,7 @@ def distribution_cells(ctx: MetricContext, fv_feats: np.ndarray, real_feats: np.
 
 def classification_compute(ctx: MetricContext, refs: List[JobRef]) -> Tuple[Cells, Details]:
     fv = ctx.fv(refs)
-    labels = [r.job.target.class_id for r in refs]
+    labels = [goal_of(r) for r in refs]
     details = [{"label": c, "seed": r.job.seed, "target": r.job.target.slug()} for r, c in zip(refs, labels)]
     cells = accuracy_cells(ctx, fv, labels, details)
     # plausibility: distance of each FV to its nearest real image of the class, model's penultimate space
@@ -160,7 +180,7 @@ def classification_compute(ctx: MetricContext, refs: List[JobRef]) -> Tuple[Cell
     return cells, dict(per)
 
 
-SUITES.add("classification", Suite("1", ("class", "image"), classification_requests, classification_compute))
+SUITES.add("classification", Suite("2", ("class", "image"), classification_requests, classification_compute))
 
 
 # --------------------------------------------------------------------------------------------- neurons
@@ -211,4 +231,4 @@ def reported_compute(ctx: MetricContext, refs: List[JobRef]) -> Tuple[Cells, Det
     return gather_reported([r.meta for r in refs])
 
 
-SUITES.add("reported", Suite("1", ("class", "concept", "neuron", "image"), lambda ctx, refs: [], reported_compute))
+SUITES.add("reported", Suite("2", ("class", "concept", "neuron", "image"), lambda ctx, refs: [], reported_compute))
