@@ -239,3 +239,41 @@ def test_a_rival_accentuation_that_reaches_its_goal_scores_as_a_hit(tmp_path, mo
     assert unit["cells"]["transfer:tiny64"]["value"] == unit["cells"]["acc"]["value"]
     # the reported table averages no class id
     assert not {"reported:goal", "reported:top1_end"} & set(unit["cells"])
+
+
+def test_cosy_control_activations_come_from_the_top_full_images(tmp_path, monkeypatch):
+    """VITAL supp. §2.1: the control set is the neuron's top-50 real *images* (here 6, at the model's 128 px);
+    the top 64-px patches, a declared option, activate the neuron more than whole images do."""
+    from dataclasses import replace
+
+    from metrics_setup import register_tiny, tiny_config
+
+    from atlas.data import open_pool
+    from atlas.models import MODELS
+    from atlas.pipeline import Store, make_plan
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    register_tiny(monkeypatch)
+    model = replace(tiny64("tiny128"), input_size=128)
+    monkeypatch.setitem(MODELS._items, "tiny128", lambda download=False: model)
+    cfg = replace(tiny_config(tmp_path), models=("tiny128",), methods=("maco",))
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        store.put(job, fake_visualization(job, size=128))
+    _run(cfg, plan, store)
+    unit = load_model_results(store, cfg, "tiny128", plan.classes["tiny128"])["units"]["maco/neuron"]
+    detail = unit["targets"]["neuron-relu2-0003"]
+    pool = open_pool("bundled")
+    with torch.no_grad():
+        acts = [float(model.activations(pool.source_image(s, 128)[None], ["relu2"])["relu2"][0, 3].mean())
+                for s in pool.source_ids(24)]  # the demo's neuron_settings.max_images
+    top = sorted(acts, reverse=True)[:6]
+    assert detail["n_control"] == 6 and detail["control_mean"] == pytest.approx(np.mean(top), rel=1e-4)
+    assert "top-6 real images" in unit["cells"]["auc"]["backbone"]
+    cfg_p = replace(cfg, metrics=replace(cfg.metrics, control_from="patches"))
+    _run(cfg_p, plan, store)
+    unit_p = load_model_results(store, cfg_p, "tiny128", plan.classes["tiny128"])["units"]["maco/neuron"]
+    assert unit_p["targets"]["neuron-relu2-0003"]["control_mean"] > detail["control_mean"]
+    assert "top-6 real patches" in unit_p["cells"]["auc"]["backbone"]

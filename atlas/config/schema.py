@@ -101,7 +101,11 @@ class MetricsConfig:
     substitute:   model whose penultimate features stand in for Inception-v3 in FID/KID when the FID
                   weights are absent (always labelled as a substitute).
     clip:         open_clip (model, pretrained tag) for zero-shot top-1/top-5 (VITAL Table 1: ViT-B/32).
-    control:      real patches per neuron in the CoSy control set (VITAL Table 2: top-50).
+    control:      real images per neuron in the CoSy control set (VITAL supp. §2.1, Table 2: the top-50
+                  real images that most activate the neuron).
+    control_from: what the control set holds: ``images``, the neuron's top whole images (§2.1), or
+                  ``patches``, its top 64-px patches (one per source image) upsampled to the input size
+                  (their activations run higher than whole images', which lowers AUC and MAD).
     tsne_classes: class ids embedded together in the t-SNE (VITAL Fig. 9: five dog breeds); None: the
                   first ten configured classes.
     seed:         seed of the real-image draw (1: not the seed-0 references the methods match), of the KID
@@ -114,6 +118,7 @@ class MetricsConfig:
     substitute: str = rule("efficientnet_lite2", what="a model name")
     clip: Tuple[str, str] = rule(("ViT-B-32", "openai"), what='["model", "pretrained"]')
     control: int = rule(50, ge=1)
+    control_from: str = rule("images", choices=("images", "patches"))
     tsne_classes: Optional[Tuple[int, ...]] = rule(None, min_length=1, what="a non-empty list of class ids")
     seed: int = 1
 

@@ -113,3 +113,13 @@ def patch_group(pool, fingerprint: str, model: str, size: int, examples) -> Item
         return list(patch_images(pool, sub, size))
 
     return ItemGroup(f"top patches of {examples.layer}:{examples.channel}", ids, load)
+
+
+def source_group(pool, fingerprint: str, model: str, size: int, examples) -> ItemGroup:
+    """A neuron's top whole images (:func:`~atlas.data.patches.top_images`) at the model's input size."""
+    ids = tuple(stable_hash(["source", fingerprint, size, s], 24) for s in examples.sources)
+
+    def load(idx: Sequence[int]) -> List[torch.Tensor]:
+        return [pool.source_image(examples.sources[i], size) for i in idx]
+
+    return ItemGroup(f"top images of {examples.layer}:{examples.channel}", ids, load)

@@ -6,7 +6,8 @@ cells computed from them. A new metric family = one registered :class:`Suite`.
   FID and KID to real images of the same classes (VITAL Table 1, MACO Table 1). Every image is judged
   against its *goal* (:func:`goal_of`): a class FV against its class, an explanation of a real image against
   the class it was driven toward (its own class, or its rival for an accentuation toward the rival).
-* ``neurons``: CoSy AUC and MAD against the neuron's top real patches (VITAL Table 2).
+* ``neurons``: CoSy AUC and MAD against the neuron's top-50 real images (VITAL supp. §2.1, Table 2; its top
+  patches with ``metrics.control_from = "patches"``).
 * ``reported``: the metrics a method stores itself in ``meta.json`` (path similarity, visualization
   correlation, classification consistency, ...), averaged over the group.
 """
@@ -206,7 +207,7 @@ def neuron_compute(ctx: MetricContext, refs: List[JobRef]) -> Tuple[Cells, Detai
         a1 = ctx.feats("self", out, ctx.fv(rs))
         a0 = ctx.feats("self", out, ctx.control(t.layer, t.channel))
         if len(a0) < 2 or len(a1) < 1:
-            per[t.slug()] = {"unavailable": f"{len(a0)} control patches, {len(a1)} FVs"}
+            per[t.slug()] = {"unavailable": f"{len(a0)} control {ctx.cfg.metrics.control_from}, {len(a1)} FVs"}
             continue
         a, m = fn.auc(a0[:, t.channel], a1[:, t.channel]), fn.mad(a0[:, t.channel], a1[:, t.channel])
         aucs.append(a)
@@ -214,16 +215,17 @@ def neuron_compute(ctx: MetricContext, refs: List[JobRef]) -> Tuple[Cells, Detai
         per[t.slug()] = {"auc": a, "mad": m, "n_control": len(a0), "n_synthetic": len(a1), "layer": t.layer,
                          "channel": t.channel, "synthetic_mean": float(a1[:, t.channel].mean()),
                          "control_mean": float(a0[:, t.channel].mean())}
-    label = f"{ctx.label('self')} (control: top-{ctx.cfg.metrics.control} real patches)"
+    m = ctx.cfg.metrics
+    label = f"{ctx.label('self')} (control: top-{m.control} real {'patches' if m.control_from == 'patches' else 'images'})"
     if not aucs:
-        why = "no neuron had enough control patches and FVs"
+        why = f"no neuron had enough control {m.control_from} and FVs"
         return {"auc": cell("AUC", better="higher", backbone=label, unavailable=why),
                 "mad": cell("MAD", better="higher", backbone=label, unavailable=why)}, per
     return {"auc": cell("AUC", float(np.mean(aucs)), "higher", label, n=len(aucs), std=float(np.std(aucs))),
             "mad": cell("MAD", float(np.mean(mads)), "higher", label, n=len(mads), std=float(np.std(mads)))}, per
 
 
-SUITES.add("neurons", Suite("1", ("neuron",), neuron_requests, neuron_compute))
+SUITES.add("neurons", Suite("2", ("neuron",), neuron_requests, neuron_compute))
 
 
 # --------------------------------------------------------------------------------------------- reported
