@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from atlas.cli import main
 from atlas.metrics import MetricsRunner
 from atlas.metrics.backbones import FID_WEIGHTS
-from atlas.metrics.cache import REAL_SIZE, FeatureCache, read_png
+from atlas.config import stable_hash
+from atlas.metrics.cache import EVAL_CROP, REAL_SIZE, FeatureCache, read_png
 from atlas.metrics.results import load_model_results
 from helpers import fake_visualization
 from metrics_setup import tiny64, tiny_build
@@ -47,8 +48,9 @@ def test_changed_image_recomputes_only_what_depends_on_it(tmp_path, monkeypatch)
     monkeypatch.setattr(FeatureCache, "put", lambda self, b, o, i, v: (puts.append(i), orig(self, b, o, i, v)))
     report = _run(cfg, plan, store)
     assert {u.split("/", 1)[1] for u in report.computed} == {"maco/class", "tsne"}
-    sha = store.meta(job.key)["files"]["image.png"][:32]
-    assert puts and set(puts) == {sha}  # only the new image went through the backbones
+    sha = store.meta(job.key)["files"]["image.png"]
+    crop = stable_hash(["centre-crop", EVAL_CROP, sha], 32)
+    assert puts and set(puts) == {sha[:32], crop}  # only the new image (and its centre crop) went through
 
 
 def test_cells_are_real_measurements_with_backbones_and_reasons(tmp_path, monkeypatch):
@@ -277,3 +279,34 @@ def test_cosy_control_activations_come_from_the_top_full_images(tmp_path, monkey
     unit_p = load_model_results(store, cfg_p, "tiny128", plan.classes["tiny128"])["units"]["maco/neuron"]
     assert unit_p["targets"]["neuron-relu2-0003"]["control_mean"] > detail["control_mean"]
     assert "top-6 real patches" in unit_p["cells"]["auc"]["backbone"]
+
+
+def test_fid_in_each_backbone_a_column_naming_it_on_centre_crops(tmp_path, monkeypatch):
+    """VITAL Table 1: FID in ResNet50's features ("RN50") and in the model's own ("Arch."), besides Inception's;
+    here the judge stands in for ResNet50 (whose weights are absent: its column says why). The FVs enter
+    centre-cropped (the real images' evaluation crop), not squashed whole."""
+    from atlas.metrics import functions as fn
+    from atlas.metrics.cache import center_crop
+
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch, seeds=list(range(8)), real_images=8,
+                                  fid_models=["tiny64_judge", "resnet50"])
+    _run(cfg, plan, store)
+    cells = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])["units"]["maco/class"]["cells"]
+    assert "weights for resnet50 are not available offline" in cells["fid:resnet50"]["unavailable"]
+    assert "VITAL Table 1 'RN50'" in cells["fid:resnet50"]["backbone"]
+    assert cells["fid:tiny64_judge"]["backbone"] == "tiny64_judge penultimate"
+    assert cells["fid:self"]["backbone"].startswith("tiny64 penultimate") and cells["fid:self"]["n"] == 16
+    # the own-features FID by hand: centre crops of the 16 FVs vs 8 real images of each class
+    model = tiny64()
+    jobs = [j for j in plan.jobs if j.method == "maco" and j.target.kind == "class"]
+    pool = __import__("atlas.data", fromlist=["open_pool"]).open_pool("bundled")
+    resize = lambda x: F.interpolate(x, size=(64, 64), mode="bilinear", antialias=True)  # noqa: E731
+    with torch.no_grad():
+        fv = torch.stack([center_crop(read_png(store.job_dir(j.key) / "image.png")) for j in jobs])
+        real = torch.cat([pool.reference_images(c, 8, REAL_SIZE, seed=cfg.metrics.seed) for c in (285, 967)])
+        a, b = model.penultimate_features(resize(fv)).numpy(), model.penultimate_features(resize(real)).numpy()
+        whole = torch.stack([read_png(store.job_dir(j.key) / "image.png") for j in jobs])
+        squashed = model.penultimate_features(resize(whole)).numpy()
+    assert cells["fid:self"]["value"] == pytest.approx(fn.fid(a, b), rel=1e-3)
+    assert cells["fid:self"]["value"] != pytest.approx(fn.fid(squashed, b), rel=1e-3)
+    assert cells["fid:tiny64_judge"]["value"] is not None and cells["fid:tiny64_judge"]["value"] != cells["fid:self"]["value"]

@@ -100,6 +100,9 @@ class MetricsConfig:
                   Table 2: six classifiers; the demo uses EfficientNet-Lite1 and Lite2).
     substitute:   model whose penultimate features stand in for Inception-v3 in FID/KID when the FID
                   weights are absent (always labelled as a substitute).
+    fid_models:   models in whose penultimate features FID is also reported, each in its own column, as
+                  VITAL Table 1 reports it in ResNet50's ("RN50"); the model's own penultimate features
+                  ("Arch.") are always a column too. Unavailable weights: the column says why.
     clip:         open_clip (model, pretrained tag) for zero-shot top-1/top-5 (VITAL Table 1: ViT-B/32).
     control:      real images per neuron in the CoSy control set (VITAL supp. §2.1, Table 2: the top-50
                   real images that most activate the neuron).
@@ -116,6 +119,7 @@ class MetricsConfig:
     real_images: int = rule(50, ge=2)
     judges: Tuple[str, ...] = rule((), what="a list of model names")
     substitute: str = rule("efficientnet_lite2", what="a model name")
+    fid_models: Tuple[str, ...] = rule(("resnet50",), what="a list of model names")
     clip: Tuple[str, str] = rule(("ViT-B-32", "openai"), what='["model", "pretrained"]')
     control: int = rule(50, ge=1)
     control_from: str = rule("images", choices=("images", "patches"))

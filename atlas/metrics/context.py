@@ -17,11 +17,13 @@ from .cache import FeatureCache, ItemGroup, fv_group, patch_group, real_group, s
 
 @dataclass(frozen=True)
 class JobRef:
-    """A finished job as the metrics read it: the job, its stored metadata and its image's SHA-256."""
+    """A finished job as the metrics read it: the job, its stored metadata, the stored image the metrics
+    judge (``file``: the image its page shows as the result) and that image's SHA-256."""
 
     job: Job
     meta: Dict[str, Any] = field(compare=False, hash=False)
     sha: str = ""
+    file: str = "image.png"  # the stored image the metrics judge (``Method.judged``)
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,13 @@ class MetricContext:
                                            m.real_images, m.seed)
         return self._groups[key]
 
-    def fv(self, refs: Sequence[JobRef]) -> ItemGroup:
-        key = ("fv", tuple(r.job.key for r in refs))
+    def fv(self, refs: Sequence[JobRef], crop: bool = False) -> ItemGroup:
+        """The judged images of ``refs``; ``crop``: their centre crops (the evaluation transform of the real
+        images, for FID/KID)."""
+        key = ("fv", crop, tuple(r.job.key for r in refs))
         if key not in self._groups:
-            self._groups[key] = fv_group(self.store, f"{len(refs)} FVs", [(r.job.key, r.sha) for r in refs])
+            self._groups[key] = fv_group(self.store, f"{len(refs)} FVs", [(r.job.key, r.file, r.sha) for r in refs],
+                                         crop=crop)
         return self._groups[key]
 
     def control(self, layer: str, channel: int) -> ItemGroup:

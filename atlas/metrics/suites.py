@@ -3,7 +3,9 @@ cells computed from them. A new metric family = one registered :class:`Suite`.
 
 * ``classification`` (class logits and real-image explanations): self top-1 and top-2 (VITAL Tables 1, 3),
   transferability (MACO Table 2), CLIP zero-shot top-1/top-5 (VITAL Table 1), plausibility (MACO Table 1),
-  FID and KID to real images of the same classes (VITAL Table 1, MACO Table 1). Every image is judged
+  FID and KID to real images of the same classes (MACO Table 1: Inception-v3), and FID in ResNet50's and
+  in the model's own penultimate features (VITAL Table 1), each column naming its backbone; the FVs enter
+  FID/KID centre-cropped, as the real images do (the evaluation crop 224/256). Every image is judged
   against its *goal* (:func:`goal_of`): a class FV against its class, an explanation of a real image against
   the class it was driven toward (its own class, or its rival for an accentuation toward the rival).
 * ``neurons``: CoSy AUC and MAD against the neuron's top-50 real images (VITAL supp. §2.1, Table 2; its top
@@ -64,14 +66,22 @@ def _classes(refs: List[JobRef]) -> List[int]:
 
 
 # --------------------------------------------------------------------------------------------- classification
+def fid_columns(ctx: MetricContext) -> List[Tuple[str, str]]:
+    """(column, role) of the FIDs besides Inception's: the model's own penultimate features ("self", VITAL
+    Table 1's "Arch.") and each ``metrics.fid_models`` model's (``fid:<name>``, VITAL's "RN50")."""
+    return [("fid:self", "self")] + [(r, r) for r in ctx.roles if r.startswith("fid:")]
+
+
 def classification_requests(ctx: MetricContext, refs: List[JobRef]) -> List[Request]:
-    fv = ctx.fv(refs)
+    fv, crops = ctx.fv(refs), ctx.fv(refs, crop=True)
     role, out = ctx.fid_role()
-    reqs = [Request("self", "logits", fv), Request("self", "penultimate", fv), Request(role, out, fv),
+    reqs = [Request("self", "logits", fv), Request("self", "penultimate", fv), Request(role, out, crops),
             Request("clip", "embedding", fv)]
     reqs += [Request(j, "logits", fv) for j in ctx.judges()]
+    reqs += [Request(r, "penultimate", crops) for _, r in fid_columns(ctx)]
     for c in _classes(refs):
         reqs += [Request("self", "penultimate", ctx.real(c)), Request(role, out, ctx.real(c))]
+        reqs += [Request(r, "penultimate", ctx.real(c)) for _, r in fid_columns(ctx) if r != "self"]
     return reqs
 
 
@@ -127,6 +137,15 @@ def accuracy_cells(ctx: MetricContext, group, labels: List[int], details: List[d
     return cells
 
 
+def fid_cell(title: str, label: str, fv_feats: np.ndarray, real_feats: np.ndarray) -> dict:
+    """FID between FVs and real images in one backbone's features (unavailable when rank-deficient)."""
+    n_a, n_b = len(fv_feats), len(real_feats)
+    dim = fv_feats.shape[1] if fv_feats.ndim == 2 else 0
+    why = fn.fid_unavailable(n_a, n_b, dim)
+    return cell(title, None if why else fn.fid(fv_feats, real_feats), "lower", label, why, n=n_a,
+                note=f"{n_a} FVs (centre crops) vs {n_b} real images")
+
+
 def distribution_cells(ctx: MetricContext, fv_feats: np.ndarray, real_feats: np.ndarray) -> Cells:
     """FID and KID between FVs and real images, on Inception-v3 or the labelled substitute."""
     role = ctx.roles["fid"]
@@ -136,16 +155,36 @@ def distribution_cells(ctx: MetricContext, fv_feats: np.ndarray, real_feats: np.
         cells["fid"] = cell("FID", better="lower", backbone=role.replaces.label, unavailable=role.replaces.reason)
     label = ctx.label("fid")
     n_a, n_b = len(fv_feats), len(real_feats)
-    dim = fv_feats.shape[1] if fv_feats.ndim == 2 else 0
-    why = fn.fid_unavailable(n_a, n_b, dim)
-    cells[f"fid{sub}"] = cell("FID", None if why else fn.fid(fv_feats, real_feats), "lower", label, why,
-                              n=n_a, note=f"{n_a} FVs vs {n_b} real images")
+    cells[f"fid{sub}"] = fid_cell("FID", label, fv_feats, real_feats)
     if min(n_a, n_b) < 2:
         cells[f"kid{sub}"] = cell("KID", better="lower", backbone=label,
                                   unavailable=f"KID needs >= 2 images per set ({n_a} FVs, {n_b} real)")
     else:
         mean, std = fn.kid(fv_feats, real_feats, seed=ctx.cfg.metrics.seed)
-        cells[f"kid{sub}"] = cell("KID", mean, "lower", label, n=n_a, std=std, note=f"{n_a} FVs vs {n_b} real images")
+        cells[f"kid{sub}"] = cell("KID", mean, "lower", label, n=n_a, std=std,
+                                  note=f"{n_a} FVs (centre crops) vs {n_b} real images")
+    return cells
+
+
+def backbone_fid_cells(ctx: MetricContext, refs: List[JobRef]) -> Cells:
+    """FID in the model's own penultimate features and in each ``metrics.fid_models`` model's (VITAL
+    Table 1 reports FID in ResNet50's and in the architecture's own), one column each, naming its backbone."""
+    cells: Cells = {}
+    crops, classes = ctx.fv(refs, crop=True), _classes(refs)
+    for col, role in fid_columns(ctx):
+        if role == "self":
+            title, label = "FID (own features)", f"{ctx.label('self')} penultimate (VITAL Table 1 'Arch.')"
+        else:
+            name = role[4:]
+            title = f"FID ({name} features)"
+            label = f"{ctx.label(role)} penultimate" + (" (VITAL Table 1 'RN50')" if name == "resnet50" else "")
+        try:
+            fv_f = ctx.feats(role, "penultimate", crops)
+            real_f = ctx.stacked(role, "penultimate", [ctx.real(c) for c in classes])
+        except Unavailable as exc:
+            cells[col] = cell(title, better="lower", backbone=label, unavailable=str(exc))
+            continue
+        cells[col] = fid_cell(title, label, fv_f, real_f)
     return cells
 
 
@@ -169,19 +208,20 @@ def classification_compute(ctx: MetricContext, refs: List[JobRef]) -> Tuple[Cell
         "Plausibility (1-NN dist.)", better="lower", backbone=ctx.label("self"), unavailable="no real images")
     role, out = ctx.fid_role()
     try:
-        fv_f = ctx.feats(role, out, fv)
+        fv_f = ctx.feats(role, out, ctx.fv(refs, crop=True))
         real_f = ctx.stacked(role, out, [ctx.real(c) for c in _classes(refs)])
         cells.update(distribution_cells(ctx, fv_f, real_f))
     except Unavailable as exc:
         for col in ("fid", "kid"):
             cells[col] = cell(col.upper(), better="lower", backbone=ctx.label("fid"), unavailable=str(exc))
+    cells.update(backbone_fid_cells(ctx, refs))
     per: Details = defaultdict(dict)
     for d in details:
         per[d.pop("target")][str(d["seed"])] = d
     return cells, dict(per)
 
 
-SUITES.add("classification", Suite("2", ("class", "image"), classification_requests, classification_compute))
+SUITES.add("classification", Suite("3", ("class", "image"), classification_requests, classification_compute))
 
 
 # --------------------------------------------------------------------------------------------- neurons
