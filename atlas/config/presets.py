@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Tuple
 
 from ..registry import Registry
-from .schema import AtlasConfig, ClusterConfig, DataConfig, MetricsConfig, TargetsConfig, freeze_settings
+from .schema import (AtlasConfig, ClusterConfig, ComputeConfig, DataConfig, MetricsConfig, TargetsConfig,
+                     freeze_settings)
 
 PRESETS: Registry[Callable[[], AtlasConfig]] = Registry("preset")
 
@@ -82,8 +83,9 @@ def paper_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, A
     the output of ResNet50's last block). Real images come from the ImageNet train folder (``--data``); the
     image-seeded methods explain the first 2 of each class (each toward its class and its rival).
 
-    Sized for a GPU cluster: 16 targets per batch, bf16 autocast where the GPU supports it (``auto``),
-    32 shards of one GPU each (``atlas submit``).
+    Sized for a GPU cluster: 16 targets per batch, bf16 autocast (explicit, not ``auto``: the precision is
+    part of every job's key, and a store computed on GPU nodes must plan the same on the login node that
+    renders it), 32 shards of one GPU each (``atlas submit``).
 
     ``methods`` are every registered method and ``settings`` their papers' settings
     (``Method.paper_settings``): the composition root (:mod:`atlas.app`) registers this preset with them, so
@@ -101,6 +103,7 @@ def paper_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, A
         data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
         targets=TargetsConfig(classes=True, concepts=10, random_neurons=90, neuron_layer="layer4", images=2),
         batch_size=16,
+        compute=ComputeConfig(precision="bf16"),
         cluster=ClusterConfig(shards=32, timeout_min=240),
     )
 
@@ -108,7 +111,8 @@ def paper_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, A
 def lens_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, Any]]) -> AtlasConfig:
     """The Lens site's setting: ResNet50, all 1000 classes and 10 CRAFT concepts per class (Lens README;
     reference/05_craft.md), here with every method next to MACO (the image-seeded ones on 2 real images per
-    class); one seed; ImageNet train (``--data``). ``methods`` and ``settings`` as for :func:`paper_preset`."""
+    class); one seed; ImageNet train (``--data``); bf16 as the paper preset. ``methods`` and ``settings`` as
+    for :func:`paper_preset`."""
     return AtlasConfig(
         name="lens",
         title="Lens-style atlas: ResNet50",
@@ -120,5 +124,6 @@ def lens_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, An
         data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
         targets=TargetsConfig(classes=True, concepts=10, concept_layer="layer4", images=2),
         batch_size=16,
+        compute=ComputeConfig(precision="bf16"),
         cluster=ClusterConfig(shards=8, timeout_min=240),
     )

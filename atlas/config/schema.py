@@ -133,7 +133,8 @@ class ComputeConfig:
 
     precision:
         ``"auto"`` (bf16 autocast on a GPU that supports it, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
-        bf16 keeps results within the tolerance stated in :mod:`atlas.pipeline.compute`.
+        bf16 keeps results within the tolerance stated in :mod:`atlas.pipeline.compute`. Part of every
+        job's key (a bf16 and an fp32 image are two jobs); ``auto`` resolves where the plan is made.
     channels_last:
         run convolutional models in channels-last memory format (identical results up to float rounding).
     cudnn_benchmark:

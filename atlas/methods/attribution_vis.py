@@ -180,6 +180,13 @@ class AttributionVis(Method):
             return "attribution visualization explains each image toward its own class (rival goals: accentuation)"
         return reason
 
+    def passes_per_target(self, cfg: AttributionVisConfig) -> float:
+        """The visualisation's steps x views, the path integral's steps and, from the output-targeted
+        baseline, its mask steps (one forward+backward each; 3x the visualisation at the paper's settings)."""
+        otb = cfg.attribution == "aumann_shapley" and cfg.baseline == "output_targeted"
+        base = sum(cfg.baseline_steps) if otb else 0
+        return float(cfg.steps * cfg.views + cfg.attribution_steps + base)
+
     def run(self, ctx: RunContext, cfg: AttributionVisConfig, targets: Sequence[Target], seeds: Sequence[int]):
         model = ctx.model
         layer = cfg.layer or model.blocks[-2].path

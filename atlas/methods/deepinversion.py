@@ -24,7 +24,8 @@ Where each setting comes from:
 * Chosen here: r_feature = 0.01, the value of the README's recommended command and of the example logs
   (argparse default: 0.05; VITAL does not say). The *best* image is kept: that of the step with the
   lowest total loss of the batch in the full-resolution stage (the reference's ``best_inputs``; its code
-  never lowers ``best_cost`` from 1e4, so it in fact keeps the last image whose loss is under 1e4). Jitter and flips are drawn per image from the target's random stream
+  never lowers ``best_cost`` from 1e4, so it in fact keeps the last image whose loss is under 1e4).
+  Jitter and flips are drawn per image from the target's random stream
   (the reference draws one shift for the whole batch). Any batch size works, 1 included (the reference
   silently produced no targets for batches under 41).
 """

@@ -183,7 +183,8 @@ class Runner:
         retries = {k: v for k, v in retries.items() if v is not None}
         seeds = [j.target_seed + (RETRY_SEED_OFFSET if j.key in retries else 0) for j in batch]
         self.precision = batch[0].precision  # a job is computed in the precision its key names
-        ctx.model.autocast = autocast_dtype(self.precision)
+        if ctx is not None:
+            ctx.model.autocast = autocast_dtype(self.precision)
         try:
             results = method.run(ctx, cfg, [j.target for j in batch], seeds)
         except Unsupported as exc:  # decided only once the model is loaded: recorded, the build goes on

@@ -35,7 +35,8 @@ class VitalConfig:
     references_from: what is matched for neuron, cluster and concept targets - ``images``, the full source
     images of the chosen top patches (reference code), or ``patches``, the patches upsampled to the input
     size (:mod:`atlas.methods.vital.references`). Polysemantic clusters are the atlas's one clustering
-    (``[targets.neuron_settings] polysemantic`` and ``clusters``, VITAL §1.1: 1000 patches). warmup: linear warm-up steps (reference: 100). neuron_steps: steps for neuron, cluster and
+    (``[targets.neuron_settings] polysemantic`` and ``clusters``, VITAL §1.1: 1000 patches).
+    warmup: linear warm-up steps (reference: 100). neuron_steps: steps for neuron, cluster and
     concept targets (None: ``steps``), whose steps each cost an extra LRP pass. lr, init_std: Adam's
     learning rate and the std of the randn initialisation in ImageNet-normalised pixel units, as in the
     reference code (rescaled by :func:`pixel_scale` for models normalised otherwise).
