@@ -100,8 +100,11 @@ def register(cli, config_options) -> None:
         else:
             def cost(b):
                 return relative_cost(b.jobs)
+        from .atomic import disk_errors
+
         ex = make_executor(executor, default_folder(cfg), cfg.cluster, cfg.name)
-        manifest, jobs = submit_shards(cfg, store, batches, count, ex, executor, cost, setup=install)
+        with disk_errors(cfg.store):  # the submission's manifest is written into the store
+            manifest, jobs = submit_shards(cfg, store, batches, count, ex, executor, cost, setup=install)
         if manifest is None:
             click.echo(f"nothing to submit: all {len(plan.jobs)} jobs are in {cfg.store}")
             return

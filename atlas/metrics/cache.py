@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..config import stable_hash
 from ..errors import AtlasError
-from ..pipeline.disk import atomic_write
+from ..atomic import atomic_write
 from ..pipeline.store import Store
 from ..targets import safe_slug
 

@@ -1,9 +1,20 @@
 """Jobs: one (model, method, method config, target, seed) and its key.
 
 The key is the hash of everything that determines the result - the model, the method and its code
-version, the method's full configuration, the target, the seed and, for methods that use real images,
-the data settings - so a rerun skips finished jobs and redoes exactly the jobs whose configuration changed
-(doit/DVC style).
+version, the method's full configuration, the target, the seed, for methods that use real images the data
+settings (the pool's normalised path and a fingerprint of its contents), and the batch the job is optimised
+in - so a rerun skips finished jobs and redoes exactly the jobs whose bytes would change (doit/DVC style).
+
+Why the batch: a job's image depends on the batch it is optimised in. Each target draws its own random
+numbers (``Job.target_seed``), but batched kernels round differently at each batch size and NAdam at lr
+1.0 grows the difference chaotically: the same MACO job optimised alone and next to another ends 29/255
+apart on average, while it ends bit-identical next to any other target, in either position
+(``bench/batch_identity.py``). Making an image independent of its batch would mean giving up batching, the
+main speed lever on a GPU; so the batch is part of the key instead: ``batch_size``, the number of jobs
+optimised together, and for methods whose objective couples the batch (``Method.batch_coupled``:
+DeepInversion's batch statistics) ``batch``, the base keys (keys without a batch) of those jobs in order.
+A job optimised alone has neither, so its key is the same whatever the configured ``batch_size`` says.
+:func:`atlas.pipeline.sharding.bind_batches` sets both when the plan is made.
 """
 from __future__ import annotations
 
@@ -25,10 +36,14 @@ class Job:
     config: Any = field(compare=False)
     version: str = "1"
     data: Tuple[Tuple[str, Any], ...] = ()
+    #: how many jobs are optimised together with this one (itself included)
+    batch_size: int = 1
+    #: for batch-coupled methods: base keys of the jobs optimised together with it, in batch order
+    batch: Tuple[str, ...] = ()
 
     def spec(self) -> Dict[str, Any]:
         """Everything that determines the result, as plain JSON-able data."""
-        return {
+        spec = {
             "model": self.model,
             "method": self.method,
             "method_version": self.version,
@@ -37,10 +52,21 @@ class Job:
             "seed": self.seed,
             "data": dict(self.data),
         }
+        if self.batch_size > 1:
+            spec["batch_size"] = self.batch_size
+        if self.batch:
+            spec["batch"] = list(self.batch)
+        return spec
 
     @cached_property
     def key(self) -> str:
         return stable_hash(self.spec(), length=20)
+
+    @cached_property
+    def base_key(self) -> str:
+        """The key of this job optimised alone (its identity within a batch's ``batch`` list)."""
+        alone = self.batch_size == 1 and not self.batch
+        return self.key if alone else dataclasses.replace(self, batch_size=1, batch=()).key
 
     @cached_property
     def config_hash(self) -> str:
