@@ -457,3 +457,28 @@ def test_site_config_hash_does_not_change_with_the_output_folders(tmp_path, monk
     assert site_config_hash(replace(cfg, data=replace(cfg.data, pool="./d/"))) == site_config_hash(
         replace(cfg, data=replace(cfg.data, pool=str(tmp_path / "d"))))
     assert site_config_hash(replace(cfg, seeds=(1,))) != site_config_hash(cfg)
+
+
+def test_a_damaged_stage_or_metric_result_is_warned_about_not_silently_dropped(tmp_path, caplog):
+    """A garbled reference-thumbnail stage costs the class page its real images only with a warning that
+    says how to get them back (the next run recomputes them); a damaged metric result likewise names
+    ``atlas metrics``. Nothing crashes."""
+    from atlas.metrics.results import read_result, write_result
+    from atlas.pipeline.references import STAGE, class_reference_files, reference_key
+    from atlas.config import stable_hash
+
+    cfg, plan, store = _stored(tmp_path)
+    key = stable_hash(reference_key(cfg, 285), length=20)
+    store.put_stage(STAGE, key, {"00.webp": b"RIFF....WEBP", "01.webp": b"RIFF....WEBP"})
+    assert len(class_reference_files(cfg, store, 285)) == 2
+    (store.stage_dir(STAGE, key) / "meta.json").write_bytes(b'{"files": "garbled"')
+    with caplog.at_level(logging.WARNING):
+        assert class_reference_files(cfg, store, 285) == []
+        render(plan, store, cfg.site)
+    assert [m for m in _warnings(caplog) if STAGE in m and "atlas run" in m]
+    write_result(store, "r1", {"kind": "class", "cells": {}})
+    (store.metrics_dir / "results" / "r1.json").write_text("[]")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert read_result(store, "r1") is None
+    assert [m for m in _warnings(caplog) if "r1" in m and "atlas metrics" in m]

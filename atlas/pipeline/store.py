@@ -177,7 +177,8 @@ class Store:
         """The record of a finished stage result, or None (missing; malformed, or with ``verify`` a file
         missing or corrupt: warned once)."""
         d = self.stage_dir(stage, key)
-        meta = read_json(d / "meta.json", f"stage {stage}/{key}", lambda m: record_problem(m, key=key))
+        meta = read_json(d / "meta.json", f"stage {stage}/{key} (the next `atlas run` computes it again)",
+                         lambda m: record_problem(m, key=key))
         if meta is None or (verify and not files_intact(d, meta, f"stage {stage}/{key}")):
             return None
         return meta

@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from ..atomic import atomic_write, is_int
+from ..atomic import atomic_write, is_int, is_temp, writer_alive
 from ..errors import AtlasError
 from .context import SiteData
 from .filters import FILTERS, fmt as _fmt, sparkline_points  # noqa: F401  (re-exported)
@@ -209,6 +209,7 @@ def write_site(site: SiteData, out: str | Path, workers: Optional[int] = None) -
     when the site is large."""
     out = Path(out)
     check_site_folder(out)
+    _clean_temp(out)
     tdir = templates_dir()
     env = environment(tdir)
     previous = previous_files(out)
@@ -227,6 +228,14 @@ def write_site(site: SiteData, out: str | Path, workers: Optional[int] = None) -
     written += changed
     unchanged += 2 - changed
     return {"written": written, "unchanged": unchanged, "removed": removed}
+
+
+def _clean_temp(out: Path) -> None:
+    """Remove temp files that killed writers left in the site (their process is gone)."""
+    for folder, _, names in os.walk(out):
+        for name in names:
+            if is_temp(name) and not writer_alive(name):
+                Path(folder, name).unlink(missing_ok=True)
 
 
 def _record_bytes(files: Dict[str, Entry]) -> bytes:
