@@ -302,9 +302,10 @@ SEAL = "sha256"
 
 
 def _seal_of(record: dict) -> str:
-    from .config.hashing import canonical_json
-
-    return sha256(canonical_json({k: v for k, v in record.items() if k != SEAL}).encode())
+    """SHA-256 of the record without its seal, as sorted compact JSON (a parsed JSON document dumps to the
+    same text it was dumped from, so writer and reader agree)."""
+    rest = {k: v for k, v in record.items() if k != SEAL}
+    return sha256(json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode())
 
 
 def sealed_json(record: dict, default=None) -> bytes:

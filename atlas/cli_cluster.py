@@ -87,6 +87,9 @@ def register(cli, config_options) -> None:
             raise AtlasError(f"--shards must be at least 1, got {count}")
         cfg = absolute_config(cfg)
         plan = make_plan(cfg)
+        if plan.unknown_data:
+            raise AtlasError(f"the data folder {plan.unknown_data!r} is not here, and the jobs that use it are keyed by "
+                             f"its contents: submit from a machine that sees it (the shards will)")
         store = Store(cfg.store)
         busy = [] if force else active_shards(status(plan.jobs, store, cfg.batch_size))
         if busy:

@@ -12,7 +12,6 @@ and of the right shape is still a checksum mismatch - warned about once, estimat
 from __future__ import annotations
 
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Callable, Optional
@@ -20,7 +19,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..atomic import atomic_folder, checked_record, files_intact, read_json, record_problem, warn_once
+from ..atomic import (atomic_folder, checked_record, files_intact, read_json, record_problem, seal_problem,
+                      sealed_json, warn_once)
 from ..config import stable_hash
 from ..optim.color import decorrelate
 from .pools import ImagePool, UnreadableImage, center_crop_tensor, random_resized_crop
@@ -77,7 +77,8 @@ def _cached(path: Path, size: int) -> Optional[np.ndarray]:
     """The verified cached spectrum at ``path``, or None (missing; damaged: warned once)."""
     folder = path.parent
     what = f"cached spectrum {folder.name}"
-    meta = read_json(folder / "meta.json", what, lambda m: record_problem(m, required=(SPECTRUM_FILE,), key=folder.name))
+    meta = read_json(folder / "meta.json", what,
+                     lambda m: seal_problem(m) or record_problem(m, required=(SPECTRUM_FILE,), key=folder.name))
     if meta is None or not files_intact(folder, meta, what):
         return None
     try:
@@ -111,6 +112,6 @@ def load_or_estimate_spectrum(
     files = {SPECTRUM_FILE: buf.getvalue()}
     meta = dict(checked_record(files), key=path.parent.name, size=size, n_images=n_images,
                 pool=pool.fingerprint(), version=SPECTRUM_VERSION)
-    files["meta.json"] = json.dumps(meta, indent=1).encode()
+    files["meta.json"] = sealed_json(meta)
     atomic_folder(path.parent.parent, path.parent.name, files, lambda: _cached(path, size) is not None)
     return arr

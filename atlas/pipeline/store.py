@@ -30,8 +30,8 @@ from typing import Callable, Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from .. import __version__
-from ..atomic import (atomic_folder, atomic_write, checked_record, files_intact, is_int, is_temp, read_json,
-                      record_problem, sha256, writer_alive)
+from ..atomic import (SEAL, atomic_folder, atomic_write, checked_record, files_intact, is_int, is_temp, read_json,
+                      record_problem, seal_problem, sealed_json, sha256, writer_alive)
 from ..config import stable_hash
 from ..png import png_bytes
 from .jobs import Job
@@ -44,20 +44,46 @@ __all__ = ["Store", "sha256"]
 JOB_FILES = ("image.png", "alpha.png")
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def stage_meta_problem(meta, key: str) -> Optional[str]:
+    """Why ``meta`` is not a stage result's record (None if it is): sealed as written (older records
+    without the seal are checked field by field only), a checked-folder record naming ``key``."""
+    if isinstance(meta, dict) and SEAL in meta:
+        why = seal_problem(meta)
+        if why:
+            return why
+    return record_problem(meta, key=key)
+
+
 def job_meta_problem(meta, key: str) -> Optional[str]:
-    """Why ``meta`` is not a job's metadata (None if it is): a checked-folder record listing the job's
-    image and transparency map, naming the job's key, with the fields pages and estimates read."""
+    """Why ``meta`` is not a job's metadata (None if it is): sealed as :meth:`Store.put` wrote it (any
+    change to the file is damage; metadata written before the seal is checked field by field only), a
+    checked-folder record listing the job's image and transparency map, naming the job's key, with the
+    fields that pages, the metrics and the estimates read."""
+    if isinstance(meta, dict) and SEAL in meta:
+        why = seal_problem(meta)
+        if why:
+            return why
     why = record_problem(meta, required=JOB_FILES, key=key)
     if why:
         return why
     size = meta.get("size")
     if size is not None and not (isinstance(size, list) and len(size) == 2 and all(is_int(v) for v in size)):
         return "bad image size"
-    for name, kind in (("scores", dict), ("info", dict), ("history", list), ("target", dict)):
-        if name in meta and not isinstance(meta[name], kind):
+    for name, ok in (("model", lambda v: isinstance(v, str)), ("method", lambda v: isinstance(v, str)),
+                     ("config", lambda v: isinstance(v, dict)), ("target", lambda v: isinstance(v, dict)),
+                     ("scores", lambda v: isinstance(v, dict)), ("info", lambda v: isinstance(v, dict)),
+                     ("history", lambda v: isinstance(v, list) and all(_number(x) for x in v)),
+                     ("seconds", _number), ("steps_run", is_int), ("seed", is_int),
+                     ("retry_of", lambda v: isinstance(v, dict))):
+        if name in meta and not ok(meta[name]):
             return f"bad {name!r}"
-    if "seconds" in meta and not isinstance(meta["seconds"], (int, float)):
-        return "bad 'seconds'"
+    for name in ("model", "method"):
+        if name not in meta:
+            return f"no {name!r}"
     return None
 
 
@@ -164,7 +190,7 @@ class Store:
         })
         if retry_of is not None:
             meta["retry_of"] = retry_of
-        files["meta.json"] = json.dumps(meta, indent=1, sort_keys=True, default=float).encode()
+        files["meta.json"] = sealed_json(meta, default=float)  # any later change to it reads as damage
         final = atomic_folder(self.jobs_dir, job.key, files, lambda: self.intact(job.key))
         (self.failed_dir / f"{job.key}.json").unlink(missing_ok=True)
         return final
@@ -178,7 +204,7 @@ class Store:
         missing or corrupt: warned once)."""
         d = self.stage_dir(stage, key)
         meta = read_json(d / "meta.json", f"stage {stage}/{key} (the next `atlas run` computes it again)",
-                         lambda m: record_problem(m, key=key))
+                         lambda m: stage_meta_problem(m, key))
         if meta is None or (verify and not files_intact(d, meta, f"stage {stage}/{key}")):
             return None
         return meta
@@ -191,7 +217,7 @@ class Store:
         """Store a stage result (named files + meta.json with their checksums and sizes) atomically."""
         record = dict(meta or {}, key=key, stage=stage, **checked_record(files),
                       created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        files = {**files, "meta.json": json.dumps(record, indent=1, default=str).encode()}
+        files = {**files, "meta.json": sealed_json(record, default=str)}
         return atomic_folder(self.stages_dir / stage, key, files, lambda: self.get_stage(stage, key) is not None)
 
     def find_stage(self, stage: str, accept: Callable[[dict], bool]) -> Optional[Path]:
@@ -229,10 +255,11 @@ class Store:
     def clean_temp(self) -> int:
         """Remove temp folders/files left by writers on this host that are no longer running."""
         removed = 0
-        bases = [self.jobs_dir, self.failed_dir, self.cache_dir, self.metrics_dir]
+        shards = self.root / "shards"
+        bases = [self.jobs_dir, self.failed_dir, self.cache_dir, self.metrics_dir, shards]
         if self.stages_dir.is_dir():
             bases += [d for d in self.stages_dir.iterdir() if d.is_dir()]
-        deep = {self.cache_dir, self.metrics_dir}  # nested writers (feature caches): look at every level
+        deep = {self.cache_dir, self.metrics_dir, shards}  # nested writers (feature caches): every level
         for base in bases:
             if not base.is_dir():
                 continue

@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from ..atomic import atomic_write, is_int, is_temp, writer_alive
+from ..atomic import atomic_write, is_int, is_temp, sha256, writer_alive
 from ..errors import AtlasError
 from .context import SiteData
 from .filters import FILTERS, fmt as _fmt, sparkline_points  # noqa: F401  (re-exported)
@@ -104,20 +104,15 @@ def _url(root: str):
 
 
 #: what the file record keeps of each file: [size in bytes] as written, and for derived images (kept
-#: between renders without being rebuilt) [size, modification time in ns]; None: claimed before it was
-#: written, or a record of an older atlas
-Entry = Optional[List[int]]
+#: between renders without being rebuilt) [size, first 16 hex digits of its SHA-256]; None: claimed before
+#: it was written, or a record of an older atlas
+Entry = Optional[list]
 Produced = Dict[str, Entry]  # site-relative path -> entry
 DERIVED = (".webp", "-masked.png")  # assets reused while fresh (see _fresh), not rebuilt on every render
 
 
-def _entry(path: Path, size: int) -> Entry:
-    if not path.name.endswith(DERIVED):
-        return [size]
-    try:
-        return [size, path.stat().st_mtime_ns]
-    except OSError:
-        return None
+def _entry(rel: str, data: bytes) -> Entry:
+    return [len(data), sha256(data)[:16]] if rel.endswith(DERIVED) else [len(data)]
 
 
 def _write_share(site: SiteData, out: Path, env: Environment, tdir: Path, share: int, shares: int,
@@ -136,7 +131,7 @@ def _write_share(site: SiteData, out: Path, env: Environment, tdir: Path, share:
             written += 1
         else:
             unchanged += 1
-        produced[rel] = _entry(out / rel, len(data))
+        produced[rel] = _entry(rel, data)
 
     if share == 0:
         for rel, src in static_files(tdir).items():
@@ -252,19 +247,22 @@ def _write_record(out: Path, files: Dict[str, Entry], names: Tuple[str, ...]) ->
 
 def _fresh(target: Path, produce, entry: Entry) -> bool:
     """A derived asset (thumbnail, masked view) is fresh if it is newer than its stored source and is the
-    very file this renderer wrote (the size and modification time it recorded): a truncated, zeroed or
-    rewritten file is not fresh, and is written again."""
+    very file this renderer wrote (the size and checksum it recorded; a small file read, much cheaper than
+    decoding and encoding the image again): a truncated, zeroed or altered file is written again."""
     src = getattr(produce, "args", ())
     try:
         st = target.stat()
-        return (bool(src) and entry is not None and len(entry) == 2 and st.st_size == entry[0] > 0
-                and st.st_mtime_ns == entry[1] and all(st.st_mtime >= Path(s).stat().st_mtime for s in src))
+        if not (bool(src) and entry is not None and len(entry) == 2 and st.st_size == entry[0] > 0
+                and all(st.st_mtime >= Path(s).stat().st_mtime for s in src)):
+            return False
+        return sha256(target.read_bytes())[:16] == entry[1]
     except (OSError, TypeError):
         return False
 
 
 def _entry_ok(v) -> bool:
-    return v is None or (isinstance(v, list) and len(v) in (1, 2) and all(is_int(x) and x >= 0 for x in v))
+    return v is None or (isinstance(v, list) and len(v) in (1, 2) and is_int(v[0]) and v[0] >= 0
+                         and (len(v) == 1 or isinstance(v[1], str)))
 
 
 def _parse_record(listing) -> Optional[Dict[str, Entry]]:
