@@ -66,7 +66,8 @@ def main() -> None:
             counts[f"{kind} | {how} | {command} | exit {outcome.code}"] += 1
         except Exception as exc:  # noqa: BLE001 - a failure is the result
             failures.append({"example": i, "seed": args.seed, "file": rel, "damage": how, "command": command,
-                             "error": "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]})
+                             "error": "".join(traceback.format_exception(exc)).strip()[-3000:]})
+            print(json.dumps(failures[-1], indent=1), file=sys.stderr, flush=True)
             counts[f"{kind} | {how} | {command} | FAILED"] += 1
         finally:
             shutil.rmtree(work, ignore_errors=True)

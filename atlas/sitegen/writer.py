@@ -302,8 +302,8 @@ def _remove_stale(out: Path, previous: Dict[str, Entry], produced: Iterable[str]
 
 
 def check_site_folder(out: Path) -> None:
-    """Refuse to write a site into ``out`` unless it is new, empty, or an atlas site (it has the file
-    record): atlas never overwrites files it did not write."""
+    """Refuse to write a site into ``out`` unless it is new, empty (but for hidden entries such as ``.git``),
+    or an atlas site (it has the file record): atlas never overwrites files it did not write."""
     if str(out).strip() in ("", "."):
         if not (Path(".") / RECORD).is_file() and not (Path(".") / RECORD_COPY).is_file():
             raise AtlasError("--site names the current folder, which is not an atlas site: give the site a "
@@ -312,8 +312,8 @@ def check_site_folder(out: Path) -> None:
         raise AtlasError(f"--site {str(out)!r} is a file, not a folder: choose a folder for the website")
     if not out.is_dir() or (out / RECORD).exists() or (out / RECORD_COPY).exists():
         return
-    try:
-        mine = sorted(p.name for p in out.iterdir())
+    try:  # hidden entries (a .git of a GitHub Pages checkout, .nojekyll) are never written: they do not count
+        mine = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     except OSError as exc:
         raise AtlasError(f"cannot read the site folder {str(out)!r}: {exc.strerror or exc}") from None
     if mine:
