@@ -82,7 +82,7 @@ def test_truncated_image_is_not_done_for_plan_status_and_submit(tmp_path, capsys
     todo = pending_batches(plan_batches(plan.jobs, cfg.batch_size), store)
     assert [j.key for b in todo for j in b.jobs if not store.has(j.key)] == [job.key]
     toml = tmp_path / "a.toml"
-    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nstore = "{cfg.store}"\n'
+    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nbatch_sizes = {{}}\nstore = "{cfg.store}"\n'
                     f'[settings.fourier]\nsteps = 2\ncrops = 1\n[targets]\nconcepts = 0\nrandom_neurons = 0\n'
                     f'images = 0\nkind_methods = {{}}\n')
     assert main(["-q", "plan", "--config", str(toml), "--list"]) == 0
@@ -244,7 +244,7 @@ def test_a_folder_in_the_way_of_a_write_is_one_line(tmp_path):
 def test_batch_size_is_part_of_the_key_and_a_lone_job_keeps_its_key(tmp_path):
     one = make_plan(quick_config(tmp_path, classes=(285, 967, 665), methods=("maco",), batch_size=1))
     two = make_plan(quick_config(tmp_path, classes=(285, 967, 665), methods=("maco",), batch_size=2))
-    assert [j.batch_size for j in two.jobs] == [2, 2, 1]
+    assert [j.batch for j in two.jobs] == [2, 2, 1]
     assert one.jobs[0].key != two.jobs[0].key and one.jobs[1].key != two.jobs[1].key
     assert one.jobs[2].key == two.jobs[2].key  # optimised alone either way: the same bytes, the same key
     assert [b.keys for b in plan_batches(two.jobs, 2)] == [[two.jobs[0].key, two.jobs[1].key], [two.jobs[2].key]]
@@ -257,7 +257,7 @@ def test_a_batch_coupled_methods_key_names_its_batch_mates(tmp_path):
     a = make_plan(quick_config(tmp_path, classes=(285, 967), methods=("deepinversion",), settings=settings))
     b = make_plan(quick_config(tmp_path, classes=(285, 665), methods=("deepinversion",), settings=settings))
     assert a.jobs[0].target == b.jobs[0].target and a.jobs[0].key != b.jobs[0].key
-    assert a.jobs[0].batch == (a.jobs[0].base_key, a.jobs[1].base_key)
+    assert a.jobs[0].batch_mates == (a.jobs[0].base_key, a.jobs[1].base_key)
     m = make_plan(quick_config(tmp_path, classes=(285, 967), methods=("maco",), batch_size=2))
     n = make_plan(quick_config(tmp_path, classes=(285, 665), methods=("maco",), batch_size=2))
     assert m.jobs[0].key == n.jobs[0].key  # MACO: the size counts, not who the batch-mate is
@@ -350,7 +350,7 @@ def test_render_refuses_a_folder_atlas_did_not_write(tmp_path, monkeypatch, caps
     assert (mine / "index.html").read_text() == "<p>my own page</p>" and len(list(mine.iterdir())) == 2
     monkeypatch.chdir(mine)
     toml = tmp_path / "a.toml"
-    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nstore = "{cfg.store}"\n'
+    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nbatch_sizes = {{}}\nstore = "{cfg.store}"\n'
                     f'[settings.fourier]\nsteps = 2\ncrops = 1\n[targets]\nconcepts = 0\nrandom_neurons = 0\n'
                     f'images = 0\nkind_methods = {{}}\n')
     for site in ("", ".", str(mine)):
@@ -372,7 +372,7 @@ def test_render_with_a_mistyped_store_keeps_the_sites_figures(tmp_path, capsys):
     site = tmp_path / "site"
     before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
     toml = tmp_path / "a.toml"
-    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nsite = "{site}"\n'
+    toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nbatch_sizes = {{}}\nsite = "{site}"\n'
                     f'[settings.fourier]\nsteps = 2\ncrops = 1\n[targets]\nconcepts = 0\nrandom_neurons = 0\n'
                     f'images = 0\nkind_methods = {{}}\n')
     assert main(["-q", "render", "--config", str(toml), "--store", str(tmp_path / "stroe")]) == 2

@@ -64,7 +64,8 @@ def plan_batches(jobs: Sequence[Job], batch_size: int) -> List[Batch]:
     """Split ``jobs`` (a plan's jobs, in plan order) into batches.
 
     Jobs are grouped by (model, method) in order of first appearance, then by batch group; each group is
-    cut into consecutive runs of up to ``batch_size`` jobs (1 for methods that cannot batch).
+    cut into consecutive runs of up to the jobs' planned batch size (``Job.batch``; for jobs made by hand,
+    ``batch_size``, or 1 for methods that cannot batch).
     """
     by_pair: Dict[Tuple[str, str], Dict[tuple, List[Job]]] = {}
     for j in jobs:
@@ -72,24 +73,22 @@ def plan_batches(jobs: Sequence[Job], batch_size: int) -> List[Batch]:
     out: List[Batch] = []
     for (_, method), groups in by_pair.items():
         for g in groups.values():
-            size = batch_size_for(method, batch_size, g[0].config)
+            size = g[0].batch or batch_size_for(method, batch_size, g[0].config)  # as planned
             out.extend(Batch(tuple(g[i: i + size])) for i in range(0, len(g), size))
     return out
 
 
 def bind_batches(jobs: Sequence[Job], batch_size: int) -> List[Job]:
     """``jobs`` (a plan's jobs, in plan order, not yet bound) with the batch :func:`plan_batches` puts each
-    in written into it - its size, and for batch-coupled methods the base keys of its jobs - so that the
+    in written into it - its size (``Job.batch``: from the planned size to the batch's own, smaller for the
+    last batch of a group), and for batch-coupled methods the base keys of its jobs - so that the
     key names the batch that made the image (see :mod:`atlas.pipeline.jobs`). Binding changes no grouping:
     :func:`plan_batches` of the result forms the same batches."""
     bound = {}
     for b in plan_batches(jobs, batch_size):
-        if len(b) == 1:
-            bound[id(b.jobs[0])] = b.jobs[0]
-            continue
-        mates = tuple(j.base_key for j in b.jobs) if METHODS.get(b.method).batch_coupled else ()
+        mates = tuple(j.base_key for j in b.jobs) if len(b) > 1 and METHODS.get(b.method).batch_coupled else ()
         for j in b.jobs:
-            bound[id(j)] = replace(j, batch_size=len(b), batch=mates)
+            bound[id(j)] = replace(j, batch=len(b), batch_mates=mates)
     return [bound[id(j)] for j in jobs]
 
 
