@@ -64,6 +64,8 @@ def main() -> None:
         try:
             outcome = run_example(base, work, rel, how, command, Chooser(rng.randint, rng.choice), garbage)
             counts[f"{kind} | {how} | {command} | exit {outcome.code}"] += 1
+            print(f"example {i}: {kind} | {rel} | {how} | {command} | exit {outcome.code} | ok "
+                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)  # survives a kill
         except Exception as exc:  # noqa: BLE001 - a failure is the result
             failures.append({"example": i, "seed": args.seed, "file": rel, "damage": how, "command": command,
                              "error": "".join(traceback.format_exception(exc)).strip()[-3000:]})
