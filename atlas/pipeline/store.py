@@ -9,7 +9,7 @@ Layout::
     <store>/cache/                     small caches (magnitude spectra, ...)
 
 A job folder is first written as ``jobs/.tmp-<key>-<host>-<pid>-<n>/`` and then renamed into place
-(:func:`atlas.pipeline.disk.atomic_folder`, as every stage result), so a ``jobs/<key>`` folder is always
+(:func:`atlas.atomic.atomic_folder`, as every stage result), so a ``jobs/<key>`` folder is always
 complete; a build killed at any moment leaves at most a temp folder, which the next run removes (if its
 writer process is gone). ``meta.json`` records the size and SHA-256 of every file
 (:mod:`atlas.atomic`'s checked folders), so a truncated or altered artifact is detected and recomputed:
