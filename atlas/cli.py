@@ -58,13 +58,15 @@ def _plan(cfg):
 @click.pass_context
 def plan(ctx, cfg, list_jobs, calibrate_now):
     """List the jobs of a configuration, how many are done, and an estimate of the time left."""
+    from .atomic import disk_errors
     from .cli_cluster import estimate_lines
     from .pipeline import Store
     from .pipeline.runner import pick_device
 
     p = _plan(cfg)
+    cfg = p.config  # repeated models, methods and seeds listed once
     store = Store(cfg.store)
-    done = {j.key for j in p.jobs if store.has(j.key)}
+    done = {j.key for j in p.jobs if store.has(j.key)}  # verified: metadata and file sizes
     failed = {j.key for j in p.jobs if j.key not in done and store.failure(j.key)}
     pending = [j for j in p.jobs if j.key not in done]
     device = pick_device(cfg.device).type
@@ -88,7 +90,9 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
         click.echo(f"skipped: {model} {method} {f'{n} targets (e.g. {first})' if n > 1 else first}: {reason}")
     click.echo(f"total {len(p.jobs)} jobs: {len(done)} done, {len(failed)} failed, {len(pending) - len(failed)} "
                f"pending")
-    for line in estimate_lines(cfg, p, store, pending, device, calibrate_now, ctx.obj["progress"]):
+    with disk_errors(cfg.store):  # --estimate saves its calibration in the store
+        lines = estimate_lines(cfg, p, store, pending, device, calibrate_now, ctx.obj["progress"])
+    for line in lines:
         click.echo(line)
     if list_jobs:
         for j in p.jobs:
@@ -124,7 +128,10 @@ def _run(cfg, progress, shard=None, retry_failed=False):
 def _metrics(cfg, p, store, progress):
     from .metrics import MetricsRunner
 
-    report = MetricsRunner(cfg, store, progress=progress).run(p)
+    from .atomic import disk_errors
+
+    with disk_errors(cfg.store):
+        report = MetricsRunner(cfg, store, progress=progress).run(p)
     click.echo(f"metrics: {len(report.computed)} results computed, {report.fresh} up to date "
                f"({report.seconds:.0f} s)")
     for what, reason in report.unavailable.items():
@@ -133,7 +140,7 @@ def _metrics(cfg, p, store, progress):
 
 
 def _render(cfg, p, store):
-    from .pipeline.disk import disk_errors
+    from .atomic import disk_errors
     from .sitegen import render
 
     with disk_errors(cfg.site, "--site"):

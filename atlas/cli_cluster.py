@@ -87,6 +87,9 @@ def register(cli, config_options) -> None:
             raise AtlasError(f"--shards must be at least 1, got {count}")
         cfg = absolute_config(cfg)
         plan = make_plan(cfg)
+        if plan.unknown_data:
+            raise AtlasError(f"the data folder {plan.unknown_data!r} is not here, and the jobs that use it are keyed by "
+                             f"its contents: submit from a machine that sees it (the shards will)")
         store = Store(cfg.store)
         busy = [] if force else active_shards(status(plan.jobs, store, cfg.batch_size))
         if busy:
@@ -100,8 +103,11 @@ def register(cli, config_options) -> None:
         else:
             def cost(b):
                 return relative_cost(b.jobs)
+        from .atomic import disk_errors
+
         ex = make_executor(executor, default_folder(cfg), cfg.cluster, cfg.name)
-        manifest, jobs = submit_shards(cfg, store, batches, count, ex, executor, cost, setup=install)
+        with disk_errors(cfg.store):  # the submission's manifest is written into the store
+            manifest, jobs = submit_shards(cfg, store, batches, count, ex, executor, cost, setup=install)
         if manifest is None:
             click.echo(f"nothing to submit: all {len(plan.jobs)} jobs are in {cfg.store}")
             return

@@ -212,7 +212,7 @@ def test_full_or_read_only_store_is_a_one_line_error_and_the_store_stays_consist
     import os
     import pathlib
 
-    from atlas.pipeline.disk import DiskError
+    from atlas.atomic import DiskError
 
     cfg = quick_config(tmp_path, classes=(285, 967), methods=("fourier",), batch_size=1)
     plan = make_plan(cfg)
@@ -228,7 +228,7 @@ def test_full_or_read_only_store_is_a_one_line_error_and_the_store_stays_consist
                 raise OSError(err, os.strerror(err))
             return real_fsync(fd)
 
-        monkeypatch.setattr("atlas.pipeline.disk.os.fsync", fsync)
+        monkeypatch.setattr("atlas.atomic.os.fsync", fsync)
     else:
         real_mkdir, seen = pathlib.Path.mkdir, set()
 
@@ -298,7 +298,7 @@ def test_disk_errors_reach_the_cli_as_one_line(tmp_path, monkeypatch, capsys):
     def full(*a, **kw):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("atlas.pipeline.disk.os.fsync", full)
+    monkeypatch.setattr("atlas.atomic.os.fsync", full)
     code = main(["-q", "build", "--config", str(toml)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1].startswith("atlas: error: cannot write to ")

@@ -2,28 +2,30 @@
 their keys, which include the pool's fingerprint): the newest matching entry wins."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, Sequence
+
+from ..config import canonical_json
 
 
 def latest_entries(store, stage: str, match: dict, by: Sequence[str]) -> Dict[tuple, Path]:
     """``{tuple(inputs[b] for b in by): folder}`` of the verified entries of ``stage`` whose inputs contain
-    ``match``; for several entries with the same ``by`` values, the newest."""
+    ``match``; for several entries with the same ``by`` values, the newest *intact* one (a damaged newer
+    entry is warned about and passed over, never hides an older good one)."""
     root = Path(store.stages_dir) / stage
-    best: Dict[tuple, tuple] = {}
+    best: Dict[str, tuple] = {}
     if not root.is_dir():
         return {}
-    for meta_path in root.glob("*/meta.json"):
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+    for d in root.iterdir():
+        if d.name.startswith(".") or not d.is_dir():
             continue
-        inputs = meta.get("inputs", {})
-        if any(inputs.get(k) != v for k, v in match.items()):
+        meta = store.stage_meta(stage, d.name, verify=False)
+        inputs = meta.get("inputs") if meta is not None else None
+        if not isinstance(inputs, dict) or any(inputs.get(k) != v for k, v in match.items()):
             continue
         key = tuple(inputs.get(b) for b in by)
-        created = meta.get("created", "")
-        if key not in best or created > best[key][0]:
-            best[key] = (created, meta_path.parent)
-    return {k: d for k, (_, d) in best.items() if store.get_stage(stage, d.name) is not None}
+        created = str(meta.get("created", ""))
+        token = canonical_json(list(key))
+        if (token not in best or created > best[token][0]) and store.get_stage(stage, d.name) is not None:
+            best[token] = (created, key, d)
+    return {key: d for _, key, d in best.values()}

@@ -27,6 +27,17 @@ _PAIRS = 'a list of ["layer", channel] pairs'
 _POOL = 'a path or "bundled"'
 
 
+def pool_location(spec: Optional[str]) -> Optional[str]:
+    """A data pool's value normalised: ``"bundled"`` (or None) as is, a folder as its absolute, symlink-free
+    path (``mixed``, ``./mixed``, ``mixed/`` and ``/abs/mixed`` are one folder, in job keys and in the
+    site's configuration hash alike)."""
+    import os
+
+    if spec is None or spec == "bundled":
+        return spec
+    return os.path.realpath(os.path.expanduser(str(spec)))
+
+
 def freeze_settings(settings: Mapping[str, Mapping[str, Any]]) -> Settings:
     """Turn ``{method: {key: value}}`` into the sorted tuple form stored in :class:`AtlasConfig`."""
     return tuple((m, tuple(sorted((k, freeze(v)) for k, v in kv.items()))) for m, kv in sorted(settings.items()))

@@ -263,10 +263,20 @@ class FolderPool(ImagePool):
         self.skipped: List[str] = []
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256()
-        for c in sorted(self._files):
-            h.update(f"{c}:{len(self._files[c])}:{self._files[c][0].name}:{self._files[c][-1].name};".encode())
-        return f"folder-{h.hexdigest()[:16]}"
+        """A fingerprint of the folder's contents: every image's class, name and size (one ``stat`` per
+        file, computed once per pool; no image is read). Renaming, adding, removing or re-encoding an
+        image changes it; the folder's path does not."""
+        if getattr(self, "_fingerprint", None) is None:
+            h = hashlib.sha256()
+            for c in sorted(self._files):
+                for p in self._files[c]:
+                    try:
+                        size = p.stat().st_size
+                    except OSError:
+                        size = -1
+                    h.update(f"{c}:{p.name}:{size};".encode("utf-8", "surrogateescape"))
+            self._fingerprint = f"folder-{h.hexdigest()[:16]}"
+        return self._fingerprint
 
     def class_ids(self) -> List[int]:
         return sorted(self._files)

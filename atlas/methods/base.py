@@ -118,6 +118,9 @@ class Method:
     version: bump when the code changes what the method produces (it is part of every job's key).
     kinds: the target kinds it can visualise. uses_data: whether real images enter the result (then the
     pool's fingerprint is part of the key). batchable: whether K targets can share one optimisation.
+    batch_coupled: whether a target's image depends on *which* targets share its batch (DeepInversion's
+    batch statistics): then the batch's composition is part of every job's key, else only its size (batched
+    kernels round differently at each batch size, whoever the batch-mates are: ``bench/batch_identity.py``).
     paper, bibtex: the citation key and BibTeX of the paper it implements (pages cite it).
     paper_settings: overrides of the ``Config`` defaults that the paper presets run (the defaults are the
     paper's own unless a method says otherwise).
@@ -132,6 +135,7 @@ class Method:
     kinds: Tuple[str, ...] = ("class",)
     uses_data: bool = False
     batchable: bool = True
+    batch_coupled: bool = False
     paper: str = ""
     bibtex: str = ""
     paper_settings: Dict[str, Any] = {}

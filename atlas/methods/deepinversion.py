@@ -110,6 +110,7 @@ class DeepInversion(Method):
     kinds = ("class",)
     uses_data = False
     batchable = True
+    batch_coupled = True  # the BatchNorm statistics are matched over the whole batch
     paper = "yin2020dreaming"
     bibtex = PAPER_BIBTEX
     summary = ("Optimises a batch of images of different classes in pixel space for their class (cross-"

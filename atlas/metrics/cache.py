@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..config import stable_hash
 from ..errors import AtlasError
-from ..pipeline.disk import atomic_write
+from ..atomic import atomic_write
 from ..pipeline.store import Store
 from ..targets import safe_slug
 
@@ -42,12 +42,15 @@ class FeatureCache:
     def get(self, backbone_id: str, output: str, item_id: str) -> Optional[np.ndarray]:
         path = self.path(backbone_id, output, item_id)
         try:
-            return np.load(path, allow_pickle=False)
+            value = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, EOFError):
-            log.warning("unreadable cached features %s: recomputing", path)
+            value = None
+        if not (isinstance(value, np.ndarray) and value.dtype == np.float32):  # what put() writes
+            log.warning("unreadable or malformed cached features %s: recomputing", path)
             return None
+        return value
 
     def has(self, backbone_id: str, output: str, item_id: str) -> bool:
         return self.path(backbone_id, output, item_id).is_file()

@@ -8,13 +8,12 @@ could not be computed carries ``unavailable`` (a one-line reason) instead of a v
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any, Dict, Optional
 
+from ..atomic import atomic_write, read_json, seal_problem, sealed_json
 from ..config import AtlasConfig, stable_hash
-from ..pipeline.disk import atomic_write
 from ..pipeline.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,22 +34,26 @@ def results_dir(store: Store):
     return store.metrics_dir / "results"
 
 
+def _result_problem(value, key: str) -> Optional[str]:
+    why = seal_problem(value)
+    if why:
+        return why
+    if value.get("key") != key:
+        return "another result's key"
+    return None
+
+
 def read_result(store: Store, key: str) -> Optional[dict]:
-    """The stored result ``key``, or None if missing or unreadable (then it is recomputed)."""
-    path = results_dir(store) / f"{key}.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        log.warning("unreadable metric result %s: recomputing", path)
-        return None
+    """The stored result ``key``, or None if missing or damaged (warned once; ``atlas metrics`` computes
+    it again). Results are sealed (:func:`atlas.atomic.sealed_json`): any change to the file, whatever
+    its shape, is damage - the site never formats a result atlas did not write."""
+    return read_json(results_dir(store) / f"{key}.json", f"metric result {key} (run `atlas metrics` to compute it "
+                     f"again)", lambda v: _result_problem(v, key))
 
 
 def write_result(store: Store, key: str, data: dict) -> None:
     data = dict(data, key=key, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    atomic_write(results_dir(store) / f"{key}.json",
-                 json.dumps(data, indent=1, sort_keys=True, default=_jsonable).encode())
+    atomic_write(results_dir(store) / f"{key}.json", sealed_json(data, default=_jsonable))
 
 
 def _jsonable(v):
@@ -69,15 +72,25 @@ def scope_id(cfg: AtlasConfig, model: str, classes) -> str:
 
 
 def write_index(store: Store, scope: str, index: dict) -> None:
-    atomic_write(store.metrics_dir / "index" / f"{scope}.json",
-                 json.dumps(index, indent=1, sort_keys=True).encode())
+    atomic_write(store.metrics_dir / "index" / f"{scope}.json", sealed_json(index))
+
+
+def _index_problem(value) -> Optional[str]:
+    why = seal_problem(value)
+    if why:
+        return why
+    units = value.get("units", {})
+    if not isinstance(units, dict) or not all(isinstance(k, str) for k in units.values()):
+        return "bad unit list"
+    if any(value.get(n) is not None and not isinstance(value.get(n), str) for n in ("baseline", "tsne")):
+        return "bad result key"
+    return None
 
 
 def read_index(store: Store, scope: str) -> Optional[dict]:
-    try:
-        return json.loads((store.metrics_dir / "index" / f"{scope}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """The index of a model's current results, or None (not computed; damaged: warned once)."""
+    return read_json(store.metrics_dir / "index" / f"{scope}.json",
+                     f"metrics index {scope} (run `atlas metrics` to write it again)", _index_problem)
 
 
 def load_model_results(store: Store, cfg: AtlasConfig, model: str, classes) -> Optional[dict]:

@@ -24,7 +24,7 @@ from ..data import open_pool
 from ..errors import AtlasError
 from ..methods import METHODS
 from .compute import compute_settings
-from .disk import atomic_write
+from ..atomic import atomic_write, read_json
 from .estimate import Pair, Rate
 from .jobs import Job
 from ..progress import stage
@@ -118,12 +118,24 @@ def calibrate(cfg: AtlasConfig, jobs: List[Job], store: Store, device: Optional[
     return out
 
 
+def _entries_problem(data) -> Optional[str]:
+    if not isinstance(data, dict):
+        return f"not a JSON object ({type(data).__name__})"
+    for label, entries in data.items():
+        if not isinstance(entries, dict):
+            return f"bad entries of {label[:40]!r}"
+        for rate in entries.values():
+            if not (isinstance(rate, dict) and all(isinstance(rate.get(k), (int, float)) and not isinstance(
+                    rate.get(k), bool) for k in ("overhead", "per_target_step"))):
+                return f"bad rate of {label[:40]!r}"
+    return None
+
+
 def load_entries(store: Store) -> dict:
-    try:
-        data = json.loads((store.cache_dir / "calibration.json").read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    """The saved calibrations ({device label: {entry key: rate}}); a damaged file counts as none (warned
+    once: ``atlas plan --estimate`` measures again)."""
+    data = read_json(store.cache_dir / "calibration.json", "calibration cache", _entries_problem)
+    return data if data is not None else {}
 
 
 def saved_rates(store: Store, jobs: Iterable[Job], batch: int, device_type: str) -> Tuple[Dict[Pair, Rate], str]:

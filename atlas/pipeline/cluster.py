@@ -18,9 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..atomic import atomic_write, is_int, read_json
 from ..config import EXECUTORS, AtlasConfig, ClusterConfig, stable_hash
 from ..errors import AtlasError, unknown_choice
-from .disk import atomic_write
 from .sharding import Batch, assign, plan_batches
 from .store import Store
 
@@ -65,31 +65,66 @@ def save_manifest(store: Store, manifest: dict) -> None:
                  json.dumps(manifest, indent=1).encode())
 
 
+def manifest_problem(manifest, sid: Optional[str] = None) -> Optional[str]:
+    """Why ``manifest`` is not a submission as :func:`write_manifest` records it (None if it is)."""
+    if not isinstance(manifest, dict):
+        return f"not a JSON object ({type(manifest).__name__})"
+    if not isinstance(manifest.get("id"), str) or (sid is not None and manifest["id"] != sid):
+        return "no or another submission id"
+    if not isinstance(manifest.get("executor"), str):
+        return "no executor"
+    shards = manifest.get("shards")
+    if not isinstance(shards, list):
+        return "no shard list"
+    for i, entry in enumerate(shards):
+        if not (isinstance(entry, dict) and entry.get("index") == i and isinstance(entry.get("batches"), list)
+                and all(isinstance(b, str) for b in entry["batches"])):
+            return f"bad entry for shard {i}"
+    ids = manifest.get("job_ids", [])
+    if not isinstance(ids, list) or not all(isinstance(j, str) for j in ids):
+        return "bad job ids"
+    if "folder" in manifest and not isinstance(manifest["folder"], str):
+        return "bad folder"
+    return None
+
+
 def load_manifest(store: Store, sid: str) -> dict:
     path = submissions_dir(store) / sid / "manifest.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    manifest = read_json(path, f"submission {sid}", lambda m: manifest_problem(m, sid))
+    if manifest is None:
         known = [p.name for p in submissions_dir(store).glob("*") if p.is_dir()]
-        raise unknown_choice("submission", sid, known) from None
+        raise unknown_choice("submission", sid, known)
+    return manifest
 
 
 def manifests(store: Store) -> List[dict]:
-    """Every readable submission of this store, oldest first."""
+    """Every well-formed submission of this store, oldest first (a damaged one is warned about once and
+    skipped: ``atlas submit`` snapshots what is missing from the store, not from old submissions)."""
     out = []
-    for d in sorted(submissions_dir(store).glob("*/manifest.json")):
-        try:
-            out.append(json.loads(d.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
+    for path in sorted(submissions_dir(store).glob("*/manifest.json")):
+        m = read_json(path, f"submission {path.parent.name}", lambda m: manifest_problem(m, path.parent.name))
+        if m is not None:
+            out.append(m)
     return out
 
 
+def _state_problem(state) -> Optional[str]:
+    if not isinstance(state, dict):
+        return f"not a JSON object ({type(state).__name__})"
+    for name, ok in (("state", lambda v: isinstance(v, str)), ("reason", lambda v: v is None or isinstance(v, str)),
+                     ("host", lambda v: isinstance(v, str)), ("pid", is_int), ("attempt", is_int)):
+        if name in state and not ok(state[name]):
+            return f"bad {name!r}"
+    if "host" in state and "pid" not in state:
+        return "a host without a process id"
+    return None
+
+
 def shard_state(store: Store, sid: str, index: int) -> Optional[dict]:
-    try:
-        return json.loads((submissions_dir(store) / sid / f"shard-{index}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """What shard ``index`` of submission ``sid`` last recorded (None: nothing yet, or a damaged record,
+    which is warned about once and read as "queued")."""
+    return read_json(submissions_dir(store) / sid / f"shard-{index}.json", f"submission {sid} shard {index}",
+                     _state_problem)
 
 
 def _set_state(store: Store, sid: str, index: int, **fields) -> dict:

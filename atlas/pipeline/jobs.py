@@ -2,10 +2,23 @@
 
 The key is the hash of everything that determines the result - the model, the method and its code
 version, the method's full configuration, the target, the seed, the numeric precision it is computed in
-(bf16 and fp32 images are two jobs, never one key), for methods that use real images the data settings, and
-the number of targets per optimisation where the run's ``batch_size`` sets it (an image depends on its
-batch: :mod:`atlas.pipeline.sharding`) - so a rerun skips finished jobs and redoes exactly the jobs whose
-configuration changed (doit/DVC style).
+(bf16 and fp32 images are two jobs, never one key), for methods that use real images the data settings (the
+pool's normalised path and a fingerprint of its contents), and the batch the job is optimised in - so a
+rerun skips finished jobs and redoes exactly the jobs whose bytes would change (doit/DVC style).
+
+Why the batch: a job's image depends on the batch it is optimised in. Each target draws its own random
+numbers (``Job.target_seed``), but batched kernels round differently at each batch size and NAdam at lr
+1.0 grows the difference chaotically: the same MACO job optimised alone and next to another ends 29/255
+apart on average, while it ends bit-identical next to any other target, in either position
+(``bench/batch_identity.py``). Making an image independent of its batch would mean giving up batching, the
+main speed lever on a GPU; so the batch is part of the key instead, in one field: ``batch``, the number of
+targets optimised together. The planner sets it to the configured size (``AtlasConfig.batch_size_of``);
+:func:`atlas.pipeline.sharding.bind_batches` then replaces it by the size of the batch the job is actually
+cut into (the last batch of a group may be smaller). It is in the key when above 1 and the method's own
+configuration does not already hold it, so a job optimised alone has the key it has with ``batch_size = 1``.
+For methods whose objective couples the batch (``Method.batch_coupled``: DeepInversion's batch statistics)
+the key also names *which* targets share it: ``batch_mates``, their base keys (keys of the jobs alone) in
+batch order.
 """
 from __future__ import annotations
 
@@ -28,13 +41,16 @@ class Job:
     version: str = "1"
     data: Tuple[Tuple[str, Any], ...] = ()
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the model's forward; atlas.pipeline.compute)
-    #: targets per optimisation, as planned (``AtlasConfig.batch_size_of``; DeepInversion: its own setting);
-    #: 0: not planned (a job made by hand), the runner's ``batch_size`` decides
+    #: targets per optimisation: as planned (``AtlasConfig.batch_size_of``; DeepInversion: its own setting),
+    #: then the size of the job's own batch (``sharding.bind_batches``); 0: not planned (a job made by hand),
+    #: the runner's ``batch_size`` decides
     batch: int = 0
+    #: for batch-coupled methods: base keys of the jobs optimised together with it, in batch order
+    batch_mates: Tuple[str, ...] = ()
 
     def spec(self) -> Dict[str, Any]:
         """Everything that determines the result, as plain JSON-able data."""
-        return {
+        spec = {
             "model": self.model,
             "method": self.method,
             "method_version": self.version,
@@ -43,12 +59,22 @@ class Job:
             "seed": self.seed,
             "data": dict(self.data),
             "precision": self.precision,
-            **({"batch": self.batch} if self.batch > 1 and not hasattr(self.config, "batch_size") else {}),
         }
+        if self.batch > 1 and not hasattr(self.config, "batch_size"):  # DeepInversion: in its config
+            spec["batch"] = self.batch
+        if self.batch_mates:
+            spec["batch_mates"] = list(self.batch_mates)
+        return spec
 
     @cached_property
     def key(self) -> str:
         return stable_hash(self.spec(), length=20)
+
+    @cached_property
+    def base_key(self) -> str:
+        """The key of this job optimised alone (its identity within a batch's ``batch_mates``)."""
+        alone = self.batch <= 1 and not self.batch_mates
+        return self.key if alone else dataclasses.replace(self, batch=1, batch_mates=()).key
 
     @cached_property
     def config_hash(self) -> str:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-_HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+from ..atomic import HOST as _HOST
+from ..atomic import warn_once
 
 
 class Ledger:
@@ -44,23 +44,41 @@ class Ledger:
             os.fsync(fh.fileno())
 
 
+def _well_formed(rec) -> bool:
+    """A record as :meth:`Ledger.record` writes it: job keys (strings), and optional retried keys."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("keys"), list):
+        return False
+    retried = rec.get("retried", [])
+    return all(isinstance(k, str) for k in rec["keys"]) and isinstance(retried, list) and all(
+        isinstance(k, str) for k in retried)
+
+
 def read_ledger(root: str | Path) -> Iterator[dict]:
-    """Every readable record of every process (a torn last line of a killed process is skipped)."""
+    """Every well-formed record of every process. A torn last line of a killed process is skipped
+    silently; other damage (bytes that are not UTF-8, lines that are not records) is skipped with one
+    warning per file: the ledger is a log, the store stays the record of what is done."""
     d = Path(root) / "ledger"
     if not d.is_dir():
         return
     for path in sorted(d.glob("*.jsonl")):
         try:
-            text = path.read_text(encoding="utf-8")
+            lines = path.read_bytes().split(b"\n")
         except OSError:
             continue
-        for line in text.splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
+        bad = 0
+        for i, raw in enumerate(lines):
+            if not raw.strip():
                 continue
-            if isinstance(rec, dict) and isinstance(rec.get("keys"), list):
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except (ValueError, RecursionError):
+                rec = None
+            if _well_formed(rec):
                 yield rec
+            elif i < len(lines) - 1:  # not the torn last line of a killed writer
+                bad += 1
+        if bad:
+            warn_once(path, f"ledger {path.name}: {bad} damaged line(s) skipped")
 
 
 def completions(root: str | Path) -> Counter:

@@ -16,7 +16,9 @@ from ..registry import Registry
 from ..models import check_model_name, known_card
 from ..models.classes import imagenet_classes, imagenet_synonyms
 from ..targets import Target
+from .datakey import pool_identity
 from .jobs import Job
+from .sharding import bind_batches
 
 
 @dataclass
@@ -62,6 +64,9 @@ class Plan:
     source_skips: List[Tuple[str, str, str]] = field(default_factory=list)
     methods: Dict[str, MethodInfo] = field(default_factory=dict)
     models: Dict[str, ModelInfo] = field(default_factory=dict)
+    #: the data folder whose contents are unknown here (not at hand, never recorded by a run in this
+    #: store): the keys of jobs that use it cannot be the ones a run computes; None when known or unused
+    unknown_data: Optional[str] = None
 
     def by_key(self) -> Dict[str, Job]:
         return {j.key: j for j in self.jobs}
@@ -96,8 +101,19 @@ def resolve_classes(cfg: AtlasConfig) -> List[int]:
 
 
 def data_key(cfg: AtlasConfig) -> Tuple[Tuple[str, object], ...]:
-    return (("pool", cfg.data.pool), ("references", cfg.data.references),
-            ("spectrum_images", cfg.data.spectrum_images))
+    """The data part of the keys of jobs that use real images (see :mod:`atlas.pipeline.datakey`): the
+    pool's normalised location and, for a folder, the fingerprint of its contents."""
+    location, fingerprint = pool_identity(cfg.data.pool, cfg.store)
+    key: Tuple[Tuple[str, object], ...] = (("pool", location),)
+    if location != "bundled":
+        key += (("pool_fingerprint", fingerprint),)
+    return key + (("references", cfg.data.references), ("spectrum_images", cfg.data.spectrum_images))
+
+
+def distinct(cfg: AtlasConfig) -> AtlasConfig:
+    """``cfg`` with repeated models, methods and seeds listed once (``seeds = [0, 0]`` is one figure)."""
+    return dataclasses.replace(cfg, models=tuple(dict.fromkeys(cfg.models)),
+                               methods=tuple(dict.fromkeys(cfg.methods)), seeds=tuple(dict.fromkeys(cfg.seeds)))
 
 
 #: Target sources: ``source(cfg, model, classes) -> [Target]``. Each kind of target (classes, concepts,
@@ -136,9 +152,11 @@ def model_info(name: str) -> ModelInfo:
 
 
 def make_plan(cfg: AtlasConfig) -> Plan:
-    """Validate ``cfg`` and list its jobs (model-major, then method, seed, target)."""
+    """Validate ``cfg`` and list its jobs (model-major, then method, seed, target), each bound to the
+    batch it will be optimised in (:func:`atlas.pipeline.sharding.bind_batches`)."""
     if not len(METHODS):
         raise AtlasError("no method is registered: call atlas.app.install() once before planning")
+    cfg = distinct(cfg)
     for m in cfg.models:
         check_model_name(m)
     methods = [METHODS.get(name) for name in cfg.methods]
@@ -162,6 +180,7 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     jobs: List[Job] = []
     skipped: List[Skip] = []
     source_skips: List[Tuple[str, str, str]] = []
+    data = data_key(cfg) if any(m.uses_data for m in methods) else ()
     for model in cfg.models:
         targets = targets_for(cfg, model, classes, source_skips)
         for method in methods:
@@ -177,8 +196,12 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                         continue
                     jobs.append(Job(model=model, method=method.name, target=t, seed=seed,
                                     config=configs[method.name], version=method.version,
-                                    data=data_key(cfg) if method.uses_data else (), precision=precision,
+                                    data=data if method.uses_data else (), precision=precision,
                                     batch=batch[method.name]))
-    return Plan(config=cfg, jobs=jobs, skipped=skipped, classes={m: classes for m in cfg.models},
-                source_skips=source_skips, methods={m.name: method_info(m.name, configs[m.name]) for m in methods},
-                models={m: model_info(m) for m in cfg.models})
+    seen: set = set()
+    jobs = [j for j in jobs if not (j.key in seen or seen.add(j.key))]  # a target listed twice is one job
+    unknown = dict(data).get("pool") if ("pool_fingerprint", None) in data and any(j.data for j in jobs) else None
+    return Plan(config=cfg, jobs=bind_batches(jobs, cfg.batch_size), skipped=skipped,
+                classes={m: classes for m in cfg.models}, source_skips=source_skips,
+                methods={m.name: method_info(m.name, configs[m.name]) for m in methods},
+                models={m: model_info(m) for m in cfg.models}, unknown_data=unknown)

@@ -13,7 +13,6 @@ the renderer can find a class's thumbnails without scanning the pool.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Callable, Iterable, List
@@ -94,11 +93,9 @@ def _key(cfg, class_id: int) -> str:
 
 def class_reference_files(cfg, store: Store, class_id: int) -> List[Path]:
     """The stored thumbnails of ``class_id`` in order (empty if the pipeline has not stored them)."""
-    d = store.get_stage(STAGE, _key(cfg, class_id))  # corrupt thumbnails are never copied to the site
-    if d is None:
+    key = _key(cfg, class_id)
+    meta = store.stage_meta(STAGE, key)  # corrupt thumbnails are never copied to the site (warned once)
+    if meta is None:
         return []
-    try:
-        names = sorted(json.loads((d / "meta.json").read_text(encoding="utf-8")).get("files", {}))
-    except (OSError, ValueError):
-        return []
-    return [d / n for n in names if (d / n).is_file()]
+    d = store.stage_dir(STAGE, key)
+    return [d / n for n in sorted(meta["files"]) if (d / n).is_file()]

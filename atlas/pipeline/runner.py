@@ -1,8 +1,9 @@
 """Run the pending jobs of a plan on this machine, batch by batch, storing each result atomically.
 
 Batches are formed from the whole plan (:func:`atlas.pipeline.sharding.plan_batches`), so a job is
-optimised in the same batch whether the run is fresh, resumed or one shard of many; finished jobs are
-skipped. Models are loaded once per (model, method) group. A job that fails numerically (NaN/Inf) is
+optimised in the same batch whether the run is fresh, resumed or one shard of many - the batch is part of
+its key; finished jobs are skipped, and a batch with some jobs finished is optimised whole again (its
+finished jobs are not stored again), since a job's image depends on its batch-mates. Models are loaded once per (model, method) group. A job that fails numerically (NaN/Inf) is
 recorded as failed with its reason and the build goes on. Each stored batch is appended to the ledger.
 The GPU settings of ``cfg.compute`` (bf16 autocast, channels-last, cuDNN autotuning) apply for the run.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 
@@ -22,7 +23,8 @@ from ..methods import METHODS, RunContext
 from ..models import load_model
 from ..optim.loop import NonFiniteLoss
 from .compute import autocast_dtype, compute_settings, prepare_model
-from .disk import disk_errors
+from .datakey import remember
+from ..atomic import disk_errors
 from ..registry import Registry
 from .jobs import Job
 from .ledger import Ledger
@@ -111,7 +113,7 @@ class Runner:
     def run_batches(self, batches: Sequence[Batch], whole_plan: bool = False) -> RunReport:
         """Run the pending jobs of ``batches``. A batch with some jobs stored already (a run killed while
         storing it) runs only the missing ones: no stored job is ever computed again. A full or read-only
-        store stops the run with a one-line :class:`~atlas.pipeline.disk.DiskError`. Unless
+        store stops the run with a one-line :class:`~atlas.atomic.DiskError`. Unless
         ``whole_plan``, ``batches`` are a share (a shard) and the run stages prepare only what these
         batches' jobs need."""
         self.scope = None
@@ -121,6 +123,9 @@ class Runner:
                 for j in b.jobs:
                     self.scope.setdefault(j.model, set()).add((j.target.kind, j.target.class_id))
         with disk_errors(self.store.root):
+            data = next((j.data for b in batches for j in b.jobs if j.data), None)
+            if data:  # the data folder's fingerprint the plan measured: found again where the folder is not
+                remember(self.store.root, dict(data))
             return self._run_batches(batches)
 
     def stage_scope(self, model: str, kind: str) -> Optional[set]:
@@ -134,14 +139,14 @@ class Runner:
         start = time.perf_counter()
         report = RunReport()
         self.store.clean_temp()
-        order: Dict[tuple, List[List[Job]]] = {}
+        order: Dict[tuple, List[Tuple[List[Job], Set[str]]]] = {}
         models = []
         for b in batches:
             models.append(b.model)
             pending = [j for j in b.jobs if not self.store.intact(j.key)]  # corrupt: warned, recomputed
             report.cached += len(b.jobs) - len(pending)
-            if pending:
-                order.setdefault((b.model, b.method), []).append(pending)
+            if pending:  # the whole batch runs (the images depend on it); only its pending jobs are stored
+                order.setdefault((b.model, b.method), []).append((list(b.jobs), {j.key for j in pending}))
         busy = {m for m, _ in order}
         for model in dict.fromkeys(models):  # models without pending jobs: stages only
             if model not in busy:
@@ -155,11 +160,11 @@ class Runner:
                     self._run_stages(model)
                 method = METHODS.get(method_name)
                 ctx = self.context(model)
-                total = sum(len(b) for b in group)
+                total = sum(len(todo) for _, todo in group)
                 with stage(f"{method_name} · {model}", total, enabled=self.progress) as bar:
-                    for batch in group:
-                        self._run_batch(ctx, method, batch, report)
-                        bar.update(len(batch))
+                    for batch, todo in group:
+                        self._run_batch(ctx, method, batch, report, todo)
+                        bar.update(len(todo))
         self.store_references([j for b in batches for j in b.jobs])
         report.seconds = time.perf_counter() - start
         return report
@@ -176,10 +181,13 @@ class Runner:
         classes = {j.target.class_id for j in jobs if j.target.kind == "class"}
         return store_class_references(self.cfg, self.store, self.pool, classes, progress=self.progress)
 
-    def _run_batch(self, ctx: RunContext, method, batch: List[Job], report: RunReport) -> None:
+    def _run_batch(self, ctx: RunContext, method, batch: List[Job], report: RunReport,
+                   todo: Optional[Set[str]] = None) -> None:
+        """Optimise ``batch`` together and store the results of the jobs in ``todo`` (default: all)."""
+        todo = {j.key for j in batch} if todo is None else todo
         cfg = batch[0].config
         start = time.perf_counter()
-        retries = {j.key: self.store.failure(j.key) for j in batch} if self.retry_failed else {}
+        retries = {j.key: self.store.failure(j.key) for j in batch if j.key in todo} if self.retry_failed else {}
         retries = {k: v for k, v in retries.items() if v is not None}
         seeds = [j.target_seed + (RETRY_SEED_OFFSET if j.key in retries else 0) for j in batch]
         self.precision = batch[0].precision  # a job is computed in the precision its key names
@@ -189,21 +197,26 @@ class Runner:
             results = method.run(ctx, cfg, [j.target for j in batch], seeds)
         except Unsupported as exc:  # decided only once the model is loaded: recorded, the build goes on
             for job in batch:
-                self.store.put_failure(job, str(exc))
-                report.failed.append(job.key)
+                if job.key in todo:
+                    self.store.put_failure(job, str(exc))
+                    report.failed.append(job.key)
             log.warning("%s: %s", method.name, exc)
             return
         except NonFiniteLoss as exc:
-            if len(batch) > 1:  # find which target diverged
+            if len(batch) > 1:  # find which target diverged (the others are then stored as run alone)
                 for j in batch:
-                    self._run_batch(ctx, method, [j], report)
+                    if j.key in todo:
+                        self._run_batch(ctx, method, [j], report)
                 return
             note = f" (retry with target seed {seeds[0]})" if batch[0].key in retries else ""
             self.store.put_failure(batch[0], f"{exc}{note}", exc.step)
             report.failed.append(batch[0].key)
             log.warning("%s failed: %s", batch[0].label(), exc)
             return
+        stored = []
         for job, seed, vis in zip(batch, seeds, results):
+            if job.key not in todo:
+                continue  # finished before (a resumed batch): its stored image stands
             vis.info = dict(vis.info, device=self.device.type, precision=self.precision, weights=self.weights)
             failure = retries.get(job.key)
             retry = None if failure is None else {
@@ -212,6 +225,7 @@ class Runner:
             self.store.put(job, vis, retry_of=retry)
             report.done += 1
             report.stored.append(job.key)
+            stored.append(job.key)
         extra = {"retried": sorted(retries)} if retries else {}
-        self.ledger.record([j.key for j in batch], time.perf_counter() - start,
+        self.ledger.record(stored, time.perf_counter() - start,
                            model=batch[0].model, method=batch[0].method, **extra)

@@ -3,8 +3,9 @@
 Floating-point differences between batch sizes grow chaotically over an optimisation (NAdam at lr 1.0;
 ``tests/test_methods.py::test_batched_equals_alone``), so an image is reproducible only if its batch is.
 Batches are therefore formed from the **whole plan**, deterministically (the same way whatever has
-finished and whichever shard runs them), and a shard is a set of whole batches: a 4-shard run optimises
-exactly the batches a single process would and stores the same images.
+finished and whichever shard runs them), a shard is a set of whole batches (a 4-shard run optimises
+exactly the batches a single process would and stores the same images), and the batch is part of each
+job's key (:func:`bind_batches`): another ``batch_size``, or a plan that regroups a job, is another job.
 
 Shards are balanced by estimated cost, not by count (a ViT-L/16 batch costs ~15 ResNet50 batches), with
 the longest-processing-time-first rule; every tie is broken by the batch id, so every process computes the
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -75,6 +76,20 @@ def plan_batches(jobs: Sequence[Job], batch_size: int) -> List[Batch]:
             size = g[0].batch or batch_size_for(method, batch_size, g[0].config)  # as planned
             out.extend(Batch(tuple(g[i: i + size])) for i in range(0, len(g), size))
     return out
+
+
+def bind_batches(jobs: Sequence[Job], batch_size: int) -> List[Job]:
+    """``jobs`` (a plan's jobs, in plan order, not yet bound) with the batch :func:`plan_batches` puts each
+    in written into it - its size (``Job.batch``: from the planned size to the batch's own, smaller for the
+    last batch of a group), and for batch-coupled methods the base keys of its jobs - so that the
+    key names the batch that made the image (see :mod:`atlas.pipeline.jobs`). Binding changes no grouping:
+    :func:`plan_batches` of the result forms the same batches."""
+    bound = {}
+    for b in plan_batches(jobs, batch_size):
+        mates = tuple(j.base_key for j in b.jobs) if len(b) > 1 and METHODS.get(b.method).batch_coupled else ()
+        for j in b.jobs:
+            bound[id(j)] = replace(j, batch=len(b), batch_mates=mates)
+    return [bound[id(j)] for j in jobs]
 
 
 def assign(batches: Sequence[Batch], n: int, cost: Callable[[Batch], float] | None = None) -> List[List[Batch]]:

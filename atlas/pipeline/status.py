@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .cluster import manifests, shard_state
-from .disk import pid_alive
+from ..atomic import pid_alive
 from .jobs import Job
 from .ledger import read_ledger
 from .sharding import plan_batches

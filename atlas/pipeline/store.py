@@ -9,14 +9,17 @@ Layout::
     <store>/cache/                     small caches (magnitude spectra, ...)
 
 A job folder is first written as ``jobs/.tmp-<key>-<host>-<pid>-<n>/`` and then renamed into place
-(:func:`atlas.pipeline.disk.atomic_folder`, as every stage result), so a ``jobs/<key>`` folder is always
+(:func:`atlas.atomic.atomic_folder`, as every stage result), so a ``jobs/<key>`` folder is always
 complete; a build killed at any moment leaves at most a temp folder, which the next run removes (if its
-writer process is gone). ``meta.json`` records a SHA-256 of every file, so
-a truncated or altered artifact is detected on read and recomputed.
+writer process is gone). ``meta.json`` records the size and SHA-256 of every file
+(:mod:`atlas.atomic`'s checked folders), so a truncated or altered artifact is detected and recomputed:
+``plan``, ``status`` and ``submit`` compare sizes (:meth:`Store.has`, one ``stat`` per file), ``run`` and
+``render`` checksums (:meth:`Store.intact`, :meth:`Store.meta` with ``verify``). Every record read back
+(job metadata, failures, stage records) is checked for its shape as well: a ``meta.json`` of ``null``, a
+list or ``{}`` is a damaged entry - warned about once, treated as missing, recomputed - never a crash.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -27,31 +30,71 @@ from typing import Callable, Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from .. import __version__
+from ..atomic import (SEAL, atomic_folder, atomic_write, checked_record, files_intact, is_int, is_temp, read_json,
+                      record_problem, seal_problem, sealed_json, sha256, writer_alive)
 from ..config import stable_hash
-from .disk import atomic_folder, atomic_write, is_temp, writer_alive
 from ..png import png_bytes
 from .jobs import Job
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Store", "sha256"]
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+#: files every job folder holds (``meta.json`` records them)
+JOB_FILES = ("image.png", "alpha.png")
 
 
-def _files_intact(folder: Path, meta: dict, what: str) -> bool:
-    """True if every file recorded in ``meta["files"]`` is in ``folder`` with its checksum; a missing or
-    corrupt one is logged (``what`` names the job or stage result) and will be recomputed."""
-    for name, digest in meta.get("files", {}).items():
-        try:
-            data = (folder / name).read_bytes()
-        except OSError:
-            log.warning("%s: %s is missing; it will be recomputed", what, name)
-            return False
-        if sha256(data) != digest:
-            log.warning("%s: %s is corrupt (checksum mismatch); it will be recomputed", what, name)
-            return False
-    return True
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def stage_meta_problem(meta, key: str) -> Optional[str]:
+    """Why ``meta`` is not a stage result's record (None if it is): sealed as written (older records
+    without the seal are checked field by field only), a checked-folder record naming ``key``."""
+    if isinstance(meta, dict) and SEAL in meta:
+        why = seal_problem(meta)
+        if why:
+            return why
+    return record_problem(meta, key=key)
+
+
+def job_meta_problem(meta, key: str) -> Optional[str]:
+    """Why ``meta`` is not a job's metadata (None if it is): sealed as :meth:`Store.put` wrote it (any
+    change to the file is damage; metadata written before the seal is checked field by field only), a
+    checked-folder record listing the job's image and transparency map, naming the job's key, with the
+    fields that pages, the metrics and the estimates read."""
+    if isinstance(meta, dict) and SEAL in meta:
+        why = seal_problem(meta)
+        if why:
+            return why
+    why = record_problem(meta, required=JOB_FILES, key=key)
+    if why:
+        return why
+    size = meta.get("size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(is_int(v) for v in size)):
+        return "bad image size"
+    for name, ok in (("model", lambda v: isinstance(v, str)), ("method", lambda v: isinstance(v, str)),
+                     ("config", lambda v: isinstance(v, dict)), ("target", lambda v: isinstance(v, dict)),
+                     ("scores", lambda v: isinstance(v, dict)), ("info", lambda v: isinstance(v, dict)),
+                     ("history", lambda v: isinstance(v, list) and all(_number(x) for x in v)),
+                     ("seconds", _number), ("steps_run", is_int), ("seed", is_int),
+                     ("retry_of", lambda v: isinstance(v, dict))):
+        if name in meta and not ok(meta[name]):
+            return f"bad {name!r}"
+    for name in ("model", "method"):
+        if name not in meta:
+            return f"no {name!r}"
+    return None
+
+
+def _failure_problem(rec) -> Optional[str]:
+    if not isinstance(rec, dict):
+        return f"not a JSON object ({type(rec).__name__})"
+    if not isinstance(rec.get("reason", ""), str):
+        return "bad 'reason'"
+    if rec.get("step") is not None and not is_int(rec.get("step")):
+        return "bad 'step'"
+    return None
 
 
 def _history(values, limit: int = 200):
@@ -78,45 +121,51 @@ class Store:
         return self.jobs_dir / key
 
     def has(self, key: str) -> bool:
-        return (self.jobs_dir / key / "meta.json").is_file()
+        """True if the job is done: its metadata is well formed and every file has its recorded size
+        (cheap: one ``stat`` per file; ``plan``, ``status`` and ``submit`` ask this of every job). A
+        truncated image or a malformed ``meta.json`` is not done (warned once)."""
+        return self.meta(key, verify="sizes") is not None
 
     def intact(self, key: str) -> bool:
         """True if the job is stored and every file matches its checksum (a corrupt job is logged)."""
-        return self.has(key) and self.meta(key, verify=True) is not None
+        return self.meta(key, verify=True) is not None
 
-    def meta(self, key: str, verify: bool = False) -> Optional[dict]:
-        """The job's metadata, or None if it is missing, unreadable or (with ``verify``) corrupt."""
+    def meta(self, key: str, verify: bool | str = False) -> Optional[dict]:
+        """The job's metadata, or None if it is missing, unreadable or malformed, or (with ``verify``) a
+        file is missing or damaged: ``verify=True`` compares checksums, ``verify="sizes"`` only sizes."""
         path = self.jobs_dir / key / "meta.json"
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        meta = read_json(path, f"job {key}", lambda m: job_meta_problem(m, key))
+        if meta is None:
             return None
-        except (OSError, ValueError):
-            log.warning("unreadable metadata %s: treated as missing", path)
-            return None
-        if verify and not self.verify(key, meta):
+        if verify and not self.verify(key, meta, deep=verify is True):
             return None
         return meta
 
-    def verify(self, key: str, meta: dict) -> bool:
-        """True if every file recorded in ``meta`` exists with its recorded checksum."""
-        return _files_intact(self.jobs_dir / key, meta, f"job {key}")
+    def verify(self, key: str, meta: dict, deep: bool = True) -> bool:
+        """True if every file recorded in ``meta`` exists with its recorded size and (``deep``) checksum."""
+        return files_intact(self.jobs_dir / key, meta, f"job {key}", deep=deep)
 
     def iter_metas(self) -> Iterator[dict]:
+        """The metadata of every stored job (well-formed records only; files not verified)."""
         if not self.jobs_dir.is_dir():
             return
         for d in sorted(self.jobs_dir.iterdir()):
-            if d.name.startswith("."):
+            if d.name.startswith(".") or not d.is_dir():
                 continue
             meta = self.meta(d.name)
             if meta is not None:
                 yield meta
 
-    def failure(self, key: str) -> Optional[dict]:
+    def is_empty(self) -> bool:
+        """True if the store holds no job folder at all (e.g. ``--store`` names a folder by mistake)."""
         try:
-            return json.loads((self.failed_dir / f"{key}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+            return not any(not d.name.startswith(".") for d in self.jobs_dir.iterdir())
+        except OSError:
+            return True
+
+    def failure(self, key: str) -> Optional[dict]:
+        """The failure record of job ``key`` (None if none, or damaged: then the job is simply pending)."""
+        return read_json(self.failed_dir / f"{key}.json", f"failure record of job {key}", _failure_problem)
 
     # ------------------------------------------------------------------ writing
     def put(self, job: Job, vis, retry_of: Optional[dict] = None) -> Path:
@@ -137,11 +186,11 @@ class Store:
             "steps_run": len(vis.history),
             "info": vis.info,
             "size": list(np.asarray(vis.image).shape[:2]),
-            "files": {name: sha256(data) for name, data in files.items()},
+            **checked_record(files),
         })
         if retry_of is not None:
             meta["retry_of"] = retry_of
-        files["meta.json"] = json.dumps(meta, indent=1, sort_keys=True, default=float).encode()
+        files["meta.json"] = sealed_json(meta, default=float)  # any later change to it reads as damage
         final = atomic_folder(self.jobs_dir, job.key, files, lambda: self.intact(job.key))
         (self.failed_dir / f"{job.key}.json").unlink(missing_ok=True)
         return final
@@ -150,22 +199,25 @@ class Store:
     def stage_dir(self, stage: str, key: str) -> Path:
         return self.stages_dir / stage / key
 
+    def stage_meta(self, stage: str, key: str, verify: bool = True) -> Optional[dict]:
+        """The record of a finished stage result, or None (missing; malformed, or with ``verify`` a file
+        missing or corrupt: warned once)."""
+        d = self.stage_dir(stage, key)
+        meta = read_json(d / "meta.json", f"stage {stage}/{key} (the next `atlas run` computes it again)",
+                         lambda m: stage_meta_problem(m, key))
+        if meta is None or (verify and not files_intact(d, meta, f"stage {stage}/{key}")):
+            return None
+        return meta
+
     def get_stage(self, stage: str, key: str, verify: bool = True) -> Optional[Path]:
         """The folder of a finished stage result, or None (missing, or corrupt with ``verify``)."""
-        d = self.stage_dir(stage, key)
-        try:
-            meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if verify and not _files_intact(d, meta, f"stage {stage}/{key}"):
-            return None
-        return d
+        return self.stage_dir(stage, key) if self.stage_meta(stage, key, verify) is not None else None
 
     def put_stage(self, stage: str, key: str, files: Dict[str, bytes], meta: Optional[dict] = None) -> Path:
-        """Store a stage result (named files + meta.json with their checksums) atomically."""
-        record = dict(meta or {}, key=key, stage=stage, files={n: sha256(b) for n, b in files.items()},
+        """Store a stage result (named files + meta.json with their checksums and sizes) atomically."""
+        record = dict(meta or {}, key=key, stage=stage, **checked_record(files),
                       created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        files = {**files, "meta.json": json.dumps(record, indent=1, default=str).encode()}
+        files = {**files, "meta.json": sealed_json(record, default=str)}
         return atomic_folder(self.stages_dir / stage, key, files, lambda: self.get_stage(stage, key) is not None)
 
     def find_stage(self, stage: str, accept: Callable[[dict], bool]) -> Optional[Path]:
@@ -177,10 +229,8 @@ class Store:
         for d in sorted(base.iterdir()):
             if d.name.startswith("."):
                 continue
-            try:
-                inputs = json.loads((d / "meta.json").read_text(encoding="utf-8")).get("inputs")
-            except (OSError, ValueError):
-                continue
+            meta = self.stage_meta(stage, d.name, verify=False)
+            inputs = meta.get("inputs") if meta is not None else None
             if isinstance(inputs, dict) and accept(inputs) and self.get_stage(stage, d.name) is not None:
                 return d
         return None
@@ -205,10 +255,11 @@ class Store:
     def clean_temp(self) -> int:
         """Remove temp folders/files left by writers on this host that are no longer running."""
         removed = 0
-        bases = [self.jobs_dir, self.failed_dir, self.cache_dir, self.metrics_dir]
+        shards = self.root / "shards"
+        bases = [self.jobs_dir, self.failed_dir, self.cache_dir, self.metrics_dir, shards]
         if self.stages_dir.is_dir():
             bases += [d for d in self.stages_dir.iterdir() if d.is_dir()]
-        deep = {self.cache_dir, self.metrics_dir}  # nested writers (feature caches): look at every level
+        deep = {self.cache_dir, self.metrics_dir, shards}  # nested writers (feature caches): every level
         for base in bases:
             if not base.is_dir():
                 continue

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from .. import __version__
 from ..bibtex import ATLAS_BIBTEX
-from ..config import stable_hash
+from ..config import pool_location, stable_hash
 from ..registry import Registry
 from ..targets import Target
 from . import assets, paths
@@ -138,10 +138,20 @@ def _status_counts(figs) -> Dict[str, int]:
     return counts
 
 
+def site_config_hash(cfg) -> str:
+    """The configuration hash a site shows and cites: everything that makes its figures, not where they
+    are kept or computed (``store``, ``site``, ``cluster``, ``download`` are left out) and the data
+    folders by their normalised location (``--data mixed`` and ``--data ./mixed/`` are one configuration)."""
+    data = dataclasses.replace(cfg.data, pool=pool_location(cfg.data.pool), eval_pool=pool_location(cfg.data.eval_pool))
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+              if f.name not in ("store", "site", "cluster", "download")}
+    return stable_hash(dict(fields, data=data))
+
+
 def gather(plan: "Plan", store: "Store") -> SiteData:
     """All pages and assets of the site for ``plan``, reading only the plan and the store."""
     cfg = plan.config
-    config_hash = stable_hash(cfg)
+    config_hash = site_config_hash(cfg)
     b = SiteBuild(plan=plan, store=store)
     b.methods = [method_info(plan.methods[m]) for m in cfg.methods]
     manifest_figs, configs = [], {}
