@@ -29,6 +29,7 @@ import numpy as np
 from .. import __version__
 from ..config import stable_hash
 from .disk import atomic_folder, atomic_write, is_temp, writer_alive
+from ..image_checks import image_checks
 from ..png import png_bytes
 from .jobs import Job
 
@@ -137,6 +138,7 @@ class Store:
             "steps_run": len(vis.history),
             "info": vis.info,
             "size": list(np.asarray(vis.image).shape[:2]),
+            "checks": image_checks(vis.image),
             "files": {name: sha256(data) for name, data in files.items()},
         })
         if retry_of is not None:
