@@ -58,7 +58,7 @@ def saturated_share(image: np.ndarray) -> float:
     x = np.asarray(image, dtype=np.float64)
     if x.dtype.kind in "ui" or x.max() > 1.0 + 1e-6:
         x = x / 255.0
-    return float(((x <= 2 / 255) | (x >= 253 / 255)).mean())
+    return float(((x < 2.5 / 255) | (x > 252.5 / 255)).mean())
 
 
 def image_checks(image: np.ndarray) -> Dict[str, float]:
