@@ -95,3 +95,34 @@ def test_spectrum_depends_on_the_pool(tmp_path):
     a = estimate_spectrum(BundledPool(), 32, 4)
     b = estimate_spectrum(open_pool(str(_folder(tmp_path))), 32, 4)  # noise images: flat spectrum
     assert not np.allclose(a / a.sum(), b / b.sum(), rtol=0.05)
+
+
+class _TwoPhotoPool(BundledPool):
+    """A colour photo and a greyscale one (scikit-image's chelsea and camera)."""
+
+    def spectrum_items(self):
+        return [r for r in self.all_items() if r.id in ("chelsea", "camera")]
+
+
+def test_spectrum_keeps_the_dc_term_and_reads_every_natural_photo():
+    """MACO's r = E|F(x)|: the DC coefficient (the sum of the pixels) is kept, every natural photo of the
+    bundled pool enters (not only the demo classes'), greyscale photos add to the luminance channel only."""
+    from atlas.data.pools import SPECTRUM_PHOTOS
+    from atlas.data.spectrum import image_spectrum
+    from atlas.data.pools import center_crop_tensor
+
+    pool = BundledPool()
+    ids = [r.id for r in pool.spectrum_items()]
+    assert set(ids) >= {r.id for r in pool.all_items()} | set(SPECTRUM_PHOTOS) and len(ids) >= 16
+    two = _TwoPhotoPool()
+    spec = estimate_spectrum(two, 32, 2)
+    cat, camera = (center_crop_tensor(two.load(r), 32, resize_ratio=1.0) for r in two.spectrum_items())
+    s_cat, s_camera = image_spectrum(cat).float().numpy(), image_spectrum(camera).float().numpy()
+    # DC = sum of the decorrelated pixels, well above every other coefficient (natural images are bright)
+    from atlas.optim.color import decorrelate
+    np.testing.assert_allclose(s_cat[:, 0, 0], decorrelate(cat[None])[0].sum((1, 2)).abs().numpy(), rtol=1e-4)
+    np.testing.assert_allclose(spec[0], (s_cat[0] + s_camera[0]) / 2, rtol=1e-4)  # luminance: both photos
+    np.testing.assert_allclose(spec[1:], s_cat[1:], rtol=1e-4)  # colour: the colour photo only
+    assert spec[0, 0, 0] > 5 * spec[0].reshape(-1)[1:].max()
+    grey = estimate_spectrum(two, 32, 2, channels=1)
+    assert grey.shape == (1, 32, 17) and grey[0, 0, 0] > 0.3 * 32 * 32  # mean luminance > 0.3

@@ -166,3 +166,35 @@ def test_schedules():
     exp = OptimizerSpec("adam", schedule="exponential", gamma=0.8, decay_every=10)
     assert exp.factor(20, 100) == pytest.approx(0.64)
     assert np.isclose(OptimizerSpec().factor(50, 100), 1.0)
+
+
+def test_maco_rendering_has_no_corner_spike_with_the_random_phase_offset():
+    """Issue 17: with the reference code's standardised phases (near 0, std 1) every frequency of the natural
+    spectrum adds up in phase at pixel (0, 0) - the bright corner spots of the demo's MACO images. The
+    random phase offset (MACO's default) spreads them; the real rendering (spectrum of the bundled photos,
+    DC term kept, sigmoid, colour recorrelation) is checked, and the magnitude stays fixed."""
+    from atlas.data import BundledPool
+    from atlas.data.spectrum import estimate_spectrum
+
+    mag = estimate_spectrum(BundledPool(), 64, 16)
+    assert mag[0, 0, 0] > 5 * mag[0].reshape(-1)[1:].max()  # the DC term is kept
+
+    def corner_excess(offset: str) -> float:
+        spikes = []
+        for seed in range(4):
+            with torch.no_grad():
+                img = MacoParam(TargetRNG([seed]), mag, 64, phase_offset=offset)()[0]  # (3, 64, 64) in [0, 1]
+            lum = img.mean(0)
+            corner = torch.stack([lum[0, 0], lum[0, -1], lum[-1, 0], lum[-1, -1]]).max()
+            spikes.append(float((corner - lum.mean()) / lum.std()))
+        return max(spikes)
+
+    assert corner_excess("zero") > 3.0  # the reference rendering: a corner pixel far above the rest
+    assert corner_excess("random") < 3.0
+    p = MacoParam(TargetRNG([0]), mag, 64, phase_offset="random")
+    with torch.no_grad():
+        phase = (p.phase - p.phase.mean()) / (p.phase.std() + 1e-4) + p.offset
+        spec = torch.fft.rfft2(torch.fft.irfft2(torch.polar(torch.as_tensor(mag)[None], phase), s=(64, 64))).abs()
+    torch.testing.assert_close(spec[0, :, 1:-1, 1:-1], torch.as_tensor(mag)[:, 1:-1, 1:-1], atol=1e-2, rtol=1e-3)
+    with pytest.raises(ValueError, match="phase_offset"):
+        MacoParam(TargetRNG([0]), mag, 64, phase_offset="uniform")

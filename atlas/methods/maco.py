@@ -32,8 +32,8 @@ PAPER_BIBTEX = """@inproceedings{fel2023maco,
 
 
 @dataclass(frozen=True)
-class MacoConfig:
-    """MACO settings; defaults are the paper's (§4) unless noted.
+class CropRunConfig:
+    """The settings MACO and Fourier share; defaults are MACO's paper's (§4) unless noted.
 
     steps: 256 (paper). lr: 1.0 with NAdam (paper). image_size: side of the optimised image (VITAL
     compares 224 and 1024). crops: crops per step (not given in the paper; horama uses 6, xplique 32).
@@ -51,6 +51,16 @@ class MacoConfig:
     noise: float = 0.1
 
 
+@dataclass(frozen=True)
+class MacoConfig(CropRunConfig):
+    """MACO's settings: :class:`CropRunConfig` plus ``phase_offset``: ``"random"`` (default) adds a fixed
+    random phase per coefficient so that the standardised phases do not add up in phase at pixel (0, 0),
+    the bright corner spots of the reference code's rendering; ``"zero"`` is the reference code's
+    (:class:`~atlas.optim.param.MacoParam`)."""
+
+    phase_offset: str = "random"
+
+
 def crop_transforms(cfg, input_size: int) -> T.Transform:
     """MACO's two transforms: crops resized to the model input, then uniform noise."""
     return T.compose(
@@ -62,7 +72,8 @@ def crop_transforms(cfg, input_size: int) -> T.Transform:
 class Maco(Method):
     name = "maco"
     title = "MACO"
-    version = "1"
+    #: 2: the spectrum from every natural photo of the pool with its DC term; the random phase offset.
+    version = "2"
     Config = MacoConfig
     kinds = ("class", "neuron", "concept")
     uses_data = True  # the magnitude spectrum comes from the configured pool
@@ -77,7 +88,7 @@ class Maco(Method):
 
     def parameterization(self, ctx: RunContext, cfg: MacoConfig, rng: TargetRNG) -> Parameterization:
         """The phase-only image over the pool's magnitude spectrum (the one line Fourier changes)."""
-        return MacoParam(rng, ctx.spectrum(cfg.image_size), cfg.image_size)
+        return MacoParam(rng, ctx.spectrum(cfg.image_size), cfg.image_size, phase_offset=cfg.phase_offset)
 
     def run(self, ctx: RunContext, cfg: MacoConfig, targets: Sequence[Target], seeds: Sequence[int]):
         rng = TargetRNG(seeds, ctx.device)

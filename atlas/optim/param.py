@@ -117,22 +117,39 @@ class MacoParam(Parameterization):
     x = sigmoid(recorrelate(standardise(irfft2(r * exp(i * standardise(phi))))))
 
     ``magnitude`` is (3, H, W // 2 + 1), the natural-image spectrum estimated from the configured pool
-    (``atlas.data.spectrum``). The phase starts as N(0, 1) (reference code).
+    (``atlas.data.spectrum``). The phase starts as N(0, 1) and is standardised every step (reference code).
+
+    ``phase_offset="random"`` adds a fixed phase theta ~ U(-pi, pi), drawn once per target, to every
+    coefficient: r * exp(i * (standardise(phi) + theta)). Without it (``"zero"``, the reference code) the
+    standardised phases stay near 0 (std 1), so every frequency adds up in phase at pixel (0, 0): a spike
+    of sum_k r_k * E[cos(phi_k)] ~ 0.6 * sum_k r_k that wraps around into the image's corners (36 standard
+    deviations on the bundled pool's 224-px spectrum, whose slope is -1.4; the pixels elsewhere stay
+    within 2.2). theta makes the phases incoherent at every pixel; the image space reached is the same
+    (the phase is any value modulo 2 pi), only the start and the point where phase 0 sits move.
     """
 
-    def __init__(self, rng: TargetRNG, magnitude: np.ndarray | torch.Tensor, size: int):
+    def __init__(self, rng: TargetRNG, magnitude: np.ndarray | torch.Tensor, size: int,
+                 phase_offset: str = "zero"):
         mag = torch.as_tensor(np.asarray(magnitude), dtype=torch.float32, device=rng.device)
         if mag.shape != (3, size, size // 2 + 1):
             raise ValueError(f"magnitude shape {tuple(mag.shape)} does not fit a {size}x{size} image")
         self.magnitude = mag[None]
         self.size = size
         self.phase = rng.randn(1, 3, size, size // 2 + 1).requires_grad_(True)
+        if phase_offset == "random":
+            self.offset = (rng.rand(1, 3, size, size // 2 + 1) * 2 - 1) * math.pi
+        elif phase_offset == "zero":
+            self.offset = None
+        else:
+            raise ValueError(f"phase_offset is 'random' or 'zero', not {phase_offset!r}")
 
     def params(self):
         return [self.phase]
 
     def __call__(self):
         phase = _standardize(self.phase, dims=(1, 2, 3))
+        if self.offset is not None:
+            phase = phase + self.offset
         spectrum = torch.polar(self.magnitude.expand_as(phase), phase)
         x = torch.fft.irfft2(spectrum, s=(self.size, self.size))
         x = _standardize(x, dims=(1, 2, 3))

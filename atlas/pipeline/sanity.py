@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
+from ..image_checks import degenerate_reason
 from .jobs import Job
 from .store import Store
 
@@ -34,14 +35,35 @@ def not_raised(jobs: Sequence[Job], store: Store) -> Tuple[int, List[Tuple[Job, 
     return judged, flat
 
 
+def degenerate(jobs: Sequence[Job], store: Store) -> List[Tuple[Job, str]]:
+    """[(job, reason), ...] of the stored jobs whose image is degenerate (:mod:`atlas.image_checks`: noise,
+    saturated, or a class the model does not rank in its top 5); the site withholds them."""
+    out = []
+    for job in jobs:
+        meta = store.meta(job.key)
+        checks = (meta or {}).get("checks")
+        if isinstance(checks, dict):
+            reason = degenerate_reason(checks, meta.get("scores"), job.target.kind)
+            if reason:
+                out.append((job, reason))
+    return out
+
+
 def summary_lines(jobs: Sequence[Job], store: Store, limit: int = 5) -> List[str]:
-    """Warning lines for ``atlas run`` / ``atlas build`` (none when every judged image improved)."""
+    """Warning lines for ``atlas run`` / ``atlas build`` (none when every judged image improved and none
+    is degenerate)."""
     judged, flat = not_raised(jobs, store)
-    if not flat:
-        return []
-    lines = [f"warning: {len(flat)} of {judged} images did not raise their target's score (more steps or "
-             f"another lr may help; see each figure's page):"]
-    lines += [f"  {job.label()}: {name} {a:.3g} -> {b:.3g}" for job, name, a, b in flat[:limit]]
-    if len(flat) > limit:
-        lines.append(f"  ... {len(flat) - limit} more")
+    lines = []
+    if flat:
+        lines.append(f"warning: {len(flat)} of {judged} images did not raise their target's score (more steps "
+                     f"or another lr may help; see each figure's page):")
+        lines += [f"  {job.label()}: {name} {a:.3g} -> {b:.3g}" for job, name, a, b in flat[:limit]]
+        if len(flat) > limit:
+            lines.append(f"  ... {len(flat) - limit} more")
+    bad = degenerate(jobs, store)
+    if bad:
+        lines.append(f"warning: {len(bad)} images are degenerate; the site withholds them and says why:")
+        lines += [f"  {job.label()}: {reason}" for job, reason in bad[:limit]]
+        if len(bad) > limit:
+            lines.append(f"  ... {len(bad) - limit} more")
     return lines

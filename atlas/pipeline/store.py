@@ -33,6 +33,7 @@ from .. import __version__
 from ..atomic import (SEAL, atomic_folder, atomic_write, checked_record, files_intact, is_int, is_temp, read_json,
                       record_problem, seal_problem, sealed_json, sha256, writer_alive)
 from ..config import stable_hash
+from ..image_checks import image_checks
 from ..png import png_bytes
 from .jobs import Job
 
@@ -186,6 +187,7 @@ class Store:
             "steps_run": len(vis.history),
             "info": vis.info,
             "size": list(np.asarray(vis.image).shape[:2]),
+            "checks": image_checks(vis.image),
             **checked_record(files),
         })
         if retry_of is not None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 from .. import __version__
 from ..bibtex import ATLAS_BIBTEX
 from ..config import pool_location, stable_hash
+from ..image_checks import degenerate_reason, image_checks
 from ..registry import Registry
 from ..targets import Target
 from . import assets, paths
@@ -76,7 +77,10 @@ def _figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any
     )
     fig.settings, fig.config_hash = _config_info(job, configs)
     meta = store.meta(job.key, verify=True)  # a corrupt job shows as pending, never as a broken image
-    if meta is not None:
+    withheld = meta is not None and degenerate(store, job, meta)
+    if withheld:  # never shown as a result: the page gives the reason instead (atlas.image_checks)
+        fig.status, fig.meta, fig.reason = "failed", meta, f"degenerate image withheld ({withheld})"
+    elif meta is not None:
         fig.status, fig.meta = "done", meta
         f = paths.FIGURE_FILES
         fig.png, fig.alpha, fig.masked, fig.thumb, fig.view = (
@@ -89,6 +93,18 @@ def _figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any
             step = failure.get("step")
             fig.reason = failure.get("reason", "failed") + (f" (step {step})" if step is not None else "")
     return fig
+
+
+def degenerate(store: "Store", job, meta: Dict[str, Any]) -> Optional[str]:
+    """Why a stored image is degenerate (:func:`atlas.image_checks.degenerate_reason`), or None; a store
+    written before the checks were recorded has them measured on its PNG."""
+    checks = meta.get("checks")
+    if not isinstance(checks, dict):
+        try:
+            checks = image_checks(assets.read_png(store.job_dir(job.key) / "image.png"))
+        except (OSError, ValueError):
+            return None
+    return degenerate_reason(checks, meta.get("scores"), job.target.kind)
 
 
 def _figure_assets(b: SiteBuild, fig: Figure) -> None:
