@@ -1,8 +1,9 @@
 """The natural-image magnitude spectrum that MACO keeps fixed (MACO paper §3: r = E_x |F(x)|).
 
 Estimated from the *configured* image pool - mean |rfft2| of the images in decorrelated colour space -
-at exactly the size the parameterisation asks for, and cached on disk keyed by the pool's fingerprint,
-the size and the number of images. Never downloaded.
+at exactly the size the parameterisation asks for, in the model's channels (one-channel models: the
+images' luminance), and cached on disk keyed by the pool's fingerprint, the size, the number of images
+and the channels. Never downloaded.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from ..config import stable_hash
+from ..models.handle import LUMA
 from ..optim.color import decorrelate
 from .pools import ImagePool, UnreadableImage, center_crop_tensor, random_resized_crop
 
@@ -23,20 +25,25 @@ SPECTRUM_VERSION = 1
 
 
 def estimate_spectrum(
-    pool: ImagePool, size: int, n_images: int, seed: int = 0, progress: Optional[Callable[[int], None]] = None
+    pool: ImagePool, size: int, n_images: int, seed: int = 0, progress: Optional[Callable[[int], None]] = None,
+    channels: int = 3,
 ) -> np.ndarray:
-    """Mean |rfft2| over ``n_images`` pool images -> float32 array (3, size, size // 2 + 1).
+    """Mean |rfft2| over ``n_images`` pool images -> float32 array (channels, size, size // 2 + 1).
 
     Each image is resized and centre-cropped to ``size`` (a pool smaller than ``n_images`` is topped up
     with random resized crops and flips of its images), centred per channel and decorrelated with the
-    inverse of the colour matrix the parameterisation recorrelates with.
+    inverse of the colour matrix the parameterisation recorrelates with; for ``channels = 1`` the spectrum
+    of the images' luminance (ITU-R 601, as a one-channel model sees them).
     """
+    if channels not in (1, 3):
+        raise ValueError(f"the spectrum is estimated from RGB photos for 1 or 3 channels, not {channels}")
     items = pool.all_items()
     if not items:
         raise ValueError("the image pool is empty")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(items))
-    total = torch.zeros(3, size, size // 2 + 1, dtype=torch.float64)
+    total = torch.zeros(channels, size, size // 2 + 1, dtype=torch.float64)
+    luma = torch.tensor(LUMA).view(3, 1, 1)
     count = 0
     for i in range(n_images):
         try:
@@ -47,6 +54,8 @@ def estimate_spectrum(
             x = center_crop_tensor(img, size, resize_ratio=1.0)
         else:
             x = random_resized_crop(img, size, rng, scale=(0.3, 1.0))
+        if channels == 1:
+            x = (x * luma).sum(0, keepdim=True)
         x = x - x.mean(dim=(1, 2), keepdim=True)
         total += torch.fft.rfft2(decorrelate(x[None])[0].double()).abs()
         count += 1
@@ -57,30 +66,31 @@ def estimate_spectrum(
     return (total / count).float().numpy()
 
 
-def spectrum_path(cache_dir: Path, pool: ImagePool, size: int, n_images: int) -> Path:
-    key = stable_hash({"pool": pool.fingerprint(), "size": size, "n": n_images, "v": SPECTRUM_VERSION})
-    return Path(cache_dir) / f"spectrum-{size}-{key}.npy"
+def spectrum_path(cache_dir: Path, pool: ImagePool, size: int, n_images: int, channels: int = 3) -> Path:
+    key = {"pool": pool.fingerprint(), "size": size, "n": n_images, "v": SPECTRUM_VERSION}
+    if channels != 3:
+        key["channels"] = channels
+    return Path(cache_dir) / f"spectrum-{size}-{stable_hash(key)}.npy"
 
 
 def load_or_estimate_spectrum(
-    pool: ImagePool, size: int, n_images: int, cache_dir: Optional[Path], progress=None
+    pool: ImagePool, size: int, n_images: int, cache_dir: Optional[Path], progress=None, channels: int = 3
 ) -> np.ndarray:
-    """The cached spectrum for (pool, size, n_images), or a fresh estimate written atomically to the cache.
-
-    An unreadable or malformed cache file is a miss (with a warning), never a crash.
+    """The cached spectrum for (pool, size, n_images, channels), or a fresh estimate written atomically to
+    the cache. An unreadable or malformed cache file is a miss (with a warning), never a crash.
     """
     if cache_dir is None:
-        return estimate_spectrum(pool, size, n_images, progress=progress)
-    path = spectrum_path(cache_dir, pool, size, n_images)
+        return estimate_spectrum(pool, size, n_images, progress=progress, channels=channels)
+    path = spectrum_path(cache_dir, pool, size, n_images, channels)
     if path.is_file():
         try:
             arr = np.load(path)
-            if arr.shape == (3, size, size // 2 + 1) and np.isfinite(arr).all():
+            if arr.shape == (channels, size, size // 2 + 1) and np.isfinite(arr).all():
                 return arr
         except (OSError, ValueError, EOFError):
             pass
         log.warning("cached spectrum %s is unreadable; estimating it again", path)
-    arr = estimate_spectrum(pool, size, n_images, progress=progress)
+    arr = estimate_spectrum(pool, size, n_images, progress=progress, channels=channels)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:

@@ -107,6 +107,7 @@ class DeepInversion(Method):
     Config = DeepInversionConfig
     kinds = ("class",)
     uses_data = False
+    pixel_settings = ("image_size", "jitter")
     batchable = True
     paper = "yin2020dreaming"
     bibtex = PAPER_BIBTEX

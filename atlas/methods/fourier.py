@@ -40,6 +40,7 @@ class Fourier(Maco):
     Config = FourierConfig
     kinds = ("class", "neuron", "concept")
     uses_data = False
+    pixel_settings = ("image_size",)
     paper = "olah2017feature"
     bibtex = PAPER_BIBTEX
     summary = ("Optimises the full Fourier spectrum of the image, scaled by 1/f to favour low frequencies "

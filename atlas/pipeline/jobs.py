@@ -25,10 +25,13 @@ class Job:
     config: Any = field(compare=False)
     version: str = "1"
     data: Tuple[Tuple[str, Any], ...] = ()
+    #: identity of a configuration-defined model's weights and input (``atlas.models.user.model_identity``):
+    #: a new checkpoint under the same name is another job; "" for the zoo's models (their name says it).
+    model_id: str = ""
 
     def spec(self) -> Dict[str, Any]:
         """Everything that determines the result, as plain JSON-able data."""
-        return {
+        out = {
             "model": self.model,
             "method": self.method,
             "method_version": self.version,
@@ -37,6 +40,9 @@ class Job:
             "seed": self.seed,
             "data": dict(self.data),
         }
+        if self.model_id:
+            out["model_id"] = self.model_id
+        return out
 
     @cached_property
     def key(self) -> str:

@@ -119,8 +119,8 @@ def _class_entries(b: SiteBuild, model: str) -> List[ClassEntry]:
         entry.done_methods = [m for m, _, figs in entry.methods
                               if any(f.status == "done" and f.seed == first_seed for f in figs)]
         entry.missing_methods = [paths.method_slug(m) for m in b.config.methods if m not in entry.done_methods]
-        for i, src in enumerate(class_reference_files(b.config, b.store, cid)):
-            rel = b.add_asset(paths.reference_image(cid, i), partial(assets.file_bytes, src))
+        for i, src in enumerate(class_reference_files(b.config, b.store, cid, info.labels_id)):
+            rel = b.add_asset(paths.reference_image(cid, i, info.labels_id), partial(assets.file_bytes, src))
             entry.references.append({"src": rel, "alt": f"Real image {i + 1} of class {name} ({cid})"})
         entries.append(entry)
     for i, e in enumerate(entries):

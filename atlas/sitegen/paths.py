@@ -37,9 +37,11 @@ def method_slug(method: str) -> str:
     return safe_slug(method)
 
 
-def reference_image(class_id: int, index: int) -> str:
-    """A thumbnail of one real image of a class (shared by every model: the pool is the same)."""
-    return f"ref/{class_id:04d}/{index:02d}.webp"
+def reference_image(class_id: int, index: int, labels_id: str = "") -> str:
+    """A thumbnail of one real image of a class (shared by every model with the same labels: the pool is
+    the same; ``labels_id``: a model's own label set, ``ModelInfo.labels_id``)."""
+    head = f"ref/{labels_id}" if labels_id else "ref"
+    return f"{head}/{class_id:04d}/{index:02d}.webp"
 
 
 COMPARE_PAGE = "compare.html"

@@ -153,6 +153,7 @@ class Accentuation(Method):
     Config = AccentuationConfig
     kinds = ("image",)
     uses_data = True
+    pixel_settings = ("image_size",)
     paper = "hamblin2024feature"
     bibtex = PAPER_BIBTEX
     summary = ("Changes a real image toward a class (its own, or its rival) while an early layer's "
@@ -193,7 +194,7 @@ class Accentuation(Method):
                 "path_similarity_natural": mean_defined(path["natural"]),
                 "path_similarity_seed": mean_defined(path["to_seed"]),
             })
-            image = image_targets.image_array(res.images[i])
+            image = image_targets.image_array(res.images[i], grey_rgb=True)
             m = mask[i].numpy()
             vis.append(Visualization(
                 target=t, image=image, alpha=res.alpha[i].numpy(), history=res.history[:, i].tolist(),

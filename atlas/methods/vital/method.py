@@ -69,6 +69,7 @@ class Vital(Method):
     Config = VitalConfig
     kinds = ("class", "neuron", "concept")
     uses_data = True
+    pixel_settings = ("jitter", "patch", "stride")
     batchable = True
     clusters = True  # visualises polysemantic clusters of neurons (Target.cluster)
     paper = "gorgun2025vital"
@@ -76,6 +77,11 @@ class Vital(Method):
     summary = ("Matches the distribution of the image's features to those of real reference images at every "
                "block with a sort-matching loss; intermediate neurons and concepts match activations weighted "
                "by their LRP relevance. Pixel parameterisation, jitter, transparency from accumulated gradients.")
+
+    def images_needed(self, cfg: VitalConfig, data, kind: str) -> int:
+        """N references (§1.3): real images of the class for class neurons, patches of N different pool
+        images for the others; one with ``allow_fewer``."""
+        return 1 if cfg.allow_fewer else (cfg.references or data.references)
 
     def unsupported_reason(self, model: str, target: Target) -> Optional[str]:
         reason = super().unsupported_reason(model, target)
