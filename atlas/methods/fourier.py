@@ -47,7 +47,7 @@ class Fourier(Maco):
                "(Olah et al. 2017), with MACO's crops, noise and optimiser as in VITAL's comparison.")
 
     def parameterization(self, ctx: RunContext, cfg: FourierConfig, rng: TargetRNG) -> Parameterization:
-        return FourierParam(rng, cfg.image_size, decay=cfg.decay)
+        return FourierParam(rng, cfg.image_size, decay=cfg.decay, channels=ctx.model.in_chans)
 
 #: The registered variants of this method (the composition root adds them to ``METHODS``).
 VARIANTS = (Fourier(), Fourier("fourier_hr", image_size=1024))

@@ -86,6 +86,7 @@ class ModelEntry:
     classes: List[ClassEntry]
     methods: List[str]
     counts: Dict[str, int] = field(default_factory=dict)  # figures done / failed / pending
+    notes: List[str] = field(default_factory=list)  # what the plan left out for this model, and why
 
 
 @dataclass

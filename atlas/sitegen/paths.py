@@ -65,6 +65,14 @@ def class_patterns() -> dict:
     return out
 
 
+def target_patterns() -> dict:
+    """URL patterns of any target's figure page and view image, with ``{model}``, ``{method}``, ``{target}``
+    (``Target.slug()``) and ``{seed}``: they mirror :func:`figure_page` and :func:`figure_stem` (the compare
+    page's neuron rows)."""
+    return {"figure": "{model}/fig/{method}/{target}-s{seed}.html",
+            "view": "{model}/img/{method}/{target}-s{seed}" + FIGURE_FILES["view"]}
+
+
 def relative(from_page: str, to_path: str) -> str:
     """Relative URL from the page ``from_page`` to ``to_path`` (both site-root relative)."""
     base = posixpath.dirname(from_page)

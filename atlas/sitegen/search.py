@@ -42,6 +42,23 @@ def _class_target(class_id: int):
     return Target.of_class(class_id)
 
 
+def neuron_index(build) -> Dict[str, Any]:
+    """The neurons with finished images, for the compare page: ``[[slug, label], ...]`` and, per
+    ``"<model>|<method>|<seed>"``, the slugs that are done (one model's neurons are another checkpoint's
+    of the same architecture)."""
+    labels: Dict[str, str] = {}
+    done: Dict[str, List[str]] = {}
+    for (model, method, target, seed), f in build.figures.items():
+        if target.kind != "neuron" or f.status != "done":
+            continue
+        slug = target.slug()
+        labels.setdefault(slug, f"{target.layer} #{target.channel}"
+                          + (f" cluster {target.cluster}" if target.cluster is not None else ""))
+        done.setdefault(f"{paths.model_slug(model)}|{paths.method_slug(method)}|{seed}", []).append(slug)
+    return {"list": [[k, labels[k]] for k in sorted(labels)], "done": {k: sorted(v) for k, v in done.items()},
+            "patterns": paths.target_patterns()}
+
+
 def label_owners(build) -> Dict[str, str]:
     """Model slug -> the slug of the first model with the same labels (models with one label set share
     their class entries; a lab's own model has its own)."""
@@ -78,6 +95,7 @@ def search_index(build) -> Dict[str, Any]:
         "classes": [classes[c] for c in sorted(classes, key=lambda k: (k[0] != main, k[0], k[1]))],
         "patterns": paths.class_patterns(),
         "missing": missing_images(build),
+        "neurons": neuron_index(build),
         "pages": list(build.search),
     }
 

@@ -1,6 +1,6 @@
 // atlas: the compare page - N (model, method, seed) columns side by side for every class, driven by the
 // class index (search-index.js). Columns are named a, b, c, ... and kept in the address as
-// ?a=model|method|seed&b=...&q=filter. Uses the helpers that atlas.js exports as window.atlas.
+// ?a=model|method|seed&b=...&q=filter (&show=neurons: the neurons with images instead of the classes). Uses the helpers that atlas.js exports as window.atlas.
 (function () {
   "use strict";
   var A = window.atlas, ROOT = A.ROOT, $ = A.$, $$ = A.$$, el = A.el, fill = A.fill;
@@ -79,6 +79,11 @@
       set(columns()[1], [undefined, undefined, idx.seeds[1]]);
     }
     if (params.get("q")) form.elements.q.value = params.get("q");
+    var neurons = idx.neurons || { list: [], done: {}, patterns: {} }, show = form.elements.show;
+    if (neurons.list.length) {
+      $("[data-compare-show]", form).hidden = false;
+      if (params.get("show") === "neurons") show.value = "neurons";
+    }
     number();
     form.hidden = false;
 
@@ -100,6 +105,38 @@
       fig.appendChild(cap);
       return fig;
     };
+    var tfill = function (pattern, v, slug) {
+      return pattern.replace("{model}", v.model).replace("{method}", v.method).replace("{target}", slug)
+        .replace("{seed}", String(v.seed));
+    };
+    var ncell = function (v, n) {
+      var fig = el("figure", { "class": "fig" });
+      var label = titles[v.method] + " · " + names[v.model] + " · seed " + v.seed;
+      if ((neurons.done[v.model + "|" + v.method + "|" + v.seed] || []).indexOf(n[0]) < 0) {
+        fig.appendChild(el("div", { "class": "placeholder" }, "not built"));
+      } else {
+        var a = el("a", { href: ROOT + tfill(neurons.patterns.figure, v, n[0]) });
+        a.appendChild(el("img", { src: ROOT + tfill(neurons.patterns.view, v, n[0]), loading: "lazy", decoding: "async",
+                                  alt: "Feature visualization by " + label + " of neuron " + n[1] }));
+        fig.appendChild(a);
+      }
+      fig.appendChild(el("figcaption", {}, label));
+      return fig;
+    };
+    var renderNeurons = function (cols) {
+      var q = form.elements.q.value.trim().toLowerCase();
+      var hits = neurons.list.filter(function (n) { return !q || n[1].toLowerCase().indexOf(q) >= 0; });
+      hits.slice(0, limit).forEach(function (n) {
+        var row = el("section", { "class": "crow" });
+        row.appendChild(el("h2", {}, "Neuron " + n[1]));
+        var pair = el("div", { "class": "pair" + (cols.length > 2 ? " many" : "") });
+        pair.style.setProperty("--cols", String(cols.length));
+        cols.forEach(function (v) { pair.appendChild(ncell(v, n)); });
+        row.appendChild(pair);
+        rows.appendChild(row);
+      });
+      return hits.length;
+    };
     var render = function () {
       var cols = columns().map(get), query = parseQuery(form.elements.q.value);
       var first = byOwner[owner[cols[0].model]] || {};
@@ -108,6 +145,8 @@
         .filter(function (c) { return rank(query, c[0], c[3], c[1].toLowerCase(), c[2].toLowerCase()) >= 0; });
       rows.textContent = "";
       rows.classList.toggle("wide", cols.length > 2);
+      var what = "classes", total = hits.length;
+      if (show.value === "neurons") { what = "neurons"; total = renderNeurons(cols); hits = []; }
       hits.slice(0, limit).forEach(function (c) {
         var row = el("section", { "class": "crow" });
         var h = el("h2", {});
@@ -120,12 +159,13 @@
         row.appendChild(pair);
         rows.appendChild(row);
       });
-      count.textContent = Math.min(limit, hits.length) + " of " + hits.length + " classes";
-      more.hidden = hits.length <= limit;
+      count.textContent = Math.min(limit, total) + " of " + total + " " + what;
+      more.hidden = total <= limit;
       var p = "?" + columns().map(function (fs) {
         var v = get(fs);
         return letter(fs) + "=" + [v.model, v.method, v.seed].join("|");
-      }).join("&") + (form.elements.q.value ? "&q=" + encodeURIComponent(form.elements.q.value) : "");
+      }).join("&") + (form.elements.q.value ? "&q=" + encodeURIComponent(form.elements.q.value) : "") +
+        (show.value === "neurons" ? "&show=neurons" : "");
       try { window.history.replaceState(null, "", p); } catch (e) { /* file:// may refuse; the page still works */ }
     };
     // the text box re-renders on "input"; its "change" (fired on blur, e.g. by a click on an image) must
