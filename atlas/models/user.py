@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,25 +191,29 @@ def read_checkpoint(path: Path, model: str):
     fix = "expected a file written by torch.save (a state dict or a module) or torch.jit.save"
     try:
         if is_torchscript(path):
-            return torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export: still read
+                warnings.simplefilter("ignore", FutureWarning)
+                return torch.jit.load(str(path), map_location="cpu")
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError as exc:
             if "mmap" not in str(exc):
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower() and "weights_only" not in str(exc):
-            raise AtlasError(f"cannot read checkpoint {str(path)!r} of model {model}: {_first_line(exc)}; {fix}") from None
+    except pickle.UnpicklingError:
+        pass  # not only tensors: a pickled module, or not a checkpoint at all (told apart below)
     except Exception as exc:  # truncated zip, not a torch file, ...
         raise AtlasError(f"cannot read checkpoint {str(path)!r} of model {model}: {type(exc).__name__}: "
                          f"{_first_line(exc)}; {fix}") from None
     try:  # a pickled module: its classes must be importable
         return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
+    except (ImportError, AttributeError) as exc:
         raise AtlasError(f"cannot read checkpoint {str(path)!r} of model {model}: it pickles objects that cannot "
                          f"be loaded ({type(exc).__name__}: {_first_line(exc)}); save model.state_dict() instead, "
                          f"or put the module's package on PYTHONPATH") from None
+    except Exception as exc:
+        raise AtlasError(f"cannot read checkpoint {str(path)!r} of model {model}: {type(exc).__name__}: "
+                         f"{_first_line(exc)}; {fix}") from None
 
 
 def read_state_dict(path: Path, model: str) -> Dict[str, torch.Tensor]:
