@@ -191,6 +191,10 @@ def test_two_label_sets_in_one_atlas_keep_their_own(own, tmp_path):
     assert names[("leafnet", 2)] == "scooter" and names[("efficientnet_lite0", 2)] == "great white shark"
     manifest = json.loads((site / "manifest.json").read_text())
     assert manifest["classes"]["leafnet"][1]["name"] == "crema"
+    card = manifest["model_cards"]["leafnet"]  # the model page and the manifest state the card's facts
+    assert card["weights"].startswith("checkpoint leafnet.pt (sha256 ") and card["classes"] == "6"
+    assert card["LRP rules"] == "efficientnet_lite" and card["concept layer"] == "bn2"  # from Lite0's card
+    assert "checkpoint leafnet.pt (sha256" in (site / "leafnet" / "index.html").read_text()
     roles = roles_for("leafnet", ["efficientnet_lite1"], "efficientnet_lite2", ("ViT-B-32", "openai"))
     assert "other classes" in roles["judge:efficientnet_lite1"].probe.reason
     assert roles_for("efficientnet_lite0", ["efficientnet_lite1"], "efficientnet_lite2",

@@ -32,6 +32,8 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> Atlas
     cfg = build(AtlasConfig, raw, place, base=base, also=("preset",))
     if cfg.model and "models" not in raw:  # a file that defines models and does not list them builds them all
         cfg = replace(cfg, models=tuple(name for name, _ in cfg.model))
+    if cfg.model and "classes" not in raw:  # the preset's classes are another model's: every class of these
+        cfg = replace(cfg, classes=None)
     return own_title(cfg, base) if "title" not in raw else cfg
 
 
@@ -63,8 +65,8 @@ def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, *
     ``model``, ``methods``, ``classes`` and ``seeds`` are the command line's comma-separated lists (classes
     may be ids, names, ranges ``0-9`` or ``all``), checked like the file's keys. Each ``checkpoint`` defines a
     model named after its file (``runs/leafnet.pt`` -> ``leafnet``) of architecture ``model`` with class
-    names ``labels`` (as a ``[model.<name>]`` table) and builds those models; ``labels`` alone sets the labels
-    of the models the file defines.
+    names ``labels`` (as a ``[model.<name>]`` table) and builds those models, every class unless ``classes``
+    says otherwise; ``labels`` alone sets the labels of the models the file defines.
     """
     if config is not None:
         cfg = load_config(config)
@@ -97,6 +99,7 @@ def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, *
             names.append(name)
             tables[name] = {"arch": model, "checkpoint": path, **({"labels": labels} if labels else {})}
         raw["models"] = names
+        raw.setdefault("classes", "all")  # the preset's (or file's) classes are another model's
     elif model is not None:
         raw["models"] = [m.strip() for m in model.split(",") if m.strip()]
     elif labels is not None:

@@ -54,6 +54,8 @@ class ModelInfo:
     synonyms: Tuple[Tuple[str, ...], ...]
     #: "" for ImageNet's labels; else a hash of the model's own (class ids mean other classes then)
     labels_id: str = ""
+    #: the card's facts as (what, value) lines for people (architecture, weights, input, layers, LRP)
+    facts: Tuple[Tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -197,17 +199,36 @@ def too_few_images(cfg: AtlasConfig, method, config, model: str, target: Target)
     return None
 
 
+def card_facts(card) -> Tuple[Tuple[str, str], ...]:
+    """What a model page states about a model: its card's facts, and what could not be derived."""
+    if card is None:
+        return ()
+    channels = "1 channel (grey)" if card.in_chans == 1 else f"{card.in_chans} channels"
+    norm = ", ".join(f"{m:g}/{s:g}" for m, s in zip(card.mean, card.std))
+    return (
+        ("architecture", card.builder or card.family), ("weights", card.weights or "-"),
+        ("input", f"{card.input_size} px, {channels}, mean/std {norm}"), ("classes", str(card.num_classes)),
+        ("VITAL blocks", ", ".join(f"{b.path}" + (f" (x{b.weight:g})" if b.weight != 1 else "") for b in card.blocks)
+         or "none"),
+        ("concept layer", card.concept_layer or "not known (set [targets] concept_layer)"),
+        ("neuron layer", card.neuron_layer or "not known (set [targets] neuron_layer)"),
+        ("LRP rules", card.lrp_rules or f"none: {card.lrp_unavailable}"),
+        ("GFLOPs (MACs)", f"{card.gflops:.2f}" if card.gflops else "not known"),
+    )
+
+
 def model_info(name: str) -> ModelInfo:
     """The class names of ``name`` from its card (ImageNet's, with their synonyms, for ImageNet models)."""
     card = known_card(name)
+    facts = card_facts(card)
     if card is None or (card.class_names is None and card.num_classes == 1000):
         names, wnids = imagenet_classes()
-        return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms())
+        return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms(), facts=facts)
     names, wnids = card.labels()
     if (names, wnids) == imagenet_classes():
-        return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms())
+        return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms(), facts=facts)
     return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=tuple((n,) for n in names),
-                     labels_id=stable_hash([list(names), list(wnids)], length=12))
+                     labels_id=stable_hash([list(names), list(wnids)], length=12), facts=facts)
 
 
 def method_config(cfg: AtlasConfig, method, model: str):

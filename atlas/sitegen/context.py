@@ -171,7 +171,8 @@ def gather(plan: "Plan", store: "Store") -> SiteData:
         b.models.append(ModelEntry(name=model, slug=paths.model_slug(model), page=paths.model_page(model),
                                    classes=entries, methods=list(cfg.methods),
                                    counts=_status_counts(f for f in b.figures.values() if f.model == model),
-                                   notes=_model_notes(b, model)))
+                                   notes=_model_notes(b, model),
+                                   facts=list(getattr(b.plan.models.get(model), "facts", ()))))
     pages_by_class: Dict[tuple, List[tuple]] = {}  # (label set, class id): a class id of other labels is another class
     labels = {m: getattr(b.plan.models.get(m), "labels_id", "") for m in cfg.models}
     for me in b.models:
