@@ -133,6 +133,8 @@ class Method:
     images_needed(cfg, data, kind): how many real images a target of ``kind`` needs (VITAL's N references:
     of the class for class targets, from the whole pool for the others); the planner skips targets the pool
     has too few images for, with the reason.
+    judged: the stored file the metrics judge - the image the pages show as the method's result
+    (``image.png``; attribution visualization: its masked composite).
     """
 
     name: str = ""
@@ -147,6 +149,7 @@ class Method:
     paper_settings: Dict[str, Any] = {}
     pixel_settings: Tuple[str, ...] = ()
     summary: str = ""
+    judged: str = "image.png"
 
     def __init__(self, name: Optional[str] = None, **defaults):
         if name:

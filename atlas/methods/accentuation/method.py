@@ -18,6 +18,7 @@ import torch
 
 from ...data.seed_images import load_seed_images
 from ...models.layer_order import depth_layer
+from ...models.user import model_key
 from ...optim import TargetRNG, masks
 from ...path_similarity import mean_defined
 from ...relevance import ATTRIBUTIONS, spatial_map
@@ -102,7 +103,7 @@ def calibrate_lambda(ctx: RunContext, cfg: AccentuationConfig, layer: str) -> La
     steps = cfg.lambda_steps or cfg.steps
     key = {"model": ctx.model.name, "layer": layer, "pool": pool.fingerprint(), "images": ids, "steps": steps,
            "fraction": cfg.lambda_fraction, "iters": cfg.lambda_iters, "size": cfg.image_size,
-           **optim_kwargs(cfg)}
+           **optim_kwargs(cfg), **model_key(ctx.model.name)}
 
     def compute():
         seeds = torch.stack([pool.source_image(i, cfg.image_size) for i in ids])
