@@ -337,3 +337,20 @@ def test_a_class_without_images_skips_only_the_data_driven_methods(own, tmp_path
                                                  "[targets]\nrandom_neurons = 0\n"))])
     out = capsys.readouterr().out
     assert rc == 0 and re.search(r"^leafnet +vital +2 +0$", out, re.M)  # scooter, tripod stand
+
+
+def test_a_torchvision_resnet_without_a_card_gets_its_stages(tmp_path):
+    """torchvision's resnet18 (no zoo card): VITAL's blocks are its stem and stages, the concept layer its
+    post-ReLU layer4, neuron targets the last block; labels from a JSON list, a nested "model" checkpoint."""
+    import torchvision
+
+    from atlas.models.user import define_models
+
+    net = torchvision.models.resnet18(num_classes=4)
+    torch.save({"model": {f"module.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "ck.pth")
+    (tmp_path / "labels.json").write_text(json.dumps(["red oak", "maple", "ginkgo", "birch"]))
+    card = define_models([("oak", ModelConfig(arch="resnet18", checkpoint=str(tmp_path / "ck.pth"),
+                                              labels=str(tmp_path / "labels.json")))])["oak"]
+    assert [b.path for b in card.blocks] == ["conv1", "layer1", "layer2", "layer3", "layer4"]
+    assert (card.concept_layer, card.neuron_layer, card.lrp_rules) == ("layer4", "layer4", "resnet")
+    assert card.num_classes == 4 and card.class_names[0] == "red oak"
