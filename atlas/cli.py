@@ -23,13 +23,28 @@ def config_options(fn):
                   help="TOML configuration file (may start from a preset with preset = \"...\").")
     @click.option("--store", default=None, help="Artifact store folder (default: store).")
     @click.option("--site", default=None, help="Output folder of the website (default: site).")
-    @click.option("--data", default=None, help="ImageNet-style folder <data>/<wnid>/*.JPEG, or 'bundled'.")
+    @click.option("--data", default=None,
+                  help="Image folder <data>/<class>/*.jpg (class folders named like the labels, or ImageNet "
+                       "wnids), or 'bundled'.")
     @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: auto).")
     @click.option("--download", is_flag=True, default=None, help="Allow downloading model weights.")
+    @click.option("--model", default=None, metavar="NAMES",
+                  help="Models (comma-separated), or with --checkpoint the architecture: a torchvision name, "
+                       "timm:<name> or python:<module>:<callable>.")
+    @click.option("--checkpoint", multiple=True, type=click.Path(dir_okay=False),
+                  help="A checkpoint of --model (repeat for several); the model is named after the file.")
+    @click.option("--labels", default=None, type=click.Path(dir_okay=False),
+                  help="Class names of the checkpoint(s): one per line in output order, or a JSON list.")
+    @click.option("--methods", default=None, metavar="NAMES", help="Methods, comma-separated (maco,vital).")
+    @click.option("--classes", default=None, metavar="IDS",
+                  help="Classes, comma-separated: ids, names, ranges (0-9) or all.")
+    @click.option("--seeds", default=None, metavar="SEEDS", help="Seeds, comma-separated (0,1,2).")
     @functools.wraps(fn)
-    def wrapper(preset, config_file, store, site, data, device, download, **kw):
+    def wrapper(preset, config_file, store, site, data, device, download, model, checkpoint, labels, methods,
+                classes, seeds, **kw):
         cfg = resolve_config(preset, config_file, store=store, site=site, data=data, device=device,
-                             download=download)
+                             download=download, model=model, checkpoint=checkpoint, labels=labels,
+                             methods=methods, classes=classes, seeds=seeds)
         return fn(cfg, **kw)
 
     return wrapper

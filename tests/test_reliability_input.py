@@ -28,7 +28,8 @@ CASES = {
     "nan learning rate": ("[settings.fourier]\nlr = nan", "'lr'"),
     "zero batch size": ("batch_size = 0", "'batch_size' must be a positive integer"),
     "no seeds": ("seeds = []", "'seeds' must be a non-empty list"),
-    "wrong type": ('classes = "cat"', "'classes'"),
+    "wrong type": ("classes = 3.5", "'classes'"),  # a lone string is a class name or range ("0-9")
+    "unknown class name": ('classes = "cat"', "unknown class 'cat'; did you mean"),
     "unknown neuron layer": ('[targets]\nneurons = [["blocks.99", 3]]',
                              "unknown layer of model efficientnet_lite0: 'blocks.99'; did you mean"),
     "neuron out of range": ('[targets]\nneurons = [["blocks.6", 320]]',

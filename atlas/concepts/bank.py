@@ -32,11 +32,26 @@ STAGE = "craft"
 VERSION = "1"
 
 
-def fit_hash(cfg, layer: str) -> str:
-    """Hash of everything a class's concept bank depends on besides the model, class and pool contents
-    (known at plan time: it goes into concept targets, hence into their jobs' keys)."""
-    return stable_hash({"craft": craft_config(cfg).fit_fields(), "k": cfg.targets.concepts, "layer": layer,
-                        "pool": cfg.data.pool, "v": VERSION}, length=12)
+def model_craft_config(cfg, model: Optional[str]) -> CraftConfig:
+    """The CRAFT settings for ``model`` (patches follow its input size unless configured)."""
+    from ..models import known_card
+
+    card = known_card(model) if model else None
+    return craft_config(cfg, card.input_size if card is not None else None)
+
+
+def fit_hash(cfg, layer: str, model: Optional[str] = None) -> str:
+    """Hash of everything a class's concept bank depends on besides the model's name, class and pool
+    contents (known at plan time: it goes into concept targets, hence into their jobs' keys); for a model
+    that the configuration defines, its weights' identity too."""
+    from ..models.user import model_identity
+
+    key = {"craft": model_craft_config(cfg, model).fit_fields(), "k": cfg.targets.concepts, "layer": layer,
+           "pool": cfg.data.pool, "v": VERSION}
+    identity = model_identity(model) if model else ""
+    if identity:
+        key["model_id"] = identity
+    return stable_hash(key, length=12)
 
 
 @dataclass
@@ -152,9 +167,10 @@ class ConceptProvider:
             raise AtlasError("concept targets need a configuration with [targets] concepts >= 1")
         key = (class_id, layer)
         if key not in self.banks:
-            self.banks[key] = class_bank(self.ctx.store, lambda: self.ctx.model, self.ctx.model.name, self.ctx.pool,
-                                         class_id, layer, cfg.targets.concepts, craft_config(cfg),
-                                         fit_hash(cfg, layer))
+            name = self.ctx.model.name
+            self.banks[key] = class_bank(self.ctx.store, lambda: self.ctx.model, name, self.ctx.pool,
+                                         class_id, layer, cfg.targets.concepts, model_craft_config(cfg, name),
+                                         fit_hash(cfg, layer, name))
         return self.banks[key]
 
     def _bank_of(self, target) -> ConceptBank:
@@ -172,8 +188,8 @@ class ConceptProvider:
         their coefficient U for the concept, one per image, as the full images they come from (default) or
         as the patches resized to the model's input size (``patches``); (<= n, 3, S, S) in [0, 1]."""
         bank = self._bank_of(target)
-        ccfg, model = craft_config(self.ctx.config), self.ctx.model
-        size = model.input_size
+        model = self.ctx.model
+        ccfg, size = model_craft_config(self.ctx.config, model.name), model.input_size
         images = self.ctx.pool.reference_images(target.class_id, ccfg.images, size, seed=ccfg.seed, allow_fewer=True)
         boxes = patch_boxes(size, ccfg.patch, ccfg.stride)
         if images.shape[0] * len(boxes) != bank.coefficients().shape[0]:
@@ -198,8 +214,8 @@ def craft_stage(runner, model: str) -> None:
     from ..progress import stage
 
     layer = concept_layer(cfg, model)
-    ccfg, fit = craft_config(cfg), fit_hash(cfg, layer)
-    classes = resolve_classes(cfg)
+    ccfg, fit = model_craft_config(cfg, model), fit_hash(cfg, layer, model)
+    classes = resolve_classes(cfg, model)
     scope = runner.stage_scope(model, "concept")  # a shard: only the banks of its own concept jobs
     if scope is not None:
         classes = [c for c in classes if c in scope]
@@ -207,6 +223,6 @@ def craft_stage(runner, model: str) -> None:
             return
     with stage(f"CRAFT · {model}", len(classes), unit="bank", enabled=runner.progress) as bar:
         for c in classes:
-            class_bank(runner.store, lambda: runner.context(model).model, model, runner.pool(), c, layer,
+            class_bank(runner.store, lambda: runner.context(model).model, model, runner.pool(model), c, layer,
                        cfg.targets.concepts, ccfg, fit)
             bar.update(1)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..config import NeuronConfig, neuron_config, stable_hash
+from ..models.user import model_key
 from ..data.mosaic import mosaic_png
 from ..data.patches import NeuronExamples, cluster_patches, patch_images, top_patch_features
 from ..errors import AtlasError
@@ -59,7 +60,7 @@ def split_neuron(found: dict, layer: str, channel: int, k: int, examples: int, s
 def _key(model: str, pool, layer: str, channel: int, ncfg: NeuronConfig) -> dict:
     return {"model": model, "layer": layer, "channel": int(channel), "clusters": ncfg.clusters,
             "patches": ncfg.cluster_patches, "max_images": ncfg.max_images, "examples": ncfg.examples,
-            "pool": pool.fingerprint(), "v": VERSION}
+            "pool": pool.fingerprint(), "v": VERSION, **model_key(model)}
 
 
 def neuron_clusters(store, get_model, model_name: str, pool, layer: str, channels: Sequence[int],

@@ -11,6 +11,7 @@ import json
 from typing import Dict, List, Sequence
 
 from ..config import NeuronConfig, neuron_config, stable_hash
+from ..models.user import model_key
 from ..data.mosaic import mosaic_png
 from ..data.patches import NeuronExamples, cached_top_patches, patch_images
 from .clusters import neuron_clusters
@@ -23,7 +24,8 @@ VERSION = "1"
 
 def _key(model: str, pool, layer: str, channel: int, ncfg: NeuronConfig) -> dict:
     return {"model": model, "layer": layer, "channel": int(channel), "examples": ncfg.examples,
-            "max_images": ncfg.max_images, "mosaic": ncfg.mosaic, "pool": pool.fingerprint(), "v": VERSION}
+            "max_images": ncfg.max_images, "mosaic": ncfg.mosaic, "pool": pool.fingerprint(), "v": VERSION,
+            **model_key(model)}
 
 
 def neuron_examples(store, get_model, model_name: str, pool, layer: str, channels: Sequence[int],
@@ -80,7 +82,7 @@ def neuron_targets(cfg, model: str) -> List:
     """Every neuron target the configuration plans for ``model`` (all target sources)."""
     from ..pipeline.planner import resolve_classes, targets_for
 
-    return [t for t in targets_for(cfg, model, resolve_classes(cfg)) if t.kind == "neuron"]
+    return [t for t in targets_for(cfg, model, resolve_classes(cfg, model)) if t.kind == "neuron"]
 
 
 def neuron_stage(runner, model: str) -> None:
@@ -92,7 +94,7 @@ def neuron_stage(runner, model: str) -> None:
     if not targets or runner.stage_scope(model, "neuron") == set():
         return  # a shard without neuron jobs leaves the scan to the shards that have them
     ncfg = neuron_config(cfg)
-    pool = runner.pool()
+    pool = runner.pool(model)
     get_model = lambda: runner.context(model).model  # noqa: E731
     by_layer: Dict[str, List[int]] = {}
     clustered: Dict[str, List[int]] = {}

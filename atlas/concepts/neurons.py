@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..config import NeuronConfig, neuron_config, stable_hash
+from ..models.user import model_key
 from ..errors import AtlasError
 from ..models.handle import ModelHandle
 from .layers import neuron_layer
@@ -40,9 +41,9 @@ class PlanResources:
 
     @cached_property
     def pool(self):
-        from ..data import open_pool
+        from ..data import open_model_pool
 
-        return open_pool(self.cfg.data.pool)
+        return open_model_pool(self.cfg.data.pool, self.model_name)
 
     @cached_property
     def model(self) -> ModelHandle:
@@ -60,13 +61,14 @@ def layer_channels(res: PlanResources, layer: str) -> int:
     def compute():
         return {"channels.json": json.dumps({"channels": layer_width(res.model_name, layer)}).encode()}, {}
 
-    d = res.store.cached_stage("layer_channels", {"model": res.model_name, "layer": layer, "v": 2}, compute)
+    d = res.store.cached_stage("layer_channels", {"model": res.model_name, "layer": layer, "v": 2,
+                                                  **model_key(res.model_name)}, compute)
     return int(json.loads((d / "channels.json").read_bytes())["channels"])
 
 
 def _relevance_key(res: PlanResources, class_id: int, layer: str, ncfg: NeuronConfig) -> dict:
     return {"model": res.model_name, "class": int(class_id), "layer": layer, "relevance": ncfg.relevance,
-            "images": ncfg.relevance_images, "pool": res.pool.fingerprint(), "v": 1}
+            "images": ncfg.relevance_images, "pool": res.pool.fingerprint(), "v": 1, **model_key(res.model_name)}
 
 
 def class_relevance(res: PlanResources, class_id: int, layer: str, ncfg: NeuronConfig) -> np.ndarray:

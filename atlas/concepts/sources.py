@@ -6,6 +6,7 @@ from typing import List
 
 from ..config import craft_config, neuron_config
 from ..errors import AtlasError, SourceSkipped
+from ..pipeline.planner import classes_with_images, no_images_reason
 from ..targets import Target
 from .bank import fit_hash
 from .clusters import cluster_fit
@@ -23,8 +24,15 @@ def concept_targets(cfg, model: str, classes: List[int]) -> List[Target]:
     if not has_concept_layer(cfg, model):
         raise SourceSkipped(f"model {model} has no default concept layer (set [targets] concept_layer)")
     layer = concept_layer(cfg, model)
-    fit = fit_hash(cfg, layer)
+    fit = fit_hash(cfg, layer, model)
     n = min(ccfg.visualise or k, k)
+    have = classes_with_images(cfg, model)
+    if have is not None:
+        missing = [c for c in classes if c not in have]
+        if missing and len(missing) == len(classes):
+            raise SourceSkipped(f"CRAFT factorises real images of each class: {no_images_reason(cfg, model, missing[0])}"
+                                + (f" (nor of {len(missing) - 1} other classes)" if len(missing) > 1 else ""))
+        classes = [c for c in classes if c in have]
     return [Target("concept", class_id=c, concept=i, layer=layer, fit_hash=fit) for c in classes for i in range(n)]
 
 

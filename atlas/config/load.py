@@ -6,9 +6,9 @@ Every key and value is checked by the one validator (:mod:`atlas.config.validate
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from ..errors import AtlasError
 from .presets import PRESETS
@@ -33,7 +33,20 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> Atlas
             # a preset's per-method batch sizes refine its own batch_size: a file that sets batch_size
             # means it for every method
             base = replace(base, batch_sizes=())
-    return build(AtlasConfig, raw, place, base=base, also=("preset",))
+    cfg = build(AtlasConfig, raw, place, base=base, also=("preset",))
+    if cfg.model and "models" not in raw:  # a file that defines models and does not list them builds them all
+        cfg = replace(cfg, models=tuple(name for name, _ in cfg.model))
+    if cfg.model and "classes" not in raw:  # the preset's classes are another model's: every class of these
+        cfg = replace(cfg, classes=None)
+    return own_title(cfg, base) if "title" not in raw else cfg
+
+
+def own_title(cfg: AtlasConfig, base: AtlasConfig) -> AtlasConfig:
+    """``cfg`` titled after its models when they are not its preset's (a lab's own models under the demo
+    preset are not "EfficientNet-Lite0 on bundled photos")."""
+    if cfg.model and cfg.title == base.title and cfg.models != base.models:
+        return replace(cfg, title=f"Feature-visualization atlas: {', '.join(cfg.models)}")
+    return cfg
 
 
 def load_config(path: str | Path) -> AtlasConfig:
@@ -48,8 +61,17 @@ def load_config(path: str | Path) -> AtlasConfig:
     return config_from_mapping(raw, source=path.name)
 
 
-def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, **overrides) -> AtlasConfig:
-    """The configuration the CLI uses: a preset (default ``demo``), or a TOML file, plus overrides."""
+def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, *, model: Optional[str] = None,
+                   methods: Optional[str] = None, classes: Optional[str] = None, seeds: Optional[str] = None,
+                   checkpoint: Sequence[str] = (), labels: Optional[str] = None, **overrides) -> AtlasConfig:
+    """The configuration the CLI uses: a preset (default ``demo``), or a TOML file, plus overrides.
+
+    ``model``, ``methods``, ``classes`` and ``seeds`` are the command line's comma-separated lists (classes
+    may be ids, names, ranges ``0-9`` or ``all``), checked like the file's keys. Each ``checkpoint`` defines a
+    model named after its file (``runs/leafnet.pt`` -> ``leafnet``) of architecture ``model`` with class
+    names ``labels`` (as a ``[model.<name>]`` table) and builds those models, every class unless ``classes``
+    says otherwise; ``labels`` alone sets the labels of the models the file defines.
+    """
     if config is not None:
         cfg = load_config(config)
         if preset is not None:
@@ -59,4 +81,38 @@ def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, *
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "data" in overrides and isinstance(overrides["data"], str):
         overrides["data"] = replace(cfg.data, pool=overrides["data"])
-    return replace(cfg, **overrides)
+    cfg = replace(cfg, **overrides)
+    raw: dict = {}
+    for key, value in (("methods", methods), ("classes", classes), ("seeds", seeds)):
+        if value is not None:
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            if key == "seeds":
+                items = [int(v) if v.lstrip("-").isdigit() else v for v in items]
+            raw[key] = "all" if key == "classes" and items == ["all"] else items
+    tables = {name: {k: v for k, v in asdict(spec).items() if v is not None} for name, spec in cfg.model}
+    if checkpoint:
+        if not model:
+            raise AtlasError("--checkpoint needs --model, the architecture it was trained with "
+                             "(e.g. --model timm:resnet18)")
+        names = []
+        for path in checkpoint:
+            name = Path(path).stem
+            if name in names:
+                raise AtlasError(f"two checkpoints are named {name!r}; give them different file names (the file "
+                                 f"name is the model's name)")
+            names.append(name)
+            tables[name] = {"arch": model, "checkpoint": path, **({"labels": labels} if labels else {})}
+        raw["models"] = names
+        raw.setdefault("classes", "all")  # the preset's (or file's) classes are another model's
+    elif model is not None:
+        raw["models"] = [m.strip() for m in model.split(",") if m.strip()]
+    elif labels is not None:
+        if not cfg.model:
+            raise AtlasError("--labels names the classes of a model defined by --checkpoint or a [model.<name>] table")
+        for table in tables.values():
+            table["labels"] = labels
+    if tables != {name: {k: v for k, v in asdict(spec).items() if v is not None} for name, spec in cfg.model}:
+        raw["model"] = tables
+    if not raw:
+        return cfg
+    return own_title(build(AtlasConfig, raw, Place(source="command line"), base=cfg), cfg)

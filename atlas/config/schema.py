@@ -67,6 +67,45 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """A lab's own model (a ``[model.<name>]`` table): an architecture, a checkpoint and class names.
+
+    arch:          a torchvision classifier name (``resnet50``), ``"timm:<name>"``, or
+                   ``"python:<module>:<callable>"`` (a callable returning the ``nn.Module``).
+    checkpoint:    a state dict (also nested under ``"state_dict"`` / ``"model"``; ``"module."`` prefixes
+                   are stripped), a pickled module, or a TorchScript export. Required unless ``arch`` is a
+                   ``python:`` factory that returns a trained module.
+    labels:        one class name per line, in output order (or a JSON list); default: the data folder's
+                   class folders, sorted.
+    input_size, mean, std, in_chans: the input, overriding what the architecture's pretrained
+                   configuration says (timm's) or ImageNet's (224 px, ImageNet mean/std, 3 channels);
+                   ``in_chans`` is read from the checkpoint's first convolution when not given.
+    blocks:        layers VITAL matches (default: derived from the architecture).
+    concept_layer, neuron_layer: CRAFT's layer (non-negative activations) and the default layer of neuron
+                   targets (default: the named model's of the same architecture, if any; else the targets
+                   that need them are skipped with the reason).
+    lrp:           LRP rules (``atlas.relevance`` names such as ``"resnet"``, ``"generic"``; ``"none"``);
+                   default: derived from the architecture (none for ``python:`` factories: stated, skipped).
+    """
+
+    arch: str = rule("", what='a torchvision name, "timm:<name>" or "python:<module>:<callable>"')
+    checkpoint: Optional[str] = rule(None, what="a path")
+    labels: Optional[str] = rule(None, what="a path")
+    input_size: Optional[int] = rule(None, ge=8)
+    mean: Optional[Tuple[float, ...]] = rule(None, min_length=1)
+    std: Optional[Tuple[float, ...]] = rule(None, min_length=1, gt=0)
+    in_chans: Optional[int] = rule(None, ge=1)
+    blocks: Optional[Tuple[str, ...]] = rule(None, min_length=1, what="a non-empty list of layer names")
+    concept_layer: Optional[str] = rule(None, what="a layer name")
+    neuron_layer: Optional[str] = rule(None, what="a layer name")
+    lrp: Optional[str] = rule(None, what='LRP rules ("generic", "resnet", ...) or "none"')
+
+    def __post_init__(self):
+        if not self.arch:
+            raise ValueError('arch is missing: a torchvision name, "timm:<name>" or "python:<module>:<callable>"')
+
+
+@dataclass(frozen=True)
 class TargetsConfig:
     """Which targets to visualise besides the classes' logits (each kind is planned by its own source).
 
@@ -194,8 +233,12 @@ class AtlasConfig:
     """Everything that decides what an atlas contains.
 
     classes:
-        class ids (or ImageNet names, resolved when planning); ``None`` (``"all"`` in a file) means every
-        class of the model.
+        class ids (output indices), class names of the model's labels or ranges ``"0-99"`` (resolved per
+        model when planning); ``None`` (``"all"`` in a file) means every class of the model.
+    model:
+        ``((name, ModelConfig), ...)``: models defined by the file (``[model.<name>]`` tables: a lab's own
+        architecture, checkpoint and labels); list them in ``models`` (a file that defines models and does
+        not say ``models`` builds them all).
     settings:
         per-method overrides of the method's ``Config`` defaults, e.g. ``(("maco", (("steps", 64),)),)``;
         a file's ``[settings.<method>]`` table updates the preset's settings of that method key by key.
@@ -215,9 +258,11 @@ class AtlasConfig:
     title: str = "Feature-visualization atlas"
     models: Tuple[str, ...] = rule(("efficientnet_lite0",), min_length=1, what="a non-empty list of names")
     classes: Optional[Tuple[Union[int, str], ...]] = rule(
-        None, min_length=1, aliases={"all": None}, what='a non-empty list of class ids or names, or "all"')
+        None, min_length=1, aliases={"all": None}, single=True,
+        what='a non-empty list of class ids, names or ranges ("0-99"), or "all"')
     methods: Tuple[str, ...] = rule(("maco", "fourier"), min_length=1, what="a non-empty list of names")
     settings: Settings = rule((), table=True, merge=True, what="a table of [settings.<method>] tables")
+    model: Tuple[Tuple[str, ModelConfig], ...] = rule((), table=True, what="a table of [model.<name>] tables")
     seeds: Tuple[int, ...] = rule((0,), min_length=1)
     data: DataConfig = field(default_factory=DataConfig)
     targets: TargetsConfig = field(default_factory=TargetsConfig)
@@ -230,6 +275,13 @@ class AtlasConfig:
     download: bool = False
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def model_spec(self, name: str) -> Optional[ModelConfig]:
+        """The ``[model.<name>]`` table of model ``name``, or None (a zoo model)."""
+        for n, spec in self.model:
+            if n == name:
+                return spec
+        return None
 
     def batch_size_of(self, method: str) -> int:
         """Targets per batch for ``method`` (``batch_sizes``, else ``batch_size``)."""

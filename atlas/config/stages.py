@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 from .validate import Place, build, rule
 
@@ -87,10 +87,16 @@ class NeuronConfig:
     seed: int = 0
 
 
-def craft_config(cfg) -> CraftConfig:
-    """The CRAFT settings of an :class:`~atlas.config.AtlasConfig` (defaults + overrides, checked)."""
+def craft_config(cfg, input_size: Optional[int] = None) -> CraftConfig:
+    """The CRAFT settings of an :class:`~atlas.config.AtlasConfig` (defaults + overrides, checked); for a
+    model whose input is ``input_size`` px (not 224), ``patch`` and ``stride`` - 64 and 51 at 224 px - are
+    scaled to it unless the configuration sets them."""
     overrides = dict(getattr(cfg.targets, "concept_settings", ()))
-    return build(CraftConfig, overrides, Place("targets.concept_settings"))
+    out = build(CraftConfig, overrides, Place("targets.concept_settings"))
+    if input_size and input_size != 224:
+        scaled = {k: max(1, round(getattr(out, k) * input_size / 224)) for k in ("patch", "stride") if k not in overrides}
+        out = dataclasses.replace(out, **scaled)
+    return out
 
 
 def neuron_config(cfg) -> NeuronConfig:

@@ -15,6 +15,7 @@ The rules of one field are its metadata (:func:`rule`; the names follow pydantic
 ``min_length``    fewest items of a list (1: non-empty)
 ``choices``       the values allowed; another value is an "unknown <field>" error
 ``aliases``       strings that stand for a value (``{"all": None}``)
+``single``        a lone string stands for a one-item list (``classes = "0-99"``)
 ``table``         the value is a table, stored as its ``(key, value)`` pairs sorted by key
 ``keys``          the keys such a table may have (``key_noun`` names them in the message)
 ``merge``         a table of tables whose entries update the base's entries key by key
@@ -146,6 +147,8 @@ def check(value: Any, tp: Any, meta: Mapping[str, Any], place: Place, name: str,
     aliases = meta.get("aliases", {})
     if isinstance(value, str) and value in aliases:
         return aliases[value]
+    if meta.get("single") and isinstance(value, str):
+        value = [value]
     if "choices" in meta:
         if value not in meta["choices"]:
             raise unknown_choice(name, value, meta["choices"])

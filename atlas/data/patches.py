@@ -1,7 +1,8 @@
 """Dataset examples: the image patches that most activate a neuron (VITAL §1.3; CRAFT's patching).
 
 Images are cut into ``patch`` x ``patch`` squares with stride ``stride`` (VITAL and CRAFT: 64 and 51 at
-224 px), each resized to the model input, and scored by the spatial mean of the neuron's channel. The
+224 px; by default the same fractions of a smaller or larger input, :func:`patch_grid`), each resized to the
+model input, and scored by the spatial mean of the neuron's channel. The
 top-N patches with *unique source images* are kept. Scoring every channel of a layer in one pass lets one
 sweep over the pool serve many neurons; results are cached as a store stage.
 
@@ -18,20 +19,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import Unsupported
 from ..models.handle import ModelHandle
+from ..models.user import model_key
 from .pools import ImagePool, UnreadableImage
 
-PATCH, STRIDE = 64, 51
+PATCH, STRIDE = 64, 51  # at 224 px (VITAL, CRAFT)
+REFERENCE_SIZE = 224
 
 
-def patch_boxes(size: int, patch: int = PATCH, stride: int = STRIDE) -> List[Tuple[int, int]]:
+def patch_grid(size: int, patch: Optional[int] = None, stride: Optional[int] = None) -> Tuple[int, int]:
+    """``(patch, stride)`` on a ``size``-px image: as given, or by default VITAL's and CRAFT's 64 and 51 px
+    at 224 px scaled to ``size`` (9 and 7 at 32 px). A patch larger than the image is an
+    :class:`~atlas.errors.Unsupported` error naming both."""
+    scale = size / REFERENCE_SIZE
+    patch = patch if patch is not None else max(1, round(PATCH * scale))
+    stride = stride if stride is not None else max(1, round(STRIDE * scale))
+    if patch > size:
+        raise Unsupported(f"{patch}-px patches do not fit a {size}-px input; set the patch size to at most {size} "
+                          f"(its default follows the input size)")
+    return patch, stride
+
+
+def patch_boxes(size: int, patch: Optional[int] = None, stride: Optional[int] = None) -> List[Tuple[int, int]]:
     """Top-left corners (y, x) of the patches of a ``size`` x ``size`` image (4 x 4 = 16 at 224 px)."""
+    patch, stride = patch_grid(size, patch, stride)
     starts = list(range(0, size - patch + 1, stride))
     return [(y, x) for y in starts for x in starts]
 
 
-def extract_patches(images: torch.Tensor, out_size: int, patch: int = PATCH, stride: int = STRIDE) -> torch.Tensor:
-    """(N, 3, S, S) -> (N * P, 3, out_size, out_size): every patch, bilinearly resized (image-major)."""
+def extract_patches(images: torch.Tensor, out_size: int, patch: Optional[int] = None,
+                    stride: Optional[int] = None) -> torch.Tensor:
+    """(N, C, S, S) -> (N * P, C, out_size, out_size): every patch, bilinearly resized (image-major)."""
+    patch, stride = patch_grid(images.shape[-1], patch, stride)
     boxes = patch_boxes(images.shape[-1], patch, stride)
     crops = torch.stack([images[:, :, y:y + patch, x:x + patch] for y, x in boxes], 1).flatten(0, 1)
     return F.interpolate(crops, size=(out_size, out_size), mode="bilinear", align_corners=False)
@@ -49,8 +69,8 @@ class NeuronExamples:
     scores: List[float] = field(default_factory=list)
 
 
-def scan_patches(model: ModelHandle, pool: ImagePool, ids: Sequence[str], layer: str, patch: int = PATCH,
-                 stride: int = STRIDE, batch_images: int = 8,
+def scan_patches(model: ModelHandle, pool: ImagePool, ids: Sequence[str], layer: str, patch: Optional[int] = None,
+                 stride: Optional[int] = None, batch_images: int = 8,
                  progress=None) -> Iterator[Tuple[List[int], torch.Tensor]]:
     """The one sweep over the pool: for every batch of ``batch_images`` source images, the indices into ``ids``
     of the readable ones and the activations of ``layer`` on all their patches (image-major, ``len(rows) * P``
@@ -100,13 +120,14 @@ def top_patches(
     layer: str,
     channels: Sequence[int],
     n: int,
-    patch: int = PATCH,
-    stride: int = STRIDE,
+    patch: Optional[int] = None,
+    stride: Optional[int] = None,
     max_images: Optional[int] = None,
     batch_images: int = 8,
     progress=None,
 ) -> Dict[int, NeuronExamples]:
     """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``."""
+    patch, stride = patch_grid(model.input_size, patch, stride)
     ids = pool.source_ids(max_images)
     chans = torch.as_tensor(list(channels))
 
@@ -125,14 +146,15 @@ def top_direction_patches(
     directions: torch.Tensor,
     n: int,
     sources: Optional[Sequence[str]] = None,
-    patch: int = PATCH,
-    stride: int = STRIDE,
+    patch: Optional[int] = None,
+    stride: Optional[int] = None,
     batch_images: int = 8,
     progress=None,
 ) -> List[NeuronExamples]:
     """The top-``n`` patches (unique source images) of each direction (row of ``directions`` (J, C)) at
     ``layer``, scored by the spatial mean of the activations' dot product with it (e.g. CRAFT concepts);
     ``sources`` restricts the search (e.g. to one class's images). ``channel`` of each result is its row."""
+    patch, stride = patch_grid(model.input_size, patch, stride)
     ids = list(sources) if sources is not None else pool.source_ids()
     vecs = torch.as_tensor(directions, dtype=torch.float32)
 
@@ -206,10 +228,12 @@ def top_patch_features(model: ModelHandle, pool: ImagePool, layer: str, channels
     return out
 
 
-def patch_images(pool: ImagePool, ex: NeuronExamples, out_size: int, patch: int = PATCH,
+def patch_images(pool: ImagePool, ex: NeuronExamples, out_size: int, patch: Optional[int] = None,
                  size: Optional[int] = None) -> torch.Tensor:
-    """The example patches of ``ex`` as (n, 3, out_size, out_size) in [0, 1] (e.g. VITAL references)."""
+    """The example patches of ``ex`` (boxes on ``size``-px images, default ``out_size``) as
+    (n, 3, out_size, out_size) in [0, 1] (e.g. VITAL references)."""
     size = size or out_size
+    patch = patch_grid(size, patch)[0]
     crops = []
     for src, (y, x) in zip(ex.sources, ex.boxes):
         img = pool.source_image(src, size)
@@ -230,11 +254,13 @@ def examples_from_json(data: bytes) -> Dict[int, NeuronExamples]:
 
 
 def cached_top_patches(store, model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
-                       patch: int = PATCH, stride: int = STRIDE, max_images: Optional[int] = None,
+                       patch: Optional[int] = None, stride: Optional[int] = None, max_images: Optional[int] = None,
                        progress=None) -> Dict[int, NeuronExamples]:
     """:func:`top_patches` cached in the store (stage ``top_patches``), keyed by everything it depends on."""
+    patch, stride = patch_grid(model.input_size, patch, stride)
     key = {"model": model.name, "pool": pool.fingerprint(), "layer": layer, "channels": sorted(set(channels)),
-           "n": n, "patch": patch, "stride": stride, "max_images": max_images, "size": model.input_size, "v": 1}
+           "n": n, "patch": patch, "stride": stride, "max_images": max_images, "size": model.input_size, "v": 1,
+           **model_key(model.name)}
 
     def compute():
         ex = top_patches(model, pool, layer, sorted(set(channels)), n, patch, stride, max_images, progress=progress)
@@ -260,7 +286,7 @@ def cached_top_images(store, model: ModelHandle, pool: ImagePool, layer: str, ch
     """:func:`top_images` cached in the store (stage ``top_images``; a scan of more channels or more images
     per channel answers a smaller question too)."""
     key = {"model": model.name, "pool": pool.fingerprint(), "layer": layer, "channels": sorted(set(channels)),
-           "n": n, "max_images": max_images, "size": model.input_size, "v": 1}
+           "n": n, "max_images": max_images, "size": model.input_size, "v": 1, **model_key(model.name)}
 
     def compute():
         ex = top_images(model, pool, layer, sorted(set(channels)), n, max_images, progress=progress)

@@ -2,8 +2,12 @@
 
 * :class:`BundledPool` - photos shipped inside scikit-image and scikit-learn, each labelled with the
   ImageNet class EfficientNet-Lite0 gives it (DESIGN.md). Works offline; the embedded default.
-* :class:`FolderPool` - an ImageNet-style folder ``<root>/<wnid>/*.JPEG`` (``root`` may also be the parent
-  of ``train/``); the class id is the wnid's index in the standard ImageNet order.
+* :class:`FolderPool` - a folder of class folders, ``<root>/<wnid>/*.JPEG`` for ImageNet or
+  ``<root>/<class name>/*.jpg`` for a model with its own labels (``root`` may also be the parent of
+  ``train/``); the class id is the output index of the class the folder names (:func:`class_index`).
+
+A pool serves one model's classes: it is opened with the model's class names and ids (ImageNet's by
+default), so two models with different label sets read the same folder each in their own ids.
 
 Both give deterministic reference sets of N images per class (:meth:`ImagePool.reference_images`).
 Unreadable files are skipped and counted; greyscale, palette and CMYK images are converted to RGB.
@@ -11,10 +15,11 @@ Unreadable files are skipped and counted; greyscale, palette and CMYK images are
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -194,13 +199,21 @@ class BundledPool(ImagePool):
     """Photos shipped inside scikit-image and scikit-learn (see :data:`BUNDLED_PHOTOS`).
 
     A class has only one or two photos, so reference sets are random resized crops (35-100 % of the area)
-    and flips of that class's photos, deterministic per seed.
+    and flips of that class's photos, deterministic per seed. The photos are labelled with ImageNet
+    classes: a model with other labels (``wnids``) finds no class among them (its data-driven methods are
+    skipped with the reason), though every photo still serves the class-free uses (the MACO spectrum).
     """
 
     name = "bundled photos (scikit-image, scikit-learn)"
 
-    def __init__(self):
+    def __init__(self, wnids: Optional[Sequence[str]] = None):
         self._cache: Dict[str, Image.Image] = {}
+        self.imagenet = wnids is None or _is_imagenet(wnids)
+
+    def all_items(self) -> List[ImageRef]:
+        if self.imagenet:
+            return super().all_items()
+        return [ImageRef(n, c) for n, (c, _) in BUNDLED_PHOTOS.items()]
 
     def fingerprint(self) -> str:
         import skimage
@@ -209,9 +222,11 @@ class BundledPool(ImagePool):
         return f"bundled-{skimage.__version__}-{sklearn.__version__}-{len(BUNDLED_PHOTOS)}"
 
     def class_ids(self) -> List[int]:
-        return sorted({c for c, _ in BUNDLED_PHOTOS.values()})
+        return sorted({c for c, _ in BUNDLED_PHOTOS.values()}) if self.imagenet else []
 
     def items(self, class_id: int) -> List[ImageRef]:
+        if not self.imagenet:
+            return []
         return [ImageRef(n, c) for n, (c, _) in BUNDLED_PHOTOS.items() if c == class_id]
 
     def spectrum_items(self) -> List[ImageRef]:
@@ -256,6 +271,7 @@ class BundledPool(ImagePool):
         if not refs:
             raise AtlasError(
                 f"no bundled photo shows class {class_id}; bundled classes are {self.class_ids()}"
+                + ("" if self.imagenet else " (the photos carry ImageNet labels, not this model's)")
             )
         rng = np.random.default_rng([seed, class_id])
         photos = [self.load(r) for r in refs]
@@ -264,29 +280,30 @@ class BundledPool(ImagePool):
 
 # ------------------------------------------------------------------------------------------ folder
 class FolderPool(ImagePool):
-    """An ImageNet-style folder: ``<root>/<wnid>/<image>``; ``root`` may be the parent of ``train/``."""
+    """A folder of class folders: ``<root>/<wnid or class name>/<image>``; ``root`` may be the parent of
+    ``train/``. ``wnids`` and ``names`` are the model's class ids and names in output order (default:
+    ImageNet's wnids); a folder is the class whose id or name it spells (:func:`class_index`), others are
+    ignored (:func:`check_folders` names them when planning)."""
 
-    def __init__(self, root: str | Path, wnids: Sequence[str]):
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            raise AtlasError(f"data folder {str(root)!r} does not exist (expected <folder>/<wnid>/*.JPEG)")
-        if (root / "train").is_dir() and not any((root / w).is_dir() for w in wnids[:1000]):
-            root = root / "train"
+    def __init__(self, root: str | Path, wnids: Sequence[str], names: Optional[Sequence[str]] = None):
+        root = folder_root(root, wnids, names)
         self.root = root
         self.name = f"image folder {root}"
-        index = {w: i for i, w in enumerate(wnids)}
+        index = class_index(wnids, names)
         self._files: Dict[int, List[Path]] = {}
         unknown = []
         for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-            if sub.name not in index:
+            cid = index.get(sub.name, index.get(norm_name(sub.name)))
+            if cid is None:
                 unknown.append(sub.name)
                 continue
             files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if files:
-                self._files[index[sub.name]] = files
+                self._files[cid] = files
         if not self._files:
-            hint = f" (found folders such as {unknown[0]!r}, which are not ImageNet wnids)" if unknown else ""
-            raise AtlasError(f"data folder {str(root)!r} holds no images in <wnid>/ sub-folders{hint}")
+            what = "ImageNet wnids" if names is None or _is_imagenet(wnids) else "the model's class names"
+            hint = f" (found folders such as {unknown[0]!r}, which are not {what})" if unknown else ""
+            raise AtlasError(f"data folder {str(root)!r} holds no images in class sub-folders{hint}")
         self.skipped: List[str] = []
 
     def fingerprint(self) -> str:
@@ -356,12 +373,117 @@ class UnreadableImage(Exception):
     """An image file that cannot be decoded (skipped and counted, never fatal to a build)."""
 
 
-def open_pool(spec: str, wnids: Optional[Sequence[str]] = None) -> ImagePool:
-    """``"bundled"`` or the path of an ImageNet-style folder."""
+def open_pool(spec: str, wnids: Optional[Sequence[str]] = None, names: Optional[Sequence[str]] = None) -> ImagePool:
+    """``"bundled"`` or the path of a folder of class folders, for a model with class ids ``wnids`` and
+    names ``names`` (default: ImageNet's)."""
     if spec == "bundled":
-        return BundledPool()
+        return BundledPool(wnids)
     if wnids is None:
         from ..models.classes import imagenet_classes
 
         wnids = imagenet_classes()[1]
-    return FolderPool(spec, wnids)
+    return FolderPool(spec, wnids, names)
+
+
+def model_labels(model: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """``(wnids, names)`` of model ``model``: the class ids and names its pool is read with (its card's;
+    ImageNet's for a model without a card)."""
+    from ..models.cards import known_card
+    from ..models.classes import imagenet_classes
+
+    card = known_card(model)
+    names, wnids = card.labels() if card is not None else imagenet_classes()
+    return tuple(wnids), tuple(names)
+
+
+def open_model_pool(spec: str, model: str) -> ImagePool:
+    """:func:`open_pool` for model ``model``: the pool read in its class ids."""
+    return open_pool(spec, *model_labels(model))
+
+
+# ------------------------------------------------------------------------------------------ labels
+def norm_name(name: str) -> str:
+    """A class name as folders spell it: case, underscores, hyphens and runs of spaces do not matter."""
+    return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
+
+
+def _is_imagenet(wnids: Sequence[str]) -> bool:
+    from ..models.classes import imagenet_classes
+
+    return tuple(wnids) == imagenet_classes()[1]
+
+
+def class_index(wnids: Sequence[str], names: Optional[Sequence[str]] = None) -> Dict[str, int]:
+    """Folder name -> class id: a class's id (ImageNet's wnid, or the model's label) as it is, or its name
+    spelled in any case with ``_``/``-``/spaces (``Egyptian_cat``); a name that two classes share (ImageNet's
+    two "crane"s) names neither."""
+    index: Dict[str, int] = {}
+    for i, n in enumerate(names or ()):
+        key = norm_name(n)
+        index[key] = -1 if key in index and index[key] != i else i
+    index = {k: v for k, v in index.items() if v >= 0}
+    for i, w in enumerate(wnids):
+        index.setdefault(w, i)
+    return index
+
+
+def folder_root(root: str | Path, wnids: Sequence[str] = (), names: Optional[Sequence[str]] = None) -> Path:
+    """The folder that holds the class folders: ``root``, or its ``train/`` when ``root`` has one and no
+    class folder of its own; a missing folder is an :class:`AtlasError`."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise AtlasError(f"data folder {str(root)!r} does not exist (expected <folder>/<class>/*.jpg)")
+    if (root / "train").is_dir():
+        index = class_index(wnids, names)
+        if not any(p.is_dir() and (p.name in index or norm_name(p.name) in index) for p in root.iterdir()):
+            root = root / "train"
+    return root
+
+
+def pool_classes(spec: str, wnids: Sequence[str], names: Optional[Sequence[str]] = None,
+                 cap: int = 64) -> Optional[Dict[int, int]]:
+    """``{class id: number of images}`` (counted up to ``cap``) of the classes of a model with class ids
+    ``wnids`` and names ``names`` that have images in the pool - folders are listed, no image is read - or
+    None when the folder does not exist (yet)."""
+    if spec == "bundled":
+        pool = BundledPool(wnids)
+        return {c: len(pool.items(c)) for c in pool.class_ids()}
+    try:
+        root = folder_root(spec, wnids, names)
+    except AtlasError:
+        return None
+    index = class_index(wnids, names)
+    out: Dict[int, int] = {}
+    for sub in root.iterdir():
+        cid = index.get(sub.name, index.get(norm_name(sub.name))) if sub.is_dir() else None
+        if cid is not None:
+            n = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in _first_files(sub, cap))
+            if n:
+                out[cid] = min(cap, out.get(cid, 0) + n)
+    return out
+
+
+def _first_files(folder: Path, limit: int = 64):
+    """Up to ``limit`` image files of ``folder`` (enough to count a few without listing 1300 files)."""
+    try:
+        it = (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return list(itertools.islice(it, limit))
+    except OSError:
+        return []
+
+
+def unmatched_folders(spec: str, label_sets: Sequence[tuple]) -> List[str]:
+    """Class folders of the pool that name no class of any of ``label_sets`` (``(wnids, names)`` pairs),
+    sorted; empty for the bundled photos or a folder that does not exist."""
+    if spec == "bundled":
+        return []
+    try:
+        root = folder_root(spec, *label_sets[0]) if label_sets else folder_root(spec)
+    except AtlasError:
+        return []
+    indexes = [class_index(w, n) for w, n in label_sets]
+    out = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not any(sub.name in ix or norm_name(sub.name) in ix for ix in indexes):
+            out.append(sub.name)
+    return out

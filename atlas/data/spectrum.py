@@ -28,14 +28,14 @@ import torch
 from ..atomic import (atomic_folder, checked_record, files_intact, read_json, record_problem, seal_problem,
                       sealed_json, warn_once)
 from ..config import stable_hash
+from ..errors import AtlasError
+from ..models.handle import LUMA
 from ..optim.color import decorrelate
 from .pools import ImagePool, UnreadableImage, center_crop_tensor, random_resized_crop
 
 log = logging.getLogger(__name__)
 #: 2: every natural photo of the pool, DC term kept, greyscale photos in the luminance channel only.
 SPECTRUM_VERSION = 2
-#: ITU-R 601 luminance weights (PIL's ``convert("L")``): the one-channel reading of a colour photo.
-LUMA = (0.299, 0.587, 0.114)
 
 
 def is_grey(x: torch.Tensor, tol: float = 1.5 / 255) -> bool:
@@ -69,7 +69,7 @@ def estimate_spectrum(
     """
     items = pool.spectrum_items()
     if not items:
-        raise ValueError("the image pool is empty")
+        raise AtlasError(f"{pool.name} holds no image to estimate the MACO spectrum from")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(items))
     total = torch.zeros(channels, size, size // 2 + 1, dtype=torch.float64)
@@ -90,7 +90,7 @@ def estimate_spectrum(
         if progress is not None:
             progress(1)
     if not count.any():
-        raise ValueError("no readable image in the pool")
+        raise AtlasError(f"{pool.name} holds no readable image to estimate the MACO spectrum from")
     return (total / count.clamp(min=1)).float().numpy()
 
 

@@ -117,7 +117,8 @@ class MaskedImage(Parameterization):
         raw = self.fourier.raw()
         x, m = self.fourier.rgb(raw), self.fourier.mask(raw)
         self.last_mask = m
-        pyramid = fractal_noise.fractal_pyramid(self.rng, self.fourier.size, self.levels, self.alpha)
+        pyramid = fractal_noise.fractal_pyramid(self.rng, self.fourier.size, self.levels, self.alpha,
+                                                channels=self.fourier.colors)
         return fractal_noise.compose(x, m, pyramid)
 
 
@@ -160,6 +161,7 @@ class AttributionVis(Method):
     Config = AttributionVisConfig
     kinds = ("image",)
     uses_data = True
+    pixel_settings = ("image_size", "jitter1", "jitter2")
     paper = "shi2023attribution"
     bibtex = PAPER_BIBTEX
     #: the reference code's optimisation (attrVisGNet.py: 2048 steps, Adam lr 0.02) and baseline
@@ -203,10 +205,10 @@ class AttributionVis(Method):
         lam0 = cfg.lambda_scale * attr.flatten(1).sum(1).abs().clamp(min=1e-6).cpu()
         rng = TargetRNG(seeds, ctx.device)
         if cfg.init == "seed":
-            start = FourierImage.seeded(images.to(ctx.device), desaturation=4.0,
+            start = FourierImage.seeded(model.to_channels(images.to(ctx.device)), desaturation=4.0,
                                         mask=heatmap_mask(heat, betas, cfg.otsu_bins).to(ctx.device))
         else:
-            start = FourierImage.noise(rng, cfg.image_size, channels=3).with_mask(betas)
+            start = FourierImage.noise(rng, cfg.image_size, channels=model.in_chans).with_mask(betas)
         param = MaskedImage(start, rng, cfg.levels, cfg.noise_alpha)
         transforms = T.compose(
             T.affine_views(cfg.views, cfg.jitter1, (cfg.scale_min, cfg.scale_max), cfg.rotate, cfg.shear, cfg.jitter2),
@@ -236,11 +238,11 @@ class AttributionVis(Method):
                 "classification_consistency": float(measures.classification_consistency(feats["logits"][i], goals[i])),
                 "attribution_sum": float(attr_sum[i]),
             })
-            image, mask = image_array(x[i]), image_array(m[i])
+            image, mask = image_array(x[i], grey_rgb=True), image_array(m[i])
             out.append(Visualization(
                 target=t, image=image, alpha=mask, history=result.history[:, i].tolist(),
                 seconds=result.seconds / len(targets), scores=scores,
-                extras={"seed": image_array(images[i]), "mask": mask, "composite": image_array(shown[i])},
+                extras={"seed": image_array(images[i]), "mask": mask, "composite": image_array(shown[i], grey_rgb=True)},
                 info={"source": sources[i], "goal": goals[i], "goal_name": model.class_names[goals[i]],
                       "seed_top1": predicted[i], "seed_top1_name": model.class_names[predicted[i]],
                       "layer": layer, "attribution": cfg.attribution, "baseline": baseline_note,

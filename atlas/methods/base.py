@@ -83,17 +83,20 @@ class RunContext:
         return self.resources["pool"]
 
     def spectrum(self, size: int) -> np.ndarray:
-        """The pool's magnitude spectrum for a ``size`` x ``size`` image (cached in the store)."""
+        """The pool's magnitude spectrum for a ``size`` x ``size`` image in the model's channels (cached in
+        the store)."""
         from ..data.spectrum import load_or_estimate_spectrum
 
         from ..progress import stage
 
-        key = f"spectrum-{size}"
+        channels = self.model.in_chans
+        key = f"spectrum-{size}" + (f"-{channels}" if channels != 3 else "")
         if key not in self.resources:
             with stage(f"spectrum {size}px", self.data.spectrum_images, unit="image",
                        enabled=self.store is not None) as bar:
                 self.resources[key] = load_or_estimate_spectrum(
-                    self.pool, size, self.data.spectrum_images, self.cache_dir, progress=bar.update
+                    self.pool, size, self.data.spectrum_images, self.cache_dir, progress=bar.update,
+                    channels=channels,
                 )
         return self.resources[key]
 
@@ -112,6 +115,10 @@ class RunContext:
         return self.resource("concepts")(target)
 
 
+#: The input size (px) that methods' pixel settings (``Method.pixel_settings``) are given for: the papers'.
+REFERENCE_SIZE = 224
+
+
 class Method:
     """Base class of a registered method. Subclasses set the class attributes and implement ``run``.
 
@@ -124,6 +131,11 @@ class Method:
     paper, bibtex: the citation key and BibTeX of the paper it implements (pages cite it).
     paper_settings: overrides of the ``Config`` defaults that the paper presets run (the defaults are the
     paper's own unless a method says otherwise).
+    pixel_settings: settings measured in pixels of a 224-px input (image sides, jitter, patch sizes); the
+    planner scales them to a model with another input size unless the configuration sets them.
+    images_needed(cfg, data, kind): how many real images a target of ``kind`` needs (VITAL's N references:
+    of the class for class targets, from the whole pool for the others); the planner skips targets the pool
+    has too few images for, with the reason.
     judged: the stored file the metrics judge - the image the pages show as the method's result
     (``image.png``; attribution visualization: its masked composite).
     """
@@ -139,6 +151,7 @@ class Method:
     paper: str = ""
     bibtex: str = ""
     paper_settings: Dict[str, Any] = {}
+    pixel_settings: Tuple[str, ...] = ()
     summary: str = ""
     judged: str = "image.png"
 
@@ -158,6 +171,11 @@ class Method:
         if target.kind not in self.kinds:
             return f"{self.name} does not visualise {target.kind} targets"
         return None
+
+    def images_needed(self, cfg, data: DataConfig, kind: str) -> int:
+        """Real images a target of ``kind`` needs (0: none; class targets: images of the class, other
+        kinds: of the whole pool), for the planner's check against the pool."""
+        return 0
 
     def batch_size(self, cfg, default: int) -> int:
         """How many targets share one optimisation: the configuration's ``batch_size`` (``default``) if the
@@ -186,7 +204,10 @@ def display_title(name: str) -> str:
 
 
 def to_numpy_image(x: torch.Tensor) -> np.ndarray:
-    """(3, H, W) tensor -> (H, W, 3) float32 array."""
+    """(3, H, W) tensor -> (H, W, 3) float32 array; a one-channel image (a one-channel model's) is stored as
+    grey RGB."""
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
     return x.detach().permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 

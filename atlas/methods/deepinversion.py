@@ -109,6 +109,7 @@ class DeepInversion(Method):
     Config = DeepInversionConfig
     kinds = ("class",)
     uses_data = False
+    pixel_settings = ("image_size", "jitter")
     batchable = True
     batch_coupled = True  # the BatchNorm statistics are matched over the whole batch
     paper = "yin2020dreaming"

@@ -40,13 +40,14 @@ class Fourier(Maco):
     Config = FourierConfig
     kinds = ("class", "neuron", "concept")
     uses_data = False
+    pixel_settings = ("image_size",)
     paper = "olah2017feature"
     bibtex = PAPER_BIBTEX
     summary = ("Optimises the full Fourier spectrum of the image, scaled by 1/f to favour low frequencies "
                "(Olah et al. 2017), with MACO's crops, noise and optimiser as in VITAL's comparison.")
 
     def parameterization(self, ctx: RunContext, cfg: FourierConfig, rng: TargetRNG) -> Parameterization:
-        return FourierParam(rng, cfg.image_size, decay=cfg.decay)
+        return FourierParam(rng, cfg.image_size, decay=cfg.decay, channels=ctx.model.in_chans)
 
 #: The registered variants of this method (the composition root adds them to ``METHODS``).
 VARIANTS = (Fourier(), Fourier("fourier_hr", image_size=1024))

@@ -68,6 +68,8 @@ def natural_images(ctx: RunContext, class_id: int, n: int, size: int) -> Tuple[L
     key = (class_id, n, size)
     if key not in cache:
         ids = seed_image_ids(ctx.data.pool, class_id, n)
+        if ctx.data.pool != "bundled":  # a folder with fewer than n images of the class: the ones it has
+            ids = ids[:max(1, len(ctx.pool.items(class_id)))]
         cache[key] = (ids, torch.stack([load_seed_image(ctx.pool, class_id, i, size)[0] for i in ids]))
     return cache[key]
 
@@ -78,9 +80,12 @@ def composite(image: np.ndarray, mask: np.ndarray, background: float = BACKGROUN
     return (m * image + (1 - m) * background).astype(np.float32)
 
 
-def image_array(x: torch.Tensor) -> np.ndarray:
-    """(1 or 3, H, W) tensor -> (H, W) or (H, W, 3) float32 array, as the store saves images and masks."""
+def image_array(x: torch.Tensor, grey_rgb: bool = False) -> np.ndarray:
+    """(1 or 3, H, W) tensor -> (H, W) or (H, W, 3) float32 array, as the store saves images and masks;
+    ``grey_rgb``: a one-channel *image* (a one-channel model's) as grey (H, W, 3)."""
     x = x.detach().float().cpu()
+    if x.shape[0] == 1 and grey_rgb:
+        x = x.expand(3, -1, -1)
     return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
 
 

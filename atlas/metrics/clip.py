@@ -73,14 +73,22 @@ def text_weights_id(backbone_id: str, classnames: Sequence[str], templates: Sequ
     return stable_hash([backbone_id, list(classnames), prompts], length=20)
 
 
-def text_weights_ready(cache, backbone_id: str) -> bool:
-    """Whether the ImageNet zero-shot weights of CLIP ``backbone_id`` are in the feature cache."""
-    return cache.has("clip-text", "weights", text_weights_id(backbone_id, *imagenet_prompts()))
+def class_prompts(classnames: Optional[Sequence[str]] = None) -> Tuple[Sequence[str], Sequence]:
+    """The class names (a model's own labels, default ImageNet's) and the 80 prompt templates."""
+    names, templates = imagenet_prompts()
+    return (classnames or names), templates
 
 
-def imagenet_text_weights(cache, backbone_id: str) -> Optional[np.ndarray]:
-    """The cached ImageNet zero-shot weights (D, 1000) of CLIP ``backbone_id``, or None."""
-    return cache.get("clip-text", "weights", text_weights_id(backbone_id, *imagenet_prompts()))
+def text_weights_ready(cache, backbone_id: str, classnames: Optional[Sequence[str]] = None) -> bool:
+    """Whether the zero-shot weights of CLIP ``backbone_id`` for ``classnames`` (default: ImageNet's) are in
+    the feature cache."""
+    return cache.has("clip-text", "weights", text_weights_id(backbone_id, *class_prompts(classnames)))
+
+
+def imagenet_text_weights(cache, backbone_id: str, classnames: Optional[Sequence[str]] = None) -> Optional[np.ndarray]:
+    """The cached zero-shot weights (D, C) of CLIP ``backbone_id`` for ``classnames`` (default: ImageNet's
+    1000), or None."""
+    return cache.get("clip-text", "weights", text_weights_id(backbone_id, *class_prompts(classnames)))
 
 
 def zero_shot_weights(model, tokenizer, classnames: Sequence[str], templates: Sequence,

@@ -13,14 +13,15 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .. import __version__
 from ..config import AtlasConfig, stable_hash
-from ..data import open_pool
+from ..data import open_model_pool, open_pool
+from ..data.pools import model_labels
 from ..errors import AtlasError
 from ..methods.base import METHODS
 from ..models import check_model_name
@@ -102,14 +103,15 @@ def _merge(into: dict, more: dict) -> dict:
 
 
 class LazyPool:
-    """Opens the configured image pool on first use (the metrics may need no real image at all)."""
+    """Opens the configured image pool, in ``model``'s class ids, on first use (the metrics may need no real
+    image at all)."""
 
-    def __init__(self, spec: str):
-        self.spec, self.pool = spec, None
+    def __init__(self, spec: str, model: Optional[str] = None):
+        self.spec, self.model, self.pool = spec, model, None
 
     def __call__(self):
         if self.pool is None:
-            self.pool = open_pool(self.spec)
+            self.pool = open_model_pool(self.spec, self.model) if self.model else open_pool(self.spec)
         return self.pool
 
 
@@ -132,10 +134,14 @@ class MetricsRunner:
         check_metrics_config(self.cfg)
         start = time.perf_counter()
         report = MetricsReport()
-        pool_factory = LazyPool(self.cfg.data.pool)
         eval_pool = self.cfg.data.eval_pool
-        real_pool_factory = LazyPool(eval_pool) if eval_pool and eval_pool != self.cfg.data.pool else None
+        pools: Dict[tuple, tuple] = {}  # per label set: models with the same labels share the pools
         for model in self.cfg.models:
+            labels = model_labels(model)
+            if labels not in pools:
+                pools[labels] = (LazyPool(self.cfg.data.pool, model),
+                                 LazyPool(eval_pool, model) if eval_pool and eval_pool != self.cfg.data.pool else None)
+            pool_factory, real_pool_factory = pools[labels]
             m = self.cfg.metrics
             roles = roles_for(model, m.judges, m.substitute, m.clip, m.fid_models)
             ctx = MetricContext(self.cfg, model, self.store, roles, self.device, pool_factory, self.progress,

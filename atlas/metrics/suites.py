@@ -94,10 +94,11 @@ def _ranked(ctx: MetricContext, role: str, group, k: int = 5) -> Tuple[np.ndarra
 
 def clip_ranking(ctx: MetricContext, group) -> np.ndarray:
     """Top-5 CLIP zero-shot class ids per image of ``group`` (Unavailable without CLIP weights)."""
+    from .backbones import own_classnames
     from .clip import imagenet_text_weights, zero_shot_ranking
 
     rows = ctx.rows("clip", "embedding", group)
-    weights = imagenet_text_weights(ctx.cache, ctx.roles["clip"].probe.id)
+    weights = imagenet_text_weights(ctx.cache, ctx.roles["clip"].probe.id, own_classnames(ctx.model))
     if weights is None or any(r is None for r in rows):
         raise Unavailable("CLIP features were not computed")
     return zero_shot_ranking(np.stack(rows), weights, 5)

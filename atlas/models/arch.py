@@ -23,26 +23,102 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def build(builder: str) -> nn.Module:
-    """The untrained architecture named by a card's ``builder`` (``"timm:<name>"``, ``"torchvision:<name>"``),
-    on the current default device (``with torch.device("meta")``: no memory)."""
+def build(builder: str, num_classes: Optional[int] = None, in_chans: Optional[int] = None) -> nn.Module:
+    """The untrained architecture named by a card's ``builder`` (``"timm:<name>"``, ``"torchvision:<name>"``,
+    ``"python:<module>:<callable>"``), on the current default device (``with torch.device("meta")``: no
+    memory). ``num_classes`` and ``in_chans`` (None: the architecture's defaults) size its head and stem; a
+    ``python:`` factory builds what it builds."""
     kind, _, arch = builder.partition(":")
     if kind == "timm":
         import timm
 
-        return timm.create_model(arch, pretrained=False)
+        kw = {k: v for k, v in (("num_classes", num_classes), ("in_chans", in_chans)) if v is not None}
+        return timm.create_model(arch, pretrained=False, **kw)
     if kind == "torchvision":
         import torchvision
 
-        return torchvision.models.get_model(arch, weights=None)
-    raise AtlasError(f"unknown model builder {builder!r}: expected 'timm:<name>' or 'torchvision:<name>'")
+        kw = {"num_classes": num_classes} if num_classes is not None else {}
+        module = torchvision.models.get_model(arch, weights=None, **kw)
+        return module if in_chans in (None, 3) else with_in_chans(module, in_chans)
+    if kind == "python":
+        return python_module(arch)
+    raise AtlasError(f"unknown model builder {builder!r}: expected 'timm:<name>', 'torchvision:<name>' or "
+                     f"'python:<module>:<callable>'")
 
 
-def meta_module(builder: str) -> Optional[nn.Module]:
+def python_module(entry: str) -> nn.Module:
+    """The module that the factory ``"<module>:<callable>"`` returns (called without arguments); an entry
+    point that cannot be imported or does not return an ``nn.Module`` is a one-line :class:`AtlasError`."""
+    import pkgutil
+
+    mod_name, _, attr = entry.partition(":")
+    if not mod_name or not attr:
+        raise AtlasError(f"python entry point {entry!r} must read 'python:<module>:<callable>', e.g. "
+                         f"'python:my_pkg.nets:build'")
+    if mod_name.split(".")[0] == "atlas":
+        raise AtlasError(f"python entry point 'python:{entry}' names a module of atlas; name your own module")
+    try:
+        module = pkgutil.resolve_name(mod_name)  # the user's module (never atlas's: checked above)
+    except (ImportError, ValueError) as exc:
+        raise AtlasError(f"unknown python entry point 'python:{entry}': cannot import {mod_name} ({exc}); put "
+                         f"its package on PYTHONPATH or install it") from None
+    factory = module
+    for part in attr.split("."):
+        if not hasattr(factory, part):
+            names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+            from ..errors import unknown_choice
+
+            raise unknown_choice(f"callable in {mod_name} (python entry point 'python:{entry}'):", attr, names)
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise AtlasError(f"python entry point 'python:{entry}' is not callable; name a function or class that "
+                         f"returns the torch.nn.Module")
+    try:
+        out = factory()
+    except Exception as exc:
+        raise AtlasError(f"python entry point 'python:{entry}' failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(out, nn.Module):
+        raise AtlasError(f"python entry point 'python:{entry}' returned {type(out).__name__}, not a "
+                         f"torch.nn.Module; make it return the model")
+    return out
+
+
+def with_in_chans(module: nn.Module, in_chans: int) -> nn.Module:
+    """``module`` with its first convolution taking ``in_chans`` input channels (torchvision has no
+    ``in_chans``; timm's does the same inside ``create_model``)."""
+    for name, m in module.named_modules():
+        if isinstance(m, nn.Conv2d):
+            new = nn.Conv2d(in_chans, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                            m.bias is not None, m.padding_mode, device=m.weight.device)
+            parent = module.get_submodule(name.rpartition(".")[0]) if "." in name else module
+            setattr(parent, name.rpartition(".")[2], new)
+            return module
+    raise AtlasError("cannot set the input channels of this architecture: it has no convolution")
+
+
+def first_conv(module: nn.Module) -> Optional[str]:
+    """Name of the first ``Conv2d`` (the stem), or None."""
+    return next((n for n, m in module.named_modules() if isinstance(m, nn.Conv2d)), None)
+
+
+def forward_gflops(module: nn.Module, in_chans: int, size: int) -> Optional[float]:
+    """Multiply-accumulates of one forward pass at ``size`` px, in G (PyTorch's FLOP counter / 2), counted on
+    the meta device (nothing is computed); None if the architecture cannot run there."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with FlopCounterMode(display=False) as counter:
+            module.eval()(torch.zeros(1, in_chans, size, size, device="meta"))
+    except Exception:  # an operation without a meta kernel, or a model that needs other inputs
+        return None
+    return counter.get_total_flops() / 2e9
+
+
+def meta_module(builder: str, num_classes: Optional[int] = None, in_chans: Optional[int] = None) -> Optional[nn.Module]:
     """The architecture of ``builder`` on the meta device, or None if it cannot be built there."""
     try:
         with torch.device("meta"):
-            return build(builder)
+            return build(builder, num_classes, in_chans)
     except Exception:  # unknown name or an architecture that cannot be built on the meta device
         return None
 

@@ -7,7 +7,7 @@ any timm model (``timm:<name>``) gets a card derived from its architecture (:mod
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import Dict, Optional
 
 from ..errors import AtlasError, unknown_choice
 from ..registry import Registry
@@ -15,6 +15,9 @@ from .arch import IMAGENET_MEAN, IMAGENET_STD, NO_TRANSFORMER_LRP, timm_card, to
 from .card import Block, ModelCard
 
 CARDS: Registry[ModelCard] = Registry("model card")
+#: Cards of the models the current configuration defines (``[model.<name>]`` tables), by name; filled by
+#: :func:`atlas.models.user.define_models`, looked up before the named and derived cards.
+USER_CARDS: Dict[str, ModelCard] = {}
 
 # ------------------------------------------------------------------------------------ EfficientNet-Lite
 #: EfficientNet-Lite0/1/2 blocks for VITAL: the last module of each resolution, strides 2, 4, 8, 16, 32 -
@@ -99,6 +102,8 @@ for _card in (
 def known_card(name: str) -> Optional[ModelCard]:
     """The card of model ``name``, or None when no card can be had without loading the model (an unknown
     name, a loader registered without a card, an architecture that cannot be built on the meta device)."""
+    if name in USER_CARDS:
+        return USER_CARDS[name]
     if name in CARDS:
         return CARDS.get(name)
     return _derived_card(name)

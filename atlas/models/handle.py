@@ -41,6 +41,7 @@ class ModelHandle:
     weights: str = ""
     autocast: Optional[torch.dtype] = None
     card: Optional[ModelCard] = None
+    in_chans: int = 3
     _modules: Dict[str, nn.Module] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -48,8 +49,8 @@ class ModelHandle:
         for p in self.module.parameters():
             p.requires_grad_(False)
         self._modules = dict(self.module.named_modules())
-        self._mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        self._std = torch.tensor(self.std).view(1, 3, 1, 1)
+        self._mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        self._std = torch.tensor(self.std).view(1, -1, 1, 1)
         if self.card is None:
             self.card = self._card_from_fields()
 
@@ -62,7 +63,7 @@ class ModelHandle:
         return cls(name=card.name, family=card.family, module=module, mean=card.mean, std=card.std,
                    input_size=card.input_size, class_names=names, wnids=wnids, blocks=card.blocks,
                    penultimate=card.penultimate, concept_layer=card.concept_layer, channels_last=card.channels_last,
-                   weights=card.weights, card=card)
+                   weights=card.weights, card=card, in_chans=card.in_chans)
 
     def _card_from_fields(self) -> ModelCard:
         """A card of this handle's own fields; a transformer by family (``"vit"``), name or token blocks;
@@ -71,7 +72,7 @@ class ModelHandle:
             any(b.layout == "nld" for b in self.blocks)
         return ModelCard(
             name=self.name, family=self.family, builder="", weights=self.weights, input_size=self.input_size,
-            mean=tuple(self.mean), std=tuple(self.std), penultimate=self.penultimate,
+            mean=tuple(self.mean), std=tuple(self.std), in_chans=self.in_chans, penultimate=self.penultimate,
             num_classes=len(self.class_names), class_names=tuple(self.class_names), wnids=tuple(self.wnids),
             blocks=tuple(self.blocks), concept_layer=self.concept_layer,
             neuron_layer=self.blocks[-1].path if self.blocks else None,
@@ -94,12 +95,26 @@ class ModelHandle:
         self._std = self._std.to(device)
         return self
 
+    def to_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) in the model's ``in_chans`` channels: RGB images (real photos, 3-channel
+        renders) become luminance for a one-channel model (ITU-R 601, as PIL's ``"L"``), a one-channel image
+        is repeated for an RGB model; images already in the model's channels are returned as they are."""
+        c = x.shape[1]
+        if c == self.in_chans:
+            return x
+        if self.in_chans == 1 and c == 3:
+            w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+            return (x * w).sum(1, keepdim=True)
+        if c == 1:
+            return x.expand(-1, self.in_chans, *x.shape[2:])
+        raise AtlasError(f"model {self.name} takes {self.in_chans}-channel images, got {c} channels")
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Map images in [0, 1] to the model's input space."""
-        return (x - self._mean) / self._std
+        """Map images in [0, 1] to the model's input space (in its channels: :meth:`to_channels`)."""
+        return (self.to_channels(x) - self._mean) / self._std
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for images ``x`` (B, 3, H, W) in [0, 1]."""
+        """Logits for images ``x`` (B, C, H, W) in [0, 1] (C: the model's channels, or RGB)."""
         x = self.normalize(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -211,6 +226,10 @@ class ModelHandle:
     def penultimate_features(self, x: torch.Tensor) -> torch.Tensor:
         """The classifier's input, flattened to (B, D)."""
         return self.features(x, [self.penultimate])[self.penultimate].flatten(1)
+
+
+#: Luminance weights of RGB (ITU-R 601-2, PIL's ``convert("L")``): how RGB images meet a one-channel model.
+LUMA = (0.299, 0.587, 0.114)
 
 
 class _StopForward(Exception):

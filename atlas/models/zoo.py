@@ -20,9 +20,11 @@ import torch
 from ..errors import AtlasError, unknown_choice
 from ..registry import Registry
 from .arch import build, meta_module, timm_card, torchvision_card
+from .card import ModelCard
 from .cards import CARDS, known_card
 from .handle import ModelHandle
 from .packaged import efficientnet_lite
+from .user import DEFINED, load_user_model
 
 MODELS: Registry[Callable[..., ModelHandle]] = Registry("model")
 
@@ -118,36 +120,51 @@ for _name in CARDS.names():
                                         _name))
 
 
-@functools.lru_cache(maxsize=64)
 def layer_width(name: str, layer: str) -> int:
     """Channels of ``layer`` of model ``name`` from its architecture alone (no weights: on the meta device,
     nothing is computed), so that plans can pick and check channels of models whose weights are not here.
-    An unknown layer is an ``AtlasError`` naming the closest layers. Cached: the architecture is fixed."""
+    An unknown layer is an ``AtlasError`` naming the closest layers."""
     card = known_card(name)
-    module = meta_module(card.builder) if card is not None and card.builder else None
-    if module is None:  # another registered model (e.g. from an extension): its loader knows its architecture
+    if card is None or not card.builder:  # another registered model (e.g. from an extension): load it
         handle = load_model(name)
         handle.module_at(layer)
         size = handle.input_size
-        return int(handle.activations(torch.zeros(1, 3, size, size), [layer])[layer].shape[1])
+        return int(handle.activations(torch.zeros(1, handle.in_chans, size, size), [layer])[layer].shape[1])
+    return _card_layer_width(card, layer)
+
+
+@functools.lru_cache(maxsize=64)
+def _card_layer_width(card: ModelCard, layer: str) -> int:
+    """:func:`layer_width` of the architecture of ``card`` (cached per card: the architecture is fixed)."""
+    module = meta_module(card.builder, card.num_classes, card.in_chans) if not card.builder.startswith("python:") \
+        else _meta_copy(card.builder)
+    if module is None:
+        raise AtlasError(f"the architecture of model {card.name} ({card.builder}) cannot be built without weights")
     size = card.input_size
     names = [n for n, _ in module.named_modules() if n]
     if layer not in names:
-        raise unknown_choice(f"layer of model {name}:", layer, names)
+        raise unknown_choice(f"layer of model {card.name}:", layer, names)
     target = module.get_submodule(layer)
     seen = {}
     hook = target.register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
     try:
-        module.eval()(torch.zeros(1, 3, size, size, device="meta"))
+        module.eval()(torch.zeros(1, card.in_chans, size, size, device="meta"))
     finally:
         hook.remove()
     out = seen["out"]
     return int(out.shape[-1] if out.dim() == 3 else out.shape[1])  # tokens (N, L, C) or maps (N, C, ...)
 
 
+def _meta_copy(builder: str):
+    """A ``python:`` factory's module moved to the meta device (its tensors dropped)."""
+    return build(builder).to("meta")
+
+
 def load_model(name: str, device: str | torch.device = "cpu", download: bool = False) -> ModelHandle:
     """Load model ``name`` (see module docstring) in eval mode with frozen weights on ``device``."""
-    if name.startswith("timm:"):
+    if name in DEFINED:
+        handle = load_user_model(name)
+    elif name.startswith("timm:"):
         handle = timm_model(name[5:], download)
     elif name in MODELS:
         handle = MODELS.get(name)(download=download)
@@ -157,15 +174,15 @@ def load_model(name: str, device: str | torch.device = "cpu", download: bool = F
         if name in torchvision.models.list_models(module=torchvision.models):
             handle = torchvision_model(name, download)
         else:
-            raise unknown_choice("model", name, MODELS.names() + ["timm:<name>"])
+            raise unknown_choice("model", name, MODELS.names() + list(DEFINED) + ["timm:<name>"])
     return handle.to(device)
 
 
 def check_model_name(name: str) -> None:
     """Raise :class:`AtlasError` if ``name`` cannot name a model (without loading anything)."""
-    if name.startswith("timm:") or name in MODELS:
+    if name.startswith("timm:") or name in MODELS or name in DEFINED:
         return
     import torchvision
 
     if name not in torchvision.models.list_models(module=torchvision.models):
-        raise unknown_choice("model", name, MODELS.names() + ["timm:<name>"])
+        raise unknown_choice("model", name, MODELS.names() + list(DEFINED) + ["timm:<name>"])

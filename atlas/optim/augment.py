@@ -38,8 +38,8 @@ def color_shift(shift: float = 1.0, scale: float = 1.0) -> Transform:
     def run(x: torch.Tensor, rng: TargetRNG) -> torch.Tensor:
         if shift <= 0 and scale <= 0:
             return x
-        m = x.shape[0] // len(rng)
-        u = rng.rand(m, 2, 3).to(x.dtype).view(-1, 2, 3, 1, 1)
+        m, c = x.shape[0] // len(rng), x.shape[1]
+        u = rng.rand(m, 2, c).to(x.dtype).view(-1, 2, c, 1, 1)
         mu = (u[:, 0] * 2 - 1) * shift
         sigma = ((u[:, 1] * 2 - 1) * scale).exp()
         return (x - mu) / sigma
@@ -63,12 +63,12 @@ class DecayingChannelNoise:
         self.calls += 1
         if amount <= 0:
             return x
-        m = x.shape[0] // len(rng)
-        return x + rng.randn(m, 3).to(x.dtype).view(-1, 3, 1, 1) * amount
+        m, c = x.shape[0] // len(rng), x.shape[1]
+        return x + rng.randn(m, c).to(x.dtype).view(-1, c, 1, 1) * amount
 
 
 class CanvasParam(Parameterization):
-    """Pixels in [0, 1], starting from ``start`` (K, 3, H, W); clipped to [0, 1] after every step."""
+    """Pixels in [0, 1], starting from ``start`` (K, C, H, W); clipped to [0, 1] after every step."""
 
     def __init__(self, start: torch.Tensor):
         self.x = start.detach().clone().clamp(0, 1).requires_grad_(True)
@@ -84,10 +84,12 @@ class CanvasParam(Parameterization):
         self.x.clamp_(0, 1)
 
 
-def grow_canvas(previous: torch.Tensor | None, size: int, rng: TargetRNG, scale: float = 1.0) -> torch.Tensor:
-    """A ``size`` x ``size`` canvas of U[0, scale) noise per target with ``previous`` (K, 3, h, w), h <= size,
-    pasted at its centre (``previous=None``: noise only; ``scale=0``: zeros)."""
-    canvas = rng.rand(1, 3, size, size) * scale
+def grow_canvas(previous: torch.Tensor | None, size: int, rng: TargetRNG, scale: float = 1.0,
+                channels: int = 3) -> torch.Tensor:
+    """A ``size`` x ``size`` canvas of U[0, scale) noise per target with ``previous`` (K, C, h, w), h <= size,
+    pasted at its centre (``previous=None``: noise only, ``channels`` channels; ``scale=0``: zeros)."""
+    channels = previous.shape[1] if previous is not None else channels
+    canvas = rng.rand(1, channels, size, size) * scale
     if previous is None:
         return canvas
     h, w = previous.shape[-2:]
@@ -99,7 +101,7 @@ def grow_canvas(previous: torch.Tensor | None, size: int, rng: TargetRNG, scale:
 
 
 def zoom_canvas(previous: torch.Tensor, size: int) -> torch.Tensor:
-    """``previous`` (K, 3, h, w) upsampled (bilinear) to ``size`` x ``size``: the next, finer canvas."""
+    """``previous`` (K, C, h, w) upsampled (bilinear) to ``size`` x ``size``: the next, finer canvas."""
     return F.interpolate(previous, size=(size, size), mode="bilinear", align_corners=False)
 
 

@@ -14,12 +14,17 @@ COLOR_DECORRELATION = torch.linalg.inv(COLOR_CORRELATION.double()).float()
 
 
 def recorrelate(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) in decorrelated space -> correlated (RGB-like) space."""
+    """(B, 3, H, W) in decorrelated space -> correlated (RGB-like) space; images of other channel counts (a
+    one-channel model's) have no colour to correlate and pass unchanged."""
+    if x.shape[1] != 3:
+        return x
     m = COLOR_CORRELATION.to(x.device, x.dtype)
     return torch.einsum("ij,bjhw->bihw", m, x)
 
 
 def decorrelate(x: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`recorrelate`."""
+    if x.shape[1] != 3:
+        return x
     m = COLOR_DECORRELATION.to(x.device, x.dtype)
     return torch.einsum("ij,bjhw->bihw", m, x)

@@ -35,12 +35,13 @@ def default_alpha(size: int) -> float:
     return 2.0 / math.sqrt(size)
 
 
-def linear_pyramid(rng: TargetRNG, size: int, levels: int = 5, alpha: Optional[float] = None) -> torch.Tensor:
-    """(K, D + 1, 3, S, S): the pyramid before colour and sigmoid (its spectra fall off as F^(-p/2))."""
+def linear_pyramid(rng: TargetRNG, size: int, levels: int = 5, alpha: Optional[float] = None,
+                   channels: int = 3) -> torch.Tensor:
+    """(K, D + 1, C, S, S): the pyramid before colour and sigmoid (its spectra fall off as F^(-p/2))."""
     alpha = default_alpha(size) if alpha is None else alpha
     f = frequency_radius(size, size, rng.device).clamp(min=1.0 / size)
     out = []
-    shape = (1, levels + 1, 3, size, size // 2 + 1)
+    shape = (1, levels + 1, channels, size, size // 2 + 1)
     re, im = rng.randn(*shape), rng.randn(*shape)
     for d in range(levels + 1):
         scale = alpha * level_std(d, levels) * f.pow(-level_exponent(d, levels) / 2)
@@ -49,15 +50,16 @@ def linear_pyramid(rng: TargetRNG, size: int, levels: int = 5, alpha: Optional[f
     return torch.stack(out, 1)
 
 
-def fractal_pyramid(rng: TargetRNG, size: int, levels: int = 5, alpha: Optional[float] = None) -> torch.Tensor:
-    """(K, D + 1, 3, S, S) noise images in [0, 1]."""
-    lin = linear_pyramid(rng, size, levels, alpha)
+def fractal_pyramid(rng: TargetRNG, size: int, levels: int = 5, alpha: Optional[float] = None,
+                    channels: int = 3) -> torch.Tensor:
+    """(K, D + 1, C, S, S) noise images in [0, 1] (C: the model's channels; colour-decorrelated for RGB)."""
+    lin = linear_pyramid(rng, size, levels, alpha, channels)
     return torch.sigmoid(recorrelate(lin.flatten(0, 1))).view_as(lin)
 
 
 def compose(x: torch.Tensor, mask: torch.Tensor, pyramid: torch.Tensor) -> torch.Tensor:
-    """Eq. (14): M * X + (1 - M) * B(level(M)); x (K, 3, S, S), mask (K, 1, S, S), pyramid (K, D+1, 3, S, S)."""
+    """Eq. (14): M * X + (1 - M) * B(level(M)); x (K, C, S, S), mask (K, 1, S, S), pyramid (K, D+1, C, S, S)."""
     levels = pyramid.shape[1]
     idx = (mask.detach() * levels).long().clamp(0, levels - 1)  # (K, 1, S, S)
-    noise = pyramid.gather(1, idx[:, None].expand(-1, 1, 3, -1, -1))[:, 0]
+    noise = pyramid.gather(1, idx[:, None].expand(-1, 1, x.shape[1], -1, -1))[:, 0]
     return mask * x + (1 - mask) * noise

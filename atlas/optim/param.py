@@ -1,4 +1,7 @@
-"""Image parameterisations: a set of tensors to optimise and a function that renders (K, 3, H, W) in [0, 1].
+"""Image parameterisations: a set of tensors to optimise and a function that renders (K, C, H, W) in [0, 1].
+
+C is the model's input channels (``channels``, default 3): a one-channel model's images are optimised in its
+one channel (no colour decorrelation, :mod:`atlas.optim.color`), not as colour images it cannot see.
 
 * :class:`PixelParam` - raw pixels, optionally in the model's normalised space (VITAL, DeepInversion).
 * :class:`FourierParam` - the full complex spectrum scaled by 1/f^decay (Olah et al. 2017).
@@ -60,12 +63,14 @@ class PixelParam(Parameterization):
         init_std: float = 1.0,
         mean: Optional[Sequence[float]] = None,
         std: Optional[Sequence[float]] = None,
+        channels: Optional[int] = None,
     ):
         self.normalized = mean is not None
         device = rng.device
-        self.mean = torch.tensor(mean or (0.5, 0.5, 0.5), device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std or (1.0, 1.0, 1.0), device=device).view(1, 3, 1, 1)
-        x = rng.randn(1, 3, size, size) * init_std
+        channels = channels or (len(mean) if mean is not None else 3)
+        self.mean = torch.tensor(mean or (0.5,) * channels, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std or (1.0,) * channels, device=device).view(1, -1, 1, 1)
+        x = rng.randn(1, channels, size, size) * init_std
         if not self.normalized:
             x = (x + 0.5).clamp(0, 1)
         self.x = x.requires_grad_(True)
@@ -94,11 +99,11 @@ class FourierParam(Parameterization):
     unchanged: x = sigmoid(recorrelate(standardise(irfft2(standardise(z) * w)))).
     """
 
-    def __init__(self, rng: TargetRNG, size: int, decay: float = 1.0, init_std: float = 1.0):
+    def __init__(self, rng: TargetRNG, size: int, decay: float = 1.0, init_std: float = 1.0, channels: int = 3):
         self.scale = spectrum_weights(size, decay, rng.device) * math.sqrt(size * size)
         self.size = size
-        self.re = (rng.randn(1, 3, size, size // 2 + 1) * init_std).requires_grad_(True)
-        self.im = (rng.randn(1, 3, size, size // 2 + 1) * init_std).requires_grad_(True)
+        self.re = (rng.randn(1, channels, size, size // 2 + 1) * init_std).requires_grad_(True)
+        self.im = (rng.randn(1, channels, size, size // 2 + 1) * init_std).requires_grad_(True)
 
     def params(self):
         return [self.re, self.im]
@@ -116,8 +121,8 @@ class MacoParam(Parameterization):
 
     x = sigmoid(recorrelate(standardise(irfft2(r * exp(i * standardise(phi))))))
 
-    ``magnitude`` is (3, H, W // 2 + 1), the natural-image spectrum estimated from the configured pool
-    (``atlas.data.spectrum``). The phase starts as N(0, 1) and is standardised every step (reference code).
+    ``magnitude`` is (C, H, W // 2 + 1), the natural-image spectrum estimated from the configured pool in the
+    model's C channels (``atlas.data.spectrum``). The phase starts as N(0, 1) and is standardised every step (reference code).
 
     ``phase_offset="random"`` adds a fixed phase theta ~ U(-pi, pi), drawn once per target, to every
     coefficient: r * exp(i * (standardise(phi) + theta)). Without it (``"zero"``, the reference code) the
@@ -131,13 +136,13 @@ class MacoParam(Parameterization):
     def __init__(self, rng: TargetRNG, magnitude: np.ndarray | torch.Tensor, size: int,
                  phase_offset: str = "zero"):
         mag = torch.as_tensor(np.asarray(magnitude), dtype=torch.float32, device=rng.device)
-        if mag.shape != (3, size, size // 2 + 1):
+        if mag.dim() != 3 or mag.shape[1:] != (size, size // 2 + 1):
             raise ValueError(f"magnitude shape {tuple(mag.shape)} does not fit a {size}x{size} image")
         self.magnitude = mag[None]
         self.size = size
-        self.phase = rng.randn(1, 3, size, size // 2 + 1).requires_grad_(True)
+        self.phase = rng.randn(1, mag.shape[0], size, size // 2 + 1).requires_grad_(True)
         if phase_offset == "random":
-            self.offset = (rng.rand(1, 3, size, size // 2 + 1) * 2 - 1) * math.pi
+            self.offset = (rng.rand(1, mag.shape[0], size, size // 2 + 1) * 2 - 1) * math.pi
         elif phase_offset == "zero":
             self.offset = None
         else:
@@ -170,8 +175,9 @@ class FourierImage(Parameterization):
     """
 
     def __init__(self, re: torch.Tensor, im: torch.Tensor, size: int, decay: float = 1.0,
-                 desaturation: float = 5.0):
+                 desaturation: float = 5.0, colors: int = 3):
         self.size = size
+        self.colors = colors  # image channels; a further channel (if any) is the mask
         self.decay = decay
         self.desaturation = desaturation
         self.weights = spectrum_weights(size, decay, re.device)
@@ -181,16 +187,16 @@ class FourierImage(Parameterization):
     @classmethod
     def seeded(cls, images: torch.Tensor, decay: float = 1.0, desaturation: float = 5.0,
                eps: float = 1e-6, mask: torch.Tensor | None = None) -> "FourierImage":
-        """Start from ``images`` (K, 3, S, S) in [0, 1]: the first render equals them (and ``mask``
-        (K, 1, S, S) in (0, 1), if given, is the fourth channel's first mask)."""
-        size = images.shape[-1]
+        """Start from ``images`` (K, C, S, S) in [0, 1]: the first render equals them (and ``mask``
+        (K, 1, S, S) in (0, 1), if given, is the extra channel's first mask)."""
+        size, colors = images.shape[-1], images.shape[1]
         x = images.double().clamp(eps, 1 - eps)
         x = decorrelate(torch.log(x) - torch.log1p(-x)) * desaturation
         if mask is not None:
             m = mask.to(x).clamp(eps, 1 - eps)
             x = torch.cat([x, (torch.log(m) - torch.log1p(-m)) * desaturation], 1)
         z = torch.fft.rfft2(x, norm="ortho") / spectrum_weights(size, decay, images.device).double()
-        return cls(z.real.float(), z.imag.float(), size, decay, desaturation)
+        return cls(z.real.float(), z.imag.float(), size, decay, desaturation, colors)
 
     def with_mask(self, mask_mean: torch.Tensor) -> "FourierImage":
         """A copy with a fourth channel whose mask starts uniform at ``mask_mean`` (K,): only the DC
@@ -202,14 +208,14 @@ class FourierImage(Parameterization):
         extra[:, 0, 0, 0] = dc.float()
         re = torch.cat([self.re.detach(), extra], 1)
         im = torch.cat([self.im.detach(), torch.zeros_like(extra)], 1)
-        return FourierImage(re, im, self.size, self.decay, self.desaturation)
+        return FourierImage(re, im, self.size, self.decay, self.desaturation, self.colors)
 
     @classmethod
     def noise(cls, rng: TargetRNG, size: int, channels: int = 3, sd: float = 0.01, decay: float = 1.0,
               desaturation: float = 4.0) -> "FourierImage":
         """lucid's random start: real and imaginary parts ~ N(0, sd^2), one draw per target."""
         shape = (1, channels, size, size // 2 + 1)
-        return cls(rng.randn(*shape) * sd, rng.randn(*shape) * sd, size, decay, desaturation)
+        return cls(rng.randn(*shape) * sd, rng.randn(*shape) * sd, size, decay, desaturation, channels)
 
     def params(self):
         return [self.re, self.im]
@@ -221,12 +227,12 @@ class FourierImage(Parameterization):
 
     def rgb(self, raw: torch.Tensor | None = None) -> torch.Tensor:
         raw = self.raw() if raw is None else raw
-        return torch.sigmoid(recorrelate(raw[:, :3]))
+        return torch.sigmoid(recorrelate(raw[:, :self.colors]))
 
     def mask(self, raw: torch.Tensor | None = None) -> torch.Tensor:
-        """(K, 1, S, S) in [0, 1] from the fourth channel."""
+        """(K, 1, S, S) in [0, 1] from the channel after the image's."""
         raw = self.raw() if raw is None else raw
-        return torch.sigmoid(raw[:, 3:4])
+        return torch.sigmoid(raw[:, self.colors:self.colors + 1])
 
     def __call__(self) -> torch.Tensor:
         return self.rgb()

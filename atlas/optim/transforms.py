@@ -187,7 +187,7 @@ class PairedCrops:
         with torch.no_grad():
             seed_views = crop_resize(self.seeds.to(x.device, x.dtype), boxes, self.n, self.out_size)
         if self.noise > 0:
-            shape = (self.n, 3, self.out_size, self.out_size)
+            shape = (self.n, x.shape[1], self.out_size, self.out_size)
             noise = (rng.randn(*shape) * self.noise + (rng.rand(*shape) - 0.5) * self.noise).to(x.dtype)
             views = views + noise
             seed_views = seed_views + noise

@@ -47,6 +47,9 @@ class Job:
     batch: int = 0
     #: for batch-coupled methods: base keys of the jobs optimised together with it, in batch order
     batch_mates: Tuple[str, ...] = ()
+    #: identity of a configuration-defined model's weights and input (``atlas.models.user.model_identity``):
+    #: a new checkpoint under the same name is another job; "" for the zoo's models (their name says it).
+    model_id: str = ""
 
     def spec(self) -> Dict[str, Any]:
         """Everything that determines the result, as plain JSON-able data."""
@@ -64,6 +67,8 @@ class Job:
             spec["batch"] = self.batch
         if self.batch_mates:
             spec["batch_mates"] = list(self.batch_mates)
+        if self.model_id:
+            spec["model_id"] = self.model_id
         return spec
 
     @cached_property

@@ -9,12 +9,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..config import AtlasConfig
+from ..config import AtlasConfig, stable_hash
+from ..data.pools import norm_name, pool_classes, unmatched_folders
 from ..errors import AtlasError, SourceSkipped, unknown_choice
-from ..methods.base import METHODS, display_title
+from ..methods.base import METHODS, REFERENCE_SIZE, display_title
 from ..registry import Registry
 from ..models import check_model_name, known_card
 from ..models.classes import imagenet_classes, imagenet_synonyms
+from ..models.user import define_models, model_identity
 from ..targets import Target
 from .datakey import pool_identity
 from .jobs import Job
@@ -52,6 +54,10 @@ class ModelInfo:
     class_names: Tuple[str, ...]
     wnids: Tuple[str, ...]
     synonyms: Tuple[Tuple[str, ...], ...]
+    #: "" for ImageNet's labels; else a hash of the model's own (class ids mean other classes then)
+    labels_id: str = ""
+    #: the card's facts as (what, value) lines for people (architecture, weights, input, layers, LRP)
+    facts: Tuple[Tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -72,32 +78,52 @@ class Plan:
         return {j.key: j for j in self.jobs}
 
 
-def resolve_classes(cfg: AtlasConfig) -> List[int]:
-    """The configured classes as ImageNet ids (names and wnids resolved; unknown ones are errors)."""
-    names, wnids = imagenet_classes()
+def resolve_classes(cfg: AtlasConfig, model: Optional[str] = None) -> List[int]:
+    """The configured classes of ``model`` (default: the first model) as its output indices: ids, ranges
+    ``"0-99"``, class names of its labels or their ids (ImageNet wnids); unknown ones are errors."""
+    info = model_info(model or cfg.models[0])
+    names, wnids = info.class_names, info.wnids
     if cfg.classes is None:
         return list(range(len(names)))
-    out = []
-    lowered = {}
+    out: List[int] = []
+    lowered: Dict[str, List[int]] = {}  # names in any case, "_" or "-" for spaces (as folders spell them)
     for i, n in enumerate(names):
-        lowered.setdefault(n.lower(), []).append(i)
+        lowered.setdefault(norm_name(n), []).append(i)
+    of = f" of model {model}" if model and len(cfg.models) > 1 else ""
     for c in cfg.classes:
-        if isinstance(c, int) or (isinstance(c, str) and c.strip().isdigit()):
-            cid = int(c)
+        text = c.strip() if isinstance(c, str) else c
+        span = _range(text)
+        if span is not None:
+            lo, hi = span
+            if not 0 <= lo <= hi < len(names):
+                raise AtlasError(f"class range {c!r}{of} is out of bounds; valid ids are 0-{len(names) - 1}")
+            ids = list(range(lo, hi + 1))
+        elif isinstance(text, int) or text.isdigit():
+            cid = int(text)
             if not 0 <= cid < len(names):
-                raise AtlasError(f"unknown class {cid}; valid ids are 0-{len(names) - 1}")
-        elif c in wnids:
-            cid = wnids.index(c)
-        elif c.lower() in lowered:
-            hits = lowered[c.lower()]
+                raise AtlasError(f"unknown class {cid}{of}; valid ids are 0-{len(names) - 1}")
+            ids = [cid]
+        elif text in wnids and wnids.count(text) == 1:
+            ids = [wnids.index(text)]
+        elif norm_name(text) in lowered:
+            hits = lowered[norm_name(text)]
             if len(hits) > 1:
-                raise AtlasError(f"class name {c!r} is ambiguous (ids {hits}); give the class id instead")
-            cid = hits[0]
+                raise AtlasError(f"class name {c!r}{of} is ambiguous (ids {hits}); give the class id instead")
+            ids = hits
         else:
-            raise unknown_choice("class", c, names)
-        if cid not in out:
-            out.append(cid)
+            raise unknown_choice(f"class{of}", c, names)
+        out.extend(i for i in ids if i not in out)
     return out
+
+
+def _range(c) -> Optional[Tuple[int, int]]:
+    """``(lo, hi)`` of a class range ``"lo-hi"`` (inclusive), or None."""
+    if not isinstance(c, str):
+        return None
+    lo, sep, hi = c.partition("-")
+    if sep and lo.strip().isdigit() and hi.strip().isdigit():
+        return int(lo), int(hi)
+    return None
 
 
 def data_key(cfg: AtlasConfig) -> Tuple[Tuple[str, object], ...]:
@@ -141,14 +167,127 @@ def method_info(name: str, config) -> MethodInfo:
                       settings=dataclasses.asdict(config))
 
 
+#: Images per class in the pool, per (pool, model): listed once per plan (:func:`classes_with_images`).
+_CLASS_IMAGES: Dict[Tuple[str, str], Optional[Dict[int, int]]] = {}
+
+
+def classes_with_images(cfg: AtlasConfig, model: str) -> Optional[Dict[int, int]]:
+    """``{class id: images (counted up to 256)}`` of the classes of ``model`` that have images in the
+    configured pool (folders are listed, no image is read), or None when the pool cannot be listed yet (a
+    folder that is not there when planning)."""
+    key = (cfg.data.pool, model)
+    if key not in _CLASS_IMAGES:
+        info = model_info(model)
+        _CLASS_IMAGES[key] = pool_classes(cfg.data.pool, info.wnids, info.class_names, cap=256)
+    return _CLASS_IMAGES[key]
+
+
+def no_images_reason(cfg: AtlasConfig, model: str, class_id: int) -> Optional[str]:
+    """Why a method that needs real images of class ``class_id`` cannot run on it, or None."""
+    have = classes_with_images(cfg, model)
+    if have is None or class_id in have:
+        return None
+    name = model_info(model).class_names[class_id]
+    where = "the bundled photos" if cfg.data.pool == "bundled" else f"the data folder {cfg.data.pool}"
+    return f"no images of class {name} ({class_id}) in {where}"
+
+
+def too_few_images(cfg: AtlasConfig, method, config, model: str, target: Target) -> Optional[str]:
+    """Why the pool has too few real images for ``method`` to visualise ``target`` (its class's images for a
+    class target, the pool's for the others), or None. The bundled photos top a class up with crops."""
+    need = method.images_needed(config, cfg.data, target.kind)
+    have = classes_with_images(cfg, model) if need else None
+    if have is None:
+        return None
+    fix = f"set [settings.{method.name}] allow_fewer = true to use the images there are"
+    if target.kind == "class":
+        n = have.get(target.class_id, 0)
+        if n == 0:
+            return f"{no_images_reason(cfg, model, target.class_id)}: {method.name} matches real images of the class"
+        if n < need and cfg.data.pool != "bundled":
+            name = model_info(model).class_names[target.class_id]
+            return (f"class {name} ({target.class_id}) has {n} image(s) in the data folder, fewer than the {need} "
+                    f"references {method.name} matches; {fix}")
+        return None
+    n = sum(have.values())
+    if n < need and cfg.data.pool != "bundled":
+        return f"the data folder has {n} image(s) of {model}'s classes, fewer than the {need} references {method.name} matches; {fix}"
+    return None
+
+
+def card_facts(card) -> Tuple[Tuple[str, str], ...]:
+    """What a model page states about a model: its card's facts, and what could not be derived."""
+    if card is None:
+        return ()
+    channels = "1 channel (grey)" if card.in_chans == 1 else f"{card.in_chans} channels"
+    norm = ", ".join(f"{m:g}/{s:g}" for m, s in zip(card.mean, card.std))
+    return (
+        ("architecture", card.builder or card.family), ("weights", card.weights or "-"),
+        ("input", f"{card.input_size} px, {channels}, mean/std {norm}"), ("classes", str(card.num_classes)),
+        ("VITAL blocks", ", ".join(f"{b.path}" + (f" (x{b.weight:g})" if b.weight != 1 else "") for b in card.blocks)
+         or "none"),
+        ("concept layer", card.concept_layer or "not known (set [targets] concept_layer)"),
+        ("neuron layer", card.neuron_layer or "not known (set [targets] neuron_layer)"),
+        ("LRP rules", card.lrp_rules or f"none: {card.lrp_unavailable}"),
+        ("GFLOPs (MACs)", f"{card.gflops:.2f}" if card.gflops else "not known"),
+    )
+
+
 def model_info(name: str) -> ModelInfo:
     """The class names of ``name`` from its card (ImageNet's, with their synonyms, for ImageNet models)."""
     card = known_card(name)
+    facts = card_facts(card)
     if card is None or (card.class_names is None and card.num_classes == 1000):
         names, wnids = imagenet_classes()
-        return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms())
+        return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms(), facts=facts)
     names, wnids = card.labels()
-    return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=tuple((n,) for n in names))
+    if (names, wnids) == imagenet_classes():
+        return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=imagenet_synonyms(), facts=facts)
+    return ModelInfo(name=name, class_names=names, wnids=wnids, synonyms=tuple((n,) for n in names),
+                     labels_id=stable_hash([list(names), list(wnids)], length=12), facts=facts)
+
+
+def method_config(cfg: AtlasConfig, method, model: str):
+    """The settings ``method`` runs with on ``model``: the configured ones, and - for a model whose input is
+    not 224 px - the method's pixel settings (``Method.pixel_settings``: image sides, jitter, patch sizes,
+    given for a 224-px input) scaled to the model's input size, unless the configuration sets them."""
+    given = cfg.method_settings(method.name)
+    base = method.config(given)
+    card = known_card(model)
+    if card is None or card.input_size == REFERENCE_SIZE or not method.pixel_settings:
+        return base
+    scale = card.input_size / REFERENCE_SIZE
+    changes = {}
+    for key in method.pixel_settings:
+        value = getattr(base, key, None)
+        if key in given or not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            continue
+        scaled = max(1, round(value * scale))
+        changes[key] = scaled + scaled % 2 if key == "image_size" else scaled  # even: half-resolution stages
+    return method.config({**given, **changes}) if changes else base
+
+
+def _check_models(cfg: AtlasConfig) -> None:
+    """The configuration's own models (``[model.<name>]``) defined, every model name known, the pool's
+    class folders named after some model's classes: one-line errors before anything runs."""
+    _CLASS_IMAGES.clear()
+    define_models(cfg.model, cfg.data.pool)
+    for name, spec in cfg.model:
+        if spec.lrp not in (None, "none"):
+            from ..relevance import ARCHITECTURES
+
+            if spec.lrp not in ARCHITECTURES:
+                raise unknown_choice(f"LRP rules in [model.{name}]:", spec.lrp, [*ARCHITECTURES.names(), "none"])
+    for m in cfg.models:
+        check_model_name(m)
+    infos = [model_info(m) for m in cfg.models]
+    stray = unmatched_folders(cfg.data.pool, [(i.wnids, i.class_names) for i in infos])
+    if stray:
+        owners = ", ".join(cfg.models)
+        shown = ", ".join(repr(n) for n in stray[:8]) + (f" and {len(stray) - 8} more" if len(stray) > 8 else "")
+        raise AtlasError(f"{len(stray)} class folder(s) of data folder {cfg.data.pool!r} match no class of "
+                         f"{owners}: {shown}; name each folder after a label (or its id), remove it, or fix "
+                         f"the labels")
 
 
 def make_plan(cfg: AtlasConfig) -> Plan:
@@ -157,8 +296,7 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     if not len(METHODS):
         raise AtlasError("no method is registered: call atlas.app.install() once before planning")
     cfg = distinct(cfg)
-    for m in cfg.models:
-        check_model_name(m)
+    _check_models(cfg)
     methods = [METHODS.get(name) for name in cfg.methods]
     configs = {m.name: m.config(cfg.method_settings(m.name)) for m in methods}
     for name, size in cfg.batch_sizes:
@@ -169,7 +307,7 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     for name, _ in cfg.settings:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())
-    classes = resolve_classes(cfg)
+    classes = {m: resolve_classes(cfg, m) for m in cfg.models}
     kind_methods = dict(cfg.targets.kind_methods)
     for listed in kind_methods.values():
         for name in listed:
@@ -182,26 +320,28 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     source_skips: List[Tuple[str, str, str]] = []
     data = data_key(cfg) if any(m.uses_data for m in methods) else ()
     for model in cfg.models:
-        targets = targets_for(cfg, model, classes, source_skips)
+        targets = targets_for(cfg, model, classes[model], source_skips)
+        identity = model_identity(model)
         for method in methods:
+            config = method_config(cfg, method, model)
             for seed in cfg.seeds:
                 for t in targets:
                     if t.kind not in method.kinds:
                         continue  # e.g. neurons for a class-only method: not planned, not an omission
                     if t.kind in kind_methods and method.name not in kind_methods[t.kind]:
                         continue  # [targets] kind_methods leaves this kind to other methods
-                    reason = method.unsupported_reason(model, t)
+                    reason = method.unsupported_reason(model, t) or too_few_images(cfg, method, config, model, t)
                     if reason:
                         skipped.append(Skip(model, method.name, t, reason))
                         continue
                     jobs.append(Job(model=model, method=method.name, target=t, seed=seed,
-                                    config=configs[method.name], version=method.version,
+                                    config=config, version=method.version,
                                     data=data if method.uses_data else (), precision=precision,
-                                    batch=batch[method.name]))
+                                    batch=batch[method.name], model_id=identity))
     seen: set = set()
     jobs = [j for j in jobs if not (j.key in seen or seen.add(j.key))]  # a target listed twice is one job
     unknown = dict(data).get("pool") if ("pool_fingerprint", None) in data and any(j.data for j in jobs) else None
     return Plan(config=cfg, jobs=bind_batches(jobs, cfg.batch_size), skipped=skipped,
-                classes={m: classes for m in cfg.models}, source_skips=source_skips,
+                classes=classes, source_skips=source_skips,
                 methods={m.name: method_info(m.name, configs[m.name]) for m in methods},
                 models={m: model_info(m) for m in cfg.models}, unknown_data=unknown)

@@ -34,10 +34,15 @@ SIZE = 128  # pixels (square)
 VERSION = 1
 
 
-def reference_key(cfg, class_id: int) -> dict:
-    """The stage key object of ``class_id``'s thumbnails (configuration only: no pool access)."""
-    return {"pool": cfg.data.pool, "class_id": int(class_id), "count": min(COUNT, cfg.data.references),
-            "size": SIZE, "version": VERSION}
+def reference_key(cfg, class_id: int, labels_id: str = "") -> dict:
+    """The stage key object of ``class_id``'s thumbnails (configuration only: no pool access); ``labels_id``
+    (``ModelInfo.labels_id``) tells a model's own label set from ImageNet's, whose class ids are the same
+    numbers."""
+    key = {"pool": cfg.data.pool, "class_id": int(class_id), "count": min(COUNT, cfg.data.references),
+           "size": SIZE, "version": VERSION}
+    if labels_id:
+        key["labels"] = labels_id
+    return key
 
 
 def webp_bytes(chw) -> bytes:
@@ -58,7 +63,7 @@ def _compute(pool, key: dict):
 
 
 def store_class_references(cfg, store: Store, pool_factory: Callable[[], object], class_ids: Iterable[int],
-                           progress: bool = True) -> int:
+                           progress: bool = True, labels_id: str = "") -> int:
     """Make sure the store holds reference thumbnails of every class in ``class_ids`` that the pool has.
 
     The pool is opened (``pool_factory()``) only if some class has no thumbnails yet. Classes missing
@@ -66,7 +71,7 @@ def store_class_references(cfg, store: Store, pool_factory: Callable[[], object]
     logged and skipped, never fatal. Returns the number of classes that now have thumbnails.
     """
     wanted = sorted({int(c) for c in class_ids})
-    todo = [c for c in wanted if store.get_stage(STAGE, _key(cfg, c)) is None]  # missing or corrupt
+    todo = [c for c in wanted if store.get_stage(STAGE, _key(cfg, c, labels_id)) is None]  # missing or corrupt
     if todo:
         try:
             pool = pool_factory()
@@ -78,22 +83,22 @@ def store_class_references(cfg, store: Store, pool_factory: Callable[[], object]
             todo = [c for c in todo if c in available]
     with stage("reference images", len(todo), unit="set", enabled=progress) as bar:
         for c in todo:
-            key = reference_key(cfg, c)
+            key = reference_key(cfg, c, labels_id)
             try:
                 store.cached_stage(STAGE, key, _compute(pool, key))
             except (AtlasError, UnreadableImage, OSError, ValueError) as exc:  # never fatal to a build
                 log.warning("reference thumbnails of class %d skipped: %s", c, exc)
             bar.update(1)
-    return sum(1 for c in wanted if store.get_stage(STAGE, _key(cfg, c), verify=False) is not None)
+    return sum(1 for c in wanted if store.get_stage(STAGE, _key(cfg, c, labels_id), verify=False) is not None)
 
 
-def _key(cfg, class_id: int) -> str:
-    return stable_hash(reference_key(cfg, class_id), length=20)
+def _key(cfg, class_id: int, labels_id: str = "") -> str:
+    return stable_hash(reference_key(cfg, class_id, labels_id), length=20)
 
 
-def class_reference_files(cfg, store: Store, class_id: int) -> List[Path]:
+def class_reference_files(cfg, store: Store, class_id: int, labels_id: str = "") -> List[Path]:
     """The stored thumbnails of ``class_id`` in order (empty if the pipeline has not stored them)."""
-    key = _key(cfg, class_id)
+    key = _key(cfg, class_id, labels_id)
     meta = store.stage_meta(STAGE, key)  # corrupt thumbnails are never copied to the site (warned once)
     if meta is None:
         return []

@@ -9,6 +9,7 @@ The GPU settings of ``cfg.compute`` (bf16 autocast, channels-last, cuDNN autotun
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 import torch
 
 from ..config import AtlasConfig
-from ..data import open_pool
+from ..data import open_model_pool
+from ..data.pools import model_labels
 from ..errors import Unsupported
 from ..methods import METHODS, RunContext
 from ..models import load_model
@@ -81,17 +83,21 @@ class Runner:
         self.ledger = Ledger(store.root, tags)
         self.precision = "fp32"
         self.weights: Optional[str] = None  # of the loaded model, recorded with every job
-        self._pool = None
+        self._pools: Dict[tuple, object] = {}  # per label set: models with the same labels share one
+        self._model: Optional[str] = None  # the model whose context is loaded
         self._contexts: Dict[str, RunContext] = {}
         #: What the run's own batches hold, per model: {model: {(kind, class_id), ...}}, or None for a run
         #: of the whole plan. Run stages read it through :meth:`stage_scope`, so that a shard prepares only
         #: what its jobs need (another shard prepares the rest) instead of every class's stages.
         self.scope: Optional[Dict[str, set]] = None
 
-    def pool(self):
-        if self._pool is None:
-            self._pool = open_pool(self.cfg.data.pool)
-        return self._pool
+    def pool(self, model: Optional[str] = None):
+        """The image pool read in ``model``'s class ids (default: the loaded model's, else the first)."""
+        model = model or self._model or self.cfg.models[0]
+        labels = model_labels(model)
+        if labels not in self._pools:
+            self._pools[labels] = open_model_pool(self.cfg.data.pool, model)
+        return self._pools[labels]
 
     def context(self, model: str) -> RunContext:
         if model not in self._contexts:
@@ -99,9 +105,10 @@ class Runner:
             handle = load_model(model, device=self.device, download=self.cfg.download)
             self.precision = prepare_model(handle, self.cfg.compute, self.device)
             self.weights = handle.weights or None
+            self._model = model
             self._contexts[model] = RunContext(
-                model=handle, data=self.cfg.data, cache_dir=self.store.cache_dir, pool_factory=self.pool,
-                store=self.store, config=self.cfg,
+                model=handle, data=self.cfg.data, cache_dir=self.store.cache_dir,
+                pool_factory=functools.partial(self.pool, model), store=self.store, config=self.cfg,
             )
         return self._contexts[model]
 
@@ -176,10 +183,15 @@ class Runner:
     def store_references(self, jobs: Sequence[Job]) -> int:
         """Store thumbnails of the real images of every class these jobs visualise (for the site;
         cached, cheap when present). See :mod:`atlas.pipeline.references`."""
+        from .planner import model_info
         from .references import store_class_references
 
-        classes = {j.target.class_id for j in jobs if j.target.kind == "class"}
-        return store_class_references(self.cfg, self.store, self.pool, classes, progress=self.progress)
+        done = 0
+        for model in dict.fromkeys(j.model for j in jobs):
+            classes = {j.target.class_id for j in jobs if j.target.kind == "class" and j.model == model}
+            done += store_class_references(self.cfg, self.store, functools.partial(self.pool, model), classes,
+                                           progress=self.progress, labels_id=model_info(model).labels_id)
+        return done
 
     def _run_batch(self, ctx: RunContext, method, batch: List[Job], report: RunReport,
                    todo: Optional[Set[str]] = None) -> None:

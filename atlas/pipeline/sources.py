@@ -43,13 +43,21 @@ def listed_neurons(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Tar
 
 def image_targets(cfg: AtlasConfig, model: str, classes: List[int]) -> List[Target]:
     """``[targets] images = M``: M real images per class, each toward its class and toward its rival."""
+    from .planner import classes_with_images, no_images_reason
+
     m = cfg.targets.images
     if m <= 0:
         return []
     out, missing = [], []
+    have = classes_with_images(cfg, model)
     for c in classes:
+        if have is not None and c not in have:
+            missing.append((c, no_images_reason(cfg, model, c)))
+            continue
         try:
             ids = seed_image_ids(cfg.data.pool, c, m)
+            if have is not None and cfg.data.pool != "bundled":
+                ids = ids[:have[c]]  # a folder with fewer than M images of the class: the ones it has
         except AtlasError as exc:  # e.g. the bundled pool has no photo of this class
             missing.append((c, str(exc)))
             continue

@@ -120,6 +120,19 @@ def _figure_assets(b: SiteBuild, fig: Figure) -> None:
             b.add_asset(f"{stem}-{extra}", partial(assets.file_bytes, d / extra))
 
 
+def _model_notes(b: SiteBuild, model: str) -> List[str]:
+    """What the plan left out for ``model`` and why, in one line each: target sources that do not apply
+    (no concept layer, no images of its classes, ...) and methods skipped for targets other than classes
+    (class pages list those), grouped by method and reason."""
+    notes = [f"{source} targets: {reason}" for m, source, reason in b.plan.source_skips if m == model]
+    groups: Dict[tuple, int] = {}
+    for s in b.plan.skipped:
+        if s.model == model and s.target.kind != "class":
+            groups[(s.method, s.target.kind, s.reason)] = groups.get((s.method, s.target.kind, s.reason), 0) + 1
+    notes += [f"{b.title(m)}, {n} {kind} target{'s' if n > 1 else ''}: {reason}" for (m, kind, reason), n in groups.items()]
+    return notes
+
+
 def _class_entries(b: SiteBuild, model: str) -> List[ClassEntry]:
     from ..pipeline.references import class_reference_files
 
@@ -135,8 +148,8 @@ def _class_entries(b: SiteBuild, model: str) -> List[ClassEntry]:
         entry.done_methods = [m for m, _, figs in entry.methods
                               if any(f.status == "done" and f.seed == first_seed for f in figs)]
         entry.missing_methods = [paths.method_slug(m) for m in b.config.methods if m not in entry.done_methods]
-        for i, src in enumerate(class_reference_files(b.config, b.store, cid)):
-            rel = b.add_asset(paths.reference_image(cid, i), partial(assets.file_bytes, src))
+        for i, src in enumerate(class_reference_files(b.config, b.store, cid, info.labels_id)):
+            rel = b.add_asset(paths.reference_image(cid, i, info.labels_id), partial(assets.file_bytes, src))
             entry.references.append({"src": rel, "alt": f"Real image {i + 1} of class {name} ({cid})"})
         entries.append(entry)
     for i, e in enumerate(entries):
@@ -183,14 +196,17 @@ def gather(plan: "Plan", store: "Store") -> SiteData:
         entries = _class_entries(b, model)
         b.models.append(ModelEntry(name=model, slug=paths.model_slug(model), page=paths.model_page(model),
                                    classes=entries, methods=list(cfg.methods),
-                                   counts=_status_counts(f for f in b.figures.values() if f.model == model)))
-    pages_by_class: Dict[int, List[tuple]] = {}
+                                   counts=_status_counts(f for f in b.figures.values() if f.model == model),
+                                   notes=_model_notes(b, model),
+                                   facts=list(getattr(b.plan.models.get(model), "facts", ()))))
+    pages_by_class: Dict[tuple, List[tuple]] = {}  # (label set, class id): a class id of other labels is another class
+    labels = {m: getattr(b.plan.models.get(m), "labels_id", "") for m in cfg.models}
     for me in b.models:
         for e in me.classes:
-            pages_by_class.setdefault(e.id, []).append((me.name, e.page))
+            pages_by_class.setdefault((labels[me.name], e.id), []).append((me.name, e.page))
     for me in b.models:
         for e in me.classes:
-            e.other_models = [(n, p) for n, p in pages_by_class[e.id] if n != me.name]
+            e.other_models = [(n, p) for n, p in pages_by_class[(labels[me.name], e.id)] if n != me.name]
 
     for me in b.models:
         for e in me.classes:

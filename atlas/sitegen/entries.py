@@ -87,6 +87,8 @@ class ModelEntry:
     classes: List[ClassEntry]
     methods: List[str]
     counts: Dict[str, int] = field(default_factory=dict)  # figures done / failed / pending
+    notes: List[str] = field(default_factory=list)  # what the plan left out for this model, and why
+    facts: List[tuple] = field(default_factory=list)  # (what, value): the model card as people read it
 
 
 @dataclass

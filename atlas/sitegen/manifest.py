@@ -37,6 +37,7 @@ def manifest(build, figures, config_hash: str) -> Dict[str, Any]:
         "classes": {me.name: [{"id": e.id, "name": e.name, "wnid": e.wnid, "synonyms": e.synonyms,
                                "page": e.page, "references": [r["src"] for r in e.references]}
                               for e in me.classes] for me in build.models},
+        "model_cards": {me.name: dict(me.facts) for me in build.models},
         "pages": sorted({p.path for p in build.pages if p.template not in ("figure.html", "class.html")}),
         "figures": figures,
         **{k: v for k, v in build.manifest_extra.items()},

@@ -37,9 +37,11 @@ def method_slug(method: str) -> str:
     return safe_slug(method)
 
 
-def reference_image(class_id: int, index: int) -> str:
-    """A thumbnail of one real image of a class (shared by every model: the pool is the same)."""
-    return f"ref/{class_id:04d}/{index:02d}.webp"
+def reference_image(class_id: int, index: int, labels_id: str = "") -> str:
+    """A thumbnail of one real image of a class (shared by every model with the same labels: the pool is
+    the same; ``labels_id``: a model's own label set, ``ModelInfo.labels_id``)."""
+    head = f"ref/{labels_id}" if labels_id else "ref"
+    return f"{head}/{class_id:04d}/{index:02d}.webp"
 
 
 COMPARE_PAGE = "compare.html"
@@ -61,6 +63,14 @@ def class_patterns() -> dict:
     out = {"class": "{model}/class/{id}.html", "figure": "{model}/fig/{method}/class-{id}-s{seed}.html"}
     out.update({k: stem + suffix for k, suffix in FIGURE_FILES.items()})
     return out
+
+
+def target_patterns() -> dict:
+    """URL patterns of any target's figure page and view image, with ``{model}``, ``{method}``, ``{target}``
+    (``Target.slug()``) and ``{seed}``: they mirror :func:`figure_page` and :func:`figure_stem` (the compare
+    page's neuron rows)."""
+    return {"figure": "{model}/fig/{method}/{target}-s{seed}.html",
+            "view": "{model}/img/{method}/{target}-s{seed}" + FIGURE_FILES["view"]}
 
 
 def relative(from_page: str, to_path: str) -> str:

@@ -42,24 +42,60 @@ def _class_target(class_id: int):
     return Target.of_class(class_id)
 
 
+def neuron_index(build) -> Dict[str, Any]:
+    """The neurons with finished images, for the compare page: ``[[slug, label], ...]`` and, per
+    ``"<model>|<method>|<seed>"``, the slugs that are done (one model's neurons are another checkpoint's
+    of the same architecture)."""
+    labels: Dict[str, str] = {}
+    done: Dict[str, List[str]] = {}
+    for (model, method, target, seed), f in build.figures.items():
+        if target.kind != "neuron" or f.status != "done":
+            continue
+        slug = target.slug()
+        labels.setdefault(slug, f"{target.layer} #{target.channel}"
+                          + (f" cluster {target.cluster}" if target.cluster is not None else ""))
+        done.setdefault(f"{paths.model_slug(model)}|{paths.method_slug(method)}|{seed}", []).append(slug)
+    return {"list": [[k, labels[k]] for k in sorted(labels)], "done": {k: sorted(v) for k, v in done.items()},
+            "patterns": paths.target_patterns()}
+
+
+def label_owners(build) -> Dict[str, str]:
+    """Model slug -> the slug of the first model with the same labels (models with one label set share
+    their class entries; a lab's own model has its own)."""
+    first: Dict[str, str] = {}
+    out = {}
+    for me in build.models:
+        info = build.plan.models.get(me.name)
+        labels = getattr(info, "labels_id", "") if info is not None else ""
+        out[me.slug] = first.setdefault(labels, me.slug)
+    return out
+
+
 def search_index(build) -> Dict[str, Any]:
-    """The index as plain data (see the module docstring)."""
+    """The index as plain data (see the module docstring). Class entries are ``[id, name, synonyms, wnid]``
+    for the first model's labels, and ``[id, name, synonyms, wnid, model]`` for another label set, named by
+    the slug of the first model that has it (each model's ``labels`` in ``models``)."""
+    owners = label_owners(build)
+    main = build.models[0].slug if build.models else ""
     classes = {}
     for me in build.models:
+        owner = owners[me.slug]
         for e in me.classes:
-            if e.id not in classes:
+            if (owner, e.id) not in classes:
                 extra = [s for s in e.synonyms if s != e.name]
-                classes[e.id] = [e.id, e.name, "; ".join(extra), e.wnid]
+                classes[(owner, e.id)] = [e.id, e.name, "; ".join(extra), e.wnid] + ([owner] if owner != main else [])
     return {
         "version": VERSION,
         "title": build.config.title,
-        "models": [{"name": me.name, "slug": me.slug, "page": me.page} for me in build.models],
+        "models": [{"name": me.name, "slug": me.slug, "page": me.page, "labels": owners[me.slug]}
+                   for me in build.models],
         "methods": [{"name": m["name"], "slug": paths.method_slug(m["name"]), "title": m["title"],
                      "page": m["page"]} for m in build.methods],
         "seeds": list(build.config.seeds),
-        "classes": [classes[c] for c in sorted(classes)],
+        "classes": [classes[c] for c in sorted(classes, key=lambda k: (k[0] != main, k[0], k[1]))],
         "patterns": paths.class_patterns(),
         "missing": missing_images(build),
+        "neurons": neuron_index(build),
         "pages": list(build.search),
     }
 

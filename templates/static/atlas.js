@@ -94,7 +94,7 @@
           var a;
           if (h[2]) {
             var c = h[2];
-            a = el("a", { href: ROOT + fill(idx.patterns["class"], { model: model.slug, id: c[0] }) }, c[1] + " ");
+            a = el("a", { href: ROOT + fill(idx.patterns["class"], { model: c[4] || model.slug, id: c[0] }) }, c[1] + " ");
             a.appendChild(el("small", {}, "#" + c[0] + (c[2] ? " · " + c[2] : "")));
           } else {
             a = el("a", { href: ROOT + h[3].page }, h[3].label + " ");

@@ -18,6 +18,7 @@ import torch
 
 from ...data.seed_images import load_seed_images
 from ...models.layer_order import depth_layer
+from ...models.user import model_key
 from ...optim import TargetRNG, masks
 from ...path_similarity import mean_defined
 from ...relevance import ATTRIBUTIONS, spatial_map
@@ -102,7 +103,7 @@ def calibrate_lambda(ctx: RunContext, cfg: AccentuationConfig, layer: str) -> La
     steps = cfg.lambda_steps or cfg.steps
     key = {"model": ctx.model.name, "layer": layer, "pool": pool.fingerprint(), "images": ids, "steps": steps,
            "fraction": cfg.lambda_fraction, "iters": cfg.lambda_iters, "size": cfg.image_size,
-           **optim_kwargs(cfg)}
+           **optim_kwargs(cfg), **model_key(ctx.model.name)}
 
     def compute():
         seeds = torch.stack([pool.source_image(i, cfg.image_size) for i in ids])
@@ -153,6 +154,7 @@ class Accentuation(Method):
     Config = AccentuationConfig
     kinds = ("image",)
     uses_data = True
+    pixel_settings = ("image_size",)
     paper = "hamblin2024feature"
     bibtex = PAPER_BIBTEX
     summary = ("Changes a real image toward a class (its own, or its rival) while an early layer's "
@@ -193,7 +195,7 @@ class Accentuation(Method):
                 "path_similarity_natural": mean_defined(path["natural"]),
                 "path_similarity_seed": mean_defined(path["to_seed"]),
             })
-            image = image_targets.image_array(res.images[i])
+            image = image_targets.image_array(res.images[i], grey_rgb=True)
             m = mask[i].numpy()
             vis.append(Visualization(
                 target=t, image=image, alpha=res.alpha[i].numpy(), history=res.history[:, i].tolist(),

@@ -56,9 +56,9 @@ def accentuate(model: ModelHandle, seeds: torch.Tensor, goals: Sequence[int], la
                steps: int, rng: TargetRNG, crops: int = 16, lr: float = 0.05, min_crop: float = 0.05,
                max_crop: float = 0.99, noise: float = 0.02, decay: float = 1.0, desaturation: float = 5.0,
                on_step: Optional[Callable[[int], None]] = None) -> Accentuation:
-    """Accentuate ``seeds`` (K, 3, S, S) in [0, 1] toward the logits ``goals`` with regularisation ``lam``
+    """Accentuate ``seeds`` (K, 3 or C, S, S) in [0, 1] toward the logits ``goals`` with regularisation ``lam``
     at ``layer``."""
-    seeds = seeds.to(model.device)
+    seeds = model.to_channels(seeds.to(model.device))  # a one-channel model accentuates the seed's luminance
     param = FourierImage.seeded(seeds, decay=decay, desaturation=desaturation)
     paired = PairedCrops(seeds, crops, model.input_size, min_crop, max_crop, noise)
     objective = obj.class_logit(list(goals)) + distance_objective(model, layer, paired, lam)

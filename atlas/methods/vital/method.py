@@ -71,12 +71,18 @@ class Vital(Method):
     Config = VitalConfig
     kinds = ("class", "neuron", "concept")
     uses_data = True
+    pixel_settings = ("jitter", "patch", "stride")
     batchable = True
     paper = "gorgun2025vital"
     bibtex = PAPER_BIBTEX
     summary = ("Matches the distribution of the image's features to those of real reference images at every "
                "block with a sort-matching loss; intermediate neurons and concepts match activations weighted "
                "by their LRP relevance. Pixel parameterisation, jitter, transparency from accumulated gradients.")
+
+    def images_needed(self, cfg: VitalConfig, data, kind: str) -> int:
+        """N references (§1.3): real images of the class for class neurons, patches of N different pool
+        images for the others; one with ``allow_fewer``."""
+        return 1 if cfg.allow_fewer else (cfg.references or data.references)
 
     def config(self, overrides=None):
         """As :meth:`Method.config`, with a one-line pointer for the settings that moved out of VITAL."""

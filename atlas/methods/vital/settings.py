@@ -15,7 +15,7 @@ def pixel_scale(model) -> float:
     """Factor that maps the reference code's ImageNet-normalised units (lr 1.0, randn init) to the model's
     normalised space with the same step and noise in pixels: 1.0 for torchvision models, ~0.45 for
     EfficientNet-Lite (mean = std = 0.5)."""
-    return float(sum(IMAGENET_STD) / sum(model.std))
+    return float((sum(IMAGENET_STD) / len(IMAGENET_STD)) / (sum(model.std) / len(model.std)))
 
 
 #: §1.1: intermediate neurons alpha_TV = alpha_l2 = 3e-6; class neurons with LRP 1e-5.

@@ -13,12 +13,12 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from markupsafe import Markup
 
-from ...concepts.bank import ConceptBank, find_banks, fit_hash
+from ...concepts.bank import ConceptBank, find_banks, fit_hash, model_craft_config
 from ...concepts.clusters import cluster_fit
 from ...concepts.examples import find_clusters, find_examples, neuron_targets
 from ...concepts.neurons import Selection, select_neurons
 from ...concepts.layers import concept_layer, has_concept_layer
-from ...config import craft_config, neuron_config
+from ...config import neuron_config
 from ...targets import Target, safe_slug
 from .. import assets
 from ..context import Page, Section, SiteBuild
@@ -101,14 +101,14 @@ def _model_concepts(b: SiteBuild, model: str) -> dict:
     if cfg.targets.concepts < 1 or not has_concept_layer(cfg, model):
         return {"banks": {}, "cards": {}}
     layer = concept_layer(cfg, model)
-    fit = fit_hash(cfg, layer)
+    fit = fit_hash(cfg, layer, model)
     planned = set(b.plan.classes.get(model, []))
     banks = {c: bank for c, bank in find_banks(b.store, model, fit).items() if c in planned}
     similar = alignment({c: bk.W for c, bk in banks.items()})
     cards: Dict[int, List[ConceptCard]] = {}
     for c, bank in banks.items():
         cards[c] = [_card(b, model, bank, k, layer, fit, similar.get((c, k), [])) for k in range(bank.k)]
-    return {"banks": banks, "cards": cards, "layer": layer, "settings": craft_config(cfg)}
+    return {"banks": banks, "cards": cards, "layer": layer, "settings": model_craft_config(cfg, model)}
 
 
 def _card(b: SiteBuild, model: str, bank: ConceptBank, k: int, layer: str, fit: str, similar) -> ConceptCard:
