@@ -25,6 +25,9 @@ EXECUTORS = ("slurm", "local")
 
 _PAIRS = 'a list of ["layer", channel] pairs'
 _POOL = 'a path or "bundled"'
+#: What a device string may look like (checked against this machine by ``atlas.models.devices``).
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?|mps(:0)?"
+DEVICE_WHAT = '"auto", "cpu", "cuda", "cuda:N" or "mps" (a GPU is "cuda")'
 
 
 def freeze_settings(settings: Mapping[str, Mapping[str, Any]]) -> Settings:
@@ -197,9 +200,9 @@ class AtlasConfig:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     batch_size: int = rule(4, ge=1)
-    store: str = "store"
-    site: str = "site"
-    device: str = "auto"
+    store: str = rule("store", folder="--store")
+    site: str = rule("site", folder="--site")
+    device: str = rule("auto", pattern=DEVICE_PATTERN, what=DEVICE_WHAT)
     download: bool = False
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

@@ -241,6 +241,9 @@ class FolderPool(ImagePool):
 
     def __init__(self, root: str | Path, wnids: Sequence[str]):
         root = Path(root).expanduser()
+        if root.exists() and not root.is_dir():
+            raise AtlasError(f"data folder {str(root)!r} is a file, not a folder: give --data the folder that holds "
+                             f"the <wnid>/ sub-folders (<folder>/<wnid>/*.JPEG), or 'bundled'")
         if not root.is_dir():
             raise AtlasError(f"data folder {str(root)!r} does not exist (expected <folder>/<wnid>/*.JPEG)")
         if (root / "train").is_dir() and not any((root / w).is_dir() for w in wnids[:1000]):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..config import stable_hash
+from ..errors import AtlasError
 from ..optim.color import decorrelate
 from .pools import ImagePool, UnreadableImage, center_crop_tensor, random_resized_crop
 
@@ -33,15 +34,17 @@ def estimate_spectrum(
     """
     items = pool.all_items()
     if not items:
-        raise ValueError("the image pool is empty")
+        raise AtlasError(f"{pool.name} holds no image to estimate the magnitude spectrum from; choose another "
+                         f"folder with --data")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(items))
     total = torch.zeros(3, size, size // 2 + 1, dtype=torch.float64)
-    count = 0
+    count, first_error = 0, None
     for i in range(n_images):
         try:
             img = pool.load(items[order[i % len(items)]])
-        except UnreadableImage:
+        except UnreadableImage as exc:
+            first_error = first_error or str(exc)
             continue
         if i < len(items):
             x = center_crop_tensor(img, size, resize_ratio=1.0)
@@ -53,7 +56,8 @@ def estimate_spectrum(
         if progress is not None:
             progress(1)
     if count == 0:
-        raise ValueError("no readable image in the pool")
+        raise AtlasError(f"no readable image in {pool.name} ({min(n_images, len(items))} files tried, e.g. {first_error}); check the "
+                         f"files or choose another folder with --data")
     return (total / count).float().numpy()
 
 

@@ -143,6 +143,12 @@ def make_plan(cfg: AtlasConfig) -> Plan:
         check_model_name(m)
     methods = [METHODS.get(name) for name in cfg.methods]
     configs = {m.name: m.config(cfg.method_settings(m.name)) for m in methods}
+    for model in cfg.models:  # settings some model cannot run (a patch larger than its input)
+        card = known_card(model)
+        for m in methods:
+            problem = card is not None and m.setting_problem(configs[m.name], card)
+            if problem:
+                raise AtlasError(problem)
     for name, _ in cfg.settings:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())

@@ -77,6 +77,13 @@ class Vital(Method):
                "block with a sort-matching loss; intermediate neurons and concepts match activations weighted "
                "by their LRP relevance. Pixel parameterisation, jitter, transparency from accumulated gradients.")
 
+    def setting_problem(self, cfg: VitalConfig, card) -> Optional[str]:
+        """Neuron and concept references are patches of the pool's images at the model's input size."""
+        if cfg.patch > card.input_size:
+            return (f"setting 'patch' of method {self.name} must be at most the input side of {card.name} "
+                    f"({card.input_size} px), got {cfg.patch}")
+        return None
+
     def unsupported_reason(self, model: str, target: Target) -> Optional[str]:
         reason = super().unsupported_reason(model, target)
         if reason is None and target.kind in ("neuron", "concept"):

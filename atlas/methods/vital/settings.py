@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from ...config.validate import rule
+
 #: The pixel standard deviation of ImageNet normalisation, in which the reference code's lr and init live.
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -51,8 +53,8 @@ class VitalConfig:
     l2: Optional[float] = None
     relevance: bool = False
     relevance_every: int = 1
-    patch: int = 64
-    stride: int = 51
+    patch: int = rule(64, ge=1)
+    stride: int = rule(51, ge=1)
     clusters: int = 0
     cluster_patches: int = 1000
 
