@@ -124,10 +124,10 @@ def _run(cfg, progress, shard=None, retry_failed=False):
     from .pipeline import Runner, Store
     from .pipeline.sharding import parse_shard, shard_batches
 
-    where = parse_shard(shard) if shard else None
+    where = parse_shard(shard) if shard is not None else None
     p, _, _ = _checked_plan(cfg)
     store = Store(cfg.store)
-    runner = Runner(cfg, store, progress=progress, tags={"shard": shard} if shard else None,
+    runner = Runner(cfg, store, progress=progress, tags={"shard": shard} if shard is not None else None,
                     retry_failed=retry_failed)
     if where is None:
         report = runner.run(p.jobs)
@@ -272,10 +272,14 @@ from .cli_cluster import register as _register_cluster  # noqa: E402
 _register_cluster(cli, config_options)
 
 
-def _usage_line(exc: click.ClickException) -> str:
+def _usage_line(exc: click.ClickException, argv=()) -> str:
     """A click usage error (unknown option, bad integer, missing value) as one line with the fix."""
     ctx = getattr(exc, "ctx", None)
-    where = f"; see '{ctx.command_path} --help'" if ctx is not None else "; see 'atlas --help'"
+    if ctx is not None:
+        where = f"; see '{ctx.command_path} --help'"
+    else:  # some parser errors carry no context: the first word of the line that names a command
+        command = next((a for a in argv if a in cli.commands), None)
+        where = f"; see 'atlas {command} --help'" if command else "; see 'atlas --help'"
     return " ".join(exc.format_message().split()).rstrip(".") + where
 
 
@@ -305,7 +309,7 @@ def main(argv=None) -> int:
     except click.ClickException as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"atlas: error: {_usage_line(exc)}", err=True)
+        click.echo(f"atlas: error: {_usage_line(exc, argv)}", err=True)
         return 2 if exc.exit_code == 2 else exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
