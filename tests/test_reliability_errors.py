@@ -104,6 +104,11 @@ def test_tilde_in_store_and_site_is_the_home_folder(tmp_path, capsys, monkeypatc
     assert f"store {tmp_path / 'home' / 's2'}" in capsys.readouterr().out
 
 
+def test_a_config_that_is_not_a_regular_file_says_so(capsys):
+    line = one_line(capsys, main(["-q", "plan", "--config", "/dev/null"]))
+    assert "config file '/dev/null' is not a regular file" in line and "does not exist" not in line
+
+
 # ------------------------------------------------------------------------------------------ data
 def test_data_naming_a_file_says_so(tmp_path, capsys):
     (tmp_path / "images.zip").write_bytes(b"PK")
@@ -136,6 +141,15 @@ def test_settings_the_method_cannot_run_stop_the_plan(tmp_path, capsys, setting,
     code = main(["-q", "plan", "--config", str(tmp_path / "c.toml")])
     assert needle in one_line(capsys, code)
     assert not (tmp_path / "store").exists()
+
+
+def test_a_huge_count_of_image_targets_is_one_line_not_a_plan_that_fills_memory(tmp_path, capsys):
+    """Found by bench/fuzz.py: ``[targets] images = 10**12`` listed 10**12 image ids (the fuzzer was killed
+    by the kernel's OOM killer at 13 GB)."""
+    text = TINY.format(tmp=tmp_path).replace("images = 0", "images = 1000000000000")
+    (tmp_path / "c.toml").write_text(text)
+    line = one_line(capsys, main(["-q", "plan", "--config", str(tmp_path / "c.toml")]))
+    assert "config key 'targets.images' must be" in line and "1000000000000" in line
 
 
 def test_a_patch_larger_than_the_model_input_stops_the_plan(tmp_path, capsys):

@@ -43,6 +43,8 @@ def load_config(path: str | Path) -> AtlasConfig:
     """Read a TOML configuration file; a missing or malformed file is an :class:`AtlasError`."""
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, a device, a pipe
+            raise AtlasError(f"config file {str(path)!r} is not a regular file; name a .toml file with --config")
         raise AtlasError(f"config file {str(path)!r} does not exist")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -85,7 +85,7 @@ class TargetsConfig:
     top_neurons: int = 0
     random_neurons: int = 0
     neuron_layer: Optional[str] = rule(None, what="a layer name")
-    images: int = 0
+    images: int = rule(0, ge=0, le=1000)  # per class; each image is 2 targets (its class, its rival)
     concept_settings: Tuple[Tuple[str, Any], ...] = rule((), table=True)
     neuron_settings: Tuple[Tuple[str, Any], ...] = rule((), table=True)
     kind_methods: Tuple[Tuple[str, Tuple[str, ...]], ...] = rule(
