@@ -170,11 +170,14 @@ class Runner:
                 total = sum(len(b) for b in group)
                 with stage(f"{method_name} · {model}", total, enabled=self.progress) as bar:
                     for batch in group:
-                        ctx.on_step = _step_counter(bar, batch[0].config)  # progress within a long job
+                        step_bar = ctx is not None and hasattr(ctx, "on_step")  # (tests stand in a None)
+                        if step_bar:
+                            ctx.on_step = _step_counter(bar, batch[0].config)  # progress within a long job
                         try:
                             self._run_batch(ctx, method, batch, report)
                         finally:
-                            ctx.on_step = None
+                            if step_bar:
+                                ctx.on_step = None
                         bar.update(len(batch))
         self.store_references([j for b in batches for j in b.jobs])
         report.seconds = time.perf_counter() - start
