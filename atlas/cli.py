@@ -1,7 +1,9 @@
 """Command line: ``atlas build | plan | run | metrics | render | check | serve | submit | status``.
 
-Every command takes ``--preset`` (default ``demo``) or ``--config FILE.toml``. Errors in what was asked
-for print one line and exit with status 2, before anything is written.
+Every command takes ``--preset`` (default ``demo``) or ``--config FILE.toml``. Every failure prints one
+line ``atlas: error: ...`` naming the bad value or file and the fix, and exits with a status of
+:data:`atlas.errors.EXIT_CODES` (2: bad input, before anything is written); ``atlas --debug`` (or
+``ATLAS_DEBUG=1``) adds the traceback.
 """
 from __future__ import annotations
 
@@ -52,17 +54,38 @@ def config_options(fn):
 
 @click.group()
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("--debug", is_flag=True, help="Show the traceback of a failure (also: ATLAS_DEBUG=1).")
 @click.pass_context
-def cli(ctx, quiet):
+def cli(ctx, quiet, debug):
     """atlas: precomputed feature-visualization atlases and the static website that shows them."""
+    from . import progress
+
     ctx.obj = {"progress": not quiet}
+    progress.set_enabled(not quiet)  # every bar, including those of stages and methods
     logging.basicConfig(level=logging.WARNING, format="atlas: %(levelname)s: %(message)s")
+
+
+def _local_device(cfg):
+    """The device this command computes on, checked against this machine before anything loads."""
+    from .models.devices import pick_device
+
+    return pick_device(cfg.device)
 
 
 def _plan(cfg):
     from .pipeline import make_plan
 
     return make_plan(cfg)
+
+
+def _checked_plan(cfg, refuse: bool = True):
+    """The plan of a command that computes here: the device checked against this machine first, and the
+    plan's largest batch against the device's memory (``refuse``: one line and exit 2 if it cannot fit)."""
+    from .pipeline.memory import check_memory
+
+    device = _local_device(cfg)
+    p = _plan(cfg)
+    return p, device, check_memory(p.jobs, cfg.batch_size, device, cfg.compute.precision, refuse=refuse)
 
 
 @cli.command()
@@ -76,15 +99,14 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
     from .atomic import disk_errors
     from .cli_cluster import estimate_lines
     from .pipeline import Store
-    from .pipeline.runner import pick_device
 
-    p = _plan(cfg)
+    p, device, memory = _checked_plan(cfg, refuse=False)
+    device = device.type
     cfg = p.config  # repeated models, methods and seeds listed once
     store = Store(cfg.store)
     done = {j.key for j in p.jobs if store.has(j.key)}  # verified: metadata and file sizes
     failed = {j.key for j in p.jobs if j.key not in done and store.failure(j.key)}
     pending = [j for j in p.jobs if j.key not in done]
-    device = pick_device(cfg.device).type
     per = Counter((j.model, j.method) for j in p.jobs)
     per_done = Counter((j.model, j.method) for j in p.jobs if j.key in done)
     click.echo(f"preset/config: {cfg.name} · {len(cfg.models)} model(s) · "
@@ -109,6 +131,8 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
         lines = estimate_lines(cfg, p, store, pending, device, calibrate_now, ctx.obj["progress"])
     for line in lines:
         click.echo(line)
+    if memory is not None:
+        click.echo(memory.line())
     if list_jobs:
         for j in p.jobs:
             status = "done" if j.key in done else "failed" if j.key in failed else "pending"
@@ -119,10 +143,10 @@ def _run(cfg, progress, shard=None, retry_failed=False):
     from .pipeline import Runner, Store
     from .pipeline.sharding import parse_shard, shard_batches
 
-    where = parse_shard(shard) if shard else None
-    p = _plan(cfg)
+    where = parse_shard(shard) if shard is not None else None
+    p, _, _ = _checked_plan(cfg)
     store = Store(cfg.store)
-    runner = Runner(cfg, store, progress=progress, tags={"shard": shard} if shard else None,
+    runner = Runner(cfg, store, progress=progress, tags={"shard": shard} if shard is not None else None,
                     retry_failed=retry_failed)
     if where is None:
         report = runner.run(p.jobs)
@@ -214,6 +238,7 @@ def metrics(ctx, cfg):
     from .pipeline import Store
 
     check_metrics_config(cfg)
+    _local_device(cfg)
     _metrics(cfg, _plan(cfg), Store(cfg.store), ctx.obj["progress"])
 
 
@@ -233,16 +258,30 @@ def check(site):
 
 @cli.command()
 @click.option("--site", default="site", help="Folder of the built website.")
-@click.option("--port", default=8000, type=int)
+@click.option("--port", default=8000, type=int, help="Port on 127.0.0.1, 1-65535; 0 picks a free one.")
 def serve(site, port):
     """Preview the site on http://127.0.0.1:PORT (local only)."""
+    import errno
     import http.server
 
-    root = Path(site)
+    if not 0 <= port <= 65535:
+        raise AtlasError(f"--port must be a port number from 1 to 65535 (or 0 for any free port), got {port}")
+    root = Path(site).expanduser()
     if not (root / "index.html").is_file():
-        raise AtlasError(f"no site at {site!r}: build it first (python build.py)")
+        raise AtlasError(f"no site at {site!r}: build it first (python build.py), or name its folder with --site")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+    try:
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AtlasError(f"port {port} on 127.0.0.1 is already in use (another server?); choose another "
+                             f"with --port N, or --port 0 for any free port") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise AtlasError(f"port {port} needs privileges on this machine; use a port above 1023 "
+                             f"(--port 8000), or --port 0 for any free port") from None
+        raise
+    with httpd:
+        port = httpd.server_address[1]
         click.echo(f"serving {root.resolve()} at http://127.0.0.1:{port}/ (Ctrl-C to stop)")
         try:
             httpd.serve_forever()
@@ -255,27 +294,59 @@ from .cli_cluster import register as _register_cluster  # noqa: E402
 _register_cluster(cli, config_options)
 
 
-def main(argv=None) -> int:
-    from .app import install
+def _usage_line(exc: click.ClickException, argv=()) -> str:
+    """A click usage error (unknown option, bad integer, missing value) as one line with the fix."""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        where = f"; see '{ctx.command_path} --help'"
+    else:  # some parser errors carry no context: the first word of the line that names a command
+        command = next((a for a in argv if a in cli.commands), None)
+        where = f"; see 'atlas {command} --help'" if command else "; see 'atlas --help'"
+    return " ".join(exc.format_message().split()).rstrip(".") + where
 
-    install()
+
+def main(argv=None) -> int:
+    """Run the command line; every failure is one line on stderr and an exit status of
+    :data:`~atlas.errors.EXIT_CODES` (a traceback only with ``--debug`` or ``ATLAS_DEBUG=1``)."""
+    import traceback
+
+    from .errors import debug_requested, failure_line
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested() or "--debug" in argv
+    if "--debug" in argv:  # accepted anywhere on the line (``atlas run --debug``), read here
+        argv = [a for a in argv if a != "--debug"]
     try:
-        cli.main(args=argv, prog_name="atlas", standalone_mode=False)
-    except AtlasError as exc:
-        click.echo(f"atlas: error: {exc}", err=True)
-        return exc.exit_code
+        from .app import install
+
+        install()
+        code = cli.main(args=argv, prog_name="atlas", standalone_mode=False)
+        return code if isinstance(code, int) and not isinstance(code, bool) else 0
     except click.exceptions.Abort:
-        click.echo("atlas: interrupted", err=True)
+        click.echo("atlas: interrupted; finished work is kept", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("atlas: interrupted; finished work is kept", err=True)
         return 130
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        if debug:
+            traceback.print_exc()
+        click.echo(f"atlas: error: {_usage_line(exc, argv)}", err=True)
+        return 2 if exc.exit_code == 2 else exc.exit_code
     except SystemExit as exc:
-        return int(exc.code or 0)
-    except KeyboardInterrupt:
-        click.echo("atlas: interrupted", err=True)
-        return 130
-    return 0
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BrokenPipeError:  # output piped into a reader that stopped (atlas plan --list | head)
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the one place every failure becomes one line
+        if debug:
+            traceback.print_exc()
+        line, code = failure_line(exc)
+        click.echo(f"atlas: error: {line}", err=True)
+        return code
+    finally:
+        from . import progress
+
+        progress.set_enabled(True)  # -q holds for one command line, not for the rest of this process
 
 
 if __name__ == "__main__":

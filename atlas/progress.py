@@ -1,5 +1,7 @@
 """Progress bars: one per stage, with counts and ETA (tqdm), or silent.
 
+``atlas -q`` silences every bar (:func:`set_enabled`), whoever opens it: runner, stages, methods.
+
 Every stage's wall seconds are also appended to :data:`TIMINGS` (``(description, seconds, depth)``, depth 0
 for a stage not inside another), bar or no bar: ``bench/demo.py`` reads them to split a build's time.
 """
@@ -13,6 +15,15 @@ from typing import Iterator, List, Tuple
 #: ``(description, seconds, depth)`` of every stage that ended in this process, in the order they ended.
 TIMINGS: List[Tuple[str, float, int]] = []
 _depth = [0]
+
+
+_ENABLED = True
+
+
+def set_enabled(enabled: bool) -> None:
+    """Allow (True) or silence (False) every progress bar of this process."""
+    global _ENABLED
+    _ENABLED = bool(enabled)
 
 
 class _Silent:
@@ -29,7 +40,7 @@ def stage(desc: str, total: int, unit: str = "job", enabled: bool = True) -> Ite
     start, depth = time.perf_counter(), _depth[0]
     _depth[0] += 1
     try:
-        if not enabled or total <= 0:
+        if not enabled or not _ENABLED or total <= 0:
             yield _Silent()
             return
         from tqdm import tqdm

@@ -161,7 +161,7 @@ def test_method_settings_and_stage_settings_share_the_validator():
     assert maco.config({"lr": 1}).lr == 1 and isinstance(maco.config({"lr": 1}).lr, int)
     assert METHODS.get("vital").config({"betas": [0.1, 0.2]}).betas == (0.1, 0.2)
     for overrides, needle in [({"steps": 0}, "setting 'steps' of method maco must be a positive integer, got 0"),
-                              ({"crops": -1}, "setting 'crops' of method maco must be a non-negative integer"),
+                              ({"crops": -1}, "setting 'crops' of method maco must be a positive integer"),
                               ({"lr": float("nan")}, "setting 'lr' of method maco must be a finite number, got nan"),
                               ({"lr": "x"}, "setting 'lr' of method maco must be a non-negative number, got 'x'"),
                               ({"stesp": 3}, "unknown setting of method maco: 'stesp'; did you mean 'steps'?")]:

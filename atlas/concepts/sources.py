@@ -7,6 +7,7 @@ from typing import List
 from ..config import craft_config, neuron_config
 from ..errors import AtlasError, SourceSkipped
 from ..pipeline.planner import classes_with_images, no_images_reason
+from ..models.cards import known_card
 from ..targets import Target
 from .bank import fit_hash
 from .clusters import cluster_fit
@@ -23,6 +24,10 @@ def concept_targets(cfg, model: str, classes: List[int]) -> List[Target]:
         return []
     if not has_concept_layer(cfg, model):
         raise SourceSkipped(f"model {model} has no default concept layer (set [targets] concept_layer)")
+    card = known_card(model)
+    if card is not None and ccfg.patch > card.input_size:
+        raise AtlasError(f"config key 'targets.concept_settings.patch' must be at most the input side of {model} "
+                         f"({card.input_size} px), got {ccfg.patch}")
     layer = concept_layer(cfg, model)
     fit = fit_hash(cfg, layer, model)
     n = min(ccfg.visualise or k, k)

@@ -5,6 +5,7 @@ Every key and value is checked by the one validator (:mod:`atlas.config.validate
 """
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -14,6 +15,8 @@ from ..errors import AtlasError
 from .presets import PRESETS
 from .schema import AtlasConfig
 from .validate import Place, build, check, check_keys
+
+log = logging.getLogger(__name__)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,12 +56,19 @@ def load_config(path: str | Path) -> AtlasConfig:
     """Read a TOML configuration file; a missing or malformed file is an :class:`AtlasError`."""
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, a device, a pipe
+            raise AtlasError(f"config file {str(path)!r} is not a regular file; name a .toml file with --config")
         raise AtlasError(f"config file {str(path)!r} does not exist")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise AtlasError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    return config_from_mapping(raw, source=path.name)
+    cfg = config_from_mapping(raw, source=path.name)
+    if "classes" not in raw and "preset" not in raw:
+        log.warning("config file %r sets no classes and no preset: every class of the model is planned (%s); "
+                    "set classes = [...] (or preset = \"demo\") to choose", str(path),
+                    "the file is empty, so all defaults" if not raw else "1000 for ImageNet models")
+    return cfg
 
 
 def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, *, model: Optional[str] = None,
@@ -80,8 +90,10 @@ def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, *
         cfg = PRESETS.get(preset or "demo")()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "data" in overrides and isinstance(overrides["data"], str):
-        overrides["data"] = replace(cfg.data, pool=overrides["data"])
-    cfg = replace(cfg, **overrides)
+        overrides["data"] = {"pool": overrides["data"]}
+    # command-line values pass the same validator as a file's (``~`` expanded, a file is not a folder, ...)
+    if overrides:
+        cfg = build(AtlasConfig, overrides, Place(source="the command line", options=True), base=cfg)
     raw: dict = {}
     for key, value in (("methods", methods), ("classes", classes), ("seeds", seeds)):
         if value is not None:

@@ -25,6 +25,9 @@ EXECUTORS = ("slurm", "local")
 
 _PAIRS = 'a list of ["layer", channel] pairs'
 _POOL = 'a path or "bundled"'
+#: What a device string may look like (checked against this machine by ``atlas.models.devices``).
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?|mps(:0)?"
+DEVICE_WHAT = '"auto", "cpu", "cuda", "cuda:N" or "mps" (a GPU is "cuda")'
 
 
 def pool_location(spec: Optional[str]) -> Optional[str]:
@@ -132,7 +135,7 @@ class TargetsConfig:
     top_neurons: int = 0
     random_neurons: int = 0
     neuron_layer: Optional[str] = rule(None, what="a layer name")
-    images: int = 0
+    images: int = rule(0, ge=0, le=1000)  # per class; each image is 2 targets (its class, its rival)
     concept_settings: Tuple[Tuple[str, Any], ...] = rule((), table=True)
     neuron_settings: Tuple[Tuple[str, Any], ...] = rule((), table=True)
     kind_methods: Tuple[Tuple[str, Tuple[str, ...]], ...] = rule(
@@ -269,9 +272,9 @@ class AtlasConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     batch_size: int = rule(4, ge=1)
     batch_sizes: Tuple[Tuple[str, int], ...] = rule((), table=True, what="a table of <method> = targets per batch")
-    store: str = "store"
-    site: str = "site"
-    device: str = "auto"
+    store: str = rule("store", folder="--store")
+    site: str = rule("site", folder="--site")
+    device: str = rule("auto", pattern=DEVICE_PATTERN, what=DEVICE_WHAT)
     download: bool = False
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

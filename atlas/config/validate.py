@@ -19,6 +19,9 @@ The rules of one field are its metadata (:func:`rule`; the names follow pydantic
 ``table``         the value is a table, stored as its ``(key, value)`` pairs sorted by key
 ``keys``          the keys such a table may have (``key_noun`` names them in the message)
 ``merge``         a table of tables whose entries update the base's entries key by key
+``pattern``       a regular expression a string must match as a whole (``device``)
+``folder``        the value is a folder path: ``~`` is expanded, and it must not be empty, an existing
+                  file, or a path below a file (the value names the option that sets it, ``"--store"``)
 ``what``          how messages describe a valid value (otherwise derived from the type and the bounds)
 ================  ======================================================================================
 
@@ -29,9 +32,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Union
 
 from ..errors import AtlasError, unknown_choice
@@ -61,6 +67,7 @@ class Place:
     path: str = ""
     source: str = "config"
     method: Optional[str] = None
+    options: bool = False  # values given as command-line options (``--store``; ``data.pool`` is ``--data``)
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -68,6 +75,8 @@ class Place:
     def label(self, name: str) -> str:
         if self.method is not None:
             return f"setting {self.key(name)!r} of method {self.method}"
+        if self.options:
+            return f"option --{self.key(name).split('.')[0].replace('_', '-')}"
         return f"config key {self.key(name)!r}"
 
     def unknown_key(self) -> str:
@@ -167,8 +176,34 @@ def check(value: Any, tp: Any, meta: Mapping[str, Any], place: Place, name: str,
         raise _bad(place, name, value, describe(tp, meta)) from None
     if not _within(out, meta):
         finite = not _is_number(out) or math.isfinite(out)
-        raise _bad(place, name, value, describe(tp, meta) if finite else "a finite number")
+        if not _within(out, {k: v for k, v in meta.items() if k not in ("ge", "gt")}):
+            shown = meta  # too large: say both bounds
+        else:  # too small: the upper bound is beside the point (``must be a positive integer, got 0``)
+            shown = {k: v for k, v in meta.items() if k not in ("le", "lt")}
+        raise _bad(place, name, value, describe(tp, shown) if finite else "a finite number")
+    if isinstance(out, str) and "pattern" in meta and not re.fullmatch(meta["pattern"], out):
+        raise _bad(place, name, value, describe(tp, meta))
+    if isinstance(out, str) and "folder" in meta:
+        return _folder(out, place, name, meta["folder"])
     return out
+
+
+def _folder(value: str, place: Place, name: str, option: str) -> str:
+    """A folder path with ``~`` expanded; an error if it is empty, a file, or below a file."""
+    if not value.strip() or "\x00" in value:
+        raise _bad(place, name, value, f"a folder path (choose one with {option})")
+    path = os.path.expanduser(value)
+    probe = Path(path)
+    for p in (probe, *probe.parents):
+        try:
+            is_file = p.exists() and not p.is_dir()
+        except (OSError, ValueError):  # a name too long, a folder we may not look into: the write says so
+            return path
+        if is_file:
+            where = "is a file" if p == probe else f"is below {str(p)!r}, which is a file"
+            raise AtlasError(f"{place.label(name)}: {value!r} {where}; a folder is needed here: choose "
+                             f"another with {option}")
+    return path
 
 
 def _bad(place: Place, name: str, value: Any, what: str) -> AtlasError:

@@ -431,6 +431,9 @@ def folder_root(root: str | Path, wnids: Sequence[str] = (), names: Optional[Seq
     """The folder that holds the class folders: ``root``, or its ``train/`` when ``root`` has one and no
     class folder of its own; a missing folder is an :class:`AtlasError`."""
     root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise AtlasError(f"data folder {str(root)!r} is a file, not a folder: give --data the folder that holds "
+                         f"the class sub-folders (<folder>/<class>/*.jpg), or 'bundled'")
     if not root.is_dir():
         raise AtlasError(f"data folder {str(root)!r} does not exist (expected <folder>/<class>/*.jpg)")
     if (root / "train").is_dir():

@@ -69,15 +69,18 @@ def estimate_spectrum(
     """
     items = pool.spectrum_items()
     if not items:
-        raise AtlasError(f"{pool.name} holds no image to estimate the MACO spectrum from")
+        raise AtlasError(f"{pool.name} holds no image to estimate the MACO spectrum from; choose another "
+                         f"folder with --data")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(items))
     total = torch.zeros(channels, size, size // 2 + 1, dtype=torch.float64)
     count = torch.zeros(channels, 1, 1, dtype=torch.float64)
+    first_error = None
     for i in range(n_images):
         try:
             img = pool.load(items[order[i % len(items)]])
-        except UnreadableImage:
+        except UnreadableImage as exc:
+            first_error = first_error or str(exc)
             continue
         if i < len(items):
             x = center_crop_tensor(img, size, resize_ratio=1.0)
@@ -90,7 +93,8 @@ def estimate_spectrum(
         if progress is not None:
             progress(1)
     if not count.any():
-        raise AtlasError(f"{pool.name} holds no readable image to estimate the MACO spectrum from")
+        raise AtlasError(f"no readable image in {pool.name} ({min(n_images, len(items))} files tried, e.g. {first_error}); "
+                         f"check the files or choose another folder with --data")
     return (total / count.clamp(min=1)).float().numpy()
 
 

@@ -74,19 +74,19 @@ class AttributionVisConfig:
     init: str = "noise"
     lr: float = 0.05
     lr_decay: float = 0.8
-    views: int = 4
+    views: int = rule(4, ge=1)
     image_size: int = 224
     layer: Optional[str] = None
     attribution: str = "aumann_shapley"
-    attribution_steps: int = 16
+    attribution_steps: int = rule(16, ge=1)
     baseline: str = rule("output_targeted", choices=BASELINES)
     baseline_steps: Tuple[int, int] = (256, 512)
     positive_only: bool = True
     beta: Optional[float] = None
-    otsu_bins: int = 200
+    otsu_bins: int = rule(200, ge=2)
     lambda_scale: float = 1.0
     lambda_growth: float = 1.2
-    levels: int = 5
+    levels: int = rule(5, ge=1)
     noise_alpha: Optional[float] = None
     jitter1: int = 9
     scale_min: float = 0.9

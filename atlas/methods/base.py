@@ -40,9 +40,21 @@ class Visualization:
     info: Dict[str, Any] = field(default_factory=dict)
 
 
+#: The most optimisation steps a setting may ask for: 500 times the papers' longest runs (2000); more
+#: would run for weeks per job on any device (``atlas plan`` shows the estimate of what is allowed).
+MAX_STEPS = 1_000_000
+#: The smallest image side a method may optimise: every crop, view and canvas stage is at least a pixel.
+MIN_IMAGE_SIZE = 16
 #: Rules every method's settings share, beyond each field's type and default (a default that is a
-#: non-negative number already forbids negative values): at least one optimisation step.
-SETTING_RULES: Dict[str, Dict[str, Any]] = {"steps": {"ge": 1}}
+#: non-negative number already forbids negative values): at least one and at most :data:`MAX_STEPS`
+#: optimisation steps, and images of at least :data:`MIN_IMAGE_SIZE` pixels a side. How large an image the
+#: machine can hold is checked against its memory when a plan is made (:mod:`atlas.pipeline.memory`).
+SETTING_RULES: Dict[str, Dict[str, Any]] = {
+    "steps": {"ge": 1, "le": MAX_STEPS},
+    "neuron_steps": {"ge": 1, "le": MAX_STEPS},
+    "low_res_steps": {"le": MAX_STEPS},
+    "image_size": {"ge": MIN_IMAGE_SIZE},
+}
 
 #: Shared resources a method can ask for by name (``ctx.resource("concepts")``): a factory builds one per
 #: run context, e.g. the CRAFT concept provider or cached reference features. ``factory(ctx) -> object``.
@@ -182,6 +194,17 @@ class Method:
         method is batchable, else 1. Methods whose result depends on the batch (DeepInversion's batch
         statistics) take it from their own ``cfg``, so that it is part of every job's key."""
         return default if self.batchable else 1
+
+    def setting_problem(self, cfg, card) -> Optional[str]:
+        """A one-line reason why settings ``cfg`` cannot run on the model of ``card`` (its input size,
+        layers), or None; the plan stops with it, like any other bad setting. Settings that are wrong on
+        every model are the ``Config``'s own rules (field metadata, ``__post_init__``)."""
+        return None
+
+    def images_per_pass(self, cfg, card) -> float:
+        """Images at the model's input size one target sends through the model at once (its crops or
+        views, else 1), for the memory estimate (:mod:`atlas.pipeline.memory`)."""
+        return float(getattr(cfg, "crops", None) or getattr(cfg, "views", None) or 1)
 
     def passes_per_target(self, cfg) -> Optional[float]:
         """Forward+backward passes at the model's input size per target, for time estimates (None: the

@@ -127,6 +127,10 @@ class DeepInversion(Method):
     def batch_size(self, cfg: DeepInversionConfig, default: int) -> int:
         return cfg.batch_size
 
+    def images_per_pass(self, cfg: DeepInversionConfig, card) -> float:
+        """The image goes through the model at its own size (no resize): activations grow with its area."""
+        return float((cfg.image_size / card.input_size) ** 2)
+
     def passes_per_target(self, cfg: DeepInversionConfig) -> float:
         return cfg.steps + cfg.low_res_steps / 4.0  # half resolution: a quarter of the pixels
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..config.validate import rule
 from ..optim import OptimizerSpec, TargetRNG, optimize
 from ..optim import transforms as T
 from ..optim.param import MacoParam, Parameterization
@@ -44,7 +45,7 @@ class CropRunConfig:
     steps: int = 256
     lr: float = 1.0
     image_size: int = 224
-    crops: int = 6
+    crops: int = rule(6, ge=1)
     crop_size: float = 0.25
     crop_size_std: float = 0.1
     crop_center_std: float = 0.15

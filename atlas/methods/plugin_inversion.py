@@ -129,6 +129,9 @@ class PluginInversion(Method):
                "shifts, decaying noise, jitter) without explicit regularisers; the image grows from a small "
                "centred canvas, zoomed to the model's input, to full resolution.")
 
+    def images_per_pass(self, cfg: PluginInversionConfig, card) -> float:
+        return float(ensemble_size(cfg, card))
+
     def passes_per_target(self, cfg: PluginInversionConfig) -> float:
         return float(cfg.steps * (cfg.views or DEFAULT_VIEWS))
 

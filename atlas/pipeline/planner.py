@@ -299,6 +299,12 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     _check_models(cfg)
     methods = [METHODS.get(name) for name in cfg.methods]
     configs = {m.name: m.config(cfg.method_settings(m.name)) for m in methods}
+    for model in cfg.models:  # settings some model cannot run (a patch larger than its input)
+        card = known_card(model)
+        for m in methods:
+            problem = card is not None and m.setting_problem(configs[m.name], card)
+            if problem:
+                raise AtlasError(problem)
     for name, size in cfg.batch_sizes:
         METHODS.get(name)  # unknown names are errors
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:

@@ -23,6 +23,7 @@ from ..data.pools import model_labels
 from ..errors import Unsupported
 from ..methods import METHODS, RunContext
 from ..models import load_model
+from ..models.devices import pick_device  # noqa: F401  (also imported from here)
 from ..optim.loop import NonFiniteLoss
 from .compute import autocast_dtype, compute_settings, prepare_model
 from .datakey import remember
@@ -56,15 +57,26 @@ class RunReport:
     stored: List[str] = field(default_factory=list)  # keys of the jobs this run computed and stored
 
 
-def pick_device(spec: str = "auto") -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
-
-
 def batches(jobs: Sequence[Job], size: int) -> List[List[Job]]:
     """The jobs of :func:`~atlas.pipeline.sharding.plan_batches`, as lists."""
     return [list(b.jobs) for b in plan_batches(jobs, size)]
+
+
+def _step_counter(bar, cfg, every: float = 1.0) -> Callable[[int], None]:
+    """An ``on_step`` that shows ``step n/N`` of the running batch on its bar (at most every ``every``
+    seconds), so that a job of many steps shows it is moving before its first job ends."""
+    total = (getattr(cfg, "steps", 0) or 0) + (getattr(cfg, "low_res_steps", 0) or 0)
+    count, last = 0, 0.0
+
+    def on_step(step: int) -> None:
+        nonlocal count, last
+        count += 1
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            bar.set_postfix_str(f"step {count}/{total}" if 0 < count <= total else f"step {count}")
+
+    return on_step
 
 
 class Runner:
@@ -170,7 +182,14 @@ class Runner:
                 total = sum(len(todo) for _, todo in group)
                 with stage(f"{method_name} · {model}", total, enabled=self.progress) as bar:
                     for batch, todo in group:
-                        self._run_batch(ctx, method, batch, report, todo)
+                        step_bar = ctx is not None and hasattr(ctx, "on_step")  # (tests stand in a None)
+                        if step_bar:
+                            ctx.on_step = _step_counter(bar, batch[0].config)  # progress within a long job
+                        try:
+                            self._run_batch(ctx, method, batch, report, todo)
+                        finally:
+                            if step_bar:
+                                ctx.on_step = None
                         bar.update(len(todo))
         self.store_references([j for b in batches for j in b.jobs])
         report.seconds = time.perf_counter() - start

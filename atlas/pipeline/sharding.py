@@ -130,4 +130,7 @@ def parse_shard(text: str) -> Tuple[int, int]:
 def shard_batches(jobs: Sequence[Job], batch_size: int, index: int, count: int) -> List[Batch]:
     """The batches of shard ``index`` of ``count`` for a plan's ``jobs`` (stable as jobs finish: the
     share is taken over all the plan's batches, and finished jobs are skipped when it runs)."""
-    return assign(plan_batches(jobs, batch_size), count)[index]
+    batches = plan_batches(jobs, batch_size)
+    if index >= len(batches):  # more shards than batches: the shards past the last batch have none
+        return []
+    return assign(batches, min(count, len(batches)))[index]  # the same share: empty shards take nothing

@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
+from ...config.validate import rule
 from ...data.seed_images import load_seed_images
 from ...models.layer_order import depth_layer
 from ...models.user import model_key
@@ -60,7 +61,7 @@ class AccentuationConfig:
 
     steps: int = 100
     lr: float = 0.05
-    crops: int = 16
+    crops: int = rule(16, ge=1)
     min_crop: float = 0.05
     max_crop: float = 0.99
     noise: float = 0.02
@@ -76,17 +77,17 @@ class AccentuationConfig:
     lambda_iters: int = 6
     mask_attribution: str = "gradcam"
     mask_layer: Optional[str] = None
-    mask_images: int = 8
+    mask_images: int = rule(8, ge=1)
     mask_percentiles: Tuple[float, float] = (50.0, 99.0)
     mask_blur: float = 0.01
-    natural_images: int = 8
+    natural_images: int = rule(8, ge=1)
 
     def __post_init__(self):
         ATTRIBUTIONS.get(self.mask_attribution)
         if not 0.0 <= self.min_crop < self.max_crop <= 1.0:
             raise ValueError(f"need 0 <= min_crop < max_crop <= 1, got {self.min_crop}, {self.max_crop}")
-        if len(self.mask_percentiles) != 2:
-            raise ValueError(f"mask_percentiles must be two numbers (p1, p2), got {self.mask_percentiles!r}")
+        if len(self.mask_percentiles) != 2 or not 0 <= self.mask_percentiles[0] < self.mask_percentiles[1] <= 100:
+            raise ValueError(f"mask_percentiles must be two numbers 0 <= p1 < p2 <= 100, got {self.mask_percentiles!r}")
 
 
 def optim_kwargs(cfg: AccentuationConfig) -> dict:

@@ -84,6 +84,13 @@ class Vital(Method):
         images for the others; one with ``allow_fewer``."""
         return 1 if cfg.allow_fewer else (cfg.references or data.references)
 
+    def setting_problem(self, cfg: VitalConfig, card) -> Optional[str]:
+        """Neuron and concept references are patches of the pool's images at the model's input size."""
+        if cfg.patch > card.input_size:
+            return (f"setting 'patch' of method {self.name} must be at most the input side of {card.name} "
+                    f"({card.input_size} px), got {cfg.patch}")
+        return None
+
     def config(self, overrides=None):
         """As :meth:`Method.config`, with a one-line pointer for the settings that moved out of VITAL."""
         moved = sorted({"clusters", "cluster_patches"} & set(overrides or {}))

@@ -57,8 +57,8 @@ class VitalConfig:
     l2: Optional[float] = None
     relevance: bool = False
     relevance_every: int = 1
-    patch: int = 64
-    stride: int = 51
+    patch: int = rule(64, ge=1)
+    stride: int = rule(51, ge=1)
     references_from: str = rule("images", choices=REFERENCES_FROM)
 
     def __post_init__(self):
