@@ -121,6 +121,8 @@ class Method:
     paper, bibtex: the citation key and BibTeX of the paper it implements (pages cite it).
     paper_settings: overrides of the ``Config`` defaults that the paper presets run (the defaults are the
     paper's own unless a method says otherwise).
+    facets: whether it draws the negative and diverse pictures of a channel (``Target.facet``); the
+    planner gives facet targets only to methods that do.
     """
 
     name: str = ""
@@ -134,6 +136,7 @@ class Method:
     bibtex: str = ""
     paper_settings: Dict[str, Any] = {}
     summary: str = ""
+    facets: bool = False
 
     def __init__(self, name: Optional[str] = None, **defaults):
         if name:

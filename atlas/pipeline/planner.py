@@ -101,21 +101,52 @@ def data_key(cfg: AtlasConfig) -> Tuple[Tuple[str, object], ...]:
 
 
 #: Target sources: ``source(cfg, model, classes) -> [Target]``. Each kind of target (classes, concepts,
-#: neurons, real images) registers its own source; the plan is the union, in registration order.
+#: neurons, real images) registers its own source; the plan is the union, in registration order (a target
+#: that two sources ask for is planned once, for the first). A source may also say which methods visualise
+#: its targets and with which settings: an ``options(cfg, model) -> SourceOptions`` attribute.
 TARGET_SOURCES: Registry[Callable[[AtlasConfig, str, List[int]], List[Target]]] = Registry("target source")
 
 
+@dataclass(frozen=True)
+class SourceOptions:
+    """How a source's targets are visualised, where it differs from the rest of the plan.
+
+    methods:  only these methods visualise them (None: the configured methods, filtered by
+              ``[targets] kind_methods`` as usual); a name not in the configuration's ``methods`` is added
+              for these targets only.
+    settings: ``{method: {key: value}}`` overrides of the method's settings for these targets only (on top
+              of ``[settings.<method>]``; part of their jobs' keys, shown on their figure pages).
+    """
+
+    methods: Optional[Tuple[str, ...]] = None
+    settings: Tuple[Tuple[str, Tuple[Tuple[str, Any], ...]], ...] = ()
+
+
+def _source_options(source, cfg: AtlasConfig, model: str) -> Optional[SourceOptions]:
+    options = getattr(source, "options", None)
+    return options(cfg, model) if options is not None else None
+
+
 def targets_for(cfg: AtlasConfig, model: str, classes: List[int],
-                skips: Optional[List[Tuple[str, str, str]]] = None) -> List[Target]:
-    """Every target the configuration asks for on ``model`` (all registered sources)."""
-    out: List[Target] = []
+                skips: Optional[List[Tuple[str, str, str]]] = None,
+                options: Optional[Dict[Target, SourceOptions]] = None) -> List[Target]:
+    """Every target the configuration asks for on ``model`` (all registered sources, each target once).
+    ``options`` (optional) receives the :class:`SourceOptions` of targets whose source has some."""
+    out: Dict[Target, None] = {}
     for name, source in TARGET_SOURCES.in_order():
         try:
-            out.extend(source(cfg, model, classes))
+            got = source(cfg, model, classes)
         except SourceSkipped as exc:
             if skips is not None:
                 skips.append((model, name, str(exc)))
-    return out
+            continue
+        opts = _source_options(source, cfg, model) if options is not None else None
+        for t in got:
+            if t not in out:
+                out[t] = None
+                if opts is not None:
+                    options[t] = opts
+    return list(out)
 
 
 def method_info(name: str, config) -> MethodInfo:
@@ -143,6 +174,17 @@ def make_plan(cfg: AtlasConfig) -> Plan:
         check_model_name(m)
     methods = [METHODS.get(name) for name in cfg.methods]
     configs = {m.name: m.config(cfg.method_settings(m.name)) for m in methods}
+    extra_configs: Dict[tuple, Any] = {}
+
+    def config_for(method, opts: Optional[SourceOptions]):
+        over = dict(opts.settings).get(method.name) if opts is not None else None
+        if not over and method.name in configs:
+            return configs[method.name]
+        key = (method.name, over)
+        if key not in extra_configs:
+            extra_configs[key] = method.config({**cfg.method_settings(method.name), **dict(over or ())})
+        return extra_configs[key]
+
     for name, _ in cfg.settings:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())
@@ -154,24 +196,40 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     jobs: List[Job] = []
     skipped: List[Skip] = []
     source_skips: List[Tuple[str, str, str]] = []
+    source_methods: List[Any] = []
     for model in cfg.models:
-        targets = targets_for(cfg, model, classes, source_skips)
-        for method in methods:
+        options: Dict[Target, SourceOptions] = {}
+        targets = targets_for(cfg, model, classes, source_skips, options)
+        for opts in dict.fromkeys(options.values()):
+            for name in opts.methods or ():
+                if name not in cfg.methods and all(m.name != name for m in source_methods):
+                    source_methods.append(METHODS.get(name))  # unknown names are errors
+        for method in methods + source_methods:
             for seed in cfg.seeds:
                 for t in targets:
+                    opts = options.get(t)
                     if t.kind not in method.kinds:
                         continue  # e.g. neurons for a class-only method: not planned, not an omission
-                    if t.kind in kind_methods and method.name not in kind_methods[t.kind]:
+                    if opts is not None and opts.methods is not None:
+                        if method.name not in opts.methods:
+                            continue  # the source names the methods of its targets
+                    elif method.name not in cfg.methods:
+                        continue  # a method added by a source visualises only that source's targets
+                    elif t.kind in kind_methods and method.name not in kind_methods[t.kind]:
                         continue  # [targets] kind_methods leaves this kind to other methods
                     if t.cluster is not None and t.fit_hash is None and not getattr(method, "clusters", False):
                         continue  # VITAL's own polysemantic clusters: only methods with per-cluster references
+                    if t.facet is not None and not getattr(method, "facets", False):
+                        continue  # negative and diverse pictures: only methods whose objective has them
                     reason = method.unsupported_reason(model, t)
                     if reason:
                         skipped.append(Skip(model, method.name, t, reason))
                         continue
                     jobs.append(Job(model=model, method=method.name, target=t, seed=seed,
-                                    config=configs[method.name], version=method.version,
+                                    config=config_for(method, opts), version=method.version,
                                     data=data_key(cfg) if method.uses_data else ()))
     return Plan(config=cfg, jobs=jobs, skipped=skipped, classes={m: classes for m in cfg.models},
-                source_skips=source_skips, methods={m.name: method_info(m.name, configs[m.name]) for m in methods},
+                source_skips=source_skips,
+                methods={m.name: method_info(m.name, configs.get(m.name) or m.config(cfg.method_settings(m.name)))
+                         for m in methods + source_methods},
                 models={m: model_info(m) for m in cfg.models})
