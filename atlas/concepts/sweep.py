@@ -51,6 +51,9 @@ def layer_widths(cfg: AtlasConfig, model: str) -> List[tuple]:
         except AtlasError as exc:
             if len(cfg.models) > 1 and str(exc).startswith("unknown layer"):
                 continue
+            if str(exc).startswith("unknown layer"):  # e.g. the demo preset's blocks.0 on another model
+                raise AtlasError(f"[targets] layers: {exc}; set layers = [...] to layers of this model, or [] "
+                                 f"for none") from None
             raise
     return out
 
@@ -63,6 +66,9 @@ class LayerSource:
             return []
         lcfg = layer_config(cfg)
         _check_methods(lcfg)
+        if not set(lcfg.methods) & set(cfg.methods):
+            raise SourceSkipped(f"none of the layers' methods ({', '.join(lcfg.methods)}) is among the configured "
+                                f"methods ({', '.join(cfg.methods)})")
         widths = layer_widths(cfg, model)
         if not widths:
             raise SourceSkipped(f"{model} has none of the layers {', '.join(cfg.targets.layers)}")

@@ -95,8 +95,8 @@ class LayerConfig:
     """Whole layers (``[targets] layers``): every channel visualised, as OpenAI Microscope and the Distill
     feature-visualization appendix show them (``[targets.layer_settings]``).
 
-    methods:          which methods visualise the layers' channels (MACO by default; any method that
-                      visualises neurons). Negative and diverse pictures need an activation objective
+    methods:          which of the configured methods visualise the layers' channels (MACO by default;
+                      any method that visualises neurons). Negative and diverse pictures need an activation objective
                       (MACO, Fourier); other methods draw only the maximising image.
     diversity:        n diverse images per channel, optimised together with lucid's diversity objective
                       (their Gram matrices at the layer pushed apart; lucid's example: a batch of 4); 0: none.

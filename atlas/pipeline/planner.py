@@ -111,9 +111,8 @@ TARGET_SOURCES: Registry[Callable[[AtlasConfig, str, List[int]], List[Target]]] 
 class SourceOptions:
     """How a source's targets are visualised, where it differs from the rest of the plan.
 
-    methods:  only these methods visualise them (None: the configured methods, filtered by
-              ``[targets] kind_methods`` as usual); a name not in the configuration's ``methods`` is added
-              for these targets only.
+    methods:  only those of these methods that the configuration runs visualise them (None: the configured
+              methods, filtered by ``[targets] kind_methods`` as usual).
     settings: ``{method: {key: value}}`` overrides of the method's settings for these targets only (on top
               of ``[settings.<method>]``; part of their jobs' keys, shown on their figure pages).
     """
@@ -196,15 +195,10 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     jobs: List[Job] = []
     skipped: List[Skip] = []
     source_skips: List[Tuple[str, str, str]] = []
-    source_methods: List[Any] = []
     for model in cfg.models:
         options: Dict[Target, SourceOptions] = {}
         targets = targets_for(cfg, model, classes, source_skips, options)
-        for opts in dict.fromkeys(options.values()):
-            for name in opts.methods or ():
-                if name not in cfg.methods and all(m.name != name for m in source_methods):
-                    source_methods.append(METHODS.get(name))  # unknown names are errors
-        for method in methods + source_methods:
+        for method in methods:
             for seed in cfg.seeds:
                 for t in targets:
                     opts = options.get(t)
@@ -213,8 +207,6 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                     if opts is not None and opts.methods is not None:
                         if method.name not in opts.methods:
                             continue  # the source names the methods of its targets
-                    elif method.name not in cfg.methods:
-                        continue  # a method added by a source visualises only that source's targets
                     elif t.kind in kind_methods and method.name not in kind_methods[t.kind]:
                         continue  # [targets] kind_methods leaves this kind to other methods
                     if t.cluster is not None and t.fit_hash is None and not getattr(method, "clusters", False):
@@ -229,7 +221,5 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                                     config=config_for(method, opts), version=method.version,
                                     data=data_key(cfg) if method.uses_data else ()))
     return Plan(config=cfg, jobs=jobs, skipped=skipped, classes={m: classes for m in cfg.models},
-                source_skips=source_skips,
-                methods={m.name: method_info(m.name, configs.get(m.name) or m.config(cfg.method_settings(m.name)))
-                         for m in methods + source_methods},
+                source_skips=source_skips, methods={m.name: method_info(m.name, configs[m.name]) for m in methods},
                 models={m: model_info(m) for m in cfg.models})

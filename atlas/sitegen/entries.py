@@ -140,10 +140,9 @@ class SiteBuild:
         return path
 
     def figures_for(self, model: str, target: Target) -> List[tuple]:
-        """[(method, title, [Figure per seed])] for one target, in the configured method order (then the
-        methods that a target source adds for its own targets)."""
+        """[(method, title, [Figure per seed])] for one target, in the configured method order."""
         out = []
-        for m in self.plan.methods or self.config.methods:
+        for m in self.config.methods:
             figs = [f for s in self.config.seeds if (f := self.figures.get((model, m, target, s)))]
             if figs:
                 out.append((m, self.title(m), figs))
