@@ -76,6 +76,7 @@ def measure(browser, path: Path, runs: int = 3) -> dict:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(path.as_uri())
         page.wait_for_load_state("load")
+        page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0", timeout=10000)
         got = page.evaluate("""() => {
             const nav = performance.getEntriesByType('navigation')[0];
             const paint = performance.getEntriesByName('first-contentful-paint')[0];

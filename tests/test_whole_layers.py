@@ -184,3 +184,16 @@ def test_concept_map_is_cached_and_groups_classes(tmp_path):
     assert class_groups([285, 967], names, wnids) == {285: "Egyptian cat", 967: "espresso"}
     many = class_groups(list(range(0, 1000, 50)), names, wnids)
     assert many[200] == "dogs" and many[950] == "food" and many[500] == "objects"
+
+
+def test_concept_map_uses_umap_when_it_is_installed(tmp_path):
+    """UMAP is an optional extra (``atlas-fv[map]``): skipped where umap-learn is not installed."""
+    pytest.importorskip("umap")
+    from atlas.embedding import map_2d
+
+    rng = np.random.default_rng(1)
+    x = np.abs(rng.normal(size=(20, 16)))
+    xy, name = map_2d(x, seed=0)
+    assert name == "UMAP (cosine)" and xy.shape == (20, 2) and np.abs(xy).max() == pytest.approx(1.0)
+    again, _ = map_2d(x, seed=0)
+    assert np.allclose(xy, again)  # deterministic for a seed
