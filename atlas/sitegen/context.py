@@ -72,7 +72,7 @@ def _figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any
         title=f"{title} · {label} · seed {job.seed}",
         model_page=paths.model_page(job.model),
         class_page=paths.class_page(job.model, t.class_id) if t.class_id is not None else None,
-        label=label,
+        label=label, precision=getattr(job, "precision", ""),
     )
     fig.settings, fig.config_hash = _config_info(job, configs)
     meta = store.meta(job.key, verify=True)  # a corrupt job shows as pending, never as a broken image

@@ -39,6 +39,7 @@ class Figure:
     config_hash: str = ""  # hash of the method settings that made it
     label: str = ""  # the target in words, e.g. "Egyptian cat (285)"
     size: tuple = ()  # (height, width) of the stored image
+    precision: str = ""  # "fp32" or "bf16": part of the job's identity
 
 
 @dataclass
