@@ -100,6 +100,26 @@ def _concepts_and_neurons() -> None:
     PAGE_SOURCES.add("neurons", concepts.neuron_pages)
 
 
+def _labels_and_map() -> None:
+    """Neurons and concepts named by what they respond to (their dataset examples' classes, CLIP where
+    its weights are cached) and the map of every concept."""
+    from .concepts import clip_labels, concept_examples
+    from .sitegen.pages import concept_map
+
+    RUN_STAGES.add("concept_examples", concept_examples.concept_examples_stage)
+    RUN_STAGES.add("clip_labels", clip_labels.clip_stage)
+    PAGE_SOURCES.add("concept_map", concept_map.concept_map_pages)
+
+
+def _whole_layers() -> None:
+    """Every channel of ``[targets] layers``: maximised, minimised and diverse; layer pages."""
+    from .concepts import sweep
+    from .sitegen.pages import layers
+
+    TARGET_SOURCES.add("layer", sweep.layer_targets)
+    PAGE_SOURCES.add("layers", layers.layer_pages)
+
+
 def _image_explanations() -> None:
     """Real images explained by the image-seeded methods: their targets and class-page sections."""
     from .pipeline import sources
@@ -118,6 +138,8 @@ FEATURES: Tuple[Tuple[str, Callable[[], None]], ...] = (
     ("metrics pages", _metrics_pages),
     ("skipped methods", _skipped_methods),
     ("concepts and neurons", _concepts_and_neurons),
+    ("whole layers", _whole_layers),
+    ("labels and the concept map", _labels_and_map),
     ("image explanations", _image_explanations),
 )
 

@@ -6,11 +6,12 @@ used in store keys and page URLs (keyed by class *id*, never by a class name, wh
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 KINDS = ("class", "concept", "neuron", "image")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_FACET = re.compile(r"^(negative|diverse-\d+)$")
 
 
 def safe_slug(text: str) -> str:
@@ -37,6 +38,12 @@ class Target:
         image's own class ``class_id``; ``"rival"`` the highest-scoring *other* class (the second-highest
         logit of a correctly classified image, the predicted class of a misclassified one); digits name a
         class id. Resolved when the job runs (planning loads no model).
+    facet:
+        neuron targets only: which picture of the channel. ``None`` is the channel maximised;
+        ``"negative"`` the channel minimised (lucid's negative visualisation); ``"diverse-<j>"`` image j of
+        the channel's diversity set, optimised in one batch with the rest of its set while their features
+        are pushed apart (lucid's diversity objective; :meth:`together`). The set's size and weight are in
+        ``fit_hash``.
     """
 
     kind: str
@@ -48,10 +55,13 @@ class Target:
     cluster: Optional[int] = None
     fit_hash: Optional[str] = None
     toward: Optional[str] = None
+    facet: Optional[str] = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown target kind {self.kind!r}; choose from {', '.join(KINDS)}")
+        if self.facet is not None and (self.kind != "neuron" or not _FACET.match(self.facet)):
+            raise ValueError(f"bad facet {self.facet!r}: neuron targets take 'negative' or 'diverse-<j>'")
 
     @classmethod
     def of_class(cls, class_id: int) -> "Target":
@@ -77,12 +87,30 @@ class Target:
             s = f"neuron-{safe_slug(self.layer)}-{self.channel:04d}"
             if self.cluster is not None:
                 s += f"-k{self.cluster}"
+            if self.facet is not None:
+                s += f"-{self.facet}"
         elif self.kind == "concept":
             s = f"concept-{self.class_id:04d}-{self.concept:02d}"
         else:  # the class part is digits, so ".<toward>" after it cannot be confused with the image name
             s = f"image-{self.class_id:04d}" + (f".{safe_slug(self.toward)}" if self.toward else "")
             s += f"-{safe_slug(self.image)}"
         return s
+
+    @property
+    def diverse_index(self) -> Optional[int]:
+        """j of a ``"diverse-<j>"`` facet, else None."""
+        return int(self.facet[8:]) if self.facet and self.facet.startswith("diverse-") else None
+
+    def together(self) -> Optional[tuple]:
+        """Targets that must be optimised in the same batch share this key (a channel's diversity set:
+        each image's objective reads the others'); None for a target that may be batched with any."""
+        if self.diverse_index is None:
+            return None
+        return ("diverse", self.layer, self.channel, self.fit_hash)
+
+    def plain(self) -> "Target":
+        """The same channel without a facet (the target whose page shows every facet)."""
+        return replace(self, facet=None, fit_hash=None) if self.facet is not None else self
 
     def to_dict(self) -> dict:
         """The fields that are set, as plain data (part of every job's key)."""

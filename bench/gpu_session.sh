@@ -11,7 +11,7 @@
 # .whl/ is ignored by git (add `/.whl/` to .git/info/exclude) and must stay under the tree's size limit:
 # EfficientNet-Lite0 (18 MB) and Lite2 (24 MB) with zennit, submitit and pytorch-fid (~45 MB in all).
 # Lite1 does not fit beside them, so the GPU demo judges transferability with Lite2 alone
-# (bench/gpu_demo.toml). Outputs: $OUT/gpu.json (bench/gpu.py), $OUT/demo.json (bench/demo.py),
+# (bench/gpu_demo.toml). Outputs: $OUT/gpu.json (bench/gpu.py), $OUT/demo.json (bench/demo.py), $OUT/layer.json (bench/layer.py),
 # $OUT/env.txt (nvidia-smi, versions), $OUT/log.txt (everything printed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,10 +44,12 @@ cat "$OUT/env.txt"
 if [ "${DRY:-0}" = "1" ]; then
   GPU_ARGS=(--dry)   # torch.compile on a CPU takes minutes and says nothing about a GPU
   DEMO_ARGS=(--raw-seconds 1 --config bench/gpu_demo_dry.toml)
+  LAYER_ARGS=(--layers blocks.0 --ks 1 --steps 1 --raw-seconds 0.5)
 else
   GPU_ARGS=(--models efficientnet_lite0,efficientnet_lite2 --methods maco,vital,deepinversion --ks 1,8,16,32
             --precisions fp32,bf16 --steps 20 --compile)
   DEMO_ARGS=(--config bench/gpu_demo.toml)
+  LAYER_ARGS=(--device cuda --layers blocks.0,blocks.6,bn2 --ks 1,8,32 --steps 20 --raw-seconds 2)
 fi
 
 status=0
@@ -55,10 +57,15 @@ timeout "${GPU_TIMEOUT:-420}" python3 bench/gpu.py "${GPU_ARGS[@]}" --out "$OUT/
 echo "bench/gpu.py exit $status"
 timeout "${DEMO_TIMEOUT:-300}" python3 bench/demo.py "${DEMO_ARGS[@]}" > "$OUT/demo.json" || status=$?
 echo "bench/demo.py exit $status"
+# issue 18: a whole layer with K-target batching (targets/s, ratio to the raw pass); LAYER_TIMEOUT=0 skips it
+if [ "${LAYER_TIMEOUT:-120}" != "0" ]; then
+  timeout "${LAYER_TIMEOUT:-120}" python3 bench/layer.py "${LAYER_ARGS[@]}" > "$OUT/layer.json" || status=$?
+  echo "bench/layer.py exit $status"
+fi
 python3 - "$OUT" <<'EOF' || true
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
-for name in ("gpu.json", "demo.json"):
+for name in ("gpu.json", "demo.json", "layer.json"):
     p = out / name
     if p.is_file() and p.stat().st_size:
         d = json.loads(p.read_text())
@@ -68,6 +75,10 @@ for name in ("gpu.json", "demo.json"):
                       f"raw {r['raw_fwd_bwd_img_per_s']:8.1f} ratio {r['ratio']:.2f} x{r['speedup_vs_k1']} mfu {r['raw_mfu']}")
             for e in d["errors"]:
                 print("error:", e)
+        elif name == "layer.json":
+            for r in d["rows"]:
+                print(f"layer {r['layer']:9s} K={r['k']:3d} targets/s {r['targets_per_s']} ratio vs raw full "
+                      f"{r['ratio_vs_raw_full']} vs raw until layer {r['ratio_vs_raw_until_layer']}")
         else:
             print("demo:", json.dumps(d["seconds"]), "raw", d["raw_fwd_bwd_img_per_s"]["mean"])
 EOF

@@ -52,3 +52,53 @@ def lite0():
     from atlas.models import load_model
 
     return load_model("efficientnet_lite0")
+
+
+CONCEPT_TOML = """preset = "demo"
+classes = [285, 967]
+methods = ["maco", "fourier"]
+store = "{tmp}/store"
+site = "{tmp}/site"
+[settings.maco]
+steps = 3
+crops = 1
+[settings.fourier]
+steps = 3
+crops = 1
+[targets]
+concepts = 3
+random_neurons = 1
+neurons = [["blocks.6", 11]]
+layers = ["blocks.0"]
+[targets.concept_settings]
+images = 3
+nb_design = 8
+min_wins = 1
+visualise = 2
+[targets.neuron_settings]
+max_images = 6
+examples = 4
+cluster_patches = 40
+polysemantic = [["blocks.6", 11]]
+[targets.layer_settings]
+diversity = 2
+[targets.layer_settings.settings.maco]
+steps = 3
+crops = 1
+[targets.kind_methods]
+concept = ["maco"]
+neuron = ["maco"]
+"""
+
+
+@pytest.fixture(scope="session")
+def concept_build(tmp_path_factory):
+    """One small build of EfficientNet-Lite0 with CRAFT concepts, selected and polysemantic neurons and the
+    whole layer ``blocks.0`` (shared by tests/test_concept_site.py and tests/test_layer_site.py)."""
+    from atlas.cli import main
+
+    tmp = tmp_path_factory.mktemp("concepts")
+    cfg = tmp / "c.toml"
+    cfg.write_text(CONCEPT_TOML.format(tmp=tmp))
+    assert main(["-q", "build", "--config", str(cfg)]) == 0
+    return tmp

@@ -13,7 +13,7 @@ def quick_config(tmp_path, classes=(285, 967), methods=("maco", "fourier"), step
            "batch_sizes": {},  # the demo's per-method batch sizes off: batch_size alone decides
            "settings": {m: {"steps": steps, "crops": 1} for m in methods}}
     # the demo's concept and neuron targets are tested in test_concepts*.py / test_neurons.py
-    raw["targets"] = {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {},
+    raw["targets"] = {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {}, "layers": [],
                       **extra.pop("targets", {})}
     raw.update(extra)
     return config_from_mapping(raw)

@@ -40,7 +40,7 @@ def tiny_config(tmp_path, seeds=(0,), **metrics):
         "seeds": list(seeds),
         "store": str(tmp_path / "store"), "site": str(tmp_path / "site"),
         "settings": {x: {"steps": 2, "crops": 1} for x in ("maco", "fourier")},
-        "targets": {"neurons": [["relu2", 3]]}, "metrics": m})
+        "targets": {"neurons": [["relu2", 3]], "layers": []}, "metrics": m})
 
 
 def tiny_build(tmp_path, monkeypatch, scores=None, seeds=(0,), **metrics):

@@ -42,7 +42,8 @@ def site(tmp_path_factory):
                    '[settings.plugin_inversion]\nsteps = 2\nviews = 1\n'
                    '[settings.accentuation]\nsteps = 2\ncrops = 1\nlam = 1.0\nmask_images = 2\nnatural_images = 2\n'
                    '[settings.attribution_vis]\nsteps = 2\nattribution_steps = 2\nbaseline = "zero"\n'
-                   '[settings.vital]\nsteps = 2\nneuron_steps = 2\nwarmup = 0\n')
+                   '[settings.vital]\nsteps = 2\nneuron_steps = 2\nwarmup = 0\n'
+                   '[targets.layer_settings.settings.maco]\nsteps = 2\ncrops = 1\n')
     assert main(["-q", "build", "--config", str(cfg)]) == 0
     return tmp / "site"
 
@@ -375,8 +376,9 @@ def test_demo_concept_and_neuron_pages_show_their_images(site, browser):
     them (visualisations, mosaics, concept maps, dataset examples) decodes in the browser."""
     lite = site / "efficientnet_lite0"
     pages = [lite / "concept" / f"{c:04d}-{k:02d}.html" for c in (285, 967, 665, 872, 985, 657) for k in range(3)]
-    neurons = sorted((lite / "neuron").glob("*.html"))
+    neurons = sorted((lite / "neuron").glob("blocks.6-*.html"))  # blocks.0, the whole layer: test_layer_site.py
     assert len(neurons) == 2 and all(p.is_file() for p in pages)
+    assert (lite / "layer" / "blocks.0.html").is_file() and (lite / "concept-map.html").is_file()
     for path in [pages[0], pages[2], *neurons, site / "neurons.html", lite / "class" / "0285.html"]:
         page, errors = _open(browser, path.as_uri())
         page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")

@@ -47,7 +47,7 @@ def write_config(tmp_path, name, classes, methods, batch_size, steps, extra=""):
         f'preset = "demo"\nclasses = {list(classes)}\nmethods = {json.dumps(list(methods))}\n'
         f'store = "{tmp_path / name}-store"\nsite = "{tmp_path / name}-site"\nbatch_size = {batch_size}\n'
         f'[data]\nspectrum_images = 4\n[cluster]\ntimeout_min = 30\n'
-        f'[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n{extra}{settings}')
+        f'[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\n{extra}{settings}')
     return path
 
 

@@ -6,47 +6,12 @@ import re
 
 import pytest
 
-from atlas.cli import main
 from atlas.sitegen.check import check_site
 
-TOML = """preset = "demo"
-classes = [285, 967]
-methods = ["maco", "fourier"]
-store = "{tmp}/store"
-site = "{tmp}/site"
-[settings.maco]
-steps = 3
-crops = 1
-[settings.fourier]
-steps = 3
-crops = 1
-[targets]
-concepts = 3
-random_neurons = 1
-neurons = [["blocks.6", 11]]
-[targets.concept_settings]
-images = 3
-nb_design = 8
-min_wins = 1
-visualise = 2
-[targets.neuron_settings]
-max_images = 6
-examples = 4
-cluster_patches = 40
-polysemantic = [["blocks.6", 11]]
-[targets.kind_methods]
-concept = ["maco"]
-neuron = ["maco"]
-"""
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("concepts")
-    cfg = tmp / "c.toml"
-    cfg.write_text(TOML.format(tmp=tmp))
-    assert main(["-q", "build", "--config", str(cfg)]) == 0
-    return tmp
+def built(concept_build):
+    """The concept/neuron build shared with tests/test_layer_site.py (conftest.py)."""
+    return concept_build
 
 
 def test_concept_and_neuron_pages_exist_and_every_image_resolves(built):
@@ -67,7 +32,7 @@ def test_concept_and_neuron_pages_exist_and_every_image_resolves(built):
     assert "img/maco/concept-0285-00-s0.png" in c0 and "img/fourier/concept" not in c0
     assert "not visualised in this build" in c2
     assert "Similar concepts in other classes" in c0 and "0967-0" in c0
-    neurons = sorted((site / "efficientnet_lite0" / "neuron").glob("*.html"))
+    neurons = sorted((site / "efficientnet_lite0" / "neuron").glob("blocks.6-*.html"))
     assert len(neurons) == 2 and any(p.name == "blocks.6-0011.html" for p in neurons)
     n11 = (site / "efficientnet_lite0" / "neuron" / "blocks.6-0011.html").read_text()
     assert "Polysemantic: 2 clusters" in n11 and "Dataset examples" in n11 and "listed" in n11
@@ -90,6 +55,8 @@ def test_visualised_concepts_and_neurons_are_optimised(built):
     metas = [json.loads(p.read_text()) for p in (built / "store" / "jobs").glob("*/meta.json")]
     kinds = {}
     for m in metas:
+        if m["target"].get("layer") == "blocks.0":
+            continue  # the whole layer: tests/test_layer_site.py
         kinds.setdefault(m["target"].get("cluster") is not None and "cluster" or m["target"]["kind"], []).append(m)
     assert len(kinds["concept"]) == 4 and len(kinds["cluster"]) == 2 and len(kinds["neuron"]) == 2
     for m in kinds["concept"] + kinds["cluster"] + kinds["neuron"]:

@@ -151,7 +151,7 @@ def test_classes_without_real_images_are_reported_not_fatal(tmp_path, monkeypatc
     register_tiny(monkeypatch)
     base = tiny_config(tmp_path)
     cfg = config_from_mapping({"preset": "demo", "models": ["tiny64"], "classes": [285, 1], "methods": ["maco"],
-                               "store": base.store, "settings": {"maco": {"steps": 2, "crops": 1}},
+                               "store": base.store, "settings": {"maco": {"steps": 2, "crops": 1}}, "targets": {"layers": []},
                                "metrics": {"judges": ["tiny64_judge"], "substitute": "tiny64", "real_images": 3}})
     plan = make_plan(cfg)
     store = Store(cfg.store)

@@ -17,7 +17,7 @@ from atlas.relevance import channel_attribution
 
 def _cfg(tmp_path, **targets):
     return config_from_mapping({"preset": "demo", "classes": [285, 967], "store": str(tmp_path / "store"),
-                                "targets": {"concepts": 0, "random_neurons": 0, **targets}})
+                                "targets": {"concepts": 0, "random_neurons": 0, "layers": [], **targets}})
 
 
 def test_act_x_grad_is_weight_times_mean_activation_for_a_linear_head(tiny):
@@ -105,7 +105,7 @@ def test_model_without_default_concept_layer_is_skipped_with_the_reason(tmp_path
     from atlas.errors import SourceSkipped
 
     cfg = config_from_mapping({"preset": "demo", "models": ["timm:resnet18"], "classes": [1],
-                               "methods": ["maco"], "targets": {"concepts": 2, "random_neurons": 0, "images": 0}})
+                               "methods": ["maco"], "targets": {"concepts": 2, "random_neurons": 0, "layers": [], "images": 0}})
     from atlas.concepts.sources import concept_targets
 
     with pytest.raises(SourceSkipped, match="no default concept layer"):

@@ -129,7 +129,7 @@ def test_killed_build_resumes_without_recomputing(tmp_path):
                         f'store = "{tmp_path}/store"\n'
                         f'site = "{tmp_path}/site"\n[settings.maco]\nsteps = 3\ncrops = 1\n'
                         f'[settings.fourier]\nsteps = 3\ncrops = 1\n'
-                        f'[targets]\nconcepts = 0\nrandom_neurons = 0\n')  # class jobs only
+                        f'[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\n')  # class jobs only
     rnd = random.Random(0)
     jobs_dir = tmp_path / "store" / "jobs"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))

@@ -22,7 +22,7 @@ def _fourier_toml(tmp_path, classes=(285, 967), metrics=False):
     toml = tmp_path / "a.toml"
     toml.write_text(f'preset = "demo"\nclasses = {list(classes)}\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
                     f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
-                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n'
+                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\n'
                     + ("" if metrics else "[metrics]\nenabled = false\n"))
     return toml
 

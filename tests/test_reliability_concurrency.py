@@ -18,7 +18,7 @@ def test_two_runs_at_once_on_one_store_leave_it_complete_and_valid(tmp_path):
         f'store = "{tmp_path}/store"\nsite = "{tmp_path}/site"\n'
         '[settings.maco]\nsteps = 2\ncrops = 1\nimage_size = 64\n'
         '[settings.fourier]\nsteps = 2\ncrops = 1\nimage_size = 64\n'
-        '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n')
+        '[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\n')
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "atlas.cli", "-q", "run", "--config", str(toml)]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

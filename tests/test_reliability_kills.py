@@ -27,7 +27,7 @@ def _config(folder: Path) -> Path:
         'store = "store"\nsite = "site"\n'  # relative: both builds have the same configuration hash
         '[settings.maco]\nsteps = 3\ncrops = 1\nimage_size = 64\n'
         '[settings.fourier]\nsteps = 3\ncrops = 1\nimage_size = 64\n'
-        '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n[metrics]\nenabled = false\n')
+        '[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\n[metrics]\nenabled = false\n')
     return path
 
 

@@ -11,7 +11,7 @@ def _toml(tmp_path, steps=2):
     toml = tmp_path / "a.toml"
     toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nstore = "{tmp_path}/store"\n'
                     f'site = "{tmp_path}/site"\n[settings.fourier]\nsteps = {steps}\ncrops = 2\n'
-                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n')
+                    '[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\n')
     return toml
 
 

@@ -297,7 +297,7 @@ def test_seed_image_ids_need_no_images():
 
 def test_plan_has_each_image_toward_its_class_and_its_rival(tmp_path):
     cfg = config_from_mapping({"preset": "demo", "classes": [285, 665], "methods": ["accentuation", "maco"],
-                               "targets": {"images": 2, "concepts": 0, "random_neurons": 0}, "store": str(tmp_path / "s")})
+                               "targets": {"images": 2, "concepts": 0, "random_neurons": 0, "layers": []}, "store": str(tmp_path / "s")})
     plan = make_plan(cfg)
     acc = [j for j in plan.jobs if j.method == "accentuation"]
     assert len(acc) == 2 * 2 * 2 and all(j.target.kind == "image" for j in acc)

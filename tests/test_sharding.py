@@ -203,7 +203,7 @@ def test_saved_calibration_is_used_by_plan(tmp_path, capsys):
         {"cuda:NVIDIA H100 80GB HBM3": {key: {"overhead": 0.0, "per_target_step": 36.0}}}))
     toml = tmp_path / "c.toml"
     toml.write_text(f'preset = "demo"\nclasses = [1, 2]\nmethods = ["fourier"]\nstore = "{cfg.store}"\n'
-                    '[batch_sizes]\n[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n'
+                    '[batch_sizes]\n[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\n'
                     '[settings.fourier]\nsteps = 10\ncrops = 1\n')
     assert main(["plan", "--config", str(toml)]) == 0
     out = capsys.readouterr().out

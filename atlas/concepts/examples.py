@@ -1,9 +1,12 @@
 """Dataset examples of neurons (VITAL §1.3) as a stage, and the run stages of concepts and neurons.
 
 Stage ``neuron_examples``, one entry per neuron: ``examples.json`` (the top-N patches with unique
-source images: sources, boxes, scores - N = 50 is also the CoSy AUC/MAD control set, VITAL §2.1) and
-``mosaic.png`` (the first ``mosaic`` of them). One sweep over the pool per layer serves every neuron of
-that layer (:func:`atlas.data.patches.cached_top_patches`, itself cached as stage ``top_patches``).
+source images: sources, boxes, scores - N = 50 is also the CoSy AUC/MAD control set, VITAL §2.1 - and the
+bottom-N, each source image's lowest-scoring patch: the examples of the negative visualisation, as
+OpenAI Microscope shows them), ``mosaic.png`` (the first ``mosaic`` top patches) and ``negative.png`` (the
+first ``mosaic`` bottom ones), and ``pool.json`` (how many scanned images each class has: the base rate the
+labels are read against). One sweep over the pool per layer serves every neuron of that layer, top and
+bottom (:func:`atlas.data.patches.cached_top_patches`, itself cached as stage ``top_patches``).
 """
 from __future__ import annotations
 
@@ -13,13 +16,13 @@ from typing import Dict, List, Sequence
 from ..config import NeuronConfig, neuron_config, stable_hash
 from ..models.user import model_key
 from ..data.mosaic import mosaic_png
-from ..data.patches import NeuronExamples, cached_top_patches, patch_images
+from ..data.patches import NeuronExamples, cached_top_patches, example_from_dict, patch_images
 from .clusters import neuron_clusters
 from .lookup import latest_entries
 from .neurons import check_channels
 
 STAGE = "neuron_examples"
-VERSION = "1"
+VERSION = "2"
 
 
 def _key(model: str, pool, layer: str, channel: int, ncfg: NeuronConfig) -> dict:
@@ -43,20 +46,31 @@ def neuron_examples(store, get_model, model_name: str, pool, layer: str, channel
         model = get_model()
         check_channels(model, layer, keys)
         found = cached_top_patches(store, model, pool, layer, sorted(keys), ncfg.examples,
-                                   max_images=ncfg.max_images or None, progress=progress)
+                                   max_images=ncfg.max_images or None, progress=progress, bottom=True)
+        census = json.dumps(pool_census(pool.source_ids(ncfg.max_images or None))).encode()
         for c in missing:
             ex = found[c]
-            patches = patch_images(pool, NeuronExamples(layer, c, ex.sources[: ncfg.mosaic], ex.boxes[: ncfg.mosaic],
-                                                        ex.scores[: ncfg.mosaic]), 64, size=model.input_size)
-            files = {"examples.json": json.dumps(ex.__dict__).encode(),
-                     "mosaic.png": mosaic_png(patches, cols=min(10, max(1, len(patches))), tile=48)}
+            shown = ex.head(ncfg.mosaic)
+            files = {"examples.json": json.dumps(ex.__dict__).encode(), "pool.json": census}
+            for name, part in (("mosaic.png", shown), ("negative.png", shown.negative())):
+                patches = patch_images(pool, part, 64, size=model.input_size)
+                files[name] = mosaic_png(patches, cols=min(10, max(1, len(patches))), tile=48)
             store.put_stage(STAGE, stable_hash(keys[c], length=20), files, {"inputs": keys[c]})
             out[c] = ex
     return out
 
 
+def pool_census(source_ids: Sequence[str]) -> Dict[str, int]:
+    """``{class id: number of source images}`` of a scan (source ids are ``"<class>/<image>"``)."""
+    out: Dict[str, int] = {}
+    for s in source_ids:
+        c = s.partition("/")[0]
+        out[c] = out.get(c, 0) + 1
+    return out
+
+
 def _examples(d: dict) -> NeuronExamples:
-    return NeuronExamples(d["layer"], d["channel"], d["sources"], [tuple(b) for b in d["boxes"]], d["scores"])
+    return example_from_dict(d)
 
 
 def find_examples(store, model: str, cfg) -> Dict[tuple, object]:

@@ -13,7 +13,7 @@ from .presets import (DEMO_CLASSES, PAPER_JUDGES, PAPER_TSNE_CLASSES, PRESETS,
                       VITAL_DEMO, demo_preset, lens_preset, paper_preset)
 from .schema import (EXECUTORS, PRECISIONS, AtlasConfig, ClusterConfig, ComputeConfig, DataConfig, MetricsConfig,
                      ModelConfig, Settings, TargetsConfig, freeze_settings, pool_location)
-from .stages import CraftConfig, NeuronConfig, craft_config, neuron_config
+from .stages import CraftConfig, LayerConfig, NeuronConfig, craft_config, layer_config, neuron_config
 
 __all__ = [
     "canonical_json", "stable_hash", "config_from_mapping", "load_config", "resolve_config",
@@ -21,5 +21,5 @@ __all__ = [
     "VITAL_DEMO", "demo_preset", "lens_preset", "paper_preset",
     "EXECUTORS", "PRECISIONS", "AtlasConfig", "ClusterConfig", "ComputeConfig", "DataConfig", "MetricsConfig",
     "ModelConfig", "Settings", "TargetsConfig", "freeze_settings", "pool_location",
-    "CraftConfig", "NeuronConfig", "craft_config", "neuron_config",
+    "CraftConfig", "LayerConfig", "NeuronConfig", "craft_config", "layer_config", "neuron_config",
 ]

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Tuple
 from ..registry import Registry
 from .schema import (AtlasConfig, ClusterConfig, ComputeConfig, DataConfig, MetricsConfig, TargetsConfig,
                      freeze_settings)
+from .stages import LayerConfig
 
 PRESETS: Registry[Callable[[], AtlasConfig]] = Registry("preset")
 
@@ -23,6 +24,12 @@ DEMO_CLASSES = (285, 967, 665, 872, 985, 657)
 VITAL_DEMO = {"steps": 256, "neuron_steps": 32, "warmup": 8}
 
 
+#: The demo's whole layer: ``blocks.0`` (16 channels) by MACO, each channel maximised, minimised and as a
+#: diverse pair, 24 steps of 2 crops: 16 x 4 targets x 24 x 2 = 3 072 crop passes that stop at ``blocks.0``
+#: (~0.15 of a full forward+backward each on the CPU), ~460 raw-pass-equivalents.
+DEMO_LAYER = LayerConfig(diversity=2, settings=freeze_settings({"maco": {"steps": 24, "crops": 2}}))
+
+
 def demo_preset() -> AtlasConfig:
     """The embedded default: EfficientNet-Lite0 on the bundled photos, within 10 minutes on a 2-core CPU.
 
@@ -30,12 +37,14 @@ def demo_preset() -> AtlasConfig:
     per class and 32 per neuron instead of 2000; the data-free baselines tens instead of thousands, at the
     reference README's lr 0.25), MACO's crops cover ~25% of the image *area* (side 0.5, not 0.25), CRAFT
     factorises 8 reference crops per class (K = 3, the most important concept visualised, by MACO), two
-    random neurons of ``blocks.6`` are visualised by MACO and VITAL, VITAL uses N = 8 references and does
-    not visualise concepts, and the image-seeded methods explain two images per class in 16-24 steps
-    (attribution visualization starting from the seed image, its attributions from the zero baseline instead
-    of the paper's output-targeted one, which would cost ~30x its 24 steps). Methods whose step is one or two
-    images per target optimise several targets per batch (``DEMO_BATCH_SIZES``). The site states the settings used for every
-    image. Why each number, with the measurements behind it: bench/README.md, "The demo preset".
+    random neurons of ``blocks.6`` are visualised by MACO and VITAL, every channel of ``blocks.0`` by MACO
+    (:data:`DEMO_LAYER`: 24 steps of 2 crops; maximised, minimised and a diverse pair), VITAL uses N = 8
+    references and does not visualise concepts, and the image-seeded methods explain two images per class in
+    16-24 steps (attribution visualization starting from the seed image, its attributions from the zero
+    baseline instead of the paper's output-targeted one, which would cost ~30x its 24 steps). Methods whose
+    step is one or two images per target optimise several targets per batch (``DEMO_BATCH_SIZES``). The site
+    states the settings used for every image. Why each number, with the measurements behind it:
+    bench/README.md, "The demo preset".
     """
     return AtlasConfig(
         name="demo",
@@ -66,6 +75,7 @@ def demo_preset() -> AtlasConfig:
             concept_settings=(("images", 8), ("min_wins", 2), ("visualise", 1)),
             neuron_settings=(("max_images", 24),),
             kind_methods=(("concept", ("maco",)), ("neuron", ("maco", "vital"))),
+            layers=("blocks.0",), layer_settings=DEMO_LAYER,
         ),
         batch_size=1,
         # targets per optimisation where the CPU gains from it (bench/README.md, "The demo preset"): a

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from ..targets import KINDS
+from .stages import LayerConfig
 from .validate import freeze, rule
 
 Settings = Tuple[Tuple[str, Tuple[Tuple[str, Any], ...]], ...]
@@ -126,6 +127,9 @@ class TargetsConfig:
                     relevance, polysemantic neurons and their clusters, ...).
     kind_methods:   ``((kind, (method, ...)), ...)``: only these methods visualise targets of that kind
                     (a kind not listed is visualised by every configured method).
+    layers:         whole layers: every channel of each is visualised (its methods, diverse and negative
+                    pictures and settings: ``layer_settings``, :class:`atlas.config.stages.LayerConfig`),
+                    with its dataset examples, and shown on a layer page.
     """
 
     classes: bool = True
@@ -140,6 +144,8 @@ class TargetsConfig:
     neuron_settings: Tuple[Tuple[str, Any], ...] = rule((), table=True)
     kind_methods: Tuple[Tuple[str, Tuple[str, ...]], ...] = rule(
         (), table=True, keys=KINDS, key_noun="target kind", what="a table of kind = [methods]")
+    layers: Tuple[str, ...] = rule((), what="a list of layer names")
+    layer_settings: LayerConfig = field(default_factory=LayerConfig)
 
 
 @dataclass(frozen=True)

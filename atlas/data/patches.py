@@ -60,13 +60,27 @@ def extract_patches(images: torch.Tensor, out_size: int, patch: Optional[int] = 
 @dataclass
 class NeuronExamples:
     """The top patches of one neuron: source image ids, patch corners (y, x) at the model input size,
-    and scores (spatial mean of the channel), best first."""
+    and scores (spatial mean of the channel), best first; and, when the scan asked for them, the bottom
+    patches (``negative_*``: the lowest-scoring patch of each source image, lowest first)."""
 
     layer: str
     channel: int
     sources: List[str] = field(default_factory=list)
     boxes: List[Tuple[int, int]] = field(default_factory=list)
     scores: List[float] = field(default_factory=list)
+    negative_sources: List[str] = field(default_factory=list)
+    negative_boxes: List[Tuple[int, int]] = field(default_factory=list)
+    negative_scores: List[float] = field(default_factory=list)
+
+    def negative(self) -> "NeuronExamples":
+        """The bottom patches as a :class:`NeuronExamples` of their own (e.g. to cut them out)."""
+        return NeuronExamples(self.layer, self.channel, self.negative_sources, self.negative_boxes,
+                              self.negative_scores)
+
+    def head(self, n: int) -> "NeuronExamples":
+        """The first ``n`` top and bottom patches."""
+        return NeuronExamples(self.layer, self.channel, self.sources[:n], self.boxes[:n], self.scores[:n],
+                              self.negative_sources[:n], self.negative_boxes[:n], self.negative_scores[:n])
 
 
 def scan_patches(model: ModelHandle, pool: ImagePool, ids: Sequence[str], layer: str, patch: Optional[int] = None,
@@ -92,18 +106,26 @@ def scan_patches(model: ModelHandle, pool: ImagePool, ids: Sequence[str], layer:
 
 
 def _best_per_image(model: ModelHandle, pool: ImagePool, ids: List[str], layer: str, score_fn, width: int, patch: int,
-                    stride: int, batch_images: int, progress) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    stride: int, batch_images: int, progress, lowest: bool = False) -> Tuple[torch.Tensor, ...]:
     """For every source image: its best patch's score per column of ``score_fn(acts) -> (P, width)``, which
-    patch gave it, and whether the image was readable."""
+    patch gave it, and whether the image was readable; with ``lowest``, also its worst patch's score and
+    which patch gave it (from the same sweep)."""
     boxes = patch_boxes(model.input_size, patch, stride)
     best = torch.full((len(ids), width), -float("inf"))
     where = torch.zeros((len(ids), width), dtype=torch.long)
+    worst = torch.full((len(ids), width), float("inf")) if lowest else None
+    where_worst = torch.zeros((len(ids), width), dtype=torch.long) if lowest else None
     ok = torch.zeros(len(ids), dtype=torch.bool)
     with torch.no_grad():
         for rows, act in scan_patches(model, pool, ids, layer, patch, stride, batch_images, progress):
             score = score_fn(act).float().cpu().view(len(rows), len(boxes), width)
             val, arg = score.max(1)
             best[rows], where[rows], ok[rows] = val, arg, True
+            if lowest:
+                val, arg = score.min(1)
+                worst[rows], where_worst[rows] = val, arg
+    if lowest:
+        return best, where, ok, worst, where_worst
     return best, where, ok
 
 
@@ -112,6 +134,15 @@ def _ranked(layer: str, channel: int, column: int, ids, boxes, best, where, ok, 
     order = [int(i) for i in order if ok[i]][:n]
     return NeuronExamples(layer, channel, [ids[i] for i in order], [boxes[int(where[i, column])] for i in order],
                           [float(best[i, column]) for i in order])
+
+
+def _with_bottom(ex: NeuronExamples, column: int, ids, boxes, worst, where_worst, ok, n: int) -> NeuronExamples:
+    order = torch.argsort(worst[:, column], stable=True)
+    order = [int(i) for i in order if ok[i]][:n]
+    ex.negative_sources = [ids[i] for i in order]
+    ex.negative_boxes = [boxes[int(where_worst[i, column])] for i in order]
+    ex.negative_scores = [float(worst[i, column]) for i in order]
+    return ex
 
 
 def top_patches(
@@ -125,8 +156,11 @@ def top_patches(
     max_images: Optional[int] = None,
     batch_images: int = 8,
     progress=None,
+    bottom: bool = False,
 ) -> Dict[int, NeuronExamples]:
-    """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``."""
+    """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``; with
+    ``bottom``, also the bottom-``n`` (each source image's lowest-scoring patch, lowest first: the dataset
+    examples of the negative visualisation), from the same sweep."""
     patch, stride = patch_grid(model.input_size, patch, stride)
     ids = pool.source_ids(max_images)
     chans = torch.as_tensor(list(channels))
@@ -134,9 +168,15 @@ def top_patches(
     def score(act):
         return (act.flatten(2).mean(-1) if act.dim() > 2 else act)[:, chans.to(act.device)]
 
-    best, where, ok = _best_per_image(model, pool, ids, layer, score, len(chans), patch, stride, batch_images, progress)
+    got = _best_per_image(model, pool, ids, layer, score, len(chans), patch, stride, batch_images, progress,
+                          lowest=bottom)
+    best, where, ok = got[:3]
     boxes = patch_boxes(model.input_size, patch, stride)
-    return {c: _ranked(layer, c, j, ids, boxes, best, where, ok, n) for j, c in enumerate(chans.tolist())}
+    out = {c: _ranked(layer, c, j, ids, boxes, best, where, ok, n) for j, c in enumerate(chans.tolist())}
+    if bottom:
+        for j, c in enumerate(chans.tolist()):
+            _with_bottom(out[c], j, ids, boxes, got[3], got[4], ok, n)
+    return out
 
 
 def top_direction_patches(
@@ -247,23 +287,31 @@ def examples_to_json(examples: Dict[int, NeuronExamples]) -> bytes:
     return json.dumps({str(c): asdict(e) for c, e in examples.items()}, indent=1).encode()
 
 
+def example_from_dict(d: dict) -> NeuronExamples:
+    return NeuronExamples(d["layer"], d["channel"], d["sources"], [tuple(b) for b in d["boxes"]], d["scores"],
+                          d.get("negative_sources", []), [tuple(b) for b in d.get("negative_boxes", [])],
+                          d.get("negative_scores", []))
+
+
 def examples_from_json(data: bytes) -> Dict[int, NeuronExamples]:
-    raw = json.loads(data)
-    return {int(c): NeuronExamples(d["layer"], d["channel"], d["sources"], [tuple(b) for b in d["boxes"]],
-                                   d["scores"]) for c, d in raw.items()}
+    return {int(c): example_from_dict(d) for c, d in json.loads(data).items()}
 
 
 def cached_top_patches(store, model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
                        patch: Optional[int] = None, stride: Optional[int] = None, max_images: Optional[int] = None,
-                       progress=None) -> Dict[int, NeuronExamples]:
-    """:func:`top_patches` cached in the store (stage ``top_patches``), keyed by everything it depends on."""
+                       progress=None, bottom: bool = False) -> Dict[int, NeuronExamples]:
+    """:func:`top_patches` cached in the store (stage ``top_patches``), keyed by everything it depends on.
+    A scan that also kept the bottom patches (``bottom``) answers a request without them too."""
     patch, stride = patch_grid(model.input_size, patch, stride)
     key = {"model": model.name, "pool": pool.fingerprint(), "layer": layer, "channels": sorted(set(channels)),
            "n": n, "patch": patch, "stride": stride, "max_images": max_images, "size": model.input_size, "v": 1,
            **model_key(model.name)}
+    if bottom:
+        key["bottom"] = True
 
     def compute():
-        ex = top_patches(model, pool, layer, sorted(set(channels)), n, patch, stride, max_images, progress=progress)
+        ex = top_patches(model, pool, layer, sorted(set(channels)), n, patch, stride, max_images, progress=progress,
+                         bottom=bottom)
         return {"examples.json": examples_to_json(ex)}, {}
 
     if store is None:
@@ -272,13 +320,13 @@ def cached_top_patches(store, model: ModelHandle, pool: ImagePool, layer: str, c
     wanted = set(key["channels"])
 
     def covers(inputs: dict) -> bool:  # a scan of more channels / more top sources answers this one too
-        same = all(inputs.get(k) == v for k, v in key.items() if k not in ("channels", "n"))
-        return same and wanted <= set(inputs.get("channels", ())) and int(inputs.get("n", 0)) >= n
+        same = all(inputs.get(k) == v for k, v in key.items() if k not in ("channels", "n", "bottom"))
+        return (same and wanted <= set(inputs.get("channels", ())) and int(inputs.get("n", 0)) >= n
+                and (inputs.get("bottom", False) or not bottom))
 
     d = store.find_stage("top_patches", covers) or store.cached_stage("top_patches", key, compute)
     found = examples_from_json((d / "examples.json").read_bytes())
-    return {c: NeuronExamples(e.layer, e.channel, e.sources[:n], e.boxes[:n], e.scores[:n])
-            for c, e in found.items() if c in wanted}
+    return {c: e.head(n) for c, e in found.items() if c in wanted}
 
 
 def cached_top_images(store, model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,

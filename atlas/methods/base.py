@@ -148,6 +148,8 @@ class Method:
     images_needed(cfg, data, kind): how many real images a target of ``kind`` needs (VITAL's N references:
     of the class for class targets, from the whole pool for the others); the planner skips targets the pool
     has too few images for, with the reason.
+    facets: whether it draws the negative and diverse pictures of a channel (``Target.facet``); the
+    planner gives facet targets only to methods that do.
     judged: the stored file the metrics judge - the image the pages show as the method's result
     (``image.png``; attribution visualization: its masked composite).
     """
@@ -165,6 +167,7 @@ class Method:
     paper_settings: Dict[str, Any] = {}
     pixel_settings: Tuple[str, ...] = ()
     summary: str = ""
+    facets: bool = False
     judged: str = "image.png"
 
     def __init__(self, name: Optional[str] = None, **defaults):

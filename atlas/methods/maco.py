@@ -79,6 +79,7 @@ class Maco(Method):
     kinds = ("class", "neuron", "concept")
     uses_data = True  # the magnitude spectrum comes from the configured pool
     pixel_settings = ("image_size",)
+    facets = True  # negative and diverse pictures of a channel (Target.facet): its objective has them
     paper = "fel2023maco"
     bibtex = PAPER_BIBTEX
     #: §4: 256 NAdam steps at lr 1.0, crops of side ~N(0.25, 0.1) resized to the model input, uniform noise

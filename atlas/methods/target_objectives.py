@@ -44,6 +44,8 @@ def target_objective(ctx: RunContext, targets: Sequence[Target]) -> obj.Objectiv
         for t in targets:
             check_neuron(ctx, t)
         plain = obj.channel(targets[0].layer, [t.channel for t in targets])
+        if any(t.facet is not None for t in targets):
+            plain = _facet_objective(ctx, targets, plain)
         if all(t.cluster is None for t in targets):
             return plain
         return _cluster_objective(ctx, targets, plain)
@@ -56,6 +58,25 @@ def target_objective(ctx: RunContext, targets: Sequence[Target]) -> obj.Objectiv
     raise ValueError(f"no activation objective for {kind} targets")
 
 
+def diversity_weight(ctx: RunContext) -> float:
+    """The weight of lucid's diversity term for this run (``[targets.layer_settings] diversity_weight``;
+    it is in the diverse targets' ``fit_hash``, hence in their jobs' keys)."""
+    from ..config import layer_config
+
+    return layer_config(ctx.config).diversity_weight if ctx.config is not None else layer_config(None).diversity_weight
+
+
+def _facet_objective(ctx: RunContext, targets: Sequence[Target], plain: obj.Objective) -> obj.Objective:
+    """Negative facets minimise their channel (lucid's negative visualisation); diverse facets maximise it
+    while the Gram matrices of their set (the channel's other diverse facets, in the same batch) are pushed
+    apart (lucid's diversity objective)."""
+    signed = obj.per_target_weights(plain, [-1.0 if t.facet == "negative" else 1.0 for t in targets])
+    groups = [t.together() for t in targets]
+    if all(g is None for g in groups):
+        return signed
+    return signed + obj.diversity(targets[0].layer, groups, diversity_weight(ctx))
+
+
 def _cluster_objective(ctx: RunContext, targets: Sequence[Target], plain: obj.Objective) -> obj.Objective:
     """Cluster k of a polysemantic neuron: dot x cos^2 on the cluster's centroid at the neuron's layer
     (resource ``neuron_clusters``); targets without a cluster in the same batch keep the channel objective."""
@@ -64,5 +85,5 @@ def _cluster_objective(ctx: RunContext, targets: Sequence[Target], plain: obj.Ob
     dim = next(iter(vecs.values())).shape[0]
     toward = obj.direction(layer, torch.stack([vecs.get(i, torch.zeros(dim)) for i in range(len(targets))]))
     mask = torch.tensor([t.cluster is not None for t in targets])
-    return obj.Objective(lambda ev: torch.where(mask.to(ev.logits.device), toward(ev), plain(ev)), (layer,),
-                         f"cluster direction {layer}")
+    return obj.Objective(lambda ev: torch.where(mask.to(ev.image.device), toward(ev), plain(ev)), (layer,),
+                         f"cluster direction {layer}", needs_logits=False)

@@ -227,9 +227,12 @@ SUITES.add("classification", Suite("3", ("class", "image"), classification_reque
 
 # --------------------------------------------------------------------------------------------- neurons
 def _by_neuron(refs: List[JobRef]) -> Dict[object, List[JobRef]]:
+    """The maximising visualisations by neuron (a channel's negative and diverse pictures are not what
+    CoSy's AUC/MAD judge: a neuron is compared with its top real patches)."""
     out: Dict[object, List[JobRef]] = defaultdict(list)
     for r in refs:
-        out[r.job.target].append(r)
+        if r.job.target.facet is None:
+            out[r.job.target].append(r)
     return out
 
 

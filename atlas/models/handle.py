@@ -162,23 +162,34 @@ class ModelHandle:
 
     # ------------------------------------------------------------------ hooks
     @contextmanager
-    def capture(self, keys: Sequence[str]) -> Iterator[Dict[str, torch.Tensor]]:
+    def capture(self, keys: Sequence[str], stop: bool = False) -> Iterator[Dict[str, torch.Tensor]]:
         """Register forward hooks on ``keys`` for the duration of the block; yields the dict they fill.
 
-        Every hook is removed on exit, even after an exception.
+        ``stop``: a forward pass ends as soon as every key is captured (clear the dict before each pass):
+        the call raises :class:`StopForward` instead of returning logits, and a backward pass from the
+        captured activations costs only the layers below them. Every hook is removed on exit, even after
+        an exception.
         """
         store: Dict[str, torch.Tensor] = {}
         handles = []
+        wanted = list(dict.fromkeys(keys))
+
+        def done():
+            if stop and len(store) == len(wanted):
+                raise StopForward
+
         try:
-            for key in dict.fromkeys(keys):
+            for key in wanted:
                 mod = self.module_at(key)
                 if key.endswith(":in"):
                     def pre(m, args, _k=key):
                         store[_k] = self._captured(args[0])
+                        done()
                     handles.append(mod.register_forward_pre_hook(pre))
                 else:
                     def post(m, args, out, _k=key):
                         store[_k] = self._captured(out)
+                        done()
                     handles.append(mod.register_forward_hook(post))
             yield store
         finally:
@@ -232,8 +243,13 @@ class ModelHandle:
 LUMA = (0.299, 0.587, 0.114)
 
 
-class _StopForward(Exception):
-    """Raised by a hook to end a forward pass early (caught by :meth:`ModelHandle.activations`)."""
+
+class StopForward(Exception):
+    """Raised by a hook to end a forward pass early (caught by :meth:`ModelHandle.activations` and by the
+    optimisation loop when its objective reads no logits)."""
+
+
+_StopForward = StopForward
 
 
 def as_channels(x: torch.Tensor, layout: str = "nchw") -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from ..models.handle import ModelHandle
+from ..models.handle import ModelHandle, StopForward
 from .objectives import Evaluation, Objective
 from .param import Parameterization
 from .rng import TargetRNG
@@ -168,7 +168,8 @@ def optimize(
     terms: Dict[str, list] = {}
     initial = None
     best = None  # (images, total score, step) of the best step so far, on the device
-    with model.capture(objective.layers) as acts:
+    stop = bool(objective.layers) and not objective.needs_logits  # end each pass at the objective's layers
+    with model.capture(objective.layers, stop=stop) as acts:
         for step in range(steps):
             image = param()
             image.retain_grad()
@@ -176,7 +177,10 @@ def optimize(
                 initial = image.detach().clamp(0, 1)  # a new tensor; moved to the host after the loop
             views = transforms(image, rng)
             acts.clear()
-            logits = model(views)
+            try:
+                logits = model(views)
+            except StopForward:
+                logits = None
             ev = Evaluation(image, views, logits, acts, k, step, steps)
             scores = objective(ev)
             loss = -scores.sum()

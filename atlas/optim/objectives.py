@@ -20,7 +20,7 @@ class Evaluation:
 
     image:   (K, 3, H, W) the rendered images, before transforms.
     views:   (K * n, 3, S, S) what the model saw.
-    logits:  (K * n, classes).
+    logits:  (K * n, classes), or None when the objective reads no logits (the pass stopped at its layers).
     acts:    captured activations by layer key, batch K * n.
     k:       number of targets; ``n = views.shape[0] // k``.
     terms:   named parts of the objective recorded by :func:`logged` (per target, this step); the loop
@@ -38,19 +38,26 @@ class Evaluation:
 
 
 class Objective:
-    def __init__(self, fn: Callable[[Evaluation], torch.Tensor], layers: Sequence[str] = (), description: str = ""):
+    """A per-target score. ``layers``: the activations it reads; ``needs_logits``: whether it reads
+    ``ev.logits`` (when it does not, the loop stops each forward pass at the last of ``layers``: a channel
+    of an early layer costs only the layers below it)."""
+
+    def __init__(self, fn: Callable[[Evaluation], torch.Tensor], layers: Sequence[str] = (), description: str = "",
+                 needs_logits: bool = True):
         self.fn = fn
         self.layers = tuple(dict.fromkeys(layers))
         self.description = description
+        self.needs_logits = needs_logits
 
     def __call__(self, ev: Evaluation) -> torch.Tensor:
         return self.fn(ev)
 
     def __add__(self, other: "Objective") -> "Objective":
         if isinstance(other, (int, float)):
-            return Objective(lambda ev: self(ev) + other, self.layers, f"{self.description} + {other}")
+            return Objective(lambda ev: self(ev) + other, self.layers, f"{self.description} + {other}",
+                             self.needs_logits)
         return Objective(lambda ev: self(ev) + other(ev), self.layers + other.layers,
-                         f"{self.description} + {other.description}")
+                         f"{self.description} + {other.description}", self.needs_logits or other.needs_logits)
 
     def __sub__(self, other: "Objective") -> "Objective":
         return self + (-1.0) * other
@@ -59,7 +66,7 @@ class Objective:
         return (-1.0) * self
 
     def __mul__(self, w: float) -> "Objective":
-        return Objective(lambda ev: w * self(ev), self.layers, f"{w:g} * ({self.description})")
+        return Objective(lambda ev: w * self(ev), self.layers, f"{w:g} * ({self.description})", self.needs_logits)
 
     __rmul__ = __mul__
 
@@ -106,7 +113,7 @@ def channel(layer: str, channels: Sequence[int]) -> Objective:
         c = ch.on(a.device).repeat_interleave(a.shape[0] // ev.k)
         return per_target(a.gather(1, c[:, None])[:, 0], ev.k)
 
-    return Objective(fn, (layer,), f"channel {layer}{list(channels)}")
+    return Objective(fn, (layer,), f"channel {layer}{list(channels)}", needs_logits=False)
 
 
 def direction(layer: str, vectors: torch.Tensor, cossim_pow: float = 2.0, min_cos: float = 0.1) -> Objective:
@@ -121,7 +128,51 @@ def direction(layer: str, vectors: torch.Tensor, cossim_pow: float = 2.0, min_co
         cos = F.cosine_similarity(a, v, dim=1).clamp(min=min_cos)
         return per_target(dot * cos.pow(cossim_pow), ev.k)
 
-    return Objective(fn, (layer,), f"direction {layer}")
+    return Objective(fn, (layer,), f"direction {layer}", needs_logits=False)
+
+
+def per_target_weights(objective: Objective, weights: Sequence[float]) -> Objective:
+    """``objective`` with target k's score multiplied by ``weights[k]`` (e.g. -1 for the negative
+    visualisation of a channel, lucid's ``-channel``, next to +1 for the channels maximised in the same
+    batch)."""
+    w = _Constant(torch.as_tensor(list(weights), dtype=torch.float32))
+
+    def fn(ev: Evaluation) -> torch.Tensor:
+        value = objective(ev)
+        return value * w.on(value.device).to(value.dtype)
+
+    return Objective(fn, objective.layers, f"{list(weights)} x ({objective.description})", objective.needs_logits)
+
+
+def gram_similarity(acts: torch.Tensor, k: int) -> torch.Tensor:
+    """(K, K) cosine similarity between the targets' Gram matrices at one layer: per view the (C, C) Gram
+    matrix of the activations over positions, averaged over each target's views, flattened and
+    L2-normalised (lucid's ``diversity``)."""
+    f = acts.flatten(2) if acts.dim() > 2 else acts[:, :, None]
+    gram = f.float() @ f.float().transpose(1, 2)
+    gram = gram.reshape(k, -1, *gram.shape[1:]).mean(1).flatten(1)
+    gram = F.normalize(gram, dim=1, eps=1e-10)
+    return gram @ gram.T
+
+
+def diversity(layer: str, groups: Sequence[object], weight: float = 1.0) -> Objective:
+    """lucid's diversity objective, per target: ``-weight`` x the summed cosine similarity of target k's
+    Gram matrix at ``layer`` with those of the other targets of its group (``groups[k]``; None: no group,
+    score 0), divided by the group's size - so maximising it pushes the group's images apart in style.
+    Added to the channel objective, it gives a channel's *diverse* visualisations (lucid, Olah et al. 2017,
+    "Diversity")."""
+    labels = list(groups)
+    same = torch.tensor([[a is not None and a == b and i != j for j, b in enumerate(labels)]
+                         for i, a in enumerate(labels)], dtype=torch.float32)
+    sizes = same.sum(1) + 1.0
+    mask, size = _Constant(same), _Constant(sizes)
+
+    def fn(ev: Evaluation) -> torch.Tensor:
+        sims = gram_similarity(ev.acts[layer], ev.k)
+        m = mask.on(sims.device)
+        return -weight * (sims * m).sum(1) / size.on(sims.device)
+
+    return Objective(fn, (layer,), f"-{weight:g} diversity {layer}", needs_logits=False)
 
 
 def channel_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -176,7 +227,7 @@ def total_variation(weight: float = 1.0, weight_l1: float = 0.0, pixel_l2: float
             total = total + pixel_l2 * x.flatten(1).norm(dim=1)
         return -total
 
-    return Objective(fn, (), f"-({weight:g} TV_l2 + {weight_l1:g} TV_l1 + {pixel_l2:g} l2)")
+    return Objective(fn, (), f"-({weight:g} TV_l2 + {weight_l1:g} TV_l1 + {pixel_l2:g} l2)", needs_logits=False)
 
 
 def l2(weight: float = 1.0, center: float = 0.5) -> Objective:
@@ -185,7 +236,7 @@ def l2(weight: float = 1.0, center: float = 0.5) -> Objective:
     def fn(ev: Evaluation) -> torch.Tensor:
         return -weight * (ev.image - center).flatten(1).norm(dim=1)
 
-    return Objective(fn, (), f"-{weight:g} l2")
+    return Objective(fn, (), f"-{weight:g} l2", needs_logits=False)
 
 
 def logged(name: str, objective: Objective, sign: float = 1.0) -> Objective:
@@ -197,4 +248,4 @@ def logged(name: str, objective: Objective, sign: float = 1.0) -> Objective:
         ev.terms[name] = sign * value.detach()
         return value
 
-    return Objective(fn, objective.layers, objective.description)
+    return Objective(fn, objective.layers, objective.description, objective.needs_logits)

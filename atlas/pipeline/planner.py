@@ -143,21 +143,51 @@ def distinct(cfg: AtlasConfig) -> AtlasConfig:
 
 
 #: Target sources: ``source(cfg, model, classes) -> [Target]``. Each kind of target (classes, concepts,
-#: neurons, real images) registers its own source; the plan is the union, in registration order.
+#: neurons, real images) registers its own source; the plan is the union, in registration order (a target
+#: that two sources ask for is planned once, for the first). A source may also say which methods visualise
+#: its targets and with which settings: an ``options(cfg, model) -> SourceOptions`` attribute.
 TARGET_SOURCES: Registry[Callable[[AtlasConfig, str, List[int]], List[Target]]] = Registry("target source")
 
 
+@dataclass(frozen=True)
+class SourceOptions:
+    """How a source's targets are visualised, where it differs from the rest of the plan.
+
+    methods:  only those of these methods that the configuration runs visualise them (None: the configured
+              methods, filtered by ``[targets] kind_methods`` as usual).
+    settings: ``{method: {key: value}}`` overrides of the method's settings for these targets only (on top
+              of ``[settings.<method>]``; part of their jobs' keys, shown on their figure pages).
+    """
+
+    methods: Optional[Tuple[str, ...]] = None
+    settings: Tuple[Tuple[str, Tuple[Tuple[str, Any], ...]], ...] = ()
+
+
+def _source_options(source, cfg: AtlasConfig, model: str) -> Optional[SourceOptions]:
+    options = getattr(source, "options", None)
+    return options(cfg, model) if options is not None else None
+
+
 def targets_for(cfg: AtlasConfig, model: str, classes: List[int],
-                skips: Optional[List[Tuple[str, str, str]]] = None) -> List[Target]:
-    """Every target the configuration asks for on ``model`` (all registered sources)."""
-    out: List[Target] = []
+                skips: Optional[List[Tuple[str, str, str]]] = None,
+                options: Optional[Dict[Target, SourceOptions]] = None) -> List[Target]:
+    """Every target the configuration asks for on ``model`` (all registered sources, each target once).
+    ``options`` (optional) receives the :class:`SourceOptions` of targets whose source has some."""
+    out: Dict[Target, None] = {}
     for name, source in TARGET_SOURCES.in_order():
         try:
-            out.extend(source(cfg, model, classes))
+            got = source(cfg, model, classes)
         except SourceSkipped as exc:
             if skips is not None:
                 skips.append((model, name, str(exc)))
-    return out
+            continue
+        opts = _source_options(source, cfg, model) if options is not None else None
+        for t in got:
+            if t not in out:
+                out[t] = None
+                if opts is not None:
+                    options[t] = opts
+    return list(out)
 
 
 def method_info(name: str, config) -> MethodInfo:
@@ -247,11 +277,12 @@ def model_info(name: str) -> ModelInfo:
                      labels_id=stable_hash([list(names), list(wnids)], length=12), facts=facts)
 
 
-def method_config(cfg: AtlasConfig, method, model: str):
-    """The settings ``method`` runs with on ``model``: the configured ones, and - for a model whose input is
-    not 224 px - the method's pixel settings (``Method.pixel_settings``: image sides, jitter, patch sizes,
-    given for a 224-px input) scaled to the model's input size, unless the configuration sets them."""
-    given = cfg.method_settings(method.name)
+def method_config(cfg: AtlasConfig, method, model: str, over: Optional[dict] = None):
+    """The settings ``method`` runs with on ``model``: the configured ones (with a target source's ``over``),
+    and - for a model whose input is not 224 px - the method's pixel settings (``Method.pixel_settings``:
+    image sides, jitter, patch sizes, given for a 224-px input) scaled to the model's input size, unless
+    the configuration sets them."""
+    given = {**cfg.method_settings(method.name), **(over or {})}
     base = method.config(given)
     card = known_card(model)
     if card is None or card.input_size == REFERENCE_SIZE or not method.pixel_settings:
@@ -302,14 +333,22 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     for model in cfg.models:  # settings some model cannot run (a patch larger than its input)
         card = known_card(model)
         for m in methods:
-            problem = card is not None and m.setting_problem(configs[m.name], card)
+            problem = card is not None and m.setting_problem(method_config(cfg, m, model), card)
             if problem:
                 raise AtlasError(problem)
     for name, size in cfg.batch_sizes:
         METHODS.get(name)  # unknown names are errors
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise AtlasError(f"config key 'batch_sizes.{name}' must be a positive integer, got {size!r}")
-    batch = {m.name: m.batch_size(configs[m.name], cfg.batch_size_of(m.name)) for m in methods}
+    extra_configs: Dict[tuple, Any] = {}
+
+    def config_for(method, model: str, opts: Optional[SourceOptions]):
+        over = dict(opts.settings).get(method.name) if opts is not None else None
+        key = (method.name, model, over)
+        if key not in extra_configs:
+            extra_configs[key] = method_config(cfg, method, model, dict(over or ()))
+        return extra_configs[key]
+
     for name, _ in cfg.settings:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())
@@ -326,24 +365,32 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     source_skips: List[Tuple[str, str, str]] = []
     data = data_key(cfg) if any(m.uses_data for m in methods) else ()
     for model in cfg.models:
-        targets = targets_for(cfg, model, classes[model], source_skips)
+        options: Dict[Target, SourceOptions] = {}
+        targets = targets_for(cfg, model, classes[model], source_skips, options)
         identity = model_identity(model)
         for method in methods:
-            config = method_config(cfg, method, model)
             for seed in cfg.seeds:
                 for t in targets:
+                    opts = options.get(t)
                     if t.kind not in method.kinds:
                         continue  # e.g. neurons for a class-only method: not planned, not an omission
-                    if t.kind in kind_methods and method.name not in kind_methods[t.kind]:
+                    if opts is not None and opts.methods is not None:
+                        if method.name not in opts.methods:
+                            continue  # the source names the methods of its targets
+                    elif t.kind in kind_methods and method.name not in kind_methods[t.kind]:
                         continue  # [targets] kind_methods leaves this kind to other methods
-                    reason = method.unsupported_reason(model, t) or too_few_images(cfg, method, config, model, t)
+                    if t.facet is not None and not getattr(method, "facets", False):
+                        continue  # negative and diverse pictures: only methods whose objective has them
+                    conf = config_for(method, model, opts)
+                    reason = method.unsupported_reason(model, t) or too_few_images(cfg, method, conf, model, t)
                     if reason:
                         skipped.append(Skip(model, method.name, t, reason))
                         continue
                     jobs.append(Job(model=model, method=method.name, target=t, seed=seed,
-                                    config=config, version=method.version,
+                                    config=conf, version=method.version,
                                     data=data if method.uses_data else (), precision=precision,
-                                    batch=batch[method.name], model_id=identity))
+                                    batch=method.batch_size(conf, cfg.batch_size_of(method.name)),
+                                    model_id=identity))
     seen: set = set()
     jobs = [j for j in jobs if not (j.key in seen or seen.add(j.key))]  # a target listed twice is one job
     unknown = dict(data).get("pool") if ("pool_fingerprint", None) in data and any(j.data for j in jobs) else None

@@ -65,7 +65,9 @@ def plan_batches(jobs: Sequence[Job], batch_size: int) -> List[Batch]:
 
     Jobs are grouped by (model, method) in order of first appearance, then by batch group; each group is
     cut into consecutive runs of up to the jobs' planned batch size (``Job.batch``; for jobs made by hand,
-    ``batch_size``, or 1 for methods that cannot batch).
+    ``batch_size``, or 1 for methods that cannot batch). Jobs whose targets must share a batch
+    (:meth:`~atlas.targets.Target.together`: a channel's diversity set) are never split: a set that would
+    straddle a cut starts the next batch, and a set larger than the batch size is a batch of its own.
     """
     by_pair: Dict[Tuple[str, str], Dict[tuple, List[Job]]] = {}
     for j in jobs:
@@ -74,7 +76,7 @@ def plan_batches(jobs: Sequence[Job], batch_size: int) -> List[Batch]:
     for (_, method), groups in by_pair.items():
         for g in groups.values():
             size = g[0].batch or batch_size_for(method, batch_size, g[0].config)  # as planned
-            out.extend(Batch(tuple(g[i: i + size])) for i in range(0, len(g), size))
+            out.extend(Batch(tuple(b)) for b in _cut(g, size))
     return out
 
 
@@ -90,6 +92,25 @@ def bind_batches(jobs: Sequence[Job], batch_size: int) -> List[Job]:
         for j in b.jobs:
             bound[id(j)] = replace(j, batch=len(b), batch_mates=mates)
     return [bound[id(j)] for j in jobs]
+
+
+def _cut(group: List[Job], size: int) -> List[List[Job]]:
+    """Consecutive runs of up to ``size`` jobs, keeping each run of jobs with the same ``together()`` key
+    whole (jobs with none are cut exactly as ``group[i:i + size]``)."""
+    units: List[List[Job]] = []
+    for j in group:
+        key = j.target.together()
+        if key is not None and units and units[-1][0].target.together() == key:
+            units[-1].append(j)
+        else:
+            units.append([j])
+    batches: List[List[Job]] = []
+    for unit in units:
+        if batches and len(batches[-1]) + len(unit) <= size:
+            batches[-1].extend(unit)
+        else:
+            batches.append(list(unit))
+    return batches
 
 
 def assign(batches: Sequence[Batch], n: int, cost: Callable[[Batch], float] | None = None) -> List[List[Batch]]:

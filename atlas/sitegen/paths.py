@@ -29,6 +29,16 @@ def figure_page(model: str, method: str, target: Target, seed: int) -> str:
     return f"{model_slug(model)}/fig/{safe_slug(method)}/{target.slug()}-s{seed}.html"
 
 
+def layer_page(model: str, layer: str) -> str:
+    """The page of a whole layer (every channel of ``[targets] layers``)."""
+    return f"{model_slug(model)}/layer/{safe_slug(layer)}.html"
+
+
+def concept_map_page(model: str) -> str:
+    """The map of every concept of a model."""
+    return f"{model_slug(model)}/concept-map.html"
+
+
 def method_page(method: str) -> str:
     return f"methods/{safe_slug(method)}.html"
 

@@ -124,6 +124,26 @@
     document.addEventListener("click", function (ev) { if (!quick.contains(ev.target)) close(); });
   }
 
+  // ------------------------------------------------------------------ layer pages: filter channels by number or label
+  $$("[data-unit-filter]").forEach(function (input) {
+    var grid = document.getElementById(input.getAttribute("data-unit-filter"));
+    if (!grid) return;
+    var items = $$("li[data-q]", grid), count = $("[data-unit-count]"), empty = $("[data-unit-empty]");
+    input.addEventListener("input", function () {
+      var words = input.value.trim().toLowerCase().split(/\s+/).filter(Boolean), shown = 0;
+      items.forEach(function (li) {
+        var q = li.getAttribute("data-q"), ok = true;
+        for (var i = 0; i < words.length && ok; i++) {
+          ok = /^\d+$/.test(words[i]) ? q.split(" ")[0] === words[i] : q.indexOf(words[i]) !== -1;
+        }
+        li.hidden = !ok;
+        if (ok) shown++;
+      });
+      if (count) count.textContent = shown + " of " + items.length + " channels";
+      if (empty) empty.hidden = shown > 0;
+    });
+  });
+
   // ------------------------------------------------------------------ class grids: filter, method, random
   $$("[data-tools]").forEach(function (tools) {
     var grid = document.getElementById(tools.getAttribute("data-tools"));

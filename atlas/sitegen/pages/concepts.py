@@ -14,13 +14,17 @@ import numpy as np
 from markupsafe import Markup
 
 from ...concepts.bank import ConceptBank, find_banks, fit_hash, model_craft_config
+from ...concepts.clip_labels import find_clip_labels
 from ...concepts.clusters import cluster_fit
+from ...concepts.concept_examples import find_concept_examples, unit_key
 from ...concepts.examples import find_clusters, find_examples, neuron_targets
+from ...concepts.labels import DataLabel, data_label
+from ...concepts.sweep import diversity_fit
 from ...concepts.neurons import Selection, select_neurons
 from ...concepts.layers import concept_layer, has_concept_layer
-from ...config import neuron_config
+from ...config import layer_config, neuron_config
 from ...targets import Target, safe_slug
-from .. import assets
+from .. import assets, paths
 from ..context import Page, Section, SiteBuild
 from ..paths import model_slug
 from .cluster_chart import cluster_svg, radviz
@@ -63,6 +67,9 @@ class ConceptCard:
     figures: List[tuple] = field(default_factory=list)
     thumb: str = ""
     similar: List[dict] = field(default_factory=list)
+    label: DataLabel = field(default_factory=DataLabel)
+    clip: Optional[dict] = None  # {"word", "cos"} or {"unavailable": reason}
+    pool_mosaic: str = ""  # its top patches in the whole pool
 
     @property
     def title(self) -> str:
@@ -89,6 +96,32 @@ def alignment(banks: Dict[int, np.ndarray], top: int = 5) -> Dict[tuple, List[tu
     return out
 
 
+def clip_label(record: Optional[dict], unit: str) -> Optional[dict]:
+    """A unit's CLIP label from the stored labelling: ``{"word", "cos", "backbone", "vocabulary"}``,
+    ``{"unavailable": reason}``, or None when the CLIP stage has not run."""
+    if record is None:
+        return None
+    if not record.get("available"):
+        return {"unavailable": record.get("reason") or "CLIP is not available"}
+    got = record.get("labels", {}).get(unit)
+    if not got:
+        return {"unavailable": "no dataset examples were labelled for this unit"}
+    return {"word": got[0], "cos": got[1], "backbone": record.get("backbone", "CLIP"),
+            "vocabulary": record.get("vocabulary", 0)}
+
+
+def _clip_record(b: SiteBuild, model: str) -> Optional[dict]:
+    cache = b.__dict__.setdefault("_clip_labels", {})
+    if model not in cache:
+        cache[model] = find_clip_labels(b.store, model)
+    return cache[model]
+
+
+def concept_state(b: SiteBuild) -> dict:
+    """Per model: ``{"banks", "cards", "layer", ...}`` (computed once per build)."""
+    return _state(b)
+
+
 def _state(b: SiteBuild) -> dict:
     """Per model: banks, cards by class, alignment (computed once per build, cached on the build)."""
     if not hasattr(b, "_concepts"):
@@ -105,10 +138,30 @@ def _model_concepts(b: SiteBuild, model: str) -> dict:
     planned = set(b.plan.classes.get(model, []))
     banks = {c: bank for c, bank in find_banks(b.store, model, fit).items() if c in planned}
     similar = alignment({c: bk.W for c, bk in banks.items()})
+    pool = find_concept_examples(b.store, model, cfg)
+    clip = _clip_record(b, model)
     cards: Dict[int, List[ConceptCard]] = {}
     for c, bank in banks.items():
         cards[c] = [_card(b, model, bank, k, layer, fit, similar.get((c, k), [])) for k in range(bank.k)]
+        for card in cards[c]:
+            _label_concept(b, card, pool, clip)
     return {"banks": banks, "cards": cards, "layer": layer, "settings": model_craft_config(cfg, model)}
+
+
+def _label_concept(b: SiteBuild, card: ConceptCard, pool: Optional[dict], clip: Optional[dict]) -> None:
+    """The concept's label from its top patches in the whole pool, its CLIP label and its search entry."""
+    c, k = card.class_id, card.index
+    ex = (pool or {}).get("examples", {}).get(unit_key(c, k))
+    if ex is not None:
+        card.label = data_label(ex["sources"], b.class_names(card.model), pool["census"])
+        pic = pool["dir"] / f"pool-{c:04d}-{k:02d}.png"
+        if pic.is_file():
+            card.pool_mosaic = b.add_asset(concept_stem(card.model, c, k) + "-pool.png",
+                                           partial(assets.file_bytes, pic))
+    card.clip = clip_label(clip, f"concept:{c}:{k}")
+    words = card.label.text + (f" · CLIP: {card.clip['word']}" if card.clip and card.clip.get("word") else "")
+    b.search.append({"label": f"{card.title}" + (f" · {words}" if words else ""), "page": card.page,
+                     "kind": "concept"})
 
 
 def _card(b: SiteBuild, model: str, bank: ConceptBank, k: int, layer: str, fit: str, similar) -> ConceptCard:
@@ -161,7 +214,8 @@ def concept_pages(b: SiteBuild) -> None:
             bank = st["banks"][c].summary
             for card in cards:
                 b.pages.append(Page(card.page, "concept.html", {
-                    "model": me, "entry": entries.get(c), "card": card, "bank": bank, "siblings": cards}))
+                    "model": me, "entry": entries.get(c), "card": card, "bank": bank, "siblings": cards,
+                    "concept_map": paths.concept_map_page(me.name)}))
 
 
 # ------------------------------------------------------------------------------------------- neurons
@@ -194,48 +248,143 @@ class NeuronEntry:
     thumb: str = ""
     examples: Optional[Dict[str, Any]] = None
     clusters: List[dict] = field(default_factory=list)
+    label: DataLabel = field(default_factory=DataLabel)
+    clip: Optional[dict] = None  # {"word", "cos", ...} or {"unavailable": reason}
+    negative: List[tuple] = field(default_factory=list)  # (method, title, [Figure]) of the channel minimised
+    diverse: List[tuple] = field(default_factory=list)  # (method, title, [Figure of image j, ...]) per method
+    layer_page: Optional[str] = None  # the page of its whole layer, when the layer is swept
+    prev: Optional[str] = None  # neighbouring channels of a swept layer
+    next: Optional[str] = None
 
     @property
     def title(self) -> str:
         return f"{self.layer} #{self.channel}"
 
 
-def neuron_pages(b: SiteBuild) -> None:
+def neuron_reasons(b: SiteBuild, model: str, layer: str, channel: int) -> List[str]:
+    """Why a neuron is in the atlas (selection reasons; a whole layer; else listed)."""
+    got = _selection(b, model).reasons.get((layer, channel))
+    if got:
+        return got
+    if layer in b.config.targets.layers:
+        return [f"every channel of layer {layer}"]
+    return ["listed"]
+
+
+def _facets(b: SiteBuild, model: str, layer: str, ch: int) -> tuple:
+    """(negative figures, diverse figures) of a channel: ``[(method, title, [Figure])]`` each."""
+    if layer not in b.config.targets.layers:
+        return [], []
+    lcfg = layer_config(b.config)
+    negative = b.figures_for(model, Target("neuron", layer=layer, channel=ch, facet="negative"))
+    fit = diversity_fit(lcfg)
+    by_method: Dict[str, tuple] = {}
+    for j in range(lcfg.diversity):
+        for name, title, figs in b.figures_for(model, Target("neuron", layer=layer, channel=ch, facet=f"diverse-{j}",
+                                                             fit_hash=fit)):
+            by_method.setdefault(name, (name, title, []))[2].extend(figs)
+    return negative, list(by_method.values())
+
+
+def neuron_entries(b: SiteBuild, model: str) -> List[NeuronEntry]:
+    """Every neuron of ``model`` the plan visualises, with figures, examples, labels (once per build)."""
+    cache = b.__dict__.setdefault("_neuron_entries", {})
+    if model not in cache:
+        cache[model] = _neuron_entries(b, model)
+    return cache[model]
+
+
+def _neuron_entries(b: SiteBuild, model: str) -> List[NeuronEntry]:
     import json
 
-    by_model = []
+    targets = neuron_targets(b.config, model)
+    if not targets:
+        return []
+    examples = find_examples(b.store, model, b.config)
+    clusters = find_clusters(b.store, model, b.config)
+    clip = _clip_record(b, model)
+    fit = cluster_fit(b.config)
+    entries = []
+    names = b.class_names(model)
+    shown = neuron_config(b.config).mosaic
+    for layer, ch in dict.fromkeys((t.layer, t.channel) for t in targets):
+        stem = neuron_stem(model, layer, ch)
+        figs = b.figures_for(model, Target.of_neuron(layer, ch))
+        n = NeuronEntry(model, layer, ch, neuron_page(model, layer, ch), neuron_reasons(b, model, layer, ch),
+                        figs, next((f.thumb for _, _, fs in figs for f in fs if f.status == "done"), ""))
+        n.negative, n.diverse = _facets(b, model, layer, ch)
+        d = examples.get((layer, ch))
+        if d is not None:
+            ex = json.loads((d / "examples.json").read_bytes())
+            census = json.loads((d / "pool.json").read_bytes()) if (d / "pool.json").is_file() else None
+            mosaic = b.add_asset(f"{stem}-examples.png", partial(assets.file_bytes, d / "mosaic.png"))
+            n.examples = {"mosaic": mosaic,
+                          "count": len(ex["sources"]), "scores": ex["scores"], "sources": ex["sources"],
+                          "shown": min(len(ex["sources"]), shown),
+                          "negative_count": len(ex.get("negative_sources", [])),
+                          "negative_scores": ex.get("negative_scores", []),
+                          "negative_shown": min(len(ex.get("negative_sources", [])), shown)}
+            if (d / "negative.png").is_file():
+                n.examples["negative_mosaic"] = b.add_asset(f"{stem}-negative-examples.png",
+                                                            partial(assets.file_bytes, d / "negative.png"))
+            n.label = data_label(ex["sources"], names, census)
+        n.clip = clip_label(clip, f"neuron:{layer}:{ch}")
+        _neuron_clusters(b, model, n, clusters.get((layer, ch)), fit, stem)
+        entries.append(n)
+    by_layer: Dict[str, List[NeuronEntry]] = {}
+    for n in entries:
+        by_layer.setdefault(n.layer, []).append(n)
+    for layer, ns in by_layer.items():
+        if layer in b.config.targets.layers:
+            ns.sort(key=lambda e: e.channel)
+            for i, n in enumerate(ns):
+                n.prev = ns[i - 1].page if i else None
+                n.next = ns[i + 1].page if i + 1 < len(ns) else None
+    return entries
+
+
+def _neuron_clusters(b: SiteBuild, model: str, n: NeuronEntry, d, fit: str, stem: str) -> None:
+    """The k-means clusters of a polysemantic neuron (stage folder ``d``; None: not clustered)."""
+    import json
+
+    if d is None:
+        return
+    for j, cl in enumerate(json.loads((d / "clusters.json").read_bytes())):
+        t = Target("neuron", layer=n.layer, channel=n.channel, cluster=j, fit_hash=fit)
+        n.clusters.append({"index": j, "size": cl["size"], "figures": b.figures_for(model, t),
+                           "mosaic": b.add_asset(f"{stem}-k{j}-examples.png",
+                                                 partial(assets.file_bytes, d / f"mosaic-k{j}.png"))})
+
+
+def neuron_search_label(n: NeuronEntry) -> str:
+    """What the search box matches for a neuron: its name, its label from the data and its CLIP label."""
+    label = f"neuron {n.title}"
+    if n.label.parts:
+        label += f" · {n.label.text}"
+    if n.clip and n.clip.get("word"):
+        label += f" · CLIP: {n.clip['word']}"
+    return label
+
+
+def neuron_pages(b: SiteBuild) -> None:
+    """A page per neuron; the neuron index lists the neurons that are not part of a whole layer (those are
+    on their layer's page) and links the layer pages."""
+    from .layers import layer_page
+
+    by_model, layers = [], []
     for me in b.models:
-        model = me.name
-        targets = neuron_targets(b.config, model)
-        if not targets:
+        entries = neuron_entries(b, me.name)
+        if not entries:
             continue
-        sel = _selection(b, model)
-        examples = find_examples(b.store, model, b.config)
-        clusters = find_clusters(b.store, model, b.config)
-        fit = cluster_fit(b.config)
-        entries = []
-        for layer, ch in dict.fromkeys((t.layer, t.channel) for t in targets):
-            stem = neuron_stem(model, layer, ch)
-            figs = b.figures_for(model, Target.of_neuron(layer, ch))
-            n = NeuronEntry(model, layer, ch, neuron_page(model, layer, ch), sel.reasons.get((layer, ch), ["listed"]),
-                            figs, next((f.thumb for _, _, fs in figs for f in fs if f.status == "done"), ""))
-            d = examples.get((layer, ch))
-            if d is not None:
-                ex = json.loads((d / "examples.json").read_bytes())
-                mosaic = b.add_asset(f"{stem}-examples.png", partial(assets.file_bytes, d / "mosaic.png"))
-                n.examples = {"mosaic": mosaic,
-                              "count": len(ex["sources"]), "scores": ex["scores"], "sources": ex["sources"],
-                              "shown": min(len(ex["sources"]), neuron_config(b.config).mosaic)}
-            d = clusters.get((layer, ch))
-            if d is not None:
-                for j, cl in enumerate(json.loads((d / "clusters.json").read_bytes())):
-                    t = Target("neuron", layer=layer, channel=ch, cluster=j, fit_hash=fit)
-                    n.clusters.append({"index": j, "size": cl["size"], "figures": b.figures_for(model, t),
-                                       "mosaic": b.add_asset(f"{stem}-k{j}-examples.png",
-                                                             partial(assets.file_bytes, d / f"mosaic-k{j}.png"))})
-            entries.append(n)
-        by_model.append((me, entries))
+        swept = [lay for lay in b.config.targets.layers if any(n.layer == lay for n in entries)]
         for n in entries:
+            if n.layer in swept:
+                n.layer_page = layer_page(me.name, n.layer)
             b.pages.append(Page(n.page, "neuron.html", {"model": me, "neuron": n}))
+            b.search.append({"label": neuron_search_label(n), "page": n.page, "kind": "neuron"})
+        listed = [n for n in entries if n.layer not in swept or n.reasons != [f"every channel of layer {n.layer}"]]
+        by_model.append((me, listed))
+        layers.extend((me, lay, layer_page(me.name, lay), sum(n.layer == lay for n in entries)) for lay in swept)
     if by_model:
-        b.pages.append(Page(NEURON_INDEX, "neurons.html", {"by_model": by_model}, nav_title="Neurons"))
+        b.pages.append(Page(NEURON_INDEX, "neurons.html", {"by_model": by_model, "layers": layers},
+                            nav_title="Neurons"))
