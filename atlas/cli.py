@@ -1,4 +1,4 @@
-"""Command line: ``atlas build | plan | run | metrics | render | check | serve | submit | status``.
+"""Command line: ``atlas build | plan | run | metrics | render | check | prune | serve | submit | status``.
 
 Every command takes ``--preset`` (default ``demo``) or ``--config FILE.toml``. Errors in what was asked
 for print one line and exit with status 2, before anything is written.
@@ -22,14 +22,17 @@ def config_options(fn):
     @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
                   help="TOML configuration file (may start from a preset with preset = \"...\").")
     @click.option("--store", default=None, help="Artifact store folder (default: store).")
-    @click.option("--site", default=None, help="Output folder of the website (default: site).")
+    @click.option("--site", default=None, help="Output folder of the website's pages (default: site).")
+    @click.option("--assets-url", default=None, metavar="URL",
+                  help="Publish the images and downloads apart, at URL (object storage, a CDN); needs --site-url.")
+    @click.option("--site-url", default=None, metavar="URL", help="The address the pages are published at.")
     @click.option("--data", default=None, help="ImageNet-style folder <data>/<wnid>/*.JPEG, or 'bundled'.")
     @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: auto).")
     @click.option("--download", is_flag=True, default=None, help="Allow downloading model weights.")
     @functools.wraps(fn)
-    def wrapper(preset, config_file, store, site, data, device, download, **kw):
-        cfg = resolve_config(preset, config_file, store=store, site=site, data=data, device=device,
-                             download=download)
+    def wrapper(preset, config_file, store, site, assets_url, site_url, data, device, download, **kw):
+        cfg = resolve_config(preset, config_file, store=store, site=site, assets_url=assets_url, site_url=site_url,
+                             data=data, device=device, download=download)
         return fn(cfg, **kw)
 
     return wrapper
@@ -90,6 +93,10 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
                f"pending")
     for line in estimate_lines(cfg, p, store, pending, device, calibrate_now, ctx.obj["progress"]):
         click.echo(line)
+    from .sitegen.sizeplan import size_lines
+
+    for line in size_lines(p):
+        click.echo(line)
     if list_jobs:
         for j in p.jobs:
             status = "done" if j.key in done else "failed" if j.key in failed else "pending"
@@ -136,11 +143,14 @@ def _render(cfg, p, store):
     from .pipeline.disk import disk_errors
     from .sitegen import render
 
-    with disk_errors(cfg.site, "--site"):
+    with disk_errors(cfg.site.folder, "--site"):
         counts = render(p, store, cfg.site)
-    index = (Path(cfg.site) / "index.html").resolve()
-    click.echo(f"site: {counts['written']} files written, {counts['unchanged']} unchanged, "
-               f"{counts['removed']} removed")
+    index = (Path(cfg.site.folder) / "index.html").resolve()
+    kept = f", {counts['kept']} published earlier kept (atlas prune lists them)" if counts.get("kept") else ""
+    click.echo(f"site: {counts['written']} files written, {counts['unchanged']} unchanged{kept}")
+    if cfg.site.external_assets:
+        click.echo(f"site: pages in {cfg.site.folder} (for {cfg.site.url}), assets in {cfg.site.assets_path} "
+                   f"(for {cfg.site.assets_url}); each tree lists its files in atlas-files.txt")
     return index
 
 
@@ -196,17 +206,63 @@ def metrics(ctx, cfg):
 
 
 @cli.command()
-@click.option("--site", default="site", help="Folder of the built website.")
-def check(site):
-    """Check every link and image of a built site (exit 1 if any is broken or external)."""
+@click.option("--site", default="site", help="Folder of the built website (its pages).")
+@click.option("--assets", default=None, help="Folder of its assets tree (default: as the site's record says).")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="Also hold the site against a host's published limits: github-pages, gitlab-pages, netlify.")
+def check(site, assets, hosts):
+    """Check every link and image of a built site, and its size against a host (exit 1 on any problem)."""
     from .sitegen.check import check_site
+    from .sitegen.hosts import check_host, host
 
-    problems = check_site(site)
+    for name in hosts:
+        host(name)  # an unknown host is an error before anything is read
+    if not (Path(site) / "index.html").is_file():
+        raise AtlasError(f"no site at {site!r}: build it first (atlas render)")
+    problems = check_site(site, assets)
     for p in problems:
         click.echo(p)
+    for name in hosts:
+        lines, over = check_host(site, name)
+        for line in lines:
+            click.echo(line)
+        for p in over:
+            click.echo(f"{name}: {p}")
+        problems = problems + over
+        if not over:
+            click.echo(f"{name}: fits")
     click.echo(f"{len(problems)} problem(s) in {site}")
     if problems:
         raise SystemExit(1)
+
+
+@cli.command()
+@config_options
+@click.option("--yes", is_flag=True, help="Remove without asking.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def prune(cfg, yes, dry_run):
+    """Remove what the site published that the current render would not make: earlier versions (pages and
+    images) and pages of targets no longer planned. Lists every file first."""
+    from .pipeline import Store
+    from .sitegen import gather
+    from .sitegen.hosts import human
+    from .sitegen.prune import prune as do_prune, prune_list
+
+    if not (Path(cfg.site.folder) / "index.html").is_file():
+        raise AtlasError(f"no site at {cfg.site.folder!r}: nothing to prune")
+    p, store = _plan(cfg), Store(cfg.store)
+    goes = prune_list(gather(p, store, cfg.site))
+    for tree, rels in goes.files.items():
+        for rel in rels:
+            click.echo(f"{tree}: {rel}")
+    click.echo(f"{len(goes)} files ({human(goes.bytes)}) of {goes.versions} earlier versions and retired pages")
+    if not len(goes) or dry_run:
+        return
+    if not yes and not click.confirm("Remove them?", default=False):
+        click.echo("nothing removed")
+        return
+    done = do_prune(p, store, cfg.site)
+    click.echo(f"removed {len(done)} files; re-upload with --delete (README: Publishing) to remove them online")
 
 
 @cli.command()

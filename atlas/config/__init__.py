@@ -12,7 +12,7 @@ from .load import config_from_mapping, load_config, resolve_config
 from .presets import (DEMO_CLASSES, PAPER_JUDGES, PAPER_TSNE_CLASSES, PRESETS,
                       VITAL_DEMO, demo_preset, lens_preset, paper_preset)
 from .schema import (EXECUTORS, PRECISIONS, AtlasConfig, ClusterConfig, ComputeConfig, DataConfig, MetricsConfig,
-                     Settings, TargetsConfig, freeze_settings)
+                     Settings, SiteConfig, TargetsConfig, freeze_settings)
 from .stages import CraftConfig, NeuronConfig, craft_config, neuron_config
 
 __all__ = [
@@ -20,6 +20,6 @@ __all__ = [
     "DEMO_CLASSES", "PAPER_JUDGES", "PAPER_TSNE_CLASSES", "PRESETS",
     "VITAL_DEMO", "demo_preset", "lens_preset", "paper_preset",
     "EXECUTORS", "PRECISIONS", "AtlasConfig", "ClusterConfig", "ComputeConfig", "DataConfig", "MetricsConfig",
-    "Settings", "TargetsConfig", "freeze_settings",
+    "Settings", "SiteConfig", "TargetsConfig", "freeze_settings",
     "CraftConfig", "NeuronConfig", "craft_config", "neuron_config",
 ]

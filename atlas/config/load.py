@@ -45,7 +45,8 @@ def load_config(path: str | Path) -> AtlasConfig:
 
 
 def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, **overrides) -> AtlasConfig:
-    """The configuration the CLI uses: a preset (default ``demo``), or a TOML file, plus overrides."""
+    """The configuration the CLI uses: a preset (default ``demo``), or a TOML file, plus overrides
+    (``site``, ``assets_url`` and ``site_url`` change the ``[site]`` table's folder and addresses)."""
     if config is not None:
         cfg = load_config(config)
         if preset is not None:
@@ -55,4 +56,11 @@ def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, *
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "data" in overrides and isinstance(overrides["data"], str):
         overrides["data"] = replace(cfg.data, pool=overrides["data"])
+    site = {k: overrides.pop(k) for k in ("site", "assets_url", "site_url") if k in overrides}
+    if site:
+        names = {"site": "folder", "assets_url": "assets_url", "site_url": "url"}
+        try:
+            overrides["site"] = replace(cfg.site, **{names[k]: v for k, v in site.items()})
+        except ValueError as exc:
+            raise AtlasError(f"bad [site]: {exc}") from None
     return replace(cfg, **overrides)

@@ -32,7 +32,9 @@ def submissions_dir(store: Store) -> Path:
 def absolute_config(cfg: AtlasConfig) -> AtlasConfig:
     """``cfg`` with the store and site folders made absolute (not the data pool: it is part of the keys
     of jobs that use real images, and tasks start in the submission's folder, as SLURM does)."""
-    return replace(cfg, store=str(Path(cfg.store).resolve()), site=str(Path(cfg.site).resolve()))
+    site = replace(cfg.site, folder=str(Path(cfg.site.folder).resolve()),
+                   assets_folder=str(Path(cfg.site.assets_path).resolve()) if cfg.site.external_assets else None)
+    return replace(cfg, store=str(Path(cfg.store).resolve()), site=site)
 
 
 def pending_batches(batches: Sequence[Batch], store: Store) -> List[Batch]:

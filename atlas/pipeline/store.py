@@ -2,7 +2,7 @@
 
 Layout::
 
-    <store>/jobs/<key>/image.png, alpha.png, [extras].png, meta.json
+    <store>/jobs/<key>/image.png, alpha.png, [extras].png, thumb.webp, view.webp, meta.json
     <store>/failed/<key>.json          jobs that failed (NaN/Inf, ...), with the reason and step
     <store>/stages/<stage>/<key>/      results of shared stages (CRAFT concepts, neuron examples, ...)
     <store>/metrics/                   metric results (JSON)
@@ -12,7 +12,9 @@ A job folder is first written as ``jobs/.tmp-<key>-<host>-<pid>-<n>/`` and then 
 (:func:`atlas.pipeline.disk.atomic_folder`, as every stage result), so a ``jobs/<key>`` folder is always
 complete; a build killed at any moment leaves at most a temp folder, which the next run removes (if its
 writer process is gone). ``meta.json`` records a SHA-256 of every file, so
-a truncated or altered artifact is detected on read and recomputed.
+a truncated or altered artifact is detected on read and recomputed: the method's results under ``files``,
+the images the site shows made from them (:mod:`atlas.webp`: a thumbnail and a view, made here once so that
+rendering copies them) under ``derived``.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from .. import __version__
 from ..config import stable_hash
 from .disk import atomic_folder, atomic_write, is_temp, writer_alive
 from ..png import png_bytes
+from ..webp import derived_images
 from .jobs import Job
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,19 @@ class Store:
         """True if every file recorded in ``meta`` exists with its recorded checksum."""
         return _files_intact(self.jobs_dir / key, meta, f"job {key}")
 
+    def derived(self, key: str, name: str, meta: dict) -> Optional[bytes]:
+        """The bytes of the derived image ``name`` (:data:`atlas.webp.DERIVED`) of a stored job if it is there
+        and intact, else None (jobs stored before derived images existed have none: the site makes them)."""
+        derived = meta.get("derived") if isinstance(meta, dict) else None
+        digest = derived.get(name) if isinstance(derived, dict) else None
+        if not digest:
+            return None
+        try:
+            data = (self.jobs_dir / key / name).read_bytes()
+        except OSError:
+            return None
+        return data if sha256(data) == digest else None
+
     def iter_metas(self) -> Iterator[dict]:
         if not self.jobs_dir.is_dir():
             return
@@ -125,6 +141,7 @@ class Store:
         files: Dict[str, bytes] = {"image.png": png_bytes(vis.image), "alpha.png": png_bytes(vis.alpha)}
         for name, arr in vis.extras.items():
             files[f"{name}.png"] = png_bytes(arr)
+        derived = derived_images(files["image.png"])
         meta = dict(job.spec())
         meta.update({
             "key": job.key,
@@ -138,9 +155,11 @@ class Store:
             "info": vis.info,
             "size": list(np.asarray(vis.image).shape[:2]),
             "files": {name: sha256(data) for name, data in files.items()},
+            "derived": {name: sha256(data) for name, data in derived.items()},
         })
         if retry_of is not None:
             meta["retry_of"] = retry_of
+        files.update(derived)
         files["meta.json"] = json.dumps(meta, indent=1, sort_keys=True, default=float).encode()
         final = atomic_folder(self.jobs_dir, job.key, files, lambda: self.intact(job.key))
         (self.failed_dir / f"{job.key}.json").unlink(missing_ok=True)

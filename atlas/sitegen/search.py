@@ -7,7 +7,8 @@ their own entries (concepts, neurons, ...) to ``SiteBuild.search`` as ``{"label"
 
 It is written twice: ``search.json`` for programs, and ``search-index.js`` (the same JSON assigned to
 ``window.ATLAS_INDEX``) for pages - browsers refuse ``fetch()`` of ``file://`` URLs, but a script tag works
-from a local folder too.
+from a local folder too. Image URLs need each figure's version (its job key): ``figure-versions.js`` holds
+them, loaded only by the pages that build image URLs.
 """
 from __future__ import annotations
 
@@ -62,6 +63,31 @@ def search_index(build) -> Dict[str, Any]:
         "missing": missing_images(build),
         "pages": list(build.search),
     }
+
+
+def figure_versions(build) -> Dict[str, List[str]]:
+    """``{"<model>|<method>|<seed>": [job key of each class's image, "" where none]}`` in the index's class
+    order: the ``{version}`` of the class patterns (images of a figure are named by its job key)."""
+    order = sorted({e.id for me in build.models for e in me.classes})
+    out: Dict[str, List[str]] = {}
+    cfg = build.config
+    for me in build.models:
+        for m in cfg.methods:
+            for s in cfg.seeds:
+                keys = []
+                for cid in order:
+                    f = build.figures.get((me.name, m, _class_target(cid), s))
+                    keys.append(f.version if f is not None and f.status == "done" else "")
+                if any(keys):
+                    out[f"{me.slug}|{paths.method_slug(m)}|{s}"] = keys
+    return out
+
+
+def figure_versions_script(build) -> bytes:
+    """``window.ATLAS_VERSIONS = {...};`` (loaded by the pages that build image URLs: the method filter and
+    the compare page; not by every page, as the index is)."""
+    text = json.dumps(figure_versions(build), separators=(",", ":"), sort_keys=True)
+    return f"window.ATLAS_VERSIONS={text};\n".encode("utf-8")
 
 
 def index_json(index: Dict[str, Any]) -> bytes:

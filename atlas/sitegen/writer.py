@@ -1,6 +1,12 @@
-"""Phase 2 of the site build: write pages and assets. Folders are created as needed, unchanged bytes are
-not rewritten (a re-render with nothing new writes nothing), and files that an earlier render wrote but
-this one does not are removed (only those: the writer never deletes files it did not make).
+"""Phase 2 of the site build: write pages and assets into their trees (:mod:`.trees`). Folders are created
+as needed, unchanged bytes are not rewritten (a re-render with nothing new writes nothing), and a versioned
+file (an image, a versioned page) is written once and never changed.
+
+Nothing that an earlier render published is removed: the writer's record of its files (``.atlas-files.json``
+in each tree) only grows, and the files a render no longer makes (earlier versions, pages of targets no
+longer planned) stay, so every URL a site published keeps resolving. Only ``atlas prune``
+(:mod:`.prune`) removes files, and only files of that record. Each tree also gets its list of published
+files for upload tools (:data:`~atlas.sitegen.trees.FILE_LIST`).
 
 Large sites are written by several forked worker processes (each renders a share of the pages and
 assets; the gathered data is inherited, not pickled); small ones in-process.
@@ -16,13 +22,17 @@ from typing import Dict, Iterable, List, Optional, Tuple
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from ..errors import AtlasError
+from . import published as published_record
+from .assets import source_file
 from .context import SiteData
 from .filters import FILTERS, fmt as _fmt, sparkline_points  # noqa: F401  (re-exported)
-from .paths import MANIFEST, root_prefix
+from .trees import ASSETS, FILE_LIST, PAGES, Trees, site_config
 
 RECORD = ".atlas-files.json"
-#: A second copy of the record, read when the first is garbled, so that stale files are still removed.
+#: A second copy of the record, read when the first is garbled, so that the renderer still knows its files.
 RECORD_COPY = ".atlas-files.copy.json"
+#: The renderer's own records in a tree (not published: left out of the file lists).
+RECORDS = (RECORD, RECORD_COPY, published_record.RECORD, published_record.RECORD_COPY)
 PARALLEL_MIN_ITEMS = 1500  # below this, forking workers costs more than it saves
 
 
@@ -85,18 +95,35 @@ def static_files(tdir: Path) -> Dict[str, Path]:
     return {f"static/{p.relative_to(root).as_posix()}": p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _url(root: str):
-    """``url(path)`` for templates: the site-root-relative ``path`` as a link relative to the page."""
+def _url(trees: Trees, page: str):
+    """``url(path)`` for templates: the site path ``path`` as a link from ``page`` (:meth:`Trees.href`)."""
 
     def url(to: str) -> str:
         if to.startswith("/") or "://" in to:
             raise AtlasError(f"url() takes a site-relative path, got {to!r}")
-        return root + to
+        return trees.href(page, to)
 
     return url
 
 
-def _write_share(site: SiteData, out: Path, env: Environment, tdir: Path, share: int, shares: int) -> Tuple[int, int, List[str]]:
+def _present(path: Path, produce=None) -> bool:
+    """A versioned file is in place: it exists and is not empty (and, copied from the store, has the size of
+    its source, so a damaged copy is made again - with the same bytes)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    src = source_file(produce) if produce is not None else None
+    if src is not None:
+        try:
+            return size == src.stat().st_size
+        except OSError:
+            return True  # the source is gone: the published file stays as it is
+    return size > 0
+
+
+def _write_share(site: SiteData, trees: Trees, env: Environment, tdir: Path, share: int,
+                 shares: int) -> Tuple[int, int, List[str]]:
     """Write every ``shares``-th page and asset starting at ``share``; (written, unchanged, produced)."""
     written = unchanged = 0
     produced: List[str] = []
@@ -105,26 +132,33 @@ def _write_share(site: SiteData, out: Path, env: Environment, tdir: Path, share:
     def emit(rel: str, data: bytes) -> None:
         nonlocal written, unchanged
         produced.append(rel)
-        if write_if_changed(out / rel, data, made):
+        if write_if_changed(trees.file(rel), data, made):
             written += 1
         else:
             unchanged += 1
 
+    def kept(rel: str, produce=None) -> bool:
+        nonlocal unchanged
+        if rel in site.immutable and _present(trees.file(rel), produce):
+            produced.append(rel)
+            unchanged += 1
+            return True
+        return False
+
     if share == 0:
         for rel, src in static_files(tdir).items():
             emit(rel, src.read_bytes())
-        emit(MANIFEST, json.dumps(site.manifest, separators=(",", ":"), sort_keys=True, default=str).encode())
+        for rel, produce in site.page_files.items():
+            emit(rel, produce())
     for rel, produce in list(site.assets.items())[share::shares]:
-        target = out / rel
-        if rel.endswith((".webp", "-masked.png")) and _fresh(target, produce):
-            produced.append(rel)
-            unchanged += 1
-            continue
-        emit(rel, produce())
+        if not kept(rel, produce):
+            emit(rel, produce())
     for page in site.pages[share::shares]:
-        root = root_prefix(page.path)
-        html = env.get_template(page.template).render(page=page, url=_url(root), root=root, site_title=site.title,
-                                                      **page.context)
+        if kept(page.path):
+            continue
+        html = env.get_template(page.template).render(
+            page=page, url=_url(trees, page.path), root=trees.base(page.path, PAGES),
+            assets_root=trees.base(page.path, ASSETS), site_title=site.title, **page.context)
         emit(page.path, html.encode("utf-8"))
     return written, unchanged, produced
 
@@ -137,7 +171,7 @@ def _workers(site: SiteData, workers: Optional[int]) -> int:
     return max(1, min(workers, 8))
 
 
-def _forked(site: SiteData, out: Path, env: Environment, tdir: Path, n: int) -> List[Tuple[int, int, List[str]]]:
+def _forked(site: SiteData, out: Trees, env: Environment, tdir: Path, n: int) -> List[Tuple[int, int, List[str]]]:
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
@@ -174,39 +208,70 @@ def _child(send, site, out, env, tdir, share, n) -> None:
         send.close()
 
 
-def write_site(site: SiteData, out: str | Path, workers: Optional[int] = None) -> Dict[str, int]:
-    """Write every page and asset of ``site`` under ``out``; returns counts of written/unchanged/removed
-    files. ``workers`` (default: ``$ATLAS_RENDER_WORKERS`` or the CPU count) processes share the work
-    when the site is large."""
-    out = Path(out)
+def write_site(site: SiteData, out=None, workers: Optional[int] = None) -> Dict[str, int]:
+    """Write every page and asset of ``site`` into its trees (``out``: another pages folder to write to);
+    returns counts of files written, unchanged, kept (published earlier, not made by this render) and
+    removed (always 0: only ``atlas prune`` removes). ``workers`` (default: ``$ATLAS_RENDER_WORKERS`` or the
+    CPU count) processes share the work when the site is large."""
+    trees = site.trees if out is None else retarget(site.trees, out)
     tdir = templates_dir()
     env = environment(tdir)
     n = _workers(site, workers)
-    results = _forked(site, out, env, tdir, n) if n > 1 else [_write_share(site, out, env, tdir, 0, 1)]
+    results = _forked(site, trees, env, tdir, n) if n > 1 else [_write_share(site, trees, env, tdir, 0, 1)]
     written = sum(r[0] for r in results)
     unchanged = sum(r[1] for r in results)
     produced = {rel for r in results for rel in r[2]}
-    removed = _remove_stale(out, produced)
-    listing = json.dumps(sorted(produced | {RECORD, RECORD_COPY})).encode()
-    for name in (RECORD, RECORD_COPY):
-        if write_if_changed(out / name, listing):
-            written += 1
-        else:
-            unchanged += 1
-    return {"written": written, "unchanged": unchanged, "removed": removed}
+    if site.published is not None:
+        site.published.trees = trees.describe()
+    kept, extra = write_records(trees, produced, site.published)
+    return {"written": written + extra, "unchanged": unchanged, "kept": kept, "removed": 0}
 
 
-def _fresh(target: Path, produce) -> bool:
-    """A derived asset (thumbnail, masked view) is fresh if it is newer than its stored source."""
-    src = getattr(produce, "args", ())
-    try:
-        t = target.stat().st_mtime
-        return bool(src) and all(t >= Path(s).stat().st_mtime for s in src)
-    except (OSError, TypeError):
-        return False
+def retarget(trees: Trees, out) -> Trees:
+    """``trees`` written to another pages folder (the assets tree follows it unless set apart)."""
+    from ..config import SiteConfig
+
+    site = site_config(out, SiteConfig(folder=str(trees.pages), url=trees.site_url, assets_url=trees.assets_url))
+    moved = Trees.of(site)
+    moved.asset_paths, moved.page_paths = trees.asset_paths, trees.page_paths
+    return moved
 
 
-def _previous_files(out: Path) -> set:
+def tree_files(trees: Trees, rels) -> Dict[str, set]:
+    """``rels`` split by the tree that holds each."""
+    out: Dict[str, set] = {PAGES: set(), ASSETS: set()}
+    for rel in rels:
+        out[trees.tree(rel)].add(rel)
+    if not trees.external:
+        out[PAGES] |= out.pop(ASSETS)
+        out[ASSETS] = set()
+    return out
+
+
+def write_records(trees: Trees, produced, published=None, drop=()) -> Tuple[int, int]:
+    """Each tree's record of the files the renderer published there: what earlier renders published (still
+    on disk, less ``drop``: pruned) and what this render ``produced``; each tree's file list; the record of
+    published versions. Returns (files kept from earlier renders, record files written)."""
+    kept = written = 0
+    folders = [(PAGES, trees.pages)] + ([(ASSETS, trees.assets)] if trees.external else [])
+    split = tree_files(trees, produced)
+    for tree, folder in folders:
+        earlier = {rel for rel in previous_files(folder) - set(RECORDS) - {FILE_LIST} - set(drop)
+                   if (folder / rel).is_file()}
+        now = split[tree]
+        kept += len(earlier - now)
+        files = sorted(earlier | now)
+        listing = json.dumps(sorted(set(files) | {RECORD, RECORD_COPY, FILE_LIST})).encode()
+        outputs = {FILE_LIST: "".join(f"{rel}\n" for rel in files).encode(), RECORD: listing, RECORD_COPY: listing}
+        if tree == PAGES and published is not None:
+            data = published.to_json()
+            outputs.update({published_record.RECORD: data, published_record.RECORD_COPY: data})
+        for name, data in outputs.items():
+            written += write_if_changed(folder / name, data)
+    return kept, written
+
+
+def previous_files(out: Path) -> set:
     """The files the previous render made: its record, or the record's copy if the record is garbled."""
     for name in (RECORD, RECORD_COPY):
         try:
@@ -218,17 +283,9 @@ def _previous_files(out: Path) -> set:
     return set()
 
 
-def _remove_stale(out: Path, produced: Iterable[str]) -> int:
-    removed = 0
-    for rel in _previous_files(out) - set(produced) - {RECORD, RECORD_COPY}:
-        p = (out / rel).resolve()
-        if out.resolve() in p.parents and p.is_file():
-            p.unlink()
-            removed += 1
-    return removed
-
-
-def render(plan, store, out, workers: Optional[int] = None) -> Dict[str, int]:
+def render(plan, store, out=None, workers: Optional[int] = None) -> Dict[str, int]:
+    """Gather and write the site of ``plan`` (``out``: a :class:`~atlas.config.SiteConfig` or the pages'
+    folder; default: the plan's ``[site]``)."""
     from .context import gather
 
-    return write_site(gather(plan, store), out, workers=workers)
+    return write_site(gather(plan, store, site_config(out, plan.config.site)), workers=workers)

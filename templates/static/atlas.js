@@ -6,6 +6,8 @@
   var doc = document.documentElement;
   doc.classList.add("js");
   var ROOT = doc.getAttribute("data-root") || "";
+  // where the assets tree is (the same folder as the pages, or another host: [site] assets_url)
+  var ASSETS = doc.hasAttribute("data-assets") ? doc.getAttribute("data-assets") : ROOT;
 
   // ------------------------------------------------------------------ helpers
   function $(sel, el) { return (el || document).querySelector(sel); }
@@ -13,7 +15,7 @@
   function pad4(n) { return ("000" + n).slice(-4); }
   function fill(pattern, v) {
     return pattern.replace("{model}", v.model || "").replace("{method}", v.method || "")
-      .replace("{id}", pad4(v.id)).replace("{seed}", String(v.seed));
+      .replace("{id}", pad4(v.id)).replace("{seed}", String(v.seed)).replace("{version}", v.version || "");
   }
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -58,6 +60,24 @@
     var s = el("script", { src: holder ? holder.getAttribute("data-index") : ROOT + "search-index.js" });
     s.onload = function () { var w = waiting; waiting = null; w.forEach(function (f) { f(window.ATLAS_INDEX); }); };
     document.head.appendChild(s);
+  }
+
+  // Image URLs name each figure's version (its job key): figure-versions.js, loaded when first needed.
+  // versionOf(versions, index, model, method, seed, id) -> the key, or "" where no image is built.
+  var vwaiting = null;
+  function withVersions(cb) {
+    if (window.ATLAS_VERSIONS) return cb(window.ATLAS_VERSIONS);
+    if (vwaiting) return vwaiting.push(cb);
+    vwaiting = [cb];
+    var s = el("script", { src: ROOT + "figure-versions.js" });
+    s.onload = function () { var w = vwaiting; vwaiting = null; w.forEach(function (f) { f(window.ATLAS_VERSIONS); }); };
+    document.head.appendChild(s);
+  }
+  var classRow = null;
+  function versionOf(versions, idx, model, method, seed, id) {
+    if (!classRow) { classRow = {}; idx.classes.forEach(function (c, i) { classRow[c[0]] = i; }); }
+    var keys = versions[model + "|" + method + "|" + seed];
+    return (keys && keys[classRow[id]]) || "";
   }
 
   // ------------------------------------------------------------------ header search (every page)
@@ -129,7 +149,8 @@
     var grid = document.getElementById(tools.getAttribute("data-tools"));
     if (!grid) return;
     var input = $("[data-search-input]", tools), count = $("[data-count]", tools);
-    var pattern = grid.getAttribute("data-thumb");
+    var pattern = grid.getAttribute("data-thumb"), model = grid.getAttribute("data-model");
+    var seed = grid.getAttribute("data-seed"), versions = null, index = null;
     var empty = grid.parentNode.querySelector("[data-empty]");
     var cards = $$("[data-search]", grid).map(function (c) {
       var img = $("img", c);
@@ -141,19 +162,25 @@
     var method = function () { var r = $("[data-method-filter] input:checked", tools); return r ? r.value : ""; };
     var apply = function () {
       var query = parseQuery(input.value), m = method(), shown = 0;
+      if (m && !versions) {  // the other methods' thumbnails need their versions: load them, then apply
+        return withIndex(function (idx) { withVersions(function (v) { index = idx; versions = v; apply(); }); });
+      }
       cards.forEach(function (c) {
         var hit = rank(query, c.id, c.wnid, c.name, c.syn) >= 0 && (!m || c.missing.indexOf(m) === -1);
         c.el.hidden = !hit;
         if (hit) shown++;
         if (c.img) {
-          var want = m ? thumbFor(pattern, m, c.id) : c.img.getAttribute("data-orig");
+          var want = m ? thumbFor(m, c.id) : c.img.getAttribute("data-orig");
           if (c.img.getAttribute("src") !== want) c.img.setAttribute("src", want);
         }
       });
       if (empty) empty.hidden = shown !== 0;
       if (count) count.textContent = shown + " of " + cards.length + " classes";
     };
-    function thumbFor(p, m, id) { return p.replace("{method}", m).replace("{id}", pad4(id)); }
+    function thumbFor(m, id) {
+      var version = versionOf(versions, index, model, m, seed, id);
+      return ASSETS + fill(pattern, { model: model, method: m, id: id, seed: seed, version: version });
+    }
     input.addEventListener("input", apply);
     $$("[data-method-filter] input", tools).forEach(function (r) { r.addEventListener("change", apply); });
     var random = $("[data-random]", tools);
@@ -218,6 +245,9 @@
         pre.textContent = pre.textContent.replace(/\\url\{[^}]*\}/, "\\url{" + abs + "}");
       });
     });
+    $$("[data-newest] code").forEach(function (code) {
+      code.textContent = new URL(code.parentNode.getAttribute("href"), window.location.href).href;
+    });
   }
   $$("[data-copy]").forEach(function (btn) {
     var pre = btn.parentNode.querySelector("[data-copy-src]");
@@ -236,5 +266,6 @@
   });
 
   // shared with page scripts (compare.js)
-  window.atlas = { ROOT: ROOT, $: $, $$: $$, el: el, fill: fill, parseQuery: parseQuery, rank: rank, withIndex: withIndex };
+  window.atlas = { ROOT: ROOT, ASSETS: ASSETS, $: $, $$: $$, el: el, fill: fill, parseQuery: parseQuery, rank: rank,
+                   withIndex: withIndex, withVersions: withVersions, versionOf: versionOf };
 })();

@@ -5,9 +5,9 @@
   var A = window.atlas, ROOT = A.ROOT, $ = A.$, $$ = A.$$, el = A.el, fill = A.fill;
   var parseQuery = A.parseQuery, rank = A.rank;
   var form = $("[data-compare]");
-  if (form) A.withIndex(function (idx) { compare(form, idx); });
+  if (form) A.withIndex(function (idx) { A.withVersions(function (versions) { compare(form, idx, versions); }); });
 
-  function compare(form, idx) {
+  function compare(form, idx, versions) {
     var rows = $("[data-compare-rows]"), more = $("[data-compare-more]"), count = $("[data-compare-count]");
     var params = new URLSearchParams(window.location.search), PAGE = 48, limit = PAGE;
     var missing = {};
@@ -39,7 +39,8 @@
         fig.appendChild(el("div", { "class": "placeholder" }, "not built"));
       } else {
         var a = el("a", { href: ROOT + fill(idx.patterns.figure, { model: v.model, method: v.method, id: c[0], seed: v.seed }) });
-        a.appendChild(el("img", { src: ROOT + fill(idx.patterns.view, { model: v.model, method: v.method, id: c[0], seed: v.seed }),
+        var version = A.versionOf(versions, idx, v.model, v.method, v.seed, c[0]);
+        a.appendChild(el("img", { src: A.ASSETS + fill(idx.patterns.view, { model: v.model, method: v.method, id: c[0], seed: v.seed, version: version }),
                                   loading: "lazy", decoding: "async", alt: "Feature visualization by " + label + " of " + c[1] + " (" + c[0] + ")" }));
         fig.appendChild(a);
       }

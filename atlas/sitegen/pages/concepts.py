@@ -153,15 +153,26 @@ def _cluster_chart(bank: ConceptBank, class_name: str):
     return {"svg": Markup(cluster_svg(points, bank.k, labels, title)), "shown": len(points), "patches": int(U.shape[0])}
 
 
+def _figure_versions(figs) -> Dict[str, str]:
+    """What the figures on a page are: ``{"<method> seed <s>": job key or status}`` (a page's version
+    changes when one of its images does)."""
+    return {f"{name} seed {f.seed}": f.version or f.status for name, _, fs in figs for f in fs}
+
+
 def concept_pages(b: SiteBuild) -> None:
     for me in b.models:
         st = _state(b)[me.name]
         entries = {e.id: e for e in me.classes}
         for c, cards in st["cards"].items():
-            bank = st["banks"][c].summary
+            bank = st["banks"][c]
             for card in cards:
-                b.pages.append(Page(card.page, "concept.html", {
-                    "model": me, "entry": entries.get(c), "card": card, "bank": bank, "siblings": cards}))
+                made_by = {"concept bank": bank.path.name if bank.path else "", "layer": st["layer"],
+                           "craft": bank.summary.get("settings", {}), "figures": _figure_versions(card.figures),
+                           "similar concepts": ", ".join(f"{s['class_id']}-{s['index']}" for s in card.similar),
+                           "siblings": ", ".join(f"{s.index}:{s.share:.3g}" for s in cards)}
+                b.publish_page(Page(card.page, "concept.html", {
+                    "model": me, "entry": entries.get(c), "card": card, "bank": bank.summary, "siblings": cards}),
+                    made_by)
 
 
 # ------------------------------------------------------------------------------------------- neurons
@@ -236,6 +247,10 @@ def neuron_pages(b: SiteBuild) -> None:
             entries.append(n)
         by_model.append((me, entries))
         for n in entries:
-            b.pages.append(Page(n.page, "neuron.html", {"model": me, "neuron": n}))
+            made_by = {"selected as": "; ".join(n.reasons), "figures": _figure_versions(n.figures),
+                       "examples": n.examples["mosaic"] if n.examples else "",
+                       "clusters": {str(cl["index"]): f"{cl['mosaic']} {_figure_versions(cl['figures'])}"
+                                    for cl in n.clusters}}
+            b.publish_page(Page(n.page, "neuron.html", {"model": me, "neuron": n}), made_by)
     if by_model:
         b.pages.append(Page(NEURON_INDEX, "neurons.html", {"by_model": by_model}, nav_title="Neurons"))
