@@ -22,7 +22,13 @@ REFERENCES = (8, 26 * KB)  # real-image thumbnails of a class
 HTML_FIGURE = 7 * KB  # a figure's plain permalink (and, about the same, its versioned page)
 HTML_CLASS_BASE, HTML_CLASS_PER_FIGURE = 12 * KB, 2 * KB
 HTML_CONCEPT = 9 * KB
-FIXED_PAGES = (40, 400 * KB)  # index, model, method, about, compare, metrics pages, scripts, small JSON
+#: index, about, compare, metrics and t-SNE pages, stylesheet and scripts, small JSON and file list; plus a
+#: model page and a metrics page per model and a page per method
+FIXED_FILES, PER_MODEL_FILES, PER_METHOD_FILES = 14, 2, 1
+FIXED_BYTES = 150 * KB
+#: bytes per class of the pages that list every class: the class grid (index and each model page), each
+#: method page, the search index and figure-versions.js
+PER_CLASS_GRID, PER_CLASS_METHOD, PER_CLASS_INDEX = 400, 300, 100
 MANIFEST_PER_FIGURE = 1200  # bytes of manifest.json per figure
 
 
@@ -73,7 +79,10 @@ def estimate(plan) -> SiteSize:
     s.add("pages", concepts + neurons, HTML_CONCEPT * (concepts + neurons))
     s.add("assets", concepts * (1 + CONCEPT_FILES[0]) + neurons * 2,
           concepts * (HTML_CONCEPT + CONCEPT_FILES[1]) + neurons * (HTML_CONCEPT + CONCEPT_FILES[1] / 2))
-    s.add("pages", FIXED_PAGES[0], FIXED_PAGES[1])
+    cfg = plan.config
+    s.add("pages", FIXED_FILES + PER_MODEL_FILES * len(cfg.models) + PER_METHOD_FILES * len(cfg.methods),
+          FIXED_BYTES + len(classes) * (PER_CLASS_GRID * (1 + len(cfg.models)) + PER_CLASS_METHOD * len(cfg.methods)
+                                        + PER_CLASS_INDEX * (1 + len(cfg.seeds) * len(cfg.methods) // 4)))
     s.add("assets", 1, MANIFEST_PER_FIGURE * len(plan.jobs))
     return s
 

@@ -24,6 +24,7 @@ from . import paths
 from .assets import is_image
 
 PAGES, ASSETS = "pages", "assets"
+STATIC = "static/"  # the stylesheet, scripts and icon: always with the pages
 #: Each tree's list of its published files, one site-relative path a line (for upload tools).
 FILE_LIST = "atlas-files.txt"
 
@@ -76,7 +77,7 @@ class Trees:
         return self.assets_url is not None
 
     def tree(self, path: str) -> str:
-        if not self.external or path in self.page_paths:
+        if not self.external or path in self.page_paths or path.startswith(STATIC):
             return PAGES
         if path in self.asset_paths or is_image(path) or paths.unversioned(path)[1] is not None:
             return ASSETS
