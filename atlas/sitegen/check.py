@@ -1,6 +1,6 @@
 """Link checker for a built site (``atlas check``), over one folder or both trees (:mod:`.trees`).
 
-* every ``href``/``src``/``srcset``/``data-src``/``data-index`` of every page (plain and versioned) resolves
+* every ``href``/``src``/``srcset``/``data-src``/``data-index``/``data-alpha`` of every page (plain and versioned) resolves
   to a file of the site - a relative link within its page's tree, an absolute one that starts with the
   site's ``assets_url`` or ``[site] url`` in that tree - and every ``#fragment`` to an element id of its page;
 * nothing else loads from another host and no link is root-absolute (the site works offline, from
@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from .published import read_published
 from .trees import FILE_LIST
 
-LINK_ATTRS = ("href", "src", "poster", "data-src", "data-full", "data-index")
+LINK_ATTRS = ("href", "src", "poster", "data-src", "data-full", "data-index", "data-alpha")
 #: The renderer's own records (not published, not in the file lists).
 PRIVATE = (".atlas-files.json", ".atlas-files.copy.json", ".atlas-published.json", ".atlas-published.copy.json")
 

@@ -28,7 +28,7 @@ def figure_bibtex(fig, version: str, url: str = "") -> str:
     key = bibtex_key("atlas", fig.model, fig.method, fig.target.slug(), f"s{fig.seed}",
                      (getattr(fig, "version", "") or "")[:8])
     config_hash = fig.meta.get("config_hash", "") if fig.meta else ""
-    note = f"atlas {version}; model {fig.model}; method {fig.method}; target {fig.target.slug()}; seed {fig.seed}"
+    note = f"atlas {version}; target {fig.target.slug()}"
     if config_hash:
         note += f"; settings hash {config_hash}"
     note += f"; job {fig.key}"

@@ -19,9 +19,10 @@ PNG_224, ALPHA_224, THUMB, VIEW_224 = 113 * KB, 33 * KB, 13 * KB, 24 * KB
 SEEDED_EXTRAS = (3, 134 * KB)  # seed, mask, composite of an image target (files, bytes)
 CONCEPT_FILES = (2, 164 * KB)  # top-patch mosaic and concept map of a concept
 REFERENCES = (8, 26 * KB)  # real-image thumbnails of a class
-HTML_FIGURE = 7 * KB  # a figure's plain permalink (and, about the same, its versioned page)
-HTML_CLASS_BASE, HTML_CLASS_PER_FIGURE = 12 * KB, 2 * KB
-HTML_CONCEPT = 9 * KB
+HTML_FIGURE, HTML_FIGURE_VERSION = 4700, 9400  # a figure's plain permalink; its versioned page (full record)
+#: a class page: a base, each class figure, each concept card, each real image explained (seed|result|mask|...)
+HTML_CLASS_BASE, HTML_CLASS_PER_FIGURE, HTML_CLASS_PER_CONCEPT, HTML_CLASS_PER_IMAGE = 10 * KB, 2 * KB, 1500, 3500
+HTML_CONCEPT = 8400  # a concept or neuron page (plain or versioned)
 #: index, about, compare, metrics and t-SNE pages, stylesheet and scripts, small JSON and file list; plus a
 #: model page and a metrics page per model and a page per method
 FIXED_FILES, PER_MODEL_FILES, PER_METHOD_FILES = 14, 2, 1
@@ -60,17 +61,20 @@ def estimate(plan) -> SiteSize:
         area = (_side(job) / 224) ** 2
         view = min(area, 4.0)  # views are at most 448 px
         s.add("pages", 1, HTML_FIGURE)
-        s.add("assets", 1, HTML_FIGURE)  # the versioned page
+        s.add("assets", 1, HTML_FIGURE_VERSION)
         s.add("assets", 4, (PNG_224 + ALPHA_224) * area + THUMB + VIEW_224 * view)
         if job.target.kind == "image":
             s.add("assets", SEEDED_EXTRAS[0], SEEDED_EXTRAS[1])
     per_class: dict = {}
+    weight = {"class": HTML_CLASS_PER_FIGURE, "image": HTML_CLASS_PER_IMAGE}
     for job in plan.jobs:
-        if job.target.kind == "class":
-            per_class[(job.model, job.target.class_id)] = per_class.get((job.model, job.target.class_id), 0) + 1
+        if job.target.kind in weight:
+            k = (job.model, job.target.class_id)
+            per_class[k] = per_class.get(k, 0) + weight[job.target.kind]
+    k_concepts = plan.config.targets.concepts
     for model, ids in plan.classes.items():
         for cid in ids:
-            s.add("pages", 1, HTML_CLASS_BASE + HTML_CLASS_PER_FIGURE * per_class.get((model, cid), 0))
+            s.add("pages", 1, HTML_CLASS_BASE + per_class.get((model, cid), 0) + HTML_CLASS_PER_CONCEPT * k_concepts)
     classes = {cid for ids in plan.classes.values() for cid in ids}
     s.add("assets", REFERENCES[0] * len(classes), REFERENCES[1] * len(classes))
     # every concept of every bank has a page (plain + versioned), its mosaic and map; so has every neuron

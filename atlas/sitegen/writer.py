@@ -95,6 +95,17 @@ def static_files(tdir: Path) -> Dict[str, Path]:
     return {f"static/{p.relative_to(root).as_posix()}": p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.S)
+_INDENT = re.compile(r"\n[ \t]+")
+
+
+def squeeze(html: str) -> str:
+    """``html`` without the templates' indentation (outside ``<pre>``): a newline separates words as well
+    as a newline and spaces do, and a site has a page per figure."""
+    parts = _PRE.split(html)
+    return "".join(p if i % 2 else _INDENT.sub("\n", p) for i, p in enumerate(parts))
+
+
 def _url(trees: Trees, page: str):
     """``url(path)`` for templates: the site path ``path`` as a link from ``page`` (:meth:`Trees.href`)."""
 
@@ -159,7 +170,7 @@ def _write_share(site: SiteData, trees: Trees, env: Environment, tdir: Path, sha
         html = env.get_template(page.template).render(
             page=page, url=_url(trees, page.path), root=trees.base(page.path, PAGES),
             assets_root=trees.base(page.path, ASSETS), site_title=site.title, **page.context)
-        emit(page.path, html.encode("utf-8"))
+        emit(page.path, squeeze(html).encode("utf-8"))
     return written, unchanged, produced
 
 

@@ -81,6 +81,19 @@
   }
 
   // ------------------------------------------------------------------ header search (every page)
+  // The search box is made here, not in each page's HTML (one page per figure: every byte counts, and
+  // without this script the box could not search anyway).
+  var header = $("header.top");
+  if (header && !$("[data-quick]")) {
+    var form = el("form", { "class": "quick", role: "search", action: ROOT + "index.html", "data-quick": "" });
+    form.appendChild(el("label", { "for": "quick-q", "class": "sr" }, "Search classes by name, synonym or id"));
+    form.appendChild(el("input", { id: "quick-q", name: "q", type: "search", placeholder: "Search classes (/)",
+      autocomplete: "off", role: "combobox", "aria-expanded": "false", "aria-controls": "quick-list",
+      "aria-autocomplete": "list", "data-index": ROOT + "search-index.js" }));
+    form.appendChild(el("ul", { id: "quick-list", "class": "quick-list", role: "listbox",
+      "aria-label": "Matching classes", hidden: "" }));
+    header.insertBefore(form, $("nav", header));
+  }
   var quick = $("[data-quick]");
   if (quick) {
     var qin = $("input", quick), list = $(".quick-list", quick), active = -1;
@@ -199,13 +212,49 @@
   });
 
   // ------------------------------------------------------------------ image / transparency / masked
+  // The masked view is no file: it is drawn from the image and its transparency map (style.css blends the
+  // inverted map over the image: a*image + (1-a)*page; images from another origin blend as well).
+  // The transparency map is loaded when first shown (its address is the image's data-alpha).
+  function alphaView(fig) {
+    var img = $('[data-view="image"]', fig);
+    var alpha = el("img", { "class": "view", "data-view": "alpha", src: img.getAttribute("data-alpha"), decoding: "async",
+      alt: "Transparency map (accumulated gradients) of the " + img.alt.charAt(0).toLowerCase() + img.alt.slice(1) });
+    ["width", "height"].forEach(function (a) { if (img.hasAttribute(a)) alpha.setAttribute(a, img.getAttribute(a)); });
+    alpha.hidden = true;
+    img.parentNode.insertBefore(alpha, img.nextSibling);
+    return alpha;
+  }
+  function maskedView(fig) {
+    var img = $('[data-view="image"]', fig), alpha = $('[data-view="alpha"]', fig) || alphaView(fig);
+    if (!img || !alpha) return null;
+    var span = el("span", { "class": "view masked", "data-view": "masked" });
+    var top = img.cloneNode(false), mask = alpha.cloneNode(false);
+    ["data-view", "data-alpha", "class", "hidden"].forEach(function (a) { top.removeAttribute(a); mask.removeAttribute(a); });
+    top.alt = img.alt + ", masked by its transparency map";
+    mask.className = "mask";
+    mask.alt = "its transparency map, as the mask";
+    span.appendChild(top);
+    span.appendChild(mask);
+    img.parentNode.appendChild(span);
+    return span;
+  }
   function showView(fig, want) {
+    if (want === "alpha" && !$('[data-view="alpha"]', fig)) alphaView(fig);
+    if (want === "masked" && !$('[data-view="masked"]', fig)) maskedView(fig);
     $$("[data-view]", fig).forEach(function (img) { img.hidden = img.getAttribute("data-view") !== want; });
     $$("[data-show]", fig).forEach(function (b) {
       b.setAttribute("aria-pressed", b.getAttribute("data-show") === want ? "true" : "false");
     });
   }
   $$("[data-fig]").forEach(function (fig) {
+    var views = $(".views", fig);
+    if (views && $("[data-alpha]", fig) && !$("[data-show]", fig)) {  // the toggles, made here
+      var group = el("div", { "class": "toggles", role: "group", "aria-label": "View of this image" });
+      [["image", "image"], ["alpha", "transparency"], ["masked", "masked"]].forEach(function (v, i) {
+        group.appendChild(el("button", { type: "button", "data-show": v[0], "aria-pressed": i ? "false" : "true" }, v[1]));
+      });
+      views.parentNode.insertBefore(group, views.nextSibling);
+    }
     $$("[data-show]", fig).forEach(function (btn) {
       btn.addEventListener("click", function () { showView(fig, btn.getAttribute("data-show")); });
     });
