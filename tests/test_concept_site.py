@@ -67,6 +67,10 @@ def test_concept_and_neuron_pages_exist_and_every_image_resolves(built):
     c2 = (site / "efficientnet_lite0" / "concept" / "0285-02.html").read_text()
     assert re.search(r"img/maco/concept-0285-00-s0\.[0-9a-f]{20}-view\.webp", c0) and "img/fourier/concept" not in c0
     assert "not visualised in this build" in c2
+    # each concept page has a versioned copy (the hash of its bank, figures and neighbours) that never changes
+    copies = [p for p in (site / "efficientnet_lite0" / "concept").glob("0285-00.*.html")]
+    assert len(copies) == 1 and unversioned(copies[0].name) == ("0285-00.html", copies[0].name.split(".")[1])
+    assert "never changes" in copies[0].read_text() and "Top patches" in copies[0].read_text()
     assert "Similar concepts in other classes" in c0 and "0967-0" in c0
     neurons = sorted(p for p in (site / "efficientnet_lite0" / "neuron").glob("*.html")
                      if unversioned(p.name)[1] is None)  # plain permalinks (each has a versioned copy)

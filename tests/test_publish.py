@@ -190,3 +190,35 @@ def test_size_estimate_counts_the_files_a_render_writes_and_sizes_lens(tmp_path)
     lines = size_lines(lens)
     assert re.search(r"too large for github-pages, gitlab-pages: with \[site\] assets_url the pages alone "
                      r"\(\d+ files, [\d.]+ MB\) fit github-pages", lines[1]), lines
+
+
+def test_cli_plan_prints_the_size_and_prune_lists_before_it_removes(tmp_path, capsys):
+    toml = tmp_path / "a.toml"
+    toml.write_text(f'preset = "demo"\nclasses = [285]\nmethods = ["maco"]\nstore = "{tmp_path}/store"\n'
+                    f'site = "{tmp_path}/site"\n[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n'
+                    '[settings.maco]\nsteps = 2\n')
+    assert main(["-q", "plan", "--config", str(toml)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"site \(estimate, every job done\): pages \d+ files, [\d.]+ kB; assets \d+ files", out)
+    assert "site: one folder fits github-pages, gitlab-pages, netlify" in out
+    from atlas.config import load_config
+
+    cfg = load_config(toml)
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    _fill(plan, store)
+    render(plan, store, cfg.site)
+    toml.write_text(toml.read_text().replace("steps = 2", "steps = 5"))
+    plan2 = make_plan(load_config(toml))
+    _fill(plan2, store)
+    assert main(["-q", "render", "--config", str(toml)]) == 0
+    assert "published earlier kept (atlas prune lists them)" in capsys.readouterr().out
+    old = plan.jobs[0].key
+    assert main(["-q", "prune", "--config", str(toml), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"pages: efficientnet_lite0/fig/maco/class-0285-s0.{old}.html" in out and "5 files" in out
+    assert (tmp_path / f"site/efficientnet_lite0/fig/maco/class-0285-s0.{old}.html").is_file()  # only listed
+    assert main(["-q", "prune", "--config", str(toml), "--yes"]) == 0
+    assert "removed 5 files" in capsys.readouterr().out
+    assert not (tmp_path / f"site/efficientnet_lite0/fig/maco/class-0285-s0.{old}.html").exists()
+    assert check_site(tmp_path / "site") == []
