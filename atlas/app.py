@@ -100,13 +100,6 @@ def _concepts_and_neurons() -> None:
     PAGE_SOURCES.add("neurons", concepts.neuron_pages)
 
 
-def _vital_clusters() -> None:
-    """VITAL's own polysemantic-neuron cluster targets (``[settings.vital] clusters = k``)."""
-    from .methods.vital.targets import polysemantic_clusters
-
-    TARGET_SOURCES.add("neuron_clusters", polysemantic_clusters)
-
-
 def _image_explanations() -> None:
     """Real images explained by the image-seeded methods: their targets and class-page sections."""
     from .pipeline import sources
@@ -125,7 +118,6 @@ FEATURES: Tuple[Tuple[str, Callable[[], None]], ...] = (
     ("metrics pages", _metrics_pages),
     ("skipped methods", _skipped_methods),
     ("concepts and neurons", _concepts_and_neurons),
-    ("VITAL clusters", _vital_clusters),
     ("image explanations", _image_explanations),
 )
 

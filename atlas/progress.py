@@ -1,9 +1,18 @@
-"""Progress bars: one per stage, with counts and ETA (tqdm), or silent."""
+"""Progress bars: one per stage, with counts and ETA (tqdm), or silent.
+
+Every stage's wall seconds are also appended to :data:`TIMINGS` (``(description, seconds, depth)``, depth 0
+for a stage not inside another), bar or no bar: ``bench/demo.py`` reads them to split a build's time.
+"""
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, List, Tuple
+
+#: ``(description, seconds, depth)`` of every stage that ended in this process, in the order they ended.
+TIMINGS: List[Tuple[str, float, int]] = []
+_depth = [0]
 
 
 class _Silent:
@@ -17,14 +26,21 @@ class _Silent:
 @contextmanager
 def stage(desc: str, total: int, unit: str = "job", enabled: bool = True) -> Iterator:
     """A progress bar for one stage; yields an object with ``update(n)`` and ``set_postfix_str``."""
-    if not enabled or total <= 0:
-        yield _Silent()
-        return
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-               bar_format="{desc}: {n_fmt}/{total_fmt} {unit}s |{bar}| {elapsed}<{remaining}{postfix}")
+    start, depth = time.perf_counter(), _depth[0]
+    _depth[0] += 1
     try:
-        yield bar
+        if not enabled or total <= 0:
+            yield _Silent()
+            return
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                   bar_format="{desc}: {n_fmt}/{total_fmt} {unit}s |{bar}| {elapsed}<{remaining}{postfix}")
+        try:
+            yield bar
+        finally:
+            bar.close()
     finally:
-        bar.close()
+        _depth[0] = depth
+        if total > 0:
+            TIMINGS.append((desc, time.perf_counter() - start, depth))

@@ -10,6 +10,7 @@ from atlas.methods.base import Visualization
 def quick_config(tmp_path, classes=(285, 967), methods=("maco", "fourier"), steps=2, **extra):
     raw = {"preset": "demo", "classes": list(classes), "methods": list(methods),
            "store": str(tmp_path / "store"), "site": str(tmp_path / "site"),
+           "batch_sizes": {},  # the demo's per-method batch sizes off: batch_size alone decides
            "settings": {m: {"steps": steps, "crops": 1} for m in methods}}
     # the demo's concept and neuron targets are tested in test_concepts*.py / test_neurons.py
     raw["targets"] = {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {},

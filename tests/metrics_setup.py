@@ -32,22 +32,23 @@ def register_tiny(monkeypatch) -> None:
     monkeypatch.setitem(MODELS._items, "tiny64_judge", lambda download=False: tiny64("tiny64_judge", noise=1))
 
 
-def tiny_config(tmp_path, **metrics):
-    m = {"judges": ["tiny64_judge"], "substitute": "tiny64", "real_images": 4, "control": 6}
+def tiny_config(tmp_path, seeds=(0,), **metrics):
+    m = {"judges": ["tiny64_judge"], "substitute": "tiny64", "real_images": 4, "control": 6, "fid_models": []}
     m.update(metrics)
     return config_from_mapping({
         "preset": "demo", "models": ["tiny64"], "classes": [285, 967], "methods": ["maco", "fourier"],
+        "seeds": list(seeds),
         "store": str(tmp_path / "store"), "site": str(tmp_path / "site"),
         "settings": {x: {"steps": 2, "crops": 1} for x in ("maco", "fourier")},
         "targets": {"neurons": [["relu2", 3]]}, "metrics": m})
 
 
-def tiny_build(tmp_path, monkeypatch, scores=None, **metrics):
+def tiny_build(tmp_path, monkeypatch, scores=None, seeds=(0,), **metrics):
     """(cfg, plan, store) with a fake visualization stored for every job; Inception and CLIP caches empty."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     register_tiny(monkeypatch)
-    cfg = tiny_config(tmp_path, **metrics)
+    cfg = tiny_config(tmp_path, seeds, **metrics)
     plan = make_plan(cfg)
     store = Store(cfg.store)
     for job in plan.jobs:

@@ -43,7 +43,7 @@ def site(tmp_path_factory):
                    '[settings.deepinversion]\nsteps = 2\n[settings.deepinversion_ms]\nlow_res_steps = 2\nsteps = 2\n'
                    '[settings.plugin_inversion]\nsteps = 2\nviews = 1\n'
                    '[settings.accentuation]\nsteps = 2\ncrops = 1\nlam = 1.0\nmask_images = 2\nnatural_images = 2\n'
-                   '[settings.attribution_vis]\nsteps = 2\nattribution_steps = 2\n'
+                   '[settings.attribution_vis]\nsteps = 2\nattribution_steps = 2\nbaseline = "zero"\n'
                    '[settings.vital]\nsteps = 2\nneuron_steps = 2\nwarmup = 0\n')
     assert main(["-q", "build", "--config", str(cfg)]) == 0
     return tmp / "site"

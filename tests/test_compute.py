@@ -104,6 +104,36 @@ def test_precision_auto_is_bf16_only_on_a_capable_gpu_mocked_gpu(monkeypatch):
     assert resolve_precision(ComputeConfig(precision="fp32"), "cuda") == "fp32"
 
 
+def test_a_bf16_job_and_an_fp32_job_of_one_target_are_two_jobs(tmp_path, monkeypatch):
+    """Precision is part of a job's identity: two keys, both in one store, each computed (and recorded) in
+    the precision its key names, whatever the runner's own setting; ``auto`` resolves where the plan is
+    made, and a submission pins it for its tasks."""
+    from dataclasses import replace
+
+    from atlas.pipeline import Runner, Store, make_plan
+    from atlas.pipeline.cluster import absolute_config
+    from helpers import quick_config
+
+    cfg = quick_config(tmp_path, classes=(285,), methods=("maco",), compute={"precision": "fp32"})
+    p32 = make_plan(cfg)
+    p16 = make_plan(replace(cfg, compute=replace(cfg.compute, precision="bf16")))
+    (a,), (b,) = p32.jobs, p16.jobs
+    assert a.target == b.target and a.seed == b.seed and (a.precision, b.precision) == ("fp32", "bf16")
+    assert a.key != b.key and a != b and a.batch_group() != b.batch_group()
+    store = Store(cfg.store)
+    runner = Runner(cfg, store, progress=False)  # configured fp32: the bf16 job still runs in bf16
+    assert runner.run(p32.jobs + p16.jobs).done == 2
+    for job in (a, b):
+        meta = store.meta(job.key)
+        assert meta["precision"] == meta["info"]["precision"] == job.precision
+    auto = replace(cfg, compute=replace(cfg.compute, precision="auto"))
+    assert make_plan(auto).jobs[0].key == a.key  # auto on this CPU: fp32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    on_gpu = replace(auto, device="cuda")
+    assert make_plan(on_gpu).jobs[0].precision == "bf16"
+    assert absolute_config(on_gpu).compute.precision == "bf16" and absolute_config(cfg).compute.precision == "fp32"
+
+
 def test_cudnn_autotuning_and_tf32_only_during_a_cuda_run():
     flags = lambda: (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,  # noqa: E731
                      torch.backends.cudnn.allow_tf32)

@@ -194,3 +194,53 @@ def test_concept_stage_is_cached_and_serves_the_resource(tiny, tmp_path, monkeyp
     with pytest.raises(AtlasError, match="concept 5 of class 3 does not exist"):
         ctx2.concept_direction(Target("concept", class_id=3, concept=5, layer="relu2"))
     assert set(bank.find_banks(store, "tiny", t.fit_hash)) == {3}
+
+
+def test_concept_references_are_ranked_by_crafts_own_coefficients(tiny, tmp_path):
+    """VITAL's concept references (§2.3, "the images that highly activate the concepts through CRAFT"): the
+    bank's patches ranked by their NMF coefficient U for the concept, one per image - not a dot product of
+    the patches' activations with the concept's row of W - as full images (default) or as the patches."""
+    from atlas.concepts import bank
+    from atlas.config import AtlasConfig, DataConfig, TargetsConfig
+    from atlas.data.patches import extract_patches
+    from atlas.methods import RunContext
+    from atlas.pipeline import Store
+    from atlas.targets import Target
+
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    class Pool:
+        def fingerprint(self):
+            return "six-images"
+
+        def reference_images(self, class_id, n, size, seed=0, allow_fewer=True):
+            return images[:n]
+
+    cfg = AtlasConfig(targets=TargetsConfig(concepts=3, concept_settings=(
+        ("images", 6), ("patch", 16), ("stride", 8), ("nb_design", 4), ("map_images", 2), ("error_curve", False))))
+    ctx = RunContext(model=tiny, data=DataConfig(), cache_dir=None, pool_factory=Pool, store=Store(tmp_path),
+                     config=cfg)
+    provider = ctx.resource("concepts")
+    t = Target("concept", class_id=3, concept=0, layer="relu2", fit_hash=bank.fit_hash(cfg, "relu2"))
+    got = provider.examples(t, 3)
+    U = provider.bank(3, "relu2").coefficients()
+    per = U.shape[0] // 6  # 9 patches per image
+
+    def one_per_image(order):
+        rows, seen = [], set()
+        for i in order:
+            if int(i) // per not in seen:
+                seen.add(int(i) // per)
+                rows.append(int(i))
+        return rows
+
+    rows = one_per_image(np.argsort(-U[:, 0], kind="stable"))
+    torch.testing.assert_close(got, images[[i // per for i in rows[:3]]])
+    patches = provider.examples(t, 3, patches=True)
+    crops = extract_patches(images, 32, 16, 8)
+    torch.testing.assert_close(patches, crops[rows[:3]])
+    # the ranking a dot product with W's row would give differs here: the coefficients are CRAFT's own
+    with torch.no_grad():
+        a = tiny.activations(crops, ["relu2"])["relu2"].mean((2, 3))
+    w = torch.from_numpy(provider.bank(3, "relu2").W[0]).float()
+    assert one_per_image(torch.argsort(a @ w, descending=True))[:3] != rows[:3]

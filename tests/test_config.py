@@ -199,3 +199,15 @@ def test_method_settings_and_stage_settings_share_the_validator():
     with pytest.raises(AtlasError, match="'targets.neuron_settings.clusters' must be an integer >= 2, got 1"):
         neuron_config(bad)
     assert craft_config(config_from_mapping({"preset": "demo"})).images == 8
+
+
+def test_a_file_setting_batch_size_drops_the_presets_per_method_batch_sizes():
+    """The demo's [batch_sizes] refine its own batch_size; a file that sets batch_size means it for every
+    method, unless it also sets batch_sizes."""
+    demo = config_from_mapping({"preset": "demo"})
+    assert dict(demo.batch_sizes)["vital"] == 6 and demo.batch_size_of("vital") == 6
+    assert demo.batch_size_of("deepinversion") == demo.batch_size
+    flat = config_from_mapping({"preset": "demo", "batch_size": 3})
+    assert flat.batch_sizes == () and flat.batch_size_of("vital") == 3
+    both = config_from_mapping({"preset": "demo", "batch_size": 3, "batch_sizes": {"maco": 5}})
+    assert both.batch_size_of("maco") == 5 and both.batch_size_of("vital") == 3

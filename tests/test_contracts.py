@@ -30,7 +30,7 @@ QUICK = {
     "deepinversion_ms": {"batch_size": 1, "warmup": 1, "low_res_steps": 3},
     "vital": {"warmup": 1, "references": 2, "allow_fewer": True, "patch": 16, "stride": 16},
     "accentuation": {"crops": 1, "lam": 1.0, "mask_images": 1, "natural_images": 2},
-    "attribution_vis": {"views": 1, "attribution_steps": 2},
+    "attribution_vis": {"views": 1, "attribution_steps": 2, "baseline_steps": [2, 2]},
 }
 #: One target per kind, on classes the bundled photos show (image targets need a photo of their class).
 TARGETS = {"class": Target.of_class(285), "neuron": Target.of_neuron("act2", 3),

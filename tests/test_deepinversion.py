@@ -51,6 +51,7 @@ def test_batch_of_one_and_multi_resolution(ctx):
     out = ms.run(ctx, cfg, [Target.of_class(285), Target.of_class(967)], [1, 2])
     assert len(out[0].history) == 10 and out[0].image.shape == (96, 96, 3)
     assert out[0].info["resolution_steps"] == {"48px": 6, "96px": 4}
+    assert out[0].info["kept"].startswith("best image: step ") and out[0].info["kept"].endswith(" of 4 (lowest loss of the batch)")
     assert out[0].scores["bn_end"] < out[0].scores["bn_start"]
 
 

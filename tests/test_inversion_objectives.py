@@ -180,3 +180,23 @@ def test_batch_stats_gradient_matches_finite_differences():
         mean, var = _BatchStats.apply(t, shift)
         dims = [0] + list(range(2, t.dim()))
         assert torch.allclose(mean, t.mean(dims)) and torch.allclose(var, t.var(dims, unbiased=False))
+
+
+def test_bn_statistics_of_channels_last_inputs_equal_the_plain_reduction_and_its_gradient():
+    """The channels-last fast path (sums as matrix-vector products) gives the statistics and gradient of the
+    plain per-channel reduction, also far from zero mean."""
+    from atlas.optim.inversion import batch_stats
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(3, 5, 7, 6, generator=g) * 0.5 + 40.0).contiguous(memory_format=torch.channels_last)
+    shift = torch.full((5,), 39.0)
+    for inp in (x, x.contiguous()):  # fast path, then the general one
+        leaf = inp.detach().clone().requires_grad_(True)
+        mean, var = batch_stats(leaf, shift)
+        (mean.square().sum() + 3 * var.sum()).backward()
+        ref = inp.detach().clone().requires_grad_(True)
+        rm, rv = ref.mean((0, 2, 3)), ref.var((0, 2, 3), unbiased=False)
+        (rm.square().sum() + 3 * rv.sum()).backward()
+        torch.testing.assert_close(mean, rm, rtol=1e-6, atol=1e-5)
+        torch.testing.assert_close(var, rv, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(leaf.grad, ref.grad, rtol=1e-4, atol=1e-5)

@@ -112,3 +112,18 @@ def test_tsne_is_deterministic_for_a_seed_and_separates_clusters():
     assert gap > 3 * spread
     with pytest.raises(ValueError):
         tsne_2d(x[:3])
+
+
+def test_reported_tables_average_no_class_id_and_show_consistency_in_percent():
+    from atlas.metrics.reported import gather_reported
+
+    target = {"kind": "image", "class_id": 285, "image": "chelsea", "toward": "rival"}
+    metas = [{"target": target, "seed": s, "scores": {"goal": g, "top1_start": 285, "top1_end": g,
+                                                       "classification_consistency": c, "beta": 0.2}}
+             for s, (g, c) in enumerate([(281, 1.0), (282, 0.0), (283, 1.0), (281, 1.0)])]
+    cells, per = gather_reported(metas)
+    assert not {"reported:goal", "reported:top1_start", "reported:top1_end"} & set(cells)
+    assert cells["reported:classification_consistency"]["value"] == pytest.approx(75.0)  # 3 of 4 in the top-5
+    assert cells["reported:classification_consistency"]["title"] == "Classification consistency (%)"
+    assert cells["reported:beta"]["value"] == pytest.approx(0.2)
+    assert "goal" not in per["image-0285.rival-chelsea"]["0"]

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from atlas.cli import main
 from atlas.metrics import MetricsRunner
 from atlas.metrics.backbones import FID_WEIGHTS
-from atlas.metrics.cache import REAL_SIZE, FeatureCache, read_png
+from atlas.config import stable_hash
+from atlas.metrics.cache import EVAL_CROP, REAL_SIZE, FeatureCache, read_png
 from atlas.metrics.results import load_model_results
 from helpers import fake_visualization
 from metrics_setup import tiny64, tiny_build
@@ -47,8 +48,9 @@ def test_changed_image_recomputes_only_what_depends_on_it(tmp_path, monkeypatch)
     monkeypatch.setattr(FeatureCache, "put", lambda self, b, o, i, v: (puts.append(i), orig(self, b, o, i, v)))
     report = _run(cfg, plan, store)
     assert {u.split("/", 1)[1] for u in report.computed} == {"maco/class", "tsne"}
-    sha = store.meta(job.key)["files"]["image.png"][:32]
-    assert puts and set(puts) == {sha}  # only the new image went through the backbones
+    sha = store.meta(job.key)["files"]["image.png"]
+    crop = stable_hash(["centre-crop", EVAL_CROP, sha], 32)
+    assert puts and set(puts) == {sha[:32], crop}  # only the new image (and its centre crop) went through
 
 
 def test_cells_are_real_measurements_with_backbones_and_reasons(tmp_path, monkeypatch):
@@ -197,3 +199,114 @@ def test_eval_pool_supplies_the_real_images_and_changes_no_job(tmp_path, monkeyp
     assert {r.id for r in loaded} == {f"v{i}" for i in range(4)}, loaded  # the val folder's files
     assert _run(cfg2, plan2, store).computed == []  # then fresh
     assert first.computed and _run(cfg, plan, store).computed == []  # the main pool's results are kept
+
+
+def test_a_rival_accentuation_that_reaches_its_goal_scores_as_a_hit(tmp_path, monkeypatch):
+    """Image targets are judged against the goal they were driven toward (meta ``info.goal``), not the
+    seed's class: a rival job whose image the model assigns to the rival is a hit, for the model and the
+    judges alike, and its plausibility compares it with real images of the rival class."""
+    from metrics_setup import register_tiny
+
+    from atlas.config import config_from_mapping
+    from atlas.pipeline import Store, make_plan
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    register_tiny(monkeypatch)
+    cfg = config_from_mapping({
+        "preset": "demo", "models": ["tiny64"], "classes": [285, 967], "methods": ["accentuation"],
+        "store": str(tmp_path / "store"), "targets": {"images": 1, "concepts": 0, "random_neurons": 0},
+        "metrics": {"judges": ["tiny64"], "substitute": "tiny64", "real_images": 3}})
+    plan = make_plan(cfg)
+    rivals = [j for j in plan.jobs if j.target.toward == "rival"]
+    assert rivals and len(rivals) < len(plan.jobs)
+    store = Store(cfg.store)
+    model = tiny64()
+    for job in plan.jobs:
+        vis = fake_visualization(job, size=64)
+        x = F.interpolate(torch.from_numpy(vis.image).permute(2, 0, 1)[None], size=(64, 64))
+        with torch.no_grad():
+            top = int(model(x).argmax())
+        # a rival job that reached its goal (the model's top-1 is the rival); the own-class jobs missed
+        vis.info = {"goal": top if job.target.toward == "rival" else job.target.class_id}
+        vis.scores.update({"goal": vis.info["goal"], "top1_end": top})
+        store.put(job, vis)
+    _run(cfg, plan, store)
+    unit = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])["units"]["accentuation/image"]
+    per = unit["targets"]
+    for job in plan.jobs:
+        d = per[job.target.slug()][str(job.seed)]
+        assert d["correct"] is (job.target.toward == "rival") and d["label"] == store.meta(job.key)["info"]["goal"]
+    assert unit["cells"]["acc"]["value"] == pytest.approx(100.0 * len(rivals) / len(plan.jobs))
+    assert unit["cells"]["transfer:tiny64"]["value"] == unit["cells"]["acc"]["value"]
+    # the reported table averages no class id
+    assert not {"reported:goal", "reported:top1_end"} & set(unit["cells"])
+
+
+def test_cosy_control_activations_come_from_the_top_full_images(tmp_path, monkeypatch):
+    """VITAL supp. §2.1: the control set is the neuron's top-50 real *images* (here 6, at the model's 128 px);
+    the top 64-px patches, a declared option, activate the neuron more than whole images do."""
+    from dataclasses import replace
+
+    from metrics_setup import register_tiny, tiny_config
+
+    from atlas.data import open_pool
+    from atlas.models import MODELS
+    from atlas.pipeline import Store, make_plan
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    register_tiny(monkeypatch)
+    model = replace(tiny64("tiny128"), input_size=128)
+    monkeypatch.setitem(MODELS._items, "tiny128", lambda download=False: model)
+    cfg = replace(tiny_config(tmp_path), models=("tiny128",), methods=("maco",))
+    plan = make_plan(cfg)
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        store.put(job, fake_visualization(job, size=128))
+    _run(cfg, plan, store)
+    unit = load_model_results(store, cfg, "tiny128", plan.classes["tiny128"])["units"]["maco/neuron"]
+    detail = unit["targets"]["neuron-relu2-0003"]
+    pool = open_pool("bundled")
+    with torch.no_grad():
+        acts = [float(model.activations(pool.source_image(s, 128)[None], ["relu2"])["relu2"][0, 3].mean())
+                for s in pool.source_ids(24)]  # the demo's neuron_settings.max_images
+    top = sorted(acts, reverse=True)[:6]
+    assert detail["n_control"] == 6 and detail["control_mean"] == pytest.approx(np.mean(top), rel=1e-4)
+    assert "top-6 real images" in unit["cells"]["auc"]["backbone"]
+    cfg_p = replace(cfg, metrics=replace(cfg.metrics, control_from="patches"))
+    _run(cfg_p, plan, store)
+    unit_p = load_model_results(store, cfg_p, "tiny128", plan.classes["tiny128"])["units"]["maco/neuron"]
+    assert unit_p["targets"]["neuron-relu2-0003"]["control_mean"] > detail["control_mean"]
+    assert "top-6 real patches" in unit_p["cells"]["auc"]["backbone"]
+
+
+def test_fid_in_each_backbone_a_column_naming_it_on_centre_crops(tmp_path, monkeypatch):
+    """VITAL Table 1: FID in ResNet50's features ("RN50") and in the model's own ("Arch."), besides Inception's;
+    here the judge stands in for ResNet50 (whose weights are absent: its column says why). The FVs enter
+    centre-cropped (the real images' evaluation crop), not squashed whole."""
+    from atlas.metrics import functions as fn
+    from atlas.metrics.cache import center_crop
+
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch, seeds=list(range(8)), real_images=8,
+                                  fid_models=["tiny64_judge", "resnet50"])
+    _run(cfg, plan, store)
+    cells = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])["units"]["maco/class"]["cells"]
+    assert "weights for resnet50 are not available offline" in cells["fid:resnet50"]["unavailable"]
+    assert "VITAL Table 1 'RN50'" in cells["fid:resnet50"]["backbone"]
+    assert cells["fid:tiny64_judge"]["backbone"] == "tiny64_judge penultimate"
+    assert cells["fid:self"]["backbone"].startswith("tiny64 penultimate") and cells["fid:self"]["n"] == 16
+    # the own-features FID by hand: centre crops of the 16 FVs vs 8 real images of each class
+    model = tiny64()
+    jobs = [j for j in plan.jobs if j.method == "maco" and j.target.kind == "class"]
+    pool = __import__("atlas.data", fromlist=["open_pool"]).open_pool("bundled")
+    resize = lambda x: F.interpolate(x, size=(64, 64), mode="bilinear", antialias=True)  # noqa: E731
+    with torch.no_grad():
+        fv = torch.stack([center_crop(read_png(store.job_dir(j.key) / "image.png")) for j in jobs])
+        real = torch.cat([pool.reference_images(c, 8, REAL_SIZE, seed=cfg.metrics.seed) for c in (285, 967)])
+        a, b = model.penultimate_features(resize(fv)).numpy(), model.penultimate_features(resize(real)).numpy()
+        whole = torch.stack([read_png(store.job_dir(j.key) / "image.png") for j in jobs])
+        squashed = model.penultimate_features(resize(whole)).numpy()
+    assert cells["fid:self"]["value"] == pytest.approx(fn.fid(a, b), rel=1e-3)
+    assert cells["fid:self"]["value"] != pytest.approx(fn.fid(squashed, b), rel=1e-3)
+    assert cells["fid:tiny64_judge"]["value"] is not None and cells["fid:tiny64_judge"]["value"] != cells["fid:self"]["value"]

@@ -135,6 +135,21 @@ def test_channel_objective_and_hooks_removed(tiny):
     assert len(tiny.module.relu2._forward_hooks) == before
 
 
+def test_keep_best_returns_the_images_of_the_best_step_not_the_last(tiny):
+    """DeepInversion keeps its best image: an objective that turns against the image after step 5 makes the
+    last images worse than step 5's; ``keep_best`` returns step 5's (scored again: the same logit)."""
+    rng = TargetRNG([0, 1])
+    turn = obj.Objective(lambda ev: ev.logits[:, 3] * (1.0 if ev.step <= 5 else -1.0))
+    res = optimize(tiny, PixelParam(rng, 32), turn, 12, rng, OptimizerSpec("adam", lr=0.1), keep_best=True)
+    total = res.history.sum(1)
+    assert res.best_step == int(total.argmax()) == 5 and float(total[-1]) < float(total[5])
+    with torch.no_grad():
+        torch.testing.assert_close(tiny(res.images)[:, 3], res.history[5], rtol=1e-4, atol=1e-4)
+    last = optimize(tiny, PixelParam(TargetRNG([0, 1]), 32), turn, 12, TargetRNG([0, 1]),
+                    OptimizerSpec("adam", lr=0.1))
+    assert last.best_step is None and not torch.allclose(last.images, res.images)
+
+
 def test_nan_stops_the_job_with_its_step(tiny):
     rng = TargetRNG([0])
     bad = obj.Objective(lambda ev: ev.logits[:, 0] * (float("nan") if ev.step >= 5 else 1.0))

@@ -114,6 +114,25 @@ def test_channel_start_uses_only_that_channel_and_layers_in_between(lite0):
         relevance(lite0, x, channel_start("blocks.4", [500]), ["bn1"])
 
 
+def test_a_session_gives_the_relevance_of_a_plain_pass_and_leaves_the_model_alone(lite0):
+    """An LRPSession (canonizers and hooks registered once, on a copy) gives what a plain pass gives; the
+    model itself has no hooks and its outputs are unchanged."""
+    from atlas.relevance.lrp import LRPSession
+
+    x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    before = lite0(x).detach()
+    start, keys = channel_start("blocks.4", [7]), ["conv_stem", "blocks.2"]
+    plain = relevance(lite0, x, start, keys)
+    session = LRPSession(lite0)
+    for _ in range(2):
+        again = relevance(lite0, x, start, keys, session=session)
+        for k in keys:
+            torch.testing.assert_close(again.layers[k], plain.layers[k], rtol=1e-5, atol=1e-7)
+    session.close()
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in lite0.module.modules())
+    torch.testing.assert_close(lite0(x).detach(), before)
+
+
 def test_direction_start_sits_at_the_most_similar_position(tiny):
     x = torch.rand(2, 3, 32, 32)
     act = tiny.activations(x, ["relu2"])["relu2"]

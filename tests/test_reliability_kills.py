@@ -1,4 +1,7 @@
-"""Kill-and-rerun: a tiny build SIGKILLed at >= 20 random moments, then rerun, equals an uninterrupted one."""
+"""Kill-and-rerun: a tiny build SIGKILLed at >= 12 random moments, then rerun, equals an uninterrupted one.
+
+Every kill costs a process start (imports, plan, model load: most of the test's time), so the count is the
+test's time budget (20 kills took 226 s on an idle 2-core machine; the suite's whole budget is 15 min)."""
 import os
 import random
 import re
@@ -13,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMP_MARKS = (".tmp-", ".trash-")
+KILLS = 12
 
 
 def _config(folder: Path) -> Path:
@@ -72,7 +76,7 @@ def _temp_files(*roots):
 
 
 @pytest.mark.slow
-def test_twenty_random_sigkills_then_rerun_equal_an_uninterrupted_build(tmp_path):
+def test_random_sigkills_then_rerun_equal_an_uninterrupted_build(tmp_path):
     ref = _config(tmp_path / "ref")
     with open(tmp_path / "ref-stderr.txt", "wb") as err:  # time the work after start-up, to place kills in it
         proc = subprocess.Popen(_cmd(ref), cwd=ref.parent, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
@@ -86,7 +90,7 @@ def test_twenty_random_sigkills_then_rerun_equal_an_uninterrupted_build(tmp_path
     rnd = random.Random(10)
     kills, rounds, stalled, state = 0, 0, 0, _state(b / "store")
     log = tmp_path / "stderr.txt"
-    while kills < 20:
+    while kills < KILLS:
         with open(log, "wb") as err:
             proc = subprocess.Popen(_cmd(cfg), cwd=cfg.parent, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
             deadline = time.monotonic() + 120

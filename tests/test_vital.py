@@ -64,35 +64,81 @@ def test_intermediate_neuron_matches_relevant_features(ctx):
     stem = LITE_BLOCKS[0].path
     assert v.info["blocks"] == [[stem, 0.1], ["blocks.1", 1.0], ["blocks.2", 1.0]]  # before the layer, block1 x0.1
     assert v.info["tv"] == 3e-6 and v.info["relevance"] is True
-    assert np.mean(v.history[-3:]) > 0.7 * np.mean(v.history[:3])  # -loss (noisy: jitter, R recomputed)
+    assert np.mean(v.history[-3:]) > 0.85 * np.mean(v.history[:3])  # -loss (noisy: jitter, R recomputed)
     assert v.scores["activation_end"] > v.scores["activation_start"]  # the neuron responds more than to noise
 
 
-def test_references_are_the_top_patches(ctx):
-    from atlas.data.patches import cached_top_patches
+def test_neuron_references_are_the_full_source_images_of_the_top_patches_by_default(ctx):
+    """The reference code scores patches but feeds VITAL the full source images; ``references_from =
+    "patches"`` matches the patches themselves (their activations are the top-patch scores)."""
+    from atlas.data.patches import cached_top_patches, patch_images
     from atlas.methods.vital import references as vital_refs
 
-    cfg = VITAL.config({})
-    refs = vital_refs.neuron_references(ctx, Target.of_neuron("blocks.4", 96), 4, cfg)
+    target = Target.of_neuron("blocks.4", 96)
     ex = cached_top_patches(ctx.store, ctx.model, ctx.pool, "blocks.4", [96], 4)[96]
-    act = ctx.model.activations(refs, ["blocks.4"])["blocks.4"][:, 96].mean((1, 2))
-    torch.testing.assert_close(act, torch.tensor(ex.scores), rtol=1e-3, atol=1e-3)
     assert len(set(ex.sources)) == 4
+    refs = vital_refs.neuron_references(ctx, target, 4, VITAL.config({}))
+    full = torch.stack([ctx.pool.source_image(s, 224) for s in ex.sources])
+    torch.testing.assert_close(refs, full)
+    assert not torch.allclose(refs, patch_images(ctx.pool, ex, 224))
+    patches = vital_refs.neuron_references(ctx, target, 4, VITAL.config({"references_from": "patches"}))
+    act = ctx.model.activations(patches, ["blocks.4"])["blocks.4"][:, 96].mean((1, 2))
+    torch.testing.assert_close(act, torch.tensor(ex.scores), rtol=1e-3, atol=1e-3)
+    v = VITAL.run(ctx, VITAL.config({"steps": 1, "warmup": 0, "references": 4}), [target], [1])[0]
+    assert v.info["reference_images"] == "full source images of the neuron's top patches"
+    with pytest.raises(AtlasError, match="references_from"):
+        VITAL.config({"references_from": "crops"})
 
 
-def test_polysemantic_clusters_get_their_own_references(ctx):
-    cfg = VITAL.config({"steps": 2, "warmup": 0, "clusters": 2, "cluster_patches": 16, "references": 3,
-                        "allow_fewer": True})
-    a, b = (VITAL.run(ctx, cfg, [Target.of_neuron("blocks.4", 96, cluster=k)], [1])[0] for k in (0, 1))
-    assert np.abs(a.extras["references"][:, :64] - b.extras["references"][:, :64]).mean() > 0.02
-    with pytest.raises(AtlasError, match="clusters"):
-        VITAL.run(ctx, VITAL.config({"steps": 1}), [Target.of_neuron("blocks.4", 96, cluster=0)], [1])
+def test_class_references_are_drawn_per_seed(ctx):
+    """Each seed matches its own draw of the class's images (not seed 0's for every seed)."""
+    cfg = VITAL.config({"steps": 1, "warmup": 0, "references": 3})
+    a, b = (VITAL.run(ctx, cfg, [Target.of_class(285)], [s])[0] for s in (11, 12))
+    again = VITAL.run(ctx, cfg, [Target.of_class(285)], [11])[0]
+    assert np.abs(a.extras["references"] - b.extras["references"]).mean() > 0.02
+    np.testing.assert_array_equal(a.extras["references"], again.extras["references"])
+
+
+def test_polysemantic_clusters_are_the_sites_clusters(lite0, tmp_path):
+    """One clustering: VITAL's cluster k matches the source images of the site's cluster k (the
+    ``neuron_clusters`` stage the neuron pages read), from ``[targets.neuron_settings]`` alone."""
+    import json
+
+    from atlas.concepts.examples import find_clusters
+    from atlas.config import config_from_mapping
+
+    cfg = config_from_mapping({"preset": "demo", "targets": {"neuron_settings": {
+        "examples": 3, "mosaic": 3, "max_images": 6, "clusters": 2, "cluster_patches": 40,
+        "polysemantic": [["blocks.4", 96]]}}})
+    store = Store(tmp_path / "store")
+    ctx = RunContext(model=lite0, data=DataConfig(references=3), cache_dir=None, store=store, config=cfg,
+                     pool_factory=lambda: open_pool("bundled"))
+    vcfg = VITAL.config({"steps": 1, "warmup": 0, "references": 3, "allow_fewer": True})
+    a, b = (VITAL.run(ctx, vcfg, [Target.of_neuron("blocks.4", 96, cluster=k)], [1])[0] for k in (0, 1))
+    site = json.loads((find_clusters(store, lite0.name, cfg)[("blocks.4", 96)] / "clusters.json").read_text())
+    from atlas.methods.vital import references as vital_refs
+
+    for k, v in enumerate((a, b)):
+        sources = site[k]["examples"]["sources"]
+        assert v.info["references"] == len(sources) >= 1
+        refs = vital_refs.neuron_references(ctx, Target.of_neuron("blocks.4", 96, cluster=k), 3, vcfg)
+        torch.testing.assert_close(refs, torch.stack([ctx.pool.source_image(s, 224) for s in sources]))
+    assert a.info["reference_images"] == "full source images of the top patches of the neuron's cluster"
+    with pytest.raises(AtlasError, match="vital setting 'clusters' is gone.*neuron_settings"):
+        VITAL.config({"clusters": 2})
 
 
 def test_concept_direction_from_the_concepts_resource(ctx, monkeypatch):
     x = ctx.pool.reference_images(285, 2, 224)
     direction = ctx.model.activations(x, ["bn2"])["bn2"].mean((0, 2, 3))  # a synthetic "cat" direction
-    monkeypatch.setitem(RESOURCES._items, "concepts", lambda c: (lambda target: ("bn2", direction)))
+    class Concepts:  # a synthetic "cat" concept; its CRAFT examples: images of the class
+        def __call__(self, target):
+            return "bn2", direction
+
+        def examples(self, target, n, patches=False):
+            return ctx.pool.reference_images(285, n, 224, seed=7)
+
+    monkeypatch.setitem(RESOURCES._items, "concepts", lambda c: Concepts())
     ctx.resources.pop("concepts", None)
     cfg = VITAL.config({"steps": 40, "warmup": 2, "references": 3})
     v = VITAL.run(ctx, cfg, [Target.of_concept(285, 0, "bn2")], [2])[0]
@@ -101,6 +147,7 @@ def test_concept_direction_from_the_concepts_resource(ctx, monkeypatch):
     # -loss, noisy (the relevance weighting is recomputed on the moving image every step): compare ends
     assert np.mean(v.history[-6:]) > np.mean(v.history[:6])
     assert v.scores["direction_end"] > v.scores["direction_start"]
+    assert v.info["reference_images"] == "full source images of the concept's CRAFT patches with the largest coefficients"
 
 
 def test_bad_neurons_and_layers_are_one_line_errors(ctx):
@@ -152,17 +199,18 @@ def test_lite_blocks_are_the_stage_outputs_at_strides_2_to_32(name, lite0):
     assert [(b.key, b.weight) for b in blocks_before(model, "conv_stem", VITAL.config())] == [("conv_stem", 1.0)]
 
 
-def test_plans_vital_for_every_demo_class_and_clusters_only_for_vital():
+def test_plans_vital_for_every_demo_class_and_polysemantic_clusters_without_vital_settings():
     from atlas.config import DEMO_CLASSES, config_from_mapping
     from atlas.pipeline import make_plan
 
-    cfg = config_from_mapping({"preset": "demo", "targets": {"neurons": [["blocks.4", 96]]},
-                               "settings": {"vital": {"clusters": 2}}})
+    cfg = config_from_mapping({"preset": "demo", "targets": {"neurons": [["blocks.4", 96]], "random_neurons": 0,
+                                                             "neuron_settings": {"polysemantic": [["blocks.4", 96]]}}})
     jobs = make_plan(cfg).jobs
     assert {j.target.class_id for j in jobs if j.method == "vital" and j.target.kind == "class"} == set(DEMO_CLASSES)
     clusters = [j for j in jobs if j.target.cluster is not None]
-    assert {j.method for j in clusters} == {"vital"} and sorted(j.target.cluster for j in clusters) == [0, 1]
-    assert {j.method for j in jobs if j.target.kind == "neuron" and j.target.cluster is None} == {"maco", "vital"}  # demo kind_methods
+    assert {j.method for j in clusters} == {"maco", "vital"}  # demo kind_methods
+    assert sorted(j.target.cluster for j in clusters if j.method == "vital") == [0, 1]
+    assert {j.method for j in jobs if j.target.kind == "neuron" and j.target.cluster is None} == {"maco", "vital"}
 
 
 def test_runs_in_the_pipeline_and_the_site_shows_its_references(tmp_path):

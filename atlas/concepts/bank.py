@@ -15,12 +15,13 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 
 from ..config import CraftConfig, craft_config, stable_hash
+from ..data.patches import patch_boxes
 from ..errors import AtlasError
 from .craft import craft
 from .layers import concept_layer, has_concept_layer
@@ -54,6 +55,27 @@ class ConceptBank:
 
     def file(self, name: str) -> bytes:
         return self.files[name] if self.files else (self.path / name).read_bytes()
+
+    def coefficients(self) -> np.ndarray:
+        """U (N * P, K): every patch's NMF coefficient per concept (patch i is box ``i % P`` of image
+        ``i // P`` of the bank's images)."""
+        if "_U" not in self.__dict__:
+            with np.load(io.BytesIO(self.file("bank.npz"))) as z:
+                self._U = z["U"]
+        return self._U
+
+    def top_examples(self, concept: int, n: int, per_image: int) -> List[int]:
+        """Rows of U of the ``n`` patches with the largest coefficient for ``concept`` (CRAFT's own ranking,
+        ``CraftResult.top_patches``), at most one per image (``per_image`` patches per image)."""
+        order = np.argsort(-self.coefficients()[:, concept], kind="stable")
+        picked, seen = [], set()
+        for i in order:
+            if int(i) // per_image not in seen:
+                seen.add(int(i) // per_image)
+                picked.append(int(i))
+                if len(picked) == n:
+                    break
+        return picked
 
 
 def _npz(**arrays) -> bytes:
@@ -135,12 +157,35 @@ class ConceptProvider:
                                          fit_hash(cfg, layer))
         return self.banks[key]
 
-    def __call__(self, target):
+    def _bank_of(self, target) -> ConceptBank:
         bank = self.bank(target.class_id, target.layer)
         if not 0 <= target.concept < bank.k:
             raise AtlasError(f"concept {target.concept} of class {target.class_id} does not exist; the bank has "
                              f"concepts 0-{bank.k - 1}")
-        return target.layer, torch.from_numpy(bank.W[target.concept].copy())
+        return bank
+
+    def __call__(self, target):
+        return target.layer, torch.from_numpy(self._bank_of(target).W[target.concept].copy())
+
+    def examples(self, target, n: int, patches: bool = False) -> torch.Tensor:
+        """The images that most activate the concept through CRAFT (VITAL §2.3): the bank's patches ranked by
+        their coefficient U for the concept, one per image, as the full images they come from (default) or
+        as the patches resized to the model's input size (``patches``); (<= n, 3, S, S) in [0, 1]."""
+        bank = self._bank_of(target)
+        ccfg, model = craft_config(self.ctx.config), self.ctx.model
+        size = model.input_size
+        images = self.ctx.pool.reference_images(target.class_id, ccfg.images, size, seed=ccfg.seed, allow_fewer=True)
+        boxes = patch_boxes(size, ccfg.patch, ccfg.stride)
+        if images.shape[0] * len(boxes) != bank.coefficients().shape[0]:
+            raise AtlasError(f"the concept bank of class {target.class_id} was fitted on other images than the pool "
+                             f"gives now ({bank.coefficients().shape[0]} patches, {images.shape[0]} images)")
+        rows = bank.top_examples(target.concept, n, len(boxes))
+        if not patches:
+            return images[[i // len(boxes) for i in rows]]
+        p = ccfg.patch
+        crops = [images[i // len(boxes), :, y:y + p, x:x + p] for i in rows for (y, x) in [boxes[i % len(boxes)]]]
+        return torch.nn.functional.interpolate(torch.stack(crops), size=(size, size), mode="bilinear",
+                                               align_corners=False)
 
 
 

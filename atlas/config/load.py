@@ -29,6 +29,10 @@ def config_from_mapping(raw: Mapping[str, Any], source: str = "config") -> Atlas
     base = AtlasConfig()
     if "preset" in raw:
         base = PRESETS.get(check(raw["preset"], str, {"what": "a preset name"}, place, "preset"))()
+        if "batch_size" in raw and "batch_sizes" not in raw:
+            # a preset's per-method batch sizes refine its own batch_size: a file that sets batch_size
+            # means it for every method
+            base = replace(base, batch_sizes=())
     return build(AtlasConfig, raw, place, base=base, also=("preset",))
 
 

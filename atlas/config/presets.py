@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Tuple
 
 from ..registry import Registry
-from .schema import AtlasConfig, ClusterConfig, DataConfig, MetricsConfig, TargetsConfig, freeze_settings
+from .schema import (AtlasConfig, ClusterConfig, ComputeConfig, DataConfig, MetricsConfig, TargetsConfig,
+                     freeze_settings)
 
 PRESETS: Registry[Callable[[], AtlasConfig]] = Registry("preset")
 
@@ -31,7 +32,9 @@ def demo_preset() -> AtlasConfig:
     factorises 8 reference crops per class (K = 3, the most important concept visualised, by MACO), two
     random neurons of ``blocks.6`` are visualised by MACO and VITAL, VITAL uses N = 8 references and does
     not visualise concepts, and the image-seeded methods explain two images per class in 16-24 steps
-    (attribution visualization starting from the seed image). The site states the settings used for every
+    (attribution visualization starting from the seed image, its attributions from the zero baseline instead
+    of the paper's output-targeted one, which would cost ~30x its 24 steps). Methods whose step is one or two
+    images per target optimise several targets per batch (``DEMO_BATCH_SIZES``). The site states the settings used for every
     image. Why each number, with the measurements behind it: bench/README.md, "The demo preset".
     """
     return AtlasConfig(
@@ -52,7 +55,8 @@ def demo_preset() -> AtlasConfig:
                 "vital": VITAL_DEMO,
                 "accentuation": {"steps": 16, "crops": 2, "lambda_images": 1, "lambda_iters": 4,
                                  "mask_images": 2, "natural_images": 4},
-                "attribution_vis": {"steps": 24, "views": 1, "init": "seed", "attribution_steps": 16},
+                "attribution_vis": {"steps": 24, "views": 1, "init": "seed", "attribution_steps": 16,
+                                    "baseline": "zero"},
             }
         ),
         seeds=(0,),
@@ -64,7 +68,15 @@ def demo_preset() -> AtlasConfig:
             kind_methods=(("concept", ("maco",)), ("neuron", ("maco", "vital"))),
         ),
         batch_size=1,
+        # targets per optimisation where the CPU gains from it (bench/README.md, "The demo preset"): a
+        # method with one image per target and step runs at batch 1 far below the CPU's throughput at 4-8
+        batch_sizes=DEMO_BATCH_SIZES,
     )
+
+
+#: Targets per batch of the demo's methods (``AtlasConfig.batch_sizes``; DeepInversion has its own setting).
+DEMO_BATCH_SIZES = (("accentuation", 4), ("attribution_vis", 6), ("fourier", 2), ("maco", 2),
+                    ("plugin_inversion", 2), ("vital", 6))
 
 
 #: Transferability judges of the paper preset: torchvision counterparts of MACO Table 2's six classifiers
@@ -80,8 +92,9 @@ def paper_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, A
     the output of ResNet50's last block). Real images come from the ImageNet train folder (``--data``); the
     image-seeded methods explain the first 2 of each class (each toward its class and its rival).
 
-    Sized for a GPU cluster: 16 targets per batch, bf16 autocast where the GPU supports it (``auto``),
-    32 shards of one GPU each (``atlas submit``).
+    Sized for a GPU cluster: 16 targets per batch, bf16 autocast (explicit, not ``auto``: the precision is
+    part of every job's key, and a store computed on GPU nodes must plan the same on the login node that
+    renders it), 32 shards of one GPU each (``atlas submit``).
 
     ``methods`` are every registered method and ``settings`` their papers' settings
     (``Method.paper_settings``): the composition root (:mod:`atlas.app`) registers this preset with them, so
@@ -99,6 +112,7 @@ def paper_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, A
         data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
         targets=TargetsConfig(classes=True, concepts=10, random_neurons=90, neuron_layer="layer4", images=2),
         batch_size=16,
+        compute=ComputeConfig(precision="bf16"),
         cluster=ClusterConfig(shards=32, timeout_min=240),
     )
 
@@ -106,7 +120,8 @@ def paper_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, A
 def lens_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, Any]]) -> AtlasConfig:
     """The Lens site's setting: ResNet50, all 1000 classes and 10 CRAFT concepts per class (Lens README;
     reference/05_craft.md), here with every method next to MACO (the image-seeded ones on 2 real images per
-    class); one seed; ImageNet train (``--data``). ``methods`` and ``settings`` as for :func:`paper_preset`."""
+    class); one seed; ImageNet train (``--data``); bf16 as the paper preset. ``methods`` and ``settings`` as
+    for :func:`paper_preset`."""
     return AtlasConfig(
         name="lens",
         title="Lens-style atlas: ResNet50",
@@ -118,5 +133,6 @@ def lens_preset(methods: Tuple[str, ...], settings: Mapping[str, Mapping[str, An
         data=DataConfig(pool="imagenet/train", references=50, spectrum_images=2000),
         targets=TargetsConfig(classes=True, concepts=10, concept_layer="layer4", images=2),
         batch_size=16,
+        compute=ComputeConfig(precision="bf16"),
         cluster=ClusterConfig(shards=8, timeout_min=240),
     )

@@ -100,8 +100,15 @@ class MetricsConfig:
                   Table 2: six classifiers; the demo uses EfficientNet-Lite1 and Lite2).
     substitute:   model whose penultimate features stand in for Inception-v3 in FID/KID when the FID
                   weights are absent (always labelled as a substitute).
+    fid_models:   models in whose penultimate features FID is also reported, each in its own column, as
+                  VITAL Table 1 reports it in ResNet50's ("RN50"); the model's own penultimate features
+                  ("Arch.") are always a column too. Unavailable weights: the column says why.
     clip:         open_clip (model, pretrained tag) for zero-shot top-1/top-5 (VITAL Table 1: ViT-B/32).
-    control:      real patches per neuron in the CoSy control set (VITAL Table 2: top-50).
+    control:      real images per neuron in the CoSy control set (VITAL supp. §2.1, Table 2: the top-50
+                  real images that most activate the neuron).
+    control_from: what the control set holds: ``images``, the neuron's top whole images (§2.1), or
+                  ``patches``, its top 64-px patches (one per source image) upsampled to the input size
+                  (their activations run higher than whole images', which lowers AUC and MAD).
     tsne_classes: class ids embedded together in the t-SNE (VITAL Fig. 9: five dog breeds); None: the
                   first ten configured classes.
     seed:         seed of the real-image draw (1: not the seed-0 references the methods match), of the KID
@@ -112,8 +119,10 @@ class MetricsConfig:
     real_images: int = rule(50, ge=2)
     judges: Tuple[str, ...] = rule((), what="a list of model names")
     substitute: str = rule("efficientnet_lite2", what="a model name")
+    fid_models: Tuple[str, ...] = rule(("resnet50",), what="a list of model names")
     clip: Tuple[str, str] = rule(("ViT-B-32", "openai"), what='["model", "pretrained"]')
     control: int = rule(50, ge=1)
+    control_from: str = rule("images", choices=("images", "patches"))
     tsne_classes: Optional[Tuple[int, ...]] = rule(None, min_length=1, what="a non-empty list of class ids")
     seed: int = 1
 
@@ -124,7 +133,8 @@ class ComputeConfig:
 
     precision:
         ``"auto"`` (bf16 autocast on a GPU that supports it, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
-        bf16 keeps results within the tolerance stated in :mod:`atlas.pipeline.compute`.
+        bf16 keeps results within the tolerance stated in :mod:`atlas.pipeline.compute`. Part of every
+        job's key (a bf16 and an fp32 image are two jobs); ``auto`` resolves where the plan is made.
     channels_last:
         run convolutional models in channels-last memory format (identical results up to float rounding).
     cudnn_benchmark:
@@ -244,6 +254,11 @@ class AtlasConfig:
     site:
         where the website is written and published (``[site]``: :class:`SiteConfig`); ``site = "folder"``
         is short for ``[site] folder = "folder"``.
+    batch_sizes:
+        the same per method, where it differs (``[batch_sizes] vital = 6``): on a CPU, methods whose step
+        is one image per target gain from batching, those with many crops per target much less. A job's
+        key records its batch size (an image depends on the batch it is optimised in). A file that starts
+        from a preset and sets ``batch_size`` but not ``batch_sizes`` drops the preset's ``batch_sizes``.
     compute, cluster:
         how the jobs are computed (precision, memory format) and submitted (``[compute]``, ``[cluster]``);
         neither changes a job's key.
@@ -261,12 +276,17 @@ class AtlasConfig:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     batch_size: int = rule(4, ge=1)
+    batch_sizes: Tuple[Tuple[str, int], ...] = rule((), table=True, what="a table of <method> = targets per batch")
     store: str = "store"
     site: SiteConfig = field(default_factory=SiteConfig, metadata={"shorthand": "folder"})
     device: str = "auto"
     download: bool = False
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def batch_size_of(self, method: str) -> int:
+        """Targets per batch for ``method`` (``batch_sizes``, else ``batch_size``)."""
+        return dict(self.batch_sizes).get(method, self.batch_size)
 
     def method_settings(self, method: str) -> Dict[str, Any]:
         for name, kv in self.settings:

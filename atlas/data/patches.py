@@ -146,6 +146,39 @@ def top_direction_patches(
     return [_ranked(layer, j, j, ids, boxes, best, where, ok, n) for j in range(vecs.shape[0])]
 
 
+def top_images(model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
+               max_images: Optional[int] = None, batch_images: int = 8, progress=None) -> Dict[int, NeuronExamples]:
+    """The top-``n`` whole images of each channel in ``channels`` of ``layer``, scored by the spatial mean of
+    the channel on the full image at the model's input size (CoSy's control set, VITAL supp. §2.1: "the
+    top-50 real ImageNet images that most strongly activate the target neurons"). Each example's box is
+    ``(0, 0)`` and covers the whole image."""
+    ids = pool.source_ids(max_images)
+    chans = torch.as_tensor(list(channels))
+    size = model.input_size
+    scores = torch.full((len(ids), len(chans)), -float("inf"))
+    with torch.no_grad():
+        for start in range(0, len(ids), batch_images):
+            rows, chunk = [], []
+            for i in range(start, min(start + batch_images, len(ids))):
+                try:
+                    chunk.append(pool.source_image(ids[i], size))
+                    rows.append(i)
+                except UnreadableImage:
+                    continue
+            if chunk:
+                a = model.activations(torch.stack(chunk).to(model.device), [layer])[layer]
+                a = a.flatten(2).mean(-1) if a.dim() > 2 else a
+                scores[rows] = a[:, chans.to(a.device)].float().cpu()
+            if progress is not None:
+                progress(min(batch_images, len(ids) - start))
+    out = {}
+    for j, c in enumerate(chans.tolist()):
+        order = [int(i) for i in torch.argsort(scores[:, j], descending=True) if torch.isfinite(scores[i, j])][:n]
+        out[c] = NeuronExamples(layer, c, [ids[i] for i in order], [(0, 0)] * len(order),
+                                [float(scores[i, j]) for i in order])
+    return out
+
+
 def top_patch_features(model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], m: int,
                        max_images: Optional[int] = None, batch_images: int = 4) -> Dict[int, dict]:
     """Per channel: the ``m`` best patches (any source, not only one per image) with their scores, sources,
@@ -217,6 +250,31 @@ def cached_top_patches(store, model: ModelHandle, pool: ImagePool, layer: str, c
         return same and wanted <= set(inputs.get("channels", ())) and int(inputs.get("n", 0)) >= n
 
     d = store.find_stage("top_patches", covers) or store.cached_stage("top_patches", key, compute)
+    found = examples_from_json((d / "examples.json").read_bytes())
+    return {c: NeuronExamples(e.layer, e.channel, e.sources[:n], e.boxes[:n], e.scores[:n])
+            for c, e in found.items() if c in wanted}
+
+
+def cached_top_images(store, model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
+                      max_images: Optional[int] = None, progress=None) -> Dict[int, NeuronExamples]:
+    """:func:`top_images` cached in the store (stage ``top_images``; a scan of more channels or more images
+    per channel answers a smaller question too)."""
+    key = {"model": model.name, "pool": pool.fingerprint(), "layer": layer, "channels": sorted(set(channels)),
+           "n": n, "max_images": max_images, "size": model.input_size, "v": 1}
+
+    def compute():
+        ex = top_images(model, pool, layer, sorted(set(channels)), n, max_images, progress=progress)
+        return {"examples.json": examples_to_json(ex)}, {}
+
+    if store is None:
+        return examples_from_json(compute()[0]["examples.json"])
+    wanted = set(key["channels"])
+
+    def covers(inputs: dict) -> bool:
+        same = all(inputs.get(k) == v for k, v in key.items() if k not in ("channels", "n"))
+        return same and wanted <= set(inputs.get("channels", ())) and int(inputs.get("n", 0)) >= n
+
+    d = store.find_stage("top_images", covers) or store.cached_stage("top_images", key, compute)
     found = examples_from_json((d / "examples.json").read_bytes())
     return {c: NeuronExamples(e.layer, e.channel, e.sources[:n], e.boxes[:n], e.scores[:n])
             for c, e in found.items() if c in wanted}

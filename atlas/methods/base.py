@@ -121,6 +121,8 @@ class Method:
     paper, bibtex: the citation key and BibTeX of the paper it implements (pages cite it).
     paper_settings: overrides of the ``Config`` defaults that the paper presets run (the defaults are the
     paper's own unless a method says otherwise).
+    judged: the stored file the metrics judge - the image the pages show as the method's result
+    (``image.png``; attribution visualization: its masked composite).
     """
 
     name: str = ""
@@ -134,6 +136,7 @@ class Method:
     bibtex: str = ""
     paper_settings: Dict[str, Any] = {}
     summary: str = ""
+    judged: str = "image.png"
 
     def __init__(self, name: Optional[str] = None, **defaults):
         if name:

@@ -22,8 +22,10 @@ Where each setting comes from:
   differences over the whole batch (l1 TV weight 0), l2 = mean over images of ||x||_2, both on the
   transformed, normalised input.
 * Chosen here: r_feature = 0.01, the value of the README's recommended command and of the example logs
-  (argparse default: 0.05; VITAL does not say). The *final* image is kept (the reference can keep the
-  lowest-loss image of the run). Jitter and flips are drawn per image from the target's random stream
+  (argparse default: 0.05; VITAL does not say). The *best* image is kept: that of the step with the
+  lowest total loss of the batch in the full-resolution stage (the reference's ``best_inputs``; its code
+  never lowers ``best_cost`` from 1e4, so it in fact keeps the last image whose loss is under 1e4).
+  Jitter and flips are drawn per image from the target's random stream
   (the reference draws one shift for the whole batch). Any batch size works, 1 included (the reference
   silently produced no targets for batches under 41).
 """
@@ -103,7 +105,7 @@ class DeepInversionConfig:
 class DeepInversion(Method):
     name = "deepinversion"
     title = "DeepInversion"
-    version = "1"
+    version = "3"
     Config = DeepInversionConfig
     kinds = ("class",)
     uses_data = False
@@ -141,7 +143,8 @@ class DeepInversion(Method):
         )
         stages = [(cfg.low_res_steps, 2), (cfg.steps, 1)]
         results = []
-        for steps, factor in stages:
+        last = max(i for i, (steps, _) in enumerate(stages) if steps)
+        for i, (steps, factor) in enumerate(stages):
             if steps == 0:
                 continue
             transforms = T.compose(
@@ -150,9 +153,10 @@ class DeepInversion(Method):
             spec = OptimizerSpec("adam", lr=cfg.lr, betas=tuple(cfg.betas), schedule="cosine",
                                  warmup=min(cfg.warmup, steps - 1))
             results.append(optimize(model, param, objective, steps, rng, optimizer=spec, transforms=transforms,
-                                    on_step=ctx.on_step))
+                                    on_step=ctx.on_step, keep_best=i == last))
         result = chain(results)
-        info = {"batch_classes": ids, "resolution_steps": {f"{cfg.image_size // f}px": s for s, f in stages if s}}
+        info = {"batch_classes": ids, "resolution_steps": {f"{cfg.image_size // f}px": s for s, f in stages if s},
+                "kept": f"best image: step {result.best_step + 1} of {stages[last][0]} (lowest loss of the batch)"}
         out = finish(ctx, targets, result, info=info)
         bn_start = bn_loss(model, result.initial, cfg.first_bn_multiplier)
         bn_end = bn_loss(model, result.images, cfg.first_bn_multiplier)

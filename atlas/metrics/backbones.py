@@ -176,9 +176,11 @@ class Role:
     ready: Optional[Callable] = None  # ready(cache) -> False: open even if no feature is missing
 
 
-def roles_for(model: str, judges: Sequence[str], substitute: str, clip: Tuple[str, str]) -> Dict[str, Role]:
+def roles_for(model: str, judges: Sequence[str], substitute: str, clip: Tuple[str, str],
+              fid_models: Sequence[str] = ()) -> Dict[str, Role]:
     """Role name -> :class:`Role`: ``self`` (the model under study), ``judge:<name>``, ``fid`` (Inception-v3,
-    or the declared substitute when the FID weights are absent) and ``clip``."""
+    or the declared substitute when the FID weights are absent), ``fid:<name>`` (a model in whose
+    penultimate features FID is also reported, VITAL Table 1's "RN50") and ``clip``."""
     from .clip import clip_backbone, probe_clip, text_weights_ready
 
     roles = {"self": Role("self", probe_model(model), lambda d: model_backbone(model, d))}
@@ -192,6 +194,9 @@ def roles_for(model: str, judges: Sequence[str], substitute: str, clip: Tuple[st
         label = f"{substitute} penultimate (substitute for Inception-v3)"
         roles["fid"] = Role("fid", Probe(sub.id, label, sub.reason),
                             lambda d: model_backbone(substitute, d, label=label), replaces=inc)
+    for f in fid_models:
+        if f != model:  # the model's own features are the "self" column
+            roles[f"fid:{f}"] = Role(f"fid:{f}", probe_model(f), lambda d, _f=f: model_backbone(_f, d))
     cp = probe_clip(*clip)
     roles["clip"] = Role("clip", cp, lambda d: clip_backbone(*clip, device=d),
                          ready=lambda cache: text_weights_ready(cache, cp.id))

@@ -77,11 +77,30 @@ def read_png(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
-def fv_group(store: Store, name: str, jobs: Sequence[Tuple[str, str]]) -> ItemGroup:
-    """The stored images of ``jobs`` [(job key, image sha256)]."""
-    keys = [k for k, _ in jobs]
-    return ItemGroup(name, tuple(sha[:32] for _, sha in jobs),
-                     lambda idx: [read_png(store.job_dir(keys[i]) / "image.png") for i in idx])
+#: The ImageNet evaluation crop (resize to 256, centre-crop 224): the fraction of the side kept.
+EVAL_CROP = 224 / 256
+
+
+def center_crop(img: torch.Tensor, fraction: float = EVAL_CROP) -> torch.Tensor:
+    """The central ``fraction`` of a (3, H, W) image's sides (no resampling): an FV goes through the
+    evaluation transform the real images get (resize 256, centre crop 224), not squashed whole into it."""
+    h, w = img.shape[-2:]
+    side = max(1, int(round(min(h, w) * fraction)))
+    top, left = (h - side) // 2, (w - side) // 2
+    return img[..., top:top + side, left:left + side]
+
+
+def fv_group(store: Store, name: str, jobs: Sequence[Tuple[str, str, str]], crop: bool = False) -> ItemGroup:
+    """The stored images of ``jobs`` [(job key, file name, its sha256)] (``crop``: their centre crops,
+    :func:`center_crop`, as FID/KID compare them)."""
+    keys = [(k, f) for k, f, _ in jobs]
+    ids = tuple(stable_hash(["centre-crop", EVAL_CROP, sha], 32) if crop else sha[:32] for _, _, sha in jobs)
+
+    def load(idx: Sequence[int]) -> List[torch.Tensor]:
+        imgs = [read_png(store.job_dir(keys[i][0]) / keys[i][1]) for i in idx]
+        return [center_crop(x) for x in imgs] if crop else imgs
+
+    return ItemGroup(name + (" (centre crops)" if crop else ""), ids, load)
 
 
 def real_group(pool_factory: Callable, fingerprint: str, class_id: int, n: int, seed: int) -> ItemGroup:
@@ -113,3 +132,13 @@ def patch_group(pool, fingerprint: str, model: str, size: int, examples) -> Item
         return list(patch_images(pool, sub, size))
 
     return ItemGroup(f"top patches of {examples.layer}:{examples.channel}", ids, load)
+
+
+def source_group(pool, fingerprint: str, model: str, size: int, examples) -> ItemGroup:
+    """A neuron's top whole images (:func:`~atlas.data.patches.top_images`) at the model's input size."""
+    ids = tuple(stable_hash(["source", fingerprint, size, s], 24) for s in examples.sources)
+
+    def load(idx: Sequence[int]) -> List[torch.Tensor]:
+        return [pool.source_image(examples.sources[i], size) for i in idx]
+
+    return ItemGroup(f"top images of {examples.layer}:{examples.channel}", ids, load)

@@ -12,16 +12,18 @@ from ..config import AtlasConfig
 from ..pipeline.jobs import Job
 from ..pipeline.store import Store
 from .backbones import Backbone, Role, Unavailable
-from .cache import FeatureCache, ItemGroup, fv_group, patch_group, real_group
+from .cache import FeatureCache, ItemGroup, fv_group, patch_group, real_group, source_group
 
 
 @dataclass(frozen=True)
 class JobRef:
-    """A finished job as the metrics read it: the job, its stored metadata and its image's SHA-256."""
+    """A finished job as the metrics read it: the job, its stored metadata, the stored image the metrics
+    judge (``file``: the image its page shows as the result) and that image's SHA-256."""
 
     job: Job
     meta: Dict[str, Any] = field(compare=False, hash=False)
     sha: str = ""
+    file: str = "image.png"  # the stored image the metrics judge (``Method.judged``)
 
 
 @dataclass(frozen=True)
@@ -102,32 +104,38 @@ class MetricContext:
                                            m.real_images, m.seed)
         return self._groups[key]
 
-    def fv(self, refs: Sequence[JobRef]) -> ItemGroup:
-        key = ("fv", tuple(r.job.key for r in refs))
+    def fv(self, refs: Sequence[JobRef], crop: bool = False) -> ItemGroup:
+        """The judged images of ``refs``; ``crop``: their centre crops (the evaluation transform of the real
+        images, for FID/KID)."""
+        key = ("fv", crop, tuple(r.job.key for r in refs))
         if key not in self._groups:
-            self._groups[key] = fv_group(self.store, f"{len(refs)} FVs", [(r.job.key, r.sha) for r in refs])
+            self._groups[key] = fv_group(self.store, f"{len(refs)} FVs", [(r.job.key, r.file, r.sha) for r in refs],
+                                         crop=crop)
         return self._groups[key]
 
     def control(self, layer: str, channel: int) -> ItemGroup:
-        """The CoSy control set of neuron (``layer``, ``channel``): its top ``metrics.control`` real patches
-        with unique source images, mined in one sweep for every planned neuron of the layer (the cached
-        ``top_patches`` stage, shared with the neurons' dataset examples when their N is the same)."""
+        """The CoSy control set of neuron (``layer``, ``channel``): its top ``metrics.control`` real images
+        (VITAL supp. §2.1; ``metrics.control_from = "patches"``: its top patches with unique source images),
+        mined in one sweep for every planned neuron of the layer (cached stages ``top_images`` /
+        ``top_patches``, the latter shared with the neurons' dataset examples when their N is the same)."""
         key = ("control", layer, channel)
         if key not in self._groups:
-            from ..data.patches import cached_top_patches
+            from ..data.patches import cached_top_images, cached_top_patches
             from ..methods.vital.references import examples_max_images
             from ..progress import stage
 
             channels = sorted(set(self.layer_channels.get(layer, [])) | {channel})
             handle = self.self_model()
-            with stage(f"metrics · top patches of {layer}", len(self.pool.source_ids()), unit="image",
-                       enabled=self.progress) as bar:
-                ex = cached_top_patches(self.store, handle, self.pool, layer, sorted(set(channels)),
-                                        self.cfg.metrics.control, progress=bar.update,
-                                        max_images=examples_max_images(self.cfg))
+            patches = self.cfg.metrics.control_from == "patches"
+            mine = cached_top_patches if patches else cached_top_images
+            with stage(f"metrics · top {'patches' if patches else 'images'} of {layer}", len(self.pool.source_ids()),
+                       unit="image", enabled=self.progress) as bar:
+                ex = mine(self.store, handle, self.pool, layer, sorted(set(channels)), self.cfg.metrics.control,
+                          progress=bar.update, max_images=examples_max_images(self.cfg))
             for c, e in ex.items():
-                self._groups[("control", layer, c)] = patch_group(self.pool, self.fingerprint, self.model,
-                                                                  handle.input_size, e)
+                group = patch_group if patches else source_group
+                self._groups[("control", layer, c)] = group(self.pool, self.fingerprint, self.model,
+                                                            handle.input_size, e)
         return self._groups[key]
 
     def self_model(self):

@@ -2,9 +2,10 @@
 
 A method puts per-image numbers in ``scores`` (scalars, or ``{layer: value}`` mappings / lists such as path
 similarity per layer). Every numeric score that is not bookkeeping of the optimisation (logits and
-probabilities before/after, objective, ranks; see :data:`BOOKKEEPING`) becomes a column averaged over the
-group; :data:`REPORTED` gives the known ones a title and a direction for ranking. Known keys are also read
-from ``info``.
+probabilities before/after, objective, ranks; see :data:`BOOKKEEPING`) and not a class id (:data:`CLASS_IDS`:
+an average of class ids means nothing) becomes a column averaged over the group; :data:`REPORTED` gives the
+known ones a title, a direction for ranking and a scale (a fraction shown as a percentage). Known keys are
+also read from ``info``.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Reported:
     title: str
     better: Optional[str] = None  # "higher", "lower" or None
     source: str = ""              # the paper section the metric comes from
+    scale: float = 1.0            # the column shows scale x the mean (100: a per-image 0/1 shown in %)
 
 
 #: Known method-reported metrics (a method may register more).
@@ -32,11 +34,14 @@ REPORTED.add("path_similarity", Reported("Path similarity", "higher", "feature a
 REPORTED.add("visualization_correlation", Reported("Visualization correlation", "higher",
                                                    "attribution visualization §4.2, Fig. 9"))
 REPORTED.add("classification_consistency", Reported("Classification consistency (%)", "higher",
-                                                    "attribution visualization §4.2, Fig. 10"))
+                                                    "attribution visualization §4.2, Fig. 10", scale=100.0))
 
 #: Score keys that describe the optimisation itself, not the quality of the result.
 BOOKKEEPING = ("logit_start", "logit_end", "prob_start", "prob_end", "rank_end", "rank_start", "top1", "top1_prob",
                "top2", "top2_prob", "objective_start", "objective_end")
+#: Score keys that hold class ids (the goal of an image target, the top-1 class before and after): recorded
+#: per image, never averaged into a column.
+CLASS_IDS = ("goal", "top1_start", "top1_end", "seed_top1")
 
 
 def _number(v: Any) -> Optional[float]:
@@ -65,7 +70,7 @@ def gather_reported(metas: Sequence[dict]) -> Tuple[Dict[str, dict], Dict[str, d
     parts: Dict[str, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
     per: Dict[str, dict] = defaultdict(dict)
     for meta in metas:
-        found = {k: v for k, v in (meta.get("scores") or {}).items() if k not in BOOKKEEPING}
+        found = {k: v for k, v in (meta.get("scores") or {}).items() if k not in BOOKKEEPING and k not in CLASS_IDS}
         found.update({k: v for k, v in (meta.get("info") or {}).items() if k in REPORTED and k not in found})
         target = _slug(meta.get("target") or {})
         for key, raw in sorted(found.items()):
@@ -82,8 +87,8 @@ def gather_reported(metas: Sequence[dict]) -> Tuple[Dict[str, dict], Dict[str, d
         note = "reported by the method" + (f" ({known.source})" if known.source else "")
         if parts.get(key):
             note += "; mean over " + ", ".join(f"{k}: {np.mean(v):.3g}" for k, v in parts[key].items())
-        cells[f"reported:{key}"] = cell(known.title, float(np.mean(vals)), known.better, "method's own measurement",
-                                        n=len(vals), note=note)
+        cells[f"reported:{key}"] = cell(known.title, known.scale * float(np.mean(vals)), known.better,
+                                        "method's own measurement", n=len(vals), note=note)
     return cells, dict(per)
 
 

@@ -22,6 +22,7 @@ from .. import __version__
 from ..config import AtlasConfig, stable_hash
 from ..data import open_pool
 from ..errors import AtlasError
+from ..methods.base import METHODS
 from ..models import check_model_name
 from ..pipeline.planner import Plan
 from ..progress import stage
@@ -57,7 +58,7 @@ class MetricsReport:
 
 def check_metrics_config(cfg: AtlasConfig) -> None:
     """One-line errors for unknown judge or substitute models, before anything runs."""
-    for name in (*cfg.metrics.judges, cfg.metrics.substitute):
+    for name in (*cfg.metrics.judges, cfg.metrics.substitute, *cfg.metrics.fid_models):
         check_model_name(name)
     if cfg.metrics.tsne_classes:
         bad = [c for c in cfg.metrics.tsne_classes if not 0 <= c < 1000]
@@ -66,14 +67,18 @@ def check_metrics_config(cfg: AtlasConfig) -> None:
 
 
 def done_refs(plan: Plan, store: Store, model: str) -> List[JobRef]:
-    """The plan's finished jobs of ``model`` with their metadata and image checksum."""
+    """The plan's finished jobs of ``model`` with their metadata and the checksum of the image the metrics
+    judge (the method's ``judged`` file: e.g. attribution visualization's masked composite)."""
     refs = []
     for job in plan.jobs:
         if job.model != model:
             continue
         meta = store.meta(job.key)
-        if meta is not None and "image.png" in meta.get("files", {}):
-            refs.append(JobRef(job, meta, meta["files"]["image.png"]))
+        files = (meta or {}).get("files", {})
+        judged = METHODS.get(job.method).judged if job.method in METHODS else "image.png"
+        name = judged if judged in files else "image.png"
+        if name in files:
+            refs.append(JobRef(job, meta, files[name], name))
     return refs
 
 
@@ -132,7 +137,7 @@ class MetricsRunner:
         real_pool_factory = LazyPool(eval_pool) if eval_pool and eval_pool != self.cfg.data.pool else None
         for model in self.cfg.models:
             m = self.cfg.metrics
-            roles = roles_for(model, m.judges, m.substitute, m.clip)
+            roles = roles_for(model, m.judges, m.substitute, m.clip, m.fid_models)
             ctx = MetricContext(self.cfg, model, self.store, roles, self.device, pool_factory, self.progress,
                                 layer_channels=planned_neurons(plan, model), real_pool_factory=real_pool_factory)
             try:
@@ -158,7 +163,7 @@ class MetricsRunner:
             suites = [(n, s) for n, s in SUITES.in_order() if kind in s.kinds]
             key = stable_hash({**common, "unit": "group", "method": method, "kind": kind,
                                "suites": [[n, s.version] for n, s in suites],
-                               "jobs": sorted([r.job.key, r.sha] for r in rs)}, length=24)
+                               "jobs": sorted([r.job.key, r.file, r.sha] for r in rs)}, length=24)
             units.append(Unit(f"{method}/{kind}", key,
                               lambda s=suites, rs=rs: [q for _, su in s for q in su.requests(ctx, rs)],
                               lambda s=suites, rs=rs, m=method, k=kind: self._group(ctx, s, rs, m, k)))
@@ -169,7 +174,7 @@ class MetricsRunner:
         tcls = tsne_classes(ctx, classes)
         trefs = tsne_refs(refs, tcls)
         key = stable_hash({**common, "unit": "tsne", "v": TSNE_VERSION, "classes": tcls,
-                           "jobs": sorted([r.job.key, r.sha] for r in trefs)}, length=24)
+                           "jobs": sorted([r.job.key, r.file, r.sha] for r in trefs)}, length=24)
         units.append(Unit("tsne", key, lambda: tsne_requests(ctx, trefs, tcls),
                           lambda: dict(tsne_compute(ctx, trefs, tcls), model=model)))
         return units

@@ -77,6 +77,7 @@ class OptimResult:
     history: torch.Tensor
     seconds: float
     terms: Dict[str, torch.Tensor] = field(default_factory=dict)
+    best_step: Optional[int] = None  # with ``keep_best``: the step whose images ``images`` are
 
 
 def alpha_map(grad_sum: torch.Tensor, percentile: float = 99.0) -> torch.Tensor:
@@ -146,8 +147,13 @@ def optimize(
     transforms: Transform = identity,
     on_step: Optional[Callable[[int], None]] = None,
     check_every: int = 16,
+    keep_best: bool = False,
 ) -> OptimResult:
     """Maximise ``objective`` over ``param`` for ``steps`` steps; return images, transparency and history.
+
+    ``keep_best``: return the images of the step with the highest total score of the batch (the lowest
+    loss, DeepInversion's ``best_inputs``) instead of the images after the last step; they are tracked on
+    the device, without waiting for it.
 
     Raises :class:`NonFiniteLoss` if the loss becomes NaN/Inf. The loop never waits for the device: the
     check runs every ``check_every`` steps on an asynchronous copy (:class:`NonFiniteWatch`), scores stay
@@ -161,6 +167,7 @@ def optimize(
     watch = NonFiniteWatch(steps, rng.device)
     terms: Dict[str, list] = {}
     initial = None
+    best = None  # (images, total score, step) of the best step so far, on the device
     with model.capture(objective.layers) as acts:
         for step in range(steps):
             image = param()
@@ -173,6 +180,8 @@ def optimize(
             ev = Evaluation(image, views, logits, acts, k, step, steps)
             scores = objective(ev)
             loss = -scores.sum()
+            if keep_best:  # a snapshot of this step's images, before the update changes them in place
+                best = _better(best, image.detach(), scores.detach().sum(), step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -189,8 +198,12 @@ def optimize(
             if on_step is not None:
                 on_step(step)
     watch.finish()
+    best_step = None
     with torch.no_grad():
-        images = param().clamp(0, 1)
+        if best is not None:
+            images, best_step = best[0].clamp(0, 1), int(best[2])
+        else:
+            images = param().clamp(0, 1)
     return OptimResult(
         images=images.detach().cpu(),
         initial=initial.cpu() if initial is not None else images.detach().cpu(),
@@ -198,4 +211,16 @@ def optimize(
         history=torch.stack(history).float().cpu() if history else torch.zeros(0, k),
         seconds=time.perf_counter() - start,
         terms={name: torch.stack(v).cpu() for name, v in terms.items()},
+        best_step=best_step,
     )
+
+
+def _better(best, image: torch.Tensor, total: torch.Tensor, step: int):
+    """The (images, total, step) of the better of ``best`` and this step (ties keep the earlier), computed
+    with device-side selects so that the loop never waits for the device."""
+    step_t = torch.full((), step, device=total.device)
+    if best is None:
+        return image.clone(), total, step_t
+    keep = best[1] >= total
+    return (torch.where(keep, best[0], image), torch.where(keep, best[1], total),
+            torch.where(keep, best[2], step_t))

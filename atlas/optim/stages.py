@@ -31,5 +31,5 @@ def chain(results: Sequence[OptimResult], place: str = "center") -> OptimResult:
     return OptimResult(
         images=last.images, initial=results[0].initial, alpha=alpha,
         history=torch.cat([r.history for r in results]), seconds=sum(r.seconds for r in results),
-        terms=terms,
+        terms=terms, best_step=last.best_step,
     )

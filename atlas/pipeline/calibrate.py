@@ -137,7 +137,7 @@ def saved_rates(store: Store, jobs: Iterable[Job], batch: int, device_type: str)
             pair = (j.model, j.method)
             if pair in rates:
                 continue
-            size = METHODS.get(j.method).batch_size(j.config, batch)
+            size = j.batch or METHODS.get(j.method).batch_size(j.config, batch)  # as planned
             for precision in ("bf16", "fp32"):
                 hit = entries[label].get(_entry_key(j, size, precision))
                 if hit:

@@ -31,10 +31,15 @@ def submissions_dir(store: Store) -> Path:
 
 def absolute_config(cfg: AtlasConfig) -> AtlasConfig:
     """``cfg`` with the store and site folders made absolute (not the data pool: it is part of the keys
-    of jobs that use real images, and tasks start in the submission's folder, as SLURM does)."""
+    of jobs that use real images, and tasks start in the submission's folder, as SLURM does), and the
+    precision pinned to what it resolves to here: the tasks plan again on their own machines, and their
+    jobs must be the submitted ones (``auto`` could resolve differently on a GPU node)."""
+    from .compute import plan_precision
+
     site = replace(cfg.site, folder=str(Path(cfg.site.folder).resolve()),
                    assets_folder=str(Path(cfg.site.assets_path).resolve()) if cfg.site.external_assets else None)
-    return replace(cfg, store=str(Path(cfg.store).resolve()), site=site)
+    return replace(cfg, store=str(Path(cfg.store).resolve()), site=site,
+                   compute=replace(cfg.compute, precision=plan_precision(cfg)))
 
 
 def pending_batches(batches: Sequence[Batch], store: Store) -> List[Batch]:

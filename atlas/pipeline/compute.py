@@ -15,7 +15,12 @@
 * **cuDNN autotuning** (``torch.backends.cudnn.benchmark``) and **TF32** for the fp32 parts: process
   flags, set for the duration of :func:`compute_settings` and restored on exit.
 
-A job's key does not depend on these settings; the device and precision are recorded in its metadata.
+The precision is part of every job's identity (:func:`plan_precision`, ``Job.precision``): a bf16 image and
+an fp32 image of one target are two jobs with two keys, and each job is computed in its own precision
+wherever it runs. ``"auto"`` resolves where the plan is made (bf16 if the configuration's device, on this
+machine, is a GPU with bf16 support); a store shared between machines of different kinds (a GPU node that
+computes, a login node that renders) wants an explicit ``"fp32"`` or ``"bf16"``, as the cluster presets set.
+The other settings here do not change a job's key; the device is recorded in its metadata.
 """
 from __future__ import annotations
 
@@ -48,6 +53,17 @@ def resolve_precision(compute: ComputeConfig, device: torch.device | str) -> str
     if compute.precision == "auto":
         return "bf16" if bf16_supported(device) else "fp32"
     return compute.precision
+
+
+def plan_precision(cfg) -> str:
+    """``"fp32"`` or ``"bf16"``: the precision the jobs of configuration ``cfg`` are computed in (part of
+    their keys). An explicit setting is used as is; ``"auto"`` is resolved for ``cfg.device`` on this
+    machine (bf16 on a GPU with bf16 support)."""
+    if cfg.compute.precision != "auto":
+        return cfg.compute.precision
+    from .runner import pick_device
+
+    return resolve_precision(cfg.compute, pick_device(str(cfg.device)))
 
 
 def autocast_dtype(precision: str) -> Optional[torch.dtype]:

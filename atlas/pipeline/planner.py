@@ -143,6 +143,11 @@ def make_plan(cfg: AtlasConfig) -> Plan:
         check_model_name(m)
     methods = [METHODS.get(name) for name in cfg.methods]
     configs = {m.name: m.config(cfg.method_settings(m.name)) for m in methods}
+    for name, size in cfg.batch_sizes:
+        METHODS.get(name)  # unknown names are errors
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise AtlasError(f"config key 'batch_sizes.{name}' must be a positive integer, got {size!r}")
+    batch = {m.name: m.batch_size(configs[m.name], cfg.batch_size_of(m.name)) for m in methods}
     for name, _ in cfg.settings:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())
@@ -151,6 +156,9 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     for listed in kind_methods.values():
         for name in listed:
             METHODS.get(name)  # unknown names are errors
+    from .compute import plan_precision
+
+    precision = plan_precision(cfg)
     jobs: List[Job] = []
     skipped: List[Skip] = []
     source_skips: List[Tuple[str, str, str]] = []
@@ -163,15 +171,14 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                         continue  # e.g. neurons for a class-only method: not planned, not an omission
                     if t.kind in kind_methods and method.name not in kind_methods[t.kind]:
                         continue  # [targets] kind_methods leaves this kind to other methods
-                    if t.cluster is not None and t.fit_hash is None and not getattr(method, "clusters", False):
-                        continue  # VITAL's own polysemantic clusters: only methods with per-cluster references
                     reason = method.unsupported_reason(model, t)
                     if reason:
                         skipped.append(Skip(model, method.name, t, reason))
                         continue
                     jobs.append(Job(model=model, method=method.name, target=t, seed=seed,
                                     config=configs[method.name], version=method.version,
-                                    data=data_key(cfg) if method.uses_data else ()))
+                                    data=data_key(cfg) if method.uses_data else (), precision=precision,
+                                    batch=batch[method.name]))
     return Plan(config=cfg, jobs=jobs, skipped=skipped, classes={m: classes for m in cfg.models},
                 source_skips=source_skips, methods={m.name: method_info(m.name, configs[m.name]) for m in methods},
                 models={m: model_info(m) for m in cfg.models})

@@ -21,7 +21,7 @@ from ..errors import Unsupported
 from ..methods import METHODS, RunContext
 from ..models import load_model
 from ..optim.loop import NonFiniteLoss
-from .compute import compute_settings, prepare_model
+from .compute import autocast_dtype, compute_settings, prepare_model
 from .disk import disk_errors
 from ..registry import Registry
 from .jobs import Job
@@ -182,6 +182,9 @@ class Runner:
         retries = {j.key: self.store.failure(j.key) for j in batch} if self.retry_failed else {}
         retries = {k: v for k, v in retries.items() if v is not None}
         seeds = [j.target_seed + (RETRY_SEED_OFFSET if j.key in retries else 0) for j in batch]
+        self.precision = batch[0].precision  # a job is computed in the precision its key names
+        if ctx is not None:
+            ctx.model.autocast = autocast_dtype(self.precision)
         try:
             results = method.run(ctx, cfg, [j.target for j in batch], seeds)
         except Unsupported as exc:  # decided only once the model is loaded: recorded, the build goes on

@@ -63,7 +63,8 @@ def plan_batches(jobs: Sequence[Job], batch_size: int) -> List[Batch]:
     """Split ``jobs`` (a plan's jobs, in plan order) into batches.
 
     Jobs are grouped by (model, method) in order of first appearance, then by batch group; each group is
-    cut into consecutive runs of up to ``batch_size`` jobs (1 for methods that cannot batch).
+    cut into consecutive runs of up to the jobs' planned batch size (``Job.batch``; for jobs made by hand,
+    ``batch_size``, or 1 for methods that cannot batch).
     """
     by_pair: Dict[Tuple[str, str], Dict[tuple, List[Job]]] = {}
     for j in jobs:
@@ -71,7 +72,7 @@ def plan_batches(jobs: Sequence[Job], batch_size: int) -> List[Batch]:
     out: List[Batch] = []
     for (_, method), groups in by_pair.items():
         for g in groups.values():
-            size = batch_size_for(method, batch_size, g[0].config)
+            size = g[0].batch or batch_size_for(method, batch_size, g[0].config)  # as planned
             out.extend(Batch(tuple(g[i: i + size])) for i in range(0, len(g), size))
     return out
 

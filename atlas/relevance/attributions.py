@@ -6,8 +6,8 @@ otherwise). Transformer tokens become patch grids (:func:`as_maps`).
 
 * ``aumann_shapley`` - the attribution visualization paper's choice (§3.1, ref. [28]): the Aumann-Shapley
   value of every neuron of layer l, i.e. integrated gradients in activation space,
-  R = (a - a') * mean_t dF_c/da (a' + t (a - a')), t at the midpoints of ``steps`` intervals, with the
-  zero baseline a' = 0 (the paper's "output-targeted baseline" [28] is not implemented). Completeness:
+  R = (a - a') * mean_t dF_c/da (a' + t (a - a')), t at the midpoints of ``steps`` intervals, from a
+  baseline a' (default 0; :func:`output_targeted_baseline` gives the paper's). Completeness:
   sum(R) ~ F_c(a) - F_c(a'), to the accuracy of the Riemann sum.
 * ``gradcam`` - Grad-CAM (Selvaraju et al. 2017), used by the feature-accentuation paper for its masks
   (Appendix C, Fig. 9): ReLU(sum_k mean(dF_c/dA_k) A_k), one channel (C = 1).
@@ -22,7 +22,7 @@ pick a class's most relevant neurons (``[targets.neuron_settings] relevance``), 
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
@@ -49,8 +49,9 @@ def as_maps(a: torch.Tensor) -> torch.Tensor:
 
 @ATTRIBUTIONS.register("aumann_shapley")
 def aumann_shapley(model: ModelHandle, images: torch.Tensor, class_ids: Sequence[int], layer: str,
-                   steps: int = 16) -> torch.Tensor:
-    """Aumann-Shapley (layer integrated gradients, zero baseline) of every neuron of ``layer``."""
+                   steps: int = 16, baseline: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Aumann-Shapley (layer integrated gradients) of every neuron of ``layer`` from ``baseline`` (shaped
+    like the layer's activations; None: zero)."""
     images = images.to(model.device)
     with torch.no_grad():
         acts = model.activations(images, [layer])[layer]
@@ -59,15 +60,60 @@ def aumann_shapley(model: ModelHandle, images: torch.Tensor, class_ids: Sequence
     module = model.module_at(layer)
     for i, cid in enumerate(class_ids):
         a = acts[i : i + 1]
-        path = (t.view(-1, *[1] * (a.dim() - 1)) * a).requires_grad_(True)  # baseline 0
+        b = torch.zeros_like(a) if baseline is None else baseline[i : i + 1].to(a.device, a.dtype)
+        path = (b + t.view(-1, *[1] * (a.dim() - 1)) * (a - b)).requires_grad_(True)
         handle = module.register_forward_hook(lambda m, args, o: path)
         try:
             logits = model(images[i : i + 1].expand(steps, -1, -1, -1))
         finally:
             handle.remove()
         (grad,) = torch.autograd.grad(logits[:, int(cid)].sum(), path)
-        out.append((a * grad.mean(0, keepdim=True)).detach())
+        out.append(((a - b) * grad.mean(0, keepdim=True)).detach())
     return as_maps(torch.cat(out))
+
+
+def output_targeted_baseline(model: ModelHandle, images: torch.Tensor, class_ids: Sequence[int], layer: str,
+                             steps: Tuple[int, int] = (2048, 4096), lr: Tuple[float, float] = (0.009, 0.01),
+                             l1: float = 16.0, seeds: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """The output-targeted baseline of the attribution visualization paper's Aumann-Shapley values (§3.1,
+    ref. [28], Shi, Li, Yamaguchi 2022), as its reference code computes it (``gen_AS_baseline.py``,
+    reference/07_attrvis.md): the activations a of ``layer`` scaled by a mask, b = sigmoid(m) * a, with m
+    found by Adam so that the class logit at b is driven to zero while b stays close to a,
+
+        min_m  l1 / sum(a) * ||b - a||_1 + |F_c(b)|,
+
+    once with a spatial mask (one value per position: ``steps[0]`` steps at ``lr[0]``) and once with a
+    channel mask (one value per channel: ``steps[1]`` at ``lr[1]``); the baseline is their element-wise
+    minimum. Masks start from N(0, 1), drawn per image from ``seeds`` (default 0, 1, ...), so an image's
+    baseline does not depend on the batch it is computed in (one loss term per image).
+    Returns (B, ...) shaped like the layer's activations, detached."""
+    images = images.to(model.device)
+    with torch.no_grad():
+        acts = model.activations(images, [layer])[layer].float()
+    ids = torch.as_tensor([int(c) for c in class_ids], device=images.device)
+    alpha = l1 / acts.flatten(1).sum(1).abs().clamp(min=1e-12)
+    module = model.module_at(layer)
+    seeds = list(range(acts.shape[0])) if seeds is None else [int(v) % 2**63 for v in seeds]
+    spatial = (acts.shape[0], 1, *acts.shape[2:]) if acts.dim() == 4 else (*acts.shape[:2], 1)
+    channel = (*acts.shape[:2], 1, 1) if acts.dim() == 4 else (acts.shape[0], 1, acts.shape[-1])
+    found = []
+    for shape, n, rate in ((spatial, steps[0], lr[0]), (channel, steps[1], lr[1])):
+        m = torch.cat([torch.randn((1, *shape[1:]), generator=torch.Generator().manual_seed(v + n)) for v in seeds])
+        m = m.to(images.device).requires_grad_(True)
+        opt = torch.optim.Adam([m], lr=rate)
+        for _ in range(int(n)):
+            b = torch.sigmoid(m) * acts
+            handle = module.register_forward_hook(lambda mod, args, o: b)
+            try:
+                logits = model(images).float()
+            finally:
+                handle.remove()
+            loss = alpha * (b - acts).abs().flatten(1).sum(1) + logits.gather(1, ids[:, None])[:, 0].abs()
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+        found.append((torch.sigmoid(m) * acts).detach())
+    return torch.minimum(*found)
 
 
 @ATTRIBUTIONS.register("lrp")

@@ -42,6 +42,7 @@ class Figure:
     version: str = ""  # the version shown: the job key (done figures only)
     version_page: str = ""  # the versioned page of that version (never changes)
     earlier: List[Any] = field(default_factory=list)  # earlier published versions (published.Version)
+    precision: str = ""  # "fp32" or "bf16": part of the job's identity
 
 
 @dataclass

@@ -26,8 +26,14 @@ def _config_info(job, cache: Dict[Any, Any]) -> tuple:
 
 def made_by(fig: Figure, job) -> Dict[str, Any]:
     """What made a figure besides its model, target and seed (which its permalink names): the method's
-    settings, its code version and the data settings. Earlier versions list how theirs differed."""
-    return {**fig.settings, "method code version": job.version, "data": dict(job.data)}
+    settings, its code version, the data settings, the precision and the batch (both part of a job's
+    key). Earlier versions list how theirs differed."""
+    out = {**fig.settings, "method code version": job.version, "data": dict(job.data)}
+    if getattr(job, "precision", None):
+        out["precision"] = job.precision
+    if getattr(job, "batch", 0) > 1 and not hasattr(job.config, "batch_size"):  # as Job.spec records it
+        out["batch"] = job.batch
+    return out
 
 
 def figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any]) -> Figure:
@@ -43,7 +49,7 @@ def figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any]
         title=f"{title} · {label} · seed {job.seed}",
         model_page=paths.model_page(job.model),
         class_page=paths.class_page(job.model, t.class_id) if t.class_id is not None else None,
-        label=label,
+        label=label, precision=getattr(job, "precision", ""),
     )
     fig.settings, fig.config_hash = _config_info(job, configs)
     meta = store.meta(job.key, verify=True)  # a corrupt job shows as pending, never as a broken image

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Tuple
 
 #: Column order: a prefix and its rank (columns of the same rank keep their first-seen order).
-ORDER = ("acc", "transfer:", "clip_top1", "clip_top5", "plausibility", "fid", "kid", "fid_sub", "kid_sub", "auc", "mad",
-         "reported:")
+ORDER = ("acc", "transfer:", "clip_top1", "clip_top5", "plausibility", "fid", "kid", "fid_sub", "kid_sub", "fid:",
+         "auc", "mad", "reported:")
 #: One table per target kind: (title, the papers' tables it reproduces).
 KIND_TABLES = {
     "class": ("Class logits", "VITAL supp. Tables 1 and 4; MACO Tables 1 and 2"),

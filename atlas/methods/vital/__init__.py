@@ -1,7 +1,6 @@
 """VITAL (Görgün, Schiele, Fischer 2025): the method (:mod:`.method`), its settings (:mod:`.settings`), what a
-batch of targets matches (:mod:`.setups`, :mod:`.blocks`), the reference sets (:mod:`.references`), the
-features and reference statistics (:mod:`.features`) and the polysemantic-cluster target source
-(:mod:`.targets`)."""
+batch of targets matches (:mod:`.setups`, :mod:`.blocks`), the reference sets (:mod:`.references`) and the
+features and reference statistics (:mod:`.features`)."""
 from .method import VARIANTS, Vital
 from .settings import VitalConfig
 

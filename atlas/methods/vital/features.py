@@ -15,6 +15,7 @@ from ...models.handle import as_channels
 from ...optim.objectives import Evaluation
 from ...optim.sortmatch import MatchedBlock, reference_quantiles
 from ...relevance import Start, relevance
+from ...relevance.lrp import LRPSession
 
 
 def normalised_relevance(r: torch.Tensor, layout: str = "nchw") -> Tuple[torch.Tensor, torch.Tensor]:
@@ -69,19 +70,30 @@ def stack_stats(per_target: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torc
 
 class RelevanceProbe:
     """A transform that computes the relevance of the (jittered) synthetic images before the forward pass
-    and keeps R_norm for :meth:`features` (A x R_norm, R detached), every ``every`` steps."""
+    and keeps R_norm for :meth:`features` (A x R_norm, R detached), every ``every`` steps. The passes share
+    one :class:`~atlas.relevance.lrp.LRPSession` (hooks and canonizers registered once, on a copy)."""
 
     def __init__(self, model, start: Start, blocks: Sequence[MatchedBlock], every: int = 1):
         self.model, self.start, self.blocks, self.every = model, start, list(blocks), every
         self.calls = 0
         self.rn: Dict[str, torch.Tensor] = {}
+        self.session = None
 
     def __call__(self, x: torch.Tensor, rng) -> torch.Tensor:
         if self.calls % self.every == 0:
-            rel = relevance(self.model, x.detach(), self.start, [b.key for b in self.blocks], batch_size=x.shape[0])
+            if self.session is None:
+                self.session = LRPSession(self.model)
+            rel = relevance(self.model, x.detach(), self.start, [b.key for b in self.blocks], batch_size=x.shape[0],
+                            session=self.session)
             self.rn = {b.key: normalised_relevance(rel.layers[b.key], b.layout)[0] for b in self.blocks}
         self.calls += 1
         return x
+
+    def close(self) -> None:
+        """Remove the session's hooks and drop its copy of the model (after the run)."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
     def features(self, key: str, acts: torch.Tensor, ev: Evaluation) -> torch.Tensor:
         layout = next(b.layout for b in self.blocks if b.key == key)

@@ -9,18 +9,19 @@ matched depends on the target:
 ===========  ======================================  ==========================  ==================
 target       references (§1.3)                       features                    blocks / priors
 ===========  ======================================  ==========================  ==================
-class        N random images of the class            A                           all, per-arch
-                                                                                 weights (§1.1)
+class        N random images of the class (a draw    A                           all, per-arch
+             per seed)                                                           weights (§1.1)
 class +      same                                    A x R (LRP from the         all; TV = l2 =
 relevance                                            class logit, §2.2)          1e-5 (§1.1)
-neuron       top-N patches of the channel            A x R (LRP from the         blocks before the
-             (64 px, stride 51, unique sources)      channel's activation)       layer, block1 x0.1;
-                                                                                 TV = l2 = 3e-6
-cluster k    top-N patches of k-means cluster k of   as neuron                   as neuron
-             the neuron's top patches (Fig. 22)
-concept      top-N patches of the class's images     A x R (LRP from the         blocks before the
-             along the direction (CRAFT, §2.3)       direction at the position   concept layer, as
-                                                     of highest cosine sim.)     neuron
+neuron       the source images of the top-N patches  A x R (LRP from the         blocks before the
+             of the channel (64 px, stride 51,       channel's activation)       layer, block1 x0.1;
+             unique sources; reference code)                                     TV = l2 = 3e-6
+cluster k    the same for k-means cluster k of the   as neuron                   as neuron
+             neuron's top patches (Fig. 22; the
+             atlas's one clustering)
+concept      the source images of the class's        A x R (LRP from the         blocks before the
+             CRAFT patches with the largest          direction at the position   concept layer, as
+             coefficients U (§2.3)                   of highest cosine sim.)     neuron
 ===========  ======================================  ==========================  ==================
 
 Optimisation (§1.1, reference code): pixels in the model's normalised space, randn init, clipped to the
@@ -43,6 +44,7 @@ from ...optim.objectives import total_variation
 from ...optim.param import PixelParam
 from ...optim.sortmatch import plain_features, sort_matching_objective
 from ...relevance import relevance_unsupported, rules_for
+from ...errors import AtlasError
 from ...targets import Target
 from ..base import Method, RunContext
 from ..results import finish
@@ -65,17 +67,25 @@ PAPER_BIBTEX = """@misc{gorgun2025vital,
 class Vital(Method):
     name = "vital"
     title = "VITAL"
-    version = "1"
+    version = "3"
     Config = VitalConfig
     kinds = ("class", "neuron", "concept")
     uses_data = True
     batchable = True
-    clusters = True  # visualises polysemantic clusters of neurons (Target.cluster)
     paper = "gorgun2025vital"
     bibtex = PAPER_BIBTEX
     summary = ("Matches the distribution of the image's features to those of real reference images at every "
                "block with a sort-matching loss; intermediate neurons and concepts match activations weighted "
                "by their LRP relevance. Pixel parameterisation, jitter, transparency from accumulated gradients.")
+
+    def config(self, overrides=None):
+        """As :meth:`Method.config`, with a one-line pointer for the settings that moved out of VITAL."""
+        moved = sorted({"clusters", "cluster_patches"} & set(overrides or {}))
+        if moved:
+            raise AtlasError(f"the vital setting {moved[0]!r} is gone: polysemantic neurons are split once, for "
+                             f"every method and page - list them in [targets.neuron_settings] polysemantic, with "
+                             f"'clusters' and 'cluster_patches' there")
+        return super().config(overrides)
 
     def unsupported_reason(self, model: str, target: Target) -> Optional[str]:
         reason = super().unsupported_reason(model, target)
@@ -90,7 +100,7 @@ class Vital(Method):
         kind = kinds.pop()
         if kind == "class" and cfg.relevance or kind != "class":
             rules_for(ctx.model)  # a clear error for transformers before any work
-        setup = SETUPS[kind](ctx, cfg, targets)
+        setup = SETUPS[kind](ctx, cfg, targets, seeds)
         model = ctx.model
         tv = cfg.tv if cfg.tv is not None else setup.prior
         l2 = cfg.l2 if cfg.l2 is not None else setup.prior
@@ -105,14 +115,18 @@ class Vital(Method):
         if tv or l2:
             objective = objective + total_variation(tv, pixel_l2=l2, model=model)
         steps = cfg.steps if kind == "class" or cfg.neuron_steps is None else cfg.neuron_steps
-        result = optimize(
-            model, param, objective, steps, rng,
-            optimizer=OptimizerSpec("adam", lr=cfg.lr * scale, betas=tuple(cfg.betas), schedule="cosine",
-                                    warmup=min(cfg.warmup, steps - 1)),
-            transforms=transforms, on_step=ctx.on_step,
-        )
+        try:
+            result = optimize(
+                model, param, objective, steps, rng,
+                optimizer=OptimizerSpec("adam", lr=cfg.lr * scale, betas=tuple(cfg.betas), schedule="cosine",
+                                        warmup=min(cfg.warmup, steps - 1)),
+                transforms=transforms, on_step=ctx.on_step,
+            )
+        finally:
+            if setup.start is not None:
+                probe.close()
         info = {"blocks": [[b.key, b.weight] for b in setup.blocks], "tv": tv, "l2": l2, "pixel_scale": scale,
-                "relevance": setup.start is not None}
+                "relevance": setup.start is not None, "reference_images": setup.described}
         out = finish(ctx, targets, result, info)
         extra = target_scores(ctx, targets, result)
         for vis, images, scores in zip(out, setup.references, extra):

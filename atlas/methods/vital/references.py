@@ -1,22 +1,31 @@
-"""VITAL's reference sets (supplementary §1.3).
+"""VITAL's reference sets (supplementary §1.3, §2.3, Fig. 22; reference/02_vital.md).
 
-* class neurons: N random images of the class from the configured pool;
+* class neurons: N random images of the class from the configured pool, drawn from the target's own random
+  stream (a different draw for every seed, as three runs of the reference script would draw);
 * intermediate neurons: the neuron's top-N patches (64 px, stride 51, unique source images, scored by the
-  channel's spatial mean activation, upsampled to the input size) - :mod:`atlas.data.patches`;
-* polysemantic neurons (Fig. 22): k-means on the features of the neuron's top patches (§1.1: 1000), then
-  the top-N patches of one cluster;
-* concepts (§2.3): the top-N patches of the class's images along the concept direction.
+  channel's spatial mean activation) - :mod:`atlas.data.patches`;
+* polysemantic neurons (Fig. 22): the top patches of one k-means cluster of the neuron's top patches - the
+  one clustering of the atlas, which every method and page uses (resource ``neuron_clusters``,
+  :mod:`atlas.concepts.clusters`; ``[targets.neuron_settings] polysemantic`` and ``clusters``);
+* concepts (§2.3: "the images that highly activate the concepts through CRAFT"): the class's CRAFT patches
+  ranked by their own NMF coefficients U (resource ``concepts``), unique source images.
+
+The patches *choose* the references; what VITAL then matches (``references_from``) is, by default, the full
+source images of the chosen patches, as the reference code feeds them (``images``); ``patches`` matches the
+patches themselves, upsampled to the input size (the supplementary's wording).
 """
 from __future__ import annotations
 
-import json
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
-from ...data.patches import cached_top_patches, cluster_patches, patch_images, top_direction_patches
+from ...data.patches import NeuronExamples, cached_top_patches, patch_images
 from ...errors import AtlasError
 from ...targets import Target
+
+#: What VITAL matches for neuron, cluster and concept targets (see the module docstring).
+REFERENCES_FROM = ("images", "patches")
 
 
 def _enough(images: torch.Tensor, n: int, what: str, allow_fewer: bool) -> torch.Tensor:
@@ -28,22 +37,49 @@ def _enough(images: torch.Tensor, n: int, what: str, allow_fewer: bool) -> torch
     return images
 
 
-def class_references(ctx, class_id: int, n: int, allow_fewer: bool) -> torch.Tensor:
-    """N random images of ``class_id`` (fixed set: reference seed 0)."""
+def class_references(ctx, class_id: int, n: int, allow_fewer: bool, seed: int = 0) -> torch.Tensor:
+    """N random images of ``class_id``, the draw of ``seed`` (the target's random stream)."""
     size = ctx.model.input_size
-    return ctx.pool.reference_images(class_id, n, size, seed=0, allow_fewer=allow_fewer)
+    return ctx.pool.reference_images(class_id, n, size, seed=int(seed), allow_fewer=allow_fewer)
+
+
+def example_images(ctx, ex: NeuronExamples, cfg) -> torch.Tensor:
+    """What VITAL matches for the chosen patches ``ex``: their full source images (``references_from =
+    "images"``) or the patches upsampled to the input size (``"patches"``), (n, 3, S, S) in [0, 1]."""
+    size = ctx.model.input_size
+    if cfg.references_from == "patches":
+        return patch_images(ctx.pool, ex, size, cfg.patch)
+    if not ex.sources:
+        return torch.zeros(0, 3, size, size)
+    return torch.stack([ctx.pool.source_image(s, size) for s in ex.sources])
+
+
+def describe(cfg, chosen_by: str) -> str:
+    """One line for the figure page: which references were matched and how they were chosen."""
+    what = "full source images" if cfg.references_from == "images" else "patches (upsampled)"
+    return f"{what} of the {chosen_by}"
 
 
 def neuron_references(ctx, target: Target, n: int, cfg) -> torch.Tensor:
-    """The neuron's top-N patches (unique sources), or, for a cluster target, the top-N of its cluster."""
-    model, pool = ctx.model, ctx.pool
+    """The neuron's top-N patches (unique sources), or, for a cluster target, the top-N of its cluster;
+    their source images or the patches themselves (``references_from``)."""
     if target.cluster is not None:
-        return _cluster_references(ctx, target, n, cfg)
-    channels = _layer_channels(ctx, target)
-    ex = cached_top_patches(ctx.store, model, pool, target.layer, channels, n, cfg.patch, cfg.stride,
-                            max_images=examples_max_images(ctx.config))[target.channel]
-    imgs = patch_images(pool, ex, model.input_size, cfg.patch)
-    return _enough(imgs, n, f"neuron {target.layer}:{target.channel}", cfg.allow_fewer)
+        ex = cluster_examples(ctx, target, n)
+        what = f"cluster {target.cluster} of neuron {target.layer}:{target.channel}"
+    else:
+        channels = _layer_channels(ctx, target)
+        ex = cached_top_patches(ctx.store, ctx.model, ctx.pool, target.layer, channels, n, cfg.patch, cfg.stride,
+                                max_images=examples_max_images(ctx.config))[target.channel]
+        what = f"neuron {target.layer}:{target.channel}"
+    return _enough(example_images(ctx, ex, cfg), n, what, cfg.allow_fewer)
+
+
+def cluster_examples(ctx, target: Target, n: int) -> NeuronExamples:
+    """The top patches (unique sources) of the target's cluster, from the atlas's one clustering (resource
+    ``neuron_clusters``: the k-means split of ``[targets.neuron_settings]``, the one the site shows)."""
+    cl = ctx.resource("neuron_clusters").clusters(target)["examples"]
+    return NeuronExamples(cl["layer"], cl["channel"], list(cl["sources"][:n]), [tuple(b) for b in cl["boxes"][:n]],
+                          list(cl["scores"][:n]))
 
 
 def examples_max_images(config) -> Optional[int]:
@@ -63,61 +99,12 @@ def _layer_channels(ctx, target: Target) -> List[int]:
     return sorted(set(listed + [target.channel]))
 
 
-def _cluster_references(ctx, target: Target, n: int, cfg) -> torch.Tensor:
-    if cfg.clusters < 2 or not 0 <= target.cluster < cfg.clusters:
-        raise AtlasError(f"cluster {target.cluster} of neuron {target.layer}:{target.channel} needs the vital setting "
-                         f"'clusters' >= 2 and the cluster index in 0-{max(cfg.clusters, 2) - 1}")
-    model, pool = ctx.model, ctx.pool
-    ex = cached_top_patches(ctx.store, model, pool, target.layer, [target.channel], cfg.cluster_patches, cfg.patch,
-                            cfg.stride)[target.channel]
-    labels = cluster_labels(ctx, target, ex, cfg)
-    members = [i for i, lab in enumerate(labels) if lab == target.cluster][:n]
-    ex.sources = [ex.sources[i] for i in members]
-    ex.boxes = [ex.boxes[i] for i in members]
-    ex.scores = [ex.scores[i] for i in members]
-    imgs = patch_images(pool, ex, model.input_size, cfg.patch)
-    return _enough(imgs, n, f"cluster {target.cluster} of neuron {target.layer}:{target.channel}", cfg.allow_fewer)
-
-
-def cluster_labels(ctx, target: Target, ex, cfg) -> List[int]:
-    """k-means labels of the neuron's top patches on their spatially averaged activations at the neuron's
-    layer (all channels); cached as the store stage ``vital_clusters``."""
-    model, pool = ctx.model, ctx.pool
-    if len(ex.sources) < cfg.clusters:
-        raise AtlasError(f"neuron {target.layer}:{target.channel} has {len(ex.sources)} top patches, fewer than the "
-                         f"{cfg.clusters} clusters asked for")
-
-    def compute():
-        feats = []
-        for i in range(0, len(ex.sources), 16):
-            part = type(ex)(ex.layer, ex.channel, ex.sources[i:i + 16], ex.boxes[i:i + 16], ex.scores[i:i + 16])
-            with torch.no_grad():
-                a = model.activations(patch_images(pool, part, model.input_size, cfg.patch).to(model.device),
-                                      [target.layer])[target.layer]
-            feats.append(a.flatten(2).mean(-1).cpu() if a.dim() > 2 else a.cpu())
-        labels = cluster_patches(torch.cat(feats), cfg.clusters, seed=0)
-        return {"labels.json": json.dumps([int(v) for v in labels]).encode()}, {}
-
-    key = {"model": model.name, "pool": pool.fingerprint(), "layer": target.layer, "channel": target.channel,
-           "k": cfg.clusters, "patches": len(ex.sources), "sources": ex.sources[:3], "v": 1}
-    if ctx.store is None:
-        return json.loads(compute()[0]["labels.json"])
-    d = ctx.store.cached_stage("vital_clusters", key, compute)
-    return json.loads((d / "labels.json").read_text())
-
-
-def concept_references(ctx, targets: Sequence[Target], layer: str, vectors: torch.Tensor, n: int,
-                       cfg) -> List[torch.Tensor]:
-    """Per concept target: the top-N patches of its class's images along its direction at ``layer``
-    (one scan of a class's images serves every concept of that class in the batch)."""
-    pool, model = ctx.pool, ctx.model
-    out: Dict[int, torch.Tensor] = {}
-    for cid in dict.fromkeys(t.class_id for t in targets):
-        rows = [i for i, t in enumerate(targets) if t.class_id == cid]
-        sources = [s for s in pool.source_ids() if s.split("/", 1)[0] == str(cid)]
-        found = top_direction_patches(model, pool, layer, vectors[rows], n, sources=sources, patch=cfg.patch,
-                                      stride=cfg.stride)
-        for i, ex in zip(rows, found):
-            out[i] = _enough(patch_images(pool, ex, model.input_size, cfg.patch), n,
-                             f"concept {targets[i].slug()}", cfg.allow_fewer)
-    return [out[i] for i in range(len(targets))]
+def concept_references(ctx, targets: Sequence[Target], n: int, cfg) -> List[torch.Tensor]:
+    """Per concept target: the class's CRAFT patches with the largest coefficients U for the concept (unique
+    source images; resource ``concepts``), as full images or patches (``references_from``)."""
+    provider = ctx.resource("concepts")
+    out = []
+    for t in targets:
+        images = provider.examples(t, n, patches=cfg.references_from == "patches")
+        out.append(_enough(images, n, f"concept {t.slug()}", cfg.allow_fewer))
+    return out

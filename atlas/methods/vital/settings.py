@@ -4,6 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from ...config.validate import rule
+from .references import REFERENCES_FROM
+
 #: The pixel standard deviation of ImageNet normalisation, in which the reference code's lr and init live.
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -29,8 +32,11 @@ class VitalConfig:
     :mod:`atlas.methods.vital.method`). relevance: the LRP variant for class neurons (§2.2).
     relevance_every: recompute the synthetic image's relevance every k steps (1: every step, as the
     reference code). patch, stride: patch grid for neuron references (§1.1: 64, CRAFT's stride 51).
-    clusters: k for polysemantic neuron targets (0: none); cluster_patches: top patches clustered (§1.1:
-    1000). warmup: linear warm-up steps (reference: 100). neuron_steps: steps for neuron, cluster and
+    references_from: what is matched for neuron, cluster and concept targets - ``images``, the full source
+    images of the chosen top patches (reference code), or ``patches``, the patches upsampled to the input
+    size (:mod:`atlas.methods.vital.references`). Polysemantic clusters are the atlas's one clustering
+    (``[targets.neuron_settings] polysemantic`` and ``clusters``, VITAL §1.1: 1000 patches).
+    warmup: linear warm-up steps (reference: 100). neuron_steps: steps for neuron, cluster and
     concept targets (None: ``steps``), whose steps each cost an extra LRP pass. lr, init_std: Adam's
     learning rate and the std of the randn initialisation in ImageNet-normalised pixel units, as in the
     reference code (rescaled by :func:`pixel_scale` for models normalised otherwise).
@@ -53,8 +59,7 @@ class VitalConfig:
     relevance_every: int = 1
     patch: int = 64
     stride: int = 51
-    clusters: int = 0
-    cluster_patches: int = 1000
+    references_from: str = rule("images", choices=REFERENCES_FROM)
 
     def __post_init__(self):
         if self.steps < 1 or (self.neuron_steps or 1) < 1 or self.relevance_every < 1 or self.jitter < 0 \

@@ -29,6 +29,7 @@ class Setup:
     start: Optional[Start]
     prior: float
     references: List[torch.Tensor]
+    described: str = ""  # which references were matched, for the figure page
 
 
 def _stacked(stats: Sequence[tuple]) -> tuple:
@@ -36,22 +37,24 @@ def _stacked(stats: Sequence[tuple]) -> tuple:
     return features.stack_stats([q for q, _ in stats]), features.stack_stats([w for _, w in stats])
 
 
-def class_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target]) -> Setup:
-    """Class neurons (§1.1), optionally with relevance (§2.2)."""
+def class_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target], seeds: Sequence[int]) -> Setup:
+    """Class neurons (§1.1), optionally with relevance (§2.2); each target's references are the draw of its
+    own random stream (``seeds``)."""
     model, n = ctx.model, reference_count(ctx, cfg)
     blocks = class_blocks(model, cfg)
-    images = [references.class_references(ctx, t.class_id, n, cfg.allow_fewer) for t in targets]
+    images = [references.class_references(ctx, t.class_id, n, cfg.allow_fewer, s) for t, s in zip(targets, seeds)]
+    described = "random images of the class (this seed's draw)"
     if cfg.relevance:
         stats = [features.relevance_reference_stats(model, x, blocks, class_start([t.class_id], unit=True))
                  for x, t in zip(images, targets)]
         start = class_start([t.class_id for t in targets], unit=True)
         prior = CLASS_RELEVANCE_PRIOR
-        return Setup(blocks, *_stacked(stats), start, prior, images)
+        return Setup(blocks, *_stacked(stats), start, prior, images, described)
     quantiles = features.stack_stats([features.plain_reference_stats(model, x, blocks) for x in images])
-    return Setup(blocks, quantiles, None, None, model.card.vital_class_prior, images)
+    return Setup(blocks, quantiles, None, None, model.card.vital_class_prior, images, described)
 
 
-def neuron_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target]) -> Setup:
+def neuron_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target], seeds: Sequence[int]) -> Setup:
     """Intermediate neurons (§1.1, §1.3, §2.1) and polysemantic clusters (Fig. 22)."""
     model, n = ctx.model, reference_count(ctx, cfg)
     layer = targets[0].layer
@@ -64,10 +67,11 @@ def neuron_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target]) -
         images.append(x)
         stats.append(features.relevance_reference_stats(model, x, blocks, channel_start(layer, [t.channel])))
     start = channel_start(layer, [t.channel for t in targets])
-    return Setup(blocks, *_stacked(stats), start, NEURON_PRIOR, images)
+    chosen = "top patches of the neuron's cluster" if targets[0].cluster is not None else "neuron's top patches"
+    return Setup(blocks, *_stacked(stats), start, NEURON_PRIOR, images, references.describe(cfg, chosen))
 
 
-def concept_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target]) -> Setup:
+def concept_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target], seeds: Sequence[int]) -> Setup:
     """Concept directions (§2.3): relevance starts from the direction at its best-matching position."""
     model, n = ctx.model, reference_count(ctx, cfg)
     pairs = [ctx.concept_direction(t) for t in targets]
@@ -77,10 +81,11 @@ def concept_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target]) 
     model.module_at(layer)
     vectors = torch.stack([torch.as_tensor(v, dtype=torch.float32).flatten() for _, v in pairs])
     blocks = blocks_before(model, layer, cfg)
-    images = references.concept_references(ctx, targets, layer, vectors, n, cfg)
+    images = references.concept_references(ctx, targets, n, cfg)
     stats = [features.relevance_reference_stats(model, x, blocks, direction_start(layer, v[None]))
              for x, v in zip(images, vectors)]
-    return Setup(blocks, *_stacked(stats), direction_start(layer, vectors), NEURON_PRIOR, images)
+    described = references.describe(cfg, "concept's CRAFT patches with the largest coefficients")
+    return Setup(blocks, *_stacked(stats), direction_start(layer, vectors), NEURON_PRIOR, images, described)
 
 
 SETUPS = {"class": class_setup, "neuron": neuron_setup, "concept": concept_setup}

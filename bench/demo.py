@@ -1,0 +1,156 @@
+"""The demo build, timed stage by stage and counted in raw passes, so machines of different speeds compare.
+
+    python bench/demo.py [--workdir DIR] [--keep] [--raw-seconds 6]
+
+Builds the demo (``python build.py``'s ``atlas build``, the ``demo`` preset) into a fresh store and site
+under ``--workdir`` (a new temporary folder by default, removed afterwards unless ``--keep``), in this
+process, then measures the raw EfficientNet-Lite0 forward+backward throughput at batch 4 (224 px, the
+same model object the methods use) right before and right after the build. Prints JSON:
+
+* ``seconds``: the whole build and its phases (``import`` of atlas and torch, ``plan``, ``run``,
+  ``metrics``, ``render``), every progress stage inside them (``stages``: one entry per bar, e.g.
+  ``maco · efficientnet_lite0``, ``CRAFT · efficientnet_lite0``, ``metrics · Lite2 (...)``; nested stages
+  such as the MACO spectrum are listed with ``depth`` 1 and are part of their parent's seconds), and the
+  model loads (``model_loads``: how many, which, their seconds);
+* ``raw_fwd_bwd_img_per_s``: the raw throughput (before, after, and their mean);
+* ``raw_pass_equivalents`` = build seconds x mean raw img/s: the build's cost in raw forward+backward
+  passes at batch 4, which is what carries over between machines (goal, issue 20: <= 8 000). The same
+  product per phase and stage says where the passes go.
+"""
+from __future__ import annotations
+
+import time
+
+_T0 = time.perf_counter()
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from common import machine, setup_threads  # noqa: E402  (installs the composition root)
+
+import atlas.cli as cli  # noqa: E402
+import atlas.models as models_pkg  # noqa: E402
+import atlas.pipeline.runner as runner_mod  # noqa: E402
+from atlas import progress  # noqa: E402
+
+_IMPORT_S = time.perf_counter() - _T0
+
+
+def _timed(phases: dict, name: str, fn):
+    def wrapper(*a, **kw):
+        start = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
+    return wrapper
+
+
+def raw_throughput(model, batch: int, size: int, seconds: float) -> float:
+    """Images per second of the raw model's forward + input-gradient backward at ``batch`` (device synchronised)."""
+    x = torch.rand(batch, 3, size, size, device=model.device, requires_grad=True)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    for _ in range(2):
+        model(x)[:, 0].sum().backward()
+    sync()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or n < 2:
+        model(x)[:, 0].sum().backward()
+        n += 1
+    sync()
+    return n * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the store and site")
+    ap.add_argument("--raw-seconds", type=float, default=6.0)
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--config", default=None, help="a TOML configuration instead of the preset")
+    args = ap.parse_args()
+    threads = setup_threads()
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="atlas-bench-demo-"))
+    store, site = work / "store", work / "site"
+    if store.exists() or site.exists():
+        raise SystemExit(f"{work} already holds a store or site: the benchmark needs a fresh folder")
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # as the build picks it (device = "auto")
+    lite0 = models_pkg.load_model("efficientnet_lite0", device=device)
+    raw_before = raw_throughput(lite0, 4, 224, seconds=args.raw_seconds)
+    del lite0
+
+    phases: dict = {}
+    loads: list = []
+    real_load = models_pkg.load_model
+
+    def counting_load(name, *a, **kw):
+        start = time.perf_counter()
+        handle = real_load(name, *a, **kw)
+        loads.append((name, time.perf_counter() - start))
+        return handle
+
+    models_pkg.load_model = counting_load
+    runner_mod.load_model = counting_load
+    for name in ("_plan", "_run", "_metrics", "_render"):
+        setattr(cli, name, _timed(phases, name.lstrip("_"), getattr(cli, name)))
+    progress.TIMINGS.clear()
+    start = time.perf_counter()
+    what = ["--config", str(Path(args.config).resolve())] if args.config else ["--preset", args.preset]
+    with contextlib.redirect_stdout(sys.stderr):  # the build's own lines; stdout carries the JSON alone
+        rc = cli.main(["-q", "build", *what, "--store", str(store), "--site", str(site)])
+    build_s = time.perf_counter() - start
+    models_pkg.load_model = real_load
+    runner_mod.load_model = real_load
+    if rc != 0:
+        raise SystemExit(f"the demo build failed (exit {rc})")
+    stages = [{"stage": d, "seconds": round(s, 2), "depth": depth} for d, s, depth in progress.TIMINGS]
+
+    lite0 = real_load("efficientnet_lite0", device=device)
+    raw_after = raw_throughput(lite0, 4, 224, seconds=args.raw_seconds)
+    raw = (raw_before + raw_after) / 2
+    files = sum(1 for p in site.rglob("*") if p.is_file())
+    jobs = sum(1 for p in (store / "jobs").iterdir() if p.is_dir() and not p.name.startswith(".")) if (store / "jobs").is_dir() else None
+    top = sum(s["seconds"] for s in stages if s["depth"] == 0)
+    result = {
+        "benchmark": "demo", "preset": args.config or args.preset, "workdir": str(work), "threads": threads,
+        "device": device,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "seconds": {
+            "import": round(_IMPORT_S, 2), "build": round(build_s, 2),
+            "build_plus_import": round(build_s + _IMPORT_S, 2),
+            **{k: round(v, 2) for k, v in phases.items()},
+            "stages_top_level": round(top, 2), "outside_stages": round(build_s - top, 2),
+        },
+        "stages": stages,
+        "model_loads": {"count": len(loads), "seconds": round(sum(s for _, s in loads), 2),
+                        "models": [n for n, _ in loads]},
+        "raw_fwd_bwd_img_per_s": {"batch": 4, "before": round(raw_before, 2), "after": round(raw_after, 2),
+                                  "mean": round(raw, 2)},
+        "raw_pass_equivalents": {
+            "build_plus_import": round((build_s + _IMPORT_S) * raw),
+            **{k: round(v * raw) for k, v in phases.items()},
+            "stages": {s["stage"]: round(s["seconds"] * raw) for s in stages if s["depth"] == 0},
+            "goal": 8000,
+        },
+        "site_files": files, "job_folders": jobs, "machine": machine(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    print(json.dumps(result, indent=2))
+    if not args.keep and not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

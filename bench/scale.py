@@ -1,0 +1,172 @@
+"""Scale rehearsal: the whole pipeline on many classes of EfficientNet-Lite0 with real jobs, stage by stage.
+
+    python bench/scale.py [--classes 100,1000] [--steps 8] [--workdir DIR]
+
+For each class count N (each in a fresh child process, so that peak memory is its own): plan, run, metrics
+(with t-SNE), render, ``atlas check`` and the index page opened in Chromium, on a configuration at the
+cheapest settings that still optimise - MACO and Fourier, ``steps`` steps of 1 crop from a 128-px image,
+16 targets per batch, no concepts, neurons or image-seeded targets; metrics with 2 real images per class
+where the pool has them (the bundled pool: the six demo classes). Prints JSON: per N and stage the wall
+seconds, the seconds per class and the peak resident memory (MiB, sampled every 0.1 s), and per stage the
+growth from the smallest to the largest N divided by the growth in classes (``growth_over_linear``: 1.0
+is linear; well above 1 means something grows faster than the number of classes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+class Sampler:
+    """Peak RSS of this process (and its children's own peaks) during a stage."""
+
+    def __init__(self):
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_mib())
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self.peak = _rss_mib()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mib())
+
+
+def browser_seconds(index: Path) -> dict:
+    """Seconds to load the index page in headless Chromium (DOMContentLoaded, then every lazy image
+    in view), and how many thumbnails it lists; skipped without Playwright or Chromium."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"skipped": "playwright is not installed"}
+    if not Path(chromium).exists():
+        return {"skipped": "chromium is not installed"}
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = b.new_page(viewport={"width": 1280, "height": 900})
+        start = time.perf_counter()
+        page.goto(index.as_uri(), wait_until="load")
+        seconds = time.perf_counter() - start
+        thumbs = page.evaluate("document.querySelectorAll('img').length")
+        html_kb = index.stat().st_size / 1024
+        b.close()
+    return {"seconds": round(seconds, 2), "images": thumbs, "index_html_kb": round(html_kb, 1)}
+
+
+def child(n: int, steps: int, work: Path) -> dict:
+    from common import setup_threads
+
+    setup_threads()
+    from atlas.config import config_from_mapping
+    from atlas.metrics import MetricsRunner
+    from atlas.pipeline import Runner, Store, make_plan
+    from atlas.sitegen import render
+    from atlas.sitegen.check import check_site
+
+    settings = {"steps": steps, "crops": 1, "image_size": 128}
+    cfg = config_from_mapping({
+        "preset": "demo", "name": f"scale-{n}", "classes": list(range(n)), "methods": ["maco", "fourier"],
+        "store": str(work / "store"), "site": str(work / "site"), "batch_size": 16, "batch_sizes": {},
+        "settings": {"maco": settings, "fourier": settings},
+        "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {}},
+        "metrics": {"real_images": 2},
+    })
+    stages = {}
+
+    def timed(name, fn):
+        with Sampler() as s:
+            start = time.perf_counter()
+            out = fn()
+            seconds = time.perf_counter() - start
+        stages[name] = {"seconds": round(seconds, 2), "per_class_ms": round(1000 * seconds / n, 1),
+                        "peak_rss_mib": round(s.peak)}
+        return out
+
+    plan = timed("plan", lambda: make_plan(cfg))
+    store = Store(cfg.store)
+    timed("run", lambda: Runner(cfg, store, progress=False).run(plan.jobs))
+    timed("metrics", lambda: MetricsRunner(cfg, store, progress=False).run(plan))
+    timed("render", lambda: render(plan, store, cfg.site))
+    problems = timed("check", lambda: check_site(cfg.site))
+    browser = timed("browser", lambda: browser_seconds(Path(cfg.site) / "index.html"))
+    return {"classes": n, "jobs": len(plan.jobs), "stages": stages, "check_problems": len(problems),
+            "browser": browser, "site_files": sum(1 for p in Path(cfg.site).rglob("*") if p.is_file())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--classes", default="100,1000")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child is not None:
+        print(json.dumps(child(args.child, args.steps, Path(args.workdir))))
+        return
+    base = Path(args.workdir or tempfile.mkdtemp(prefix="atlas-bench-scale-"))
+    results = []
+    for n in [int(c) for c in args.classes.split(",")]:
+        work = base / f"n{n}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--steps", str(args.steps),
+                              "--workdir", str(work)], capture_output=True, text=True, cwd=ROOT,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")))
+        if out.returncode != 0:
+            raise SystemExit(f"scale run of {n} classes failed:\n{out.stderr[-3000:]}")
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row["process_seconds"] = round(time.perf_counter() - start, 1)
+        results.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)  # each N as it finishes
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    growth = {}
+    if len(results) > 1:
+        lo, hi = results[0], results[-1]
+        factor = hi["classes"] / lo["classes"]
+        for stage, s in hi["stages"].items():
+            before = max(lo["stages"][stage]["seconds"], 0.01)
+            growth[stage] = {"seconds_ratio": round(s["seconds"] / before, 2),
+                             "growth_over_linear": round(s["seconds"] / before / factor, 2),
+                             "peak_rss_ratio": round(s["peak_rss_mib"] / max(lo["stages"][stage]["peak_rss_mib"], 1), 2)}
+    from common import machine
+
+    print(json.dumps({"benchmark": "scale", "steps": args.steps, "load_average_1min": round(os.getloadavg()[0], 2),
+                      "results": results, "growth": growth, "machine": machine()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
