@@ -128,7 +128,10 @@ def _all_images_load(page):
 
 
 def test_every_page_loads_without_errors(site, browser):
+    from atlas.sitegen.hosts import check_host
+
     assert check_site(site) == []
+    assert check_host(site, "github-pages")[1] == []  # the demo fits GitHub Pages (atlas check --host)
     every = sorted(site.rglob("*.html"))
     versioned = [p for p in every if unversioned(p.name)[1]]
     pages = [p for p in every if not unversioned(p.name)[1]] + versioned[::6]  # a sample of the version copies
