@@ -1,4 +1,4 @@
-"""Command line: ``atlas build | plan | run | metrics | render | check | serve | submit | status``.
+"""Command line: ``atlas build | plan | run | metrics | render | check | prune | serve | submit | status``.
 
 Every command takes ``--preset`` (default ``demo``) or ``--config FILE.toml``. Every failure prints one
 line ``atlas: error: ...`` naming the bad value or file and the fix, and exits with a status of
@@ -24,7 +24,10 @@ def config_options(fn):
     @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
                   help="TOML configuration file (may start from a preset with preset = \"...\").")
     @click.option("--store", default=None, help="Artifact store folder (default: store).")
-    @click.option("--site", default=None, help="Output folder of the website (default: site).")
+    @click.option("--site", default=None, help="Output folder of the website's pages (default: site).")
+    @click.option("--assets-url", default=None, metavar="URL",
+                  help="Publish the images and downloads apart, at URL (object storage, a CDN); needs --site-url.")
+    @click.option("--site-url", default=None, metavar="URL", help="The address the pages are published at.")
     @click.option("--data", default=None,
                   help="Image folder <data>/<class>/*.jpg (class folders named like the labels, or ImageNet "
                        "wnids), or 'bundled'.")
@@ -42,9 +45,10 @@ def config_options(fn):
                   help="Classes, comma-separated: ids, names, ranges (0-9) or all.")
     @click.option("--seeds", default=None, metavar="SEEDS", help="Seeds, comma-separated (0,1,2).")
     @functools.wraps(fn)
-    def wrapper(preset, config_file, store, site, data, device, download, model, checkpoint, labels, methods,
+    def wrapper(preset, config_file, store, site, assets_url, site_url, data, device, download, model, checkpoint, labels, methods,
                 classes, seeds, **kw):
-        cfg = resolve_config(preset, config_file, store=store, site=site, data=data, device=device,
+        cfg = resolve_config(preset, config_file, store=store, site=site, assets_url=assets_url,
+                             site_url=site_url, data=data, device=device,
                              download=download, model=model, checkpoint=checkpoint, labels=labels,
                              methods=methods, classes=classes, seeds=seeds)
         return fn(cfg, **kw)
@@ -133,6 +137,10 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
         click.echo(line)
     if memory is not None:
         click.echo(memory.line())
+    from .sitegen.sizeplan import size_lines
+
+    for line in size_lines(p):
+        click.echo(line)
     if list_jobs:
         for j in p.jobs:
             status = "done" if j.key in done else "failed" if j.key in failed else "pending"
@@ -182,11 +190,14 @@ def _render(cfg, p, store):
     from .atomic import disk_errors
     from .sitegen import render
 
-    with disk_errors(cfg.site, "--site"):
+    with disk_errors(cfg.site.folder, "--site"):
         counts = render(p, store, cfg.site)
-    index = (Path(cfg.site) / "index.html").resolve()
-    click.echo(f"site: {counts['written']} files written, {counts['unchanged']} unchanged, "
-               f"{counts['removed']} removed")
+    index = (Path(cfg.site.folder) / "index.html").resolve()
+    kept = f", {counts['kept']} published earlier kept (atlas prune lists them)" if counts.get("kept") else ""
+    click.echo(f"site: {counts['written']} files written, {counts['unchanged']} unchanged{kept}")
+    if cfg.site.external_assets:
+        click.echo(f"site: pages in {cfg.site.folder} (for {cfg.site.url}), assets in {cfg.site.assets_path} "
+                   f"(for {cfg.site.assets_url}); each tree lists its files in atlas-files.txt")
     return index
 
 
@@ -243,17 +254,63 @@ def metrics(ctx, cfg):
 
 
 @cli.command()
-@click.option("--site", default="site", help="Folder of the built website.")
-def check(site):
-    """Check every link and image of a built site (exit 1 if any is broken or external)."""
+@click.option("--site", default="site", help="Folder of the built website (its pages).")
+@click.option("--assets", default=None, help="Folder of its assets tree (default: as the site's record says).")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="Also hold the site against a host's published limits: github-pages, gitlab-pages, netlify.")
+def check(site, assets, hosts):
+    """Check every link and image of a built site, and its size against a host (exit 1 on any problem)."""
     from .sitegen.check import check_site
+    from .sitegen.hosts import check_host, host
 
-    problems = check_site(site)
+    for name in hosts:
+        host(name)  # an unknown host is an error before anything is read
+    if not (Path(site) / "index.html").is_file():
+        raise AtlasError(f"no site at {site!r}: build it first (atlas render)")
+    problems = check_site(site, assets)
     for p in problems:
         click.echo(p)
+    for name in hosts:
+        lines, over = check_host(site, name)
+        for line in lines:
+            click.echo(line)
+        for p in over:
+            click.echo(f"{name}: {p}")
+        problems = problems + over
+        if not over:
+            click.echo(f"{name}: fits")
     click.echo(f"{len(problems)} problem(s) in {site}")
     if problems:
         raise SystemExit(1)
+
+
+@cli.command()
+@config_options
+@click.option("--yes", is_flag=True, help="Remove without asking.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def prune(cfg, yes, dry_run):
+    """Remove what the site published that the current render would not make: earlier versions (pages and
+    images) and pages of targets no longer planned. Lists every file first."""
+    from .pipeline import Store
+    from .sitegen import gather
+    from .sitegen.hosts import human
+    from .sitegen.prune import prune as do_prune, prune_list
+
+    if not (Path(cfg.site.folder) / "index.html").is_file():
+        raise AtlasError(f"no site at {cfg.site.folder!r}: nothing to prune")
+    p, store = _plan(cfg), Store(cfg.store)
+    goes = prune_list(gather(p, store, cfg.site))
+    for tree, rels in goes.files.items():
+        for rel in rels:
+            click.echo(f"{tree}: {rel}")
+    click.echo(f"{len(goes)} files ({human(goes.bytes)}) of {goes.versions} earlier versions and retired pages")
+    if not len(goes) or dry_run:
+        return
+    if not yes and not click.confirm("Remove them?", default=False):
+        click.echo("nothing removed")
+        return
+    done = do_prune(p, store, cfg.site)
+    click.echo(f"removed {len(done)} files; re-upload with --delete (README: Publishing) to remove them online")
 
 
 @cli.command()

@@ -6,6 +6,7 @@ written to ``$ATLAS_TEST_OUTPUT`` (default ``test-output/``)."""
 import functools
 import http.server
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from atlas.cli import main
 from atlas.config import PRESETS
 from atlas.sitegen.check import check_site
+from atlas.sitegen.paths import unversioned
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
@@ -127,9 +129,14 @@ def _all_images_load(page):
 
 
 def test_every_page_loads_without_errors(site, browser):
+    from atlas.sitegen.hosts import check_host
+
     assert check_site(site) == []
-    pages = sorted(site.rglob("*.html"))
-    assert len(pages) >= 6 + 12 + 5
+    assert check_host(site, "github-pages")[1] == []  # the demo fits GitHub Pages (atlas check --host)
+    every = sorted(site.rglob("*.html"))
+    versioned = [p for p in every if unversioned(p.name)[1]]
+    pages = [p for p in every if not unversioned(p.name)[1]] + versioned[::6]  # a sample of the version copies
+    assert len(pages) >= 6 + 12 + 5 and versioned
     for path in pages:
         page, errors = _open(browser, path.as_uri())
         _all_images_load(page)
@@ -290,8 +297,12 @@ def test_cite_box_copy_and_absolute_permalink_under_a_sub_path(site, browser, tm
     try:
         base = f"http://127.0.0.1:{server.server_port}/lab/atlas/"
         page, errors = _open(browser, base + "efficientnet_lite0/fig/maco/class-0285-s0.html")
-        permalink = base + "efficientnet_lite0/fig/maco/class-0285-s0.html"
-        assert page.locator("[data-permalink] code").inner_text() == permalink
+        newest = base + "efficientnet_lite0/fig/maco/class-0285-s0.html"
+        permalink = page.locator("[data-permalink] code").inner_text()  # this version's address, absolute
+        assert re.fullmatch(re.escape(newest[:-5]) + r"\.[0-9a-f]{20}\.html", permalink)
+        version, errs = _open(browser, permalink)  # its versioned page points back to the newest, absolute
+        assert version.locator("[data-newest] code").inner_text() == newest and errs == []
+        version.close()
         bib = page.locator("[data-copy-src]").first.inner_text()
         assert "\\url{" + permalink + "}" in bib
         button = page.locator("[data-copy]").first
@@ -376,7 +387,8 @@ def test_demo_concept_and_neuron_pages_show_their_images(site, browser):
     them (visualisations, mosaics, concept maps, dataset examples) decodes in the browser."""
     lite = site / "efficientnet_lite0"
     pages = [lite / "concept" / f"{c:04d}-{k:02d}.html" for c in (285, 967, 665, 872, 985, 657) for k in range(3)]
-    neurons = sorted((lite / "neuron").glob("blocks.6-*.html"))  # blocks.0, the whole layer: test_layer_site.py
+    neurons = sorted(p for p in (lite / "neuron").glob("blocks.6-*.html")  # blocks.0, the whole layer: test_layer_site.py
+                     if unversioned(p.name)[1] is None)
     assert len(neurons) == 2 and all(p.is_file() for p in pages)
     assert (lite / "layer" / "blocks.0.html").is_file() and (lite / "concept-map.html").is_file()
     for path in [pages[0], pages[2], *neurons, site / "neurons.html", lite / "class" / "0285.html"]:
@@ -388,3 +400,142 @@ def test_demo_concept_and_neuron_pages_show_their_images(site, browser):
         page.close()
     cls, _ = _open(browser, (lite / "class" / "0285.html").as_uri())
     assert cls.locator(".concept-card").count() == 3
+
+
+# ------------------------------------------------------------------ pages and assets on two origins
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _serve(folder: Path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def two_origins(tmp_path_factory):
+    """A synthetic store (two classes, MACO and Fourier, two seeds, real-image thumbnails) rendered with its
+    assets apart, then MACO's settings changed and rendered again (so figures have earlier versions): the
+    pages served by one local HTTP server, the assets by another on another port (cross-origin, as on a CDN)."""
+    from dataclasses import replace
+
+    from atlas.data import open_pool
+    from atlas.pipeline import Store, make_plan
+    from atlas.pipeline.references import store_class_references
+    from atlas.sitegen import render
+    from helpers import fake_visualization, quick_config
+
+    tmp = tmp_path_factory.mktemp("origins")
+    (tmp / "pages").mkdir()
+    (tmp / "assets").mkdir()
+    pages, assets = _serve(tmp / "pages"), _serve(tmp / "assets")
+    try:
+        base, cdn = (f"http://127.0.0.1:{s.server_port}/" for s in (pages, assets))
+        cfg = quick_config(tmp, classes=(285, 967), seeds=[0, 1], site={
+            "folder": str(tmp / "pages"), "url": base, "assets_url": cdn, "assets_folder": str(tmp / "assets")})
+        store = Store(cfg.store)
+        store_class_references(cfg, store, lambda: open_pool("bundled"), [285, 967], progress=False)
+        for settings in (cfg.settings, tuple((m, tuple(sorted({**dict(kv), "steps": 3}.items())) if m == "maco" else kv)
+                                             for m, kv in cfg.settings)):
+            plan = make_plan(replace(cfg, settings=settings))
+            for job in plan.jobs:
+                if not store.has(job.key):
+                    store.put(job, fake_visualization(job, size=224))
+            render(plan, store, cfg.site)
+        yield tmp, base, cdn
+    finally:
+        for s in (pages, assets):
+            s.shutdown()
+            s.server_close()
+
+
+def _origin_problems(page, errors):
+    _all_images_load(page)
+    assert errors == [], errors
+    assert page.evaluate("typeof window.atlas") == "object"  # the site's script ran
+
+
+def test_pages_and_assets_on_two_origins_load_and_work(two_origins, browser):
+    tmp, base, cdn = two_origins
+    assert check_site(tmp / "pages") == []  # atlas check passes on both trees
+    assert not list((tmp / "pages").rglob("*.png")) and list((tmp / "assets").rglob("*.png"))
+    lite = "efficientnet_lite0/"
+    plain = ["index.html", lite + "index.html", lite + "class/0285.html", "methods/maco.html",
+             lite + "fig/maco/class-0285-s0.html", lite + "fig/fourier/class-0967-s1.html"]
+    for rel in plain:
+        page, errors = _open(browser, base + rel)
+        _origin_problems(page, errors)
+        srcs = page.evaluate("Array.from(document.images).map(i => i.src)")
+        assert srcs and all(s.startswith(cdn) for s in srcs if "/static/" not in s), rel  # images from the CDN
+        for href in page.evaluate("Array.from(document.querySelectorAll('a[download]')).map(a => a.href)"):
+            assert href.startswith(cdn) and page.request.get(href).status == 200  # downloads resolve
+        page.close()
+    # the versioned page lives with the assets and links back to the pages
+    fig, errors = _open(browser, base + lite + "fig/maco/class-0285-s0.html")
+    versioned = fig.locator("[data-permalink]").get_attribute("href")
+    assert versioned.startswith(cdn) and re.search(r"class-0285-s0\.[0-9a-f]{20}\.html$", versioned)
+    assert f"\\url{{{versioned}}}" in fig.locator("[data-copy-src]").first.inner_text()
+    fig.close()
+    vpage, errors = _open(browser, versioned)
+    _origin_problems(vpage, errors)
+    assert "never changes" in vpage.inner_text("main")
+    vpage.locator("[data-newest]").first.click()
+    vpage.wait_for_url(base + lite + "fig/maco/class-0285-s0.html")
+    # the permalink lists the earlier version (steps 2 -> 3), whose page and images still load from the CDN
+    old = vpage.locator(".version-list a").first
+    assert "steps" in vpage.locator(".version-list li").first.inner_text()
+    old.click()
+    vpage.wait_for_url(cdn + "**")
+    _all_images_load(vpage)
+    vpage.close()
+    # toggles, the method filter and the compare page build their image URLs across the origins
+    cls, errors = _open(browser, base + lite + "class/0285.html")
+    cls.locator('[data-show-all="masked"]').click()
+    assert cls.locator('[data-view="masked"]:visible').count() == 4
+    _origin_problems(cls, errors)
+    cls.close()
+    index, errors = _open(browser, base + "index.html")
+    index.get_by_label("Fourier").check()
+    index.wait_for_function("Array.from(document.querySelectorAll('[data-search] img')).every(i => i.src.indexOf('/fourier/') > 0)")
+    assert index.locator("[data-search] img").first.get_attribute("src").startswith(cdn)
+    _origin_problems(index, errors)
+    index.close()
+    compare, errors = _open(browser, base + "compare.html")
+    compare.wait_for_function("document.querySelectorAll('.crow img').length >= 4")
+    assert compare.locator(".crow").count() == 2
+    assert compare.locator(".crow img").first.get_attribute("src").startswith(cdn)
+    _origin_problems(compare, errors)
+    compare.locator(".crow img").first.click()
+    compare.wait_for_url("**/fig/maco/class-0285-s0.html")
+    compare.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_masked_view_is_drawn_from_the_image_and_its_transparency(two_origins, browser, scheme):
+    """No masked file is stored: the browser composites the image over the page (white in light mode, black
+    in dark) with the transparency map as alpha, even with the images on another origin."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    tmp, base, cdn = two_origins
+    page, errors = _open(browser, base + "efficientnet_lite0/fig/maco/class-0285-s0.html", scheme=scheme)
+    page.add_style_tag(content=".fig.big .views img, .fig.big .masked { width: 224px !important; height: 224px !important; }")
+    fig = page.locator("[data-fig]").first
+    fig.locator('[data-show="masked"]').click()
+    masked = fig.locator('[data-view="masked"]')
+    page.wait_for_function("Array.from(document.querySelectorAll('.masked img')).every(i => i.complete && i.naturalWidth > 0)")
+    box = masked.locator("img:not(.mask)").bounding_box()  # the composite, at the image's natural size
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB"), dtype=np.float64)
+    src = lambda sel: (tmp / "assets" / masked.locator(sel).get_attribute("src")[len(cdn):])  # noqa: E731
+    image = np.asarray(Image.open(src("img:not(.mask)")).convert("RGB"), dtype=np.float64)
+    alpha = np.asarray(Image.open(src("img.mask")).convert("L"), dtype=np.float64)[..., None] / 255
+    expected = alpha * image + (1 - alpha) * (255 if scheme == "light" else 0)
+    assert shot.shape == expected.shape
+    assert np.abs(shot - expected).mean() < 4  # the composite, within rounding of the blend
+    assert np.abs(shot - image).mean() > 4 * np.abs(shot - expected).mean()  # and not the plain image
+    assert errors == []
+    page.close()

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from atlas.sitegen.check import check_site
+from atlas.sitegen.paths import unversioned
 
 @pytest.fixture(scope="module")
 def built(concept_build):
@@ -29,14 +30,19 @@ def test_concept_and_neuron_pages_exist_and_every_image_resolves(built):
     # the two most important concepts are visualised (MACO only), the third is not
     c0 = (site / "efficientnet_lite0" / "concept" / "0285-00.html").read_text()
     c2 = (site / "efficientnet_lite0" / "concept" / "0285-02.html").read_text()
-    assert "img/maco/concept-0285-00-s0.png" in c0 and "img/fourier/concept" not in c0
+    assert re.search(r"img/maco/concept-0285-00-s0\.[0-9a-f]{20}-view\.webp", c0) and "img/fourier/concept" not in c0
     assert "not visualised in this build" in c2
+    # each concept page has a versioned copy (the hash of its bank, figures and neighbours) that never changes
+    copies = [p for p in (site / "efficientnet_lite0" / "concept").glob("0285-00.*.html")]
+    assert len(copies) == 1 and unversioned(copies[0].name) == ("0285-00.html", copies[0].name.split(".")[1])
+    assert "never changes" in copies[0].read_text() and "Top patches" in copies[0].read_text()
     assert "Similar concepts in other classes" in c0 and "0967-0" in c0
-    neurons = sorted((site / "efficientnet_lite0" / "neuron").glob("blocks.6-*.html"))
+    neurons = sorted(p for p in (site / "efficientnet_lite0" / "neuron").glob("blocks.6-*.html")
+                     if unversioned(p.name)[1] is None)  # plain permalinks (each has a versioned copy)
     assert len(neurons) == 2 and any(p.name == "blocks.6-0011.html" for p in neurons)
     n11 = (site / "efficientnet_lite0" / "neuron" / "blocks.6-0011.html").read_text()
     assert "Polysemantic: 2 clusters" in n11 and "Dataset examples" in n11 and "listed" in n11
-    assert "neuron-blocks.6-0011-k1-s0.png" in n11
+    assert re.search(r"neuron-blocks\.6-0011-k1-s0\.[0-9a-f]{20}\.png", n11)
     index = (site / "neurons.html").read_text()
     assert "blocks.6 #11" in index and 'href="neurons.html"' in (site / "index.html").read_text()
 

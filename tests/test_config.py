@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from atlas.config import (AtlasConfig, DataConfig, PRESETS, config_from_mapping, freeze_settings, load_config,
-                          resolve_config, stable_hash)
+from atlas.config import (AtlasConfig, DataConfig, PRESETS, SiteConfig, config_from_mapping, freeze_settings,
+                          load_config, resolve_config, stable_hash)
 from atlas.errors import AtlasError
 
 
@@ -57,6 +57,29 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "none.toml")
 
 
+def test_site_table_its_shorthand_and_its_addresses(tmp_path):
+    """``[site]`` holds the pages' folder and the addresses of both trees; ``site = "x"`` is its folder."""
+    assert config_from_mapping({"site": "out"}).site == SiteConfig(folder="out")
+    cfg = config_from_mapping({"site": {"folder": "out", "url": "https://lab.github.io/atlas",
+                                        "assets_url": "https://storage.example.org/my-atlas/"}})
+    assert cfg.site.url == "https://lab.github.io/atlas/"  # made a folder address
+    assert cfg.site.assets_path == "out-assets" and cfg.site.external_assets
+    assert config_from_mapping({"preset": "demo", "site": "elsewhere"}).site.folder == "elsewhere"
+    with pytest.raises(AtlasError, match="site.assets_url needs site.url"):
+        config_from_mapping({"site": {"assets_url": "https://storage.example.org/a/"}})
+    with pytest.raises(AtlasError, match="must be an http:// or https:// address, got 'storage.example.org'"):
+        config_from_mapping({"site": {"url": "storage.example.org"}})
+    with pytest.raises(AtlasError, match=r"unknown key in \[site\]: 'asset_url'; did you mean 'assets_url'"):
+        config_from_mapping({"site": {"asset_url": "https://a.org/"}})
+    cli = resolve_config("demo", None, site="pages", assets_url="https://cdn.example.org/x", site_url="https://a.org/")
+    assert (cli.site.folder, cli.site.assets_url, cli.site.url) == ("pages", "https://cdn.example.org/x/", "https://a.org/")
+    with pytest.raises(AtlasError, match="needs site.url"):
+        resolve_config("demo", None, assets_url="https://cdn.example.org/x")
+    cfg_file = tmp_path / "a.toml"
+    cfg_file.write_text('site = "s"\n[data]\npool = "bundled"\n')
+    assert load_config(cfg_file).site.folder == "s"
+
+
 def test_resolve_config_data_override():
     cfg = resolve_config("demo", None, data="/some/imagenet")
     assert cfg.data.pool == "/some/imagenet"
@@ -99,7 +122,7 @@ def _tables():
     from atlas.config import ClusterConfig, ComputeConfig, MetricsConfig, TargetsConfig
 
     return [("", AtlasConfig), ("data", DataConfig), ("targets", TargetsConfig), ("metrics", MetricsConfig),
-            ("compute", ComputeConfig), ("cluster", ClusterConfig)]
+            ("compute", ComputeConfig), ("cluster", ClusterConfig), ("site", SiteConfig)]
 
 
 @pytest.mark.parametrize("path, cls", _tables())

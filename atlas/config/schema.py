@@ -237,6 +237,67 @@ class ClusterConfig:
     folder: Optional[str] = None
 
 
+def _address(name: str, value: Optional[str]) -> Optional[str]:
+    """``value`` as an http(s) address ending in ``/`` (None stays None); ValueError names ``name``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")) or "://" not in value[:9]:
+        raise ValueError(f"{name} must be an http:// or https:// address, got {value!r}")
+    if any(c.isspace() for c in value) or any(c in value for c in "?#\"\'<>"):
+        raise ValueError(f"{name} must be a plain address (no spaces, quotes, query or fragment), got {value!r}")
+    return value if value.endswith("/") else value + "/"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """Where the website is written and where it is published (``[site]``; ``site = "folder"`` alone sets
+    ``folder``). See :mod:`atlas.sitegen.trees`.
+
+    folder:
+        the pages' folder: HTML, stylesheet and scripts, the small JSON - what a static host serves
+        (GitHub Pages, GitLab Pages, Netlify). Without ``assets_url`` everything is in it and it works from
+        ``file://``.
+    url:
+        the address the pages are published at (e.g. ``https://lab.github.io/atlas/``): the sitemap's
+        addresses, and the links back to the pages from the assets' host.
+    assets_url:
+        where the assets are published (object storage, a CDN, a Hugging Face dataset). Set, every image and
+        download, every versioned page (they never change) and the large JSON go to ``assets_folder`` and are
+        referenced at this address; needs ``url``.
+    assets_folder:
+        where the assets tree is written (default: ``<folder>-assets`` next to ``folder``).
+    """
+
+    folder: str = rule("site", folder="--site")
+    url: Optional[str] = rule(None, what="an http(s) address")
+    assets_url: Optional[str] = rule(None, what="an http(s) address")
+    assets_folder: Optional[str] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "url", _address("site.url", self.url))
+        object.__setattr__(self, "assets_url", _address("site.assets_url", self.assets_url))
+        if self.assets_url and not self.url:
+            raise ValueError("site.assets_url needs site.url (the pages' address), so that pages on the assets' "
+                             "host can link back (--site-url)")
+        if self.assets_url and self.url and self.assets_url == self.url:
+            raise ValueError("site.assets_url must differ from site.url (leave assets_url unset for one folder)")
+
+    def __fspath__(self) -> str:
+        """A site configuration stands for its pages' folder where a path is expected."""
+        return self.folder
+
+    @property
+    def external_assets(self) -> bool:
+        return self.assets_url is not None
+
+    @property
+    def assets_path(self) -> str:
+        """The folder of the assets tree (the pages' folder itself when assets are not apart)."""
+        if not self.external_assets:
+            return self.folder
+        return self.assets_folder or self.folder.rstrip("/\\") + "-assets"
+
+
 @dataclass(frozen=True)
 class AtlasConfig:
     """Everything that decides what an atlas contains.
@@ -253,6 +314,9 @@ class AtlasConfig:
         a file's ``[settings.<method>]`` table updates the preset's settings of that method key by key.
     batch_size:
         how many targets of one (model, method, seed) are optimised together in one batch.
+    site:
+        where the website is written and published (``[site]``: :class:`SiteConfig`); ``site = "folder"``
+        is short for ``[site] folder = "folder"``.
     batch_sizes:
         the same per method, where it differs (``[batch_sizes] vital = 6``): on a CPU, methods whose step
         is one image per target gain from batching, those with many crops per target much less. A job's
@@ -279,7 +343,7 @@ class AtlasConfig:
     batch_size: int = rule(4, ge=1)
     batch_sizes: Tuple[Tuple[str, int], ...] = rule((), table=True, what="a table of <method> = targets per batch")
     store: str = rule("store", folder="--store")
-    site: str = rule("site", folder="--site")
+    site: SiteConfig = field(default_factory=SiteConfig, metadata={"shorthand": "folder"})
     device: str = rule("auto", pattern=DEVICE_PATTERN, what=DEVICE_WHAT)
     download: bool = False
     compute: ComputeConfig = field(default_factory=ComputeConfig)

@@ -23,6 +23,8 @@ The rules of one field are its metadata (:func:`rule`; the names follow pydantic
 ``folder``        the value is a folder path: ``~`` is expanded, and it must not be empty, an existing
                   file, or a path below a file (the value names the option that sets it, ``"--store"``)
 ``what``          how messages describe a valid value (otherwise derived from the type and the bounds)
+``shorthand``     a table (dataclass) field that also takes a plain value, which sets this one key of it
+                  (``site = "out"`` is ``[site] folder = "out"``)
 ================  ======================================================================================
 
 Every error is one line: ``config key 'data.references' must be a positive integer, got 0``.
@@ -163,6 +165,8 @@ def check(value: Any, tp: Any, meta: Mapping[str, Any], place: Place, name: str,
             raise unknown_choice(name, value, meta["choices"])
         return value
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if "shorthand" in meta and not isinstance(value, Mapping):
+            value = {meta["shorthand"]: value}
         if not isinstance(value, Mapping):
             raise _bad(place, name, value, "a table")
         return build(tp, value, place.child(name), base=old)

@@ -36,7 +36,9 @@ def absolute_config(cfg: AtlasConfig) -> AtlasConfig:
     jobs must be the submitted ones (``auto`` could resolve differently on a GPU node)."""
     from .compute import plan_precision
 
-    return replace(cfg, store=str(Path(cfg.store).resolve()), site=str(Path(cfg.site).resolve()),
+    site = replace(cfg.site, folder=str(Path(cfg.site.folder).resolve()),
+                   assets_folder=str(Path(cfg.site.assets_path).resolve()) if cfg.site.external_assets else None)
+    return replace(cfg, store=str(Path(cfg.store).resolve()), site=site,
                    compute=replace(cfg.compute, precision=plan_precision(cfg)))
 
 

@@ -2,7 +2,7 @@
 
 Layout::
 
-    <store>/jobs/<key>/image.png, alpha.png, [extras].png, meta.json
+    <store>/jobs/<key>/image.png, alpha.png, [extras].png, thumb.webp, view.webp, meta.json
     <store>/failed/<key>.json          jobs that failed (NaN/Inf, ...), with the reason and step
     <store>/stages/<stage>/<key>/      results of shared stages (CRAFT concepts, neuron examples, ...)
     <store>/metrics/                   metric results (JSON)
@@ -17,6 +17,8 @@ writer process is gone). ``meta.json`` records the size and SHA-256 of every fil
 ``render`` checksums (:meth:`Store.intact`, :meth:`Store.meta` with ``verify``). Every record read back
 (job metadata, failures, stage records) is checked for its shape as well: a ``meta.json`` of ``null``, a
 list or ``{}`` is a damaged entry - warned about once, treated as missing, recomputed - never a crash.
+The images the site shows made from the results (:mod:`atlas.webp`: a thumbnail and a view, made here
+once so that rendering copies them) are recorded under ``derived``.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from ..atomic import (SEAL, atomic_folder, atomic_write, checked_record, files_i
 from ..config import stable_hash
 from ..image_checks import image_checks
 from ..png import png_bytes
+from ..webp import derived_images
 from .jobs import Job
 
 log = logging.getLogger(__name__)
@@ -146,6 +149,19 @@ class Store:
         """True if every file recorded in ``meta`` exists with its recorded size and (``deep``) checksum."""
         return files_intact(self.jobs_dir / key, meta, f"job {key}", deep=deep)
 
+    def derived(self, key: str, name: str, meta: dict) -> Optional[bytes]:
+        """The bytes of the derived image ``name`` (:data:`atlas.webp.DERIVED`) of a stored job if it is there
+        and intact, else None (jobs stored before derived images existed have none: the site makes them)."""
+        derived = meta.get("derived") if isinstance(meta, dict) else None
+        digest = derived.get(name) if isinstance(derived, dict) else None
+        if not digest:
+            return None
+        try:
+            data = (self.jobs_dir / key / name).read_bytes()
+        except OSError:
+            return None
+        return data if sha256(data) == digest else None
+
     def iter_metas(self) -> Iterator[dict]:
         """The metadata of every stored job (well-formed records only; files not verified)."""
         if not self.jobs_dir.is_dir():
@@ -175,6 +191,7 @@ class Store:
         files: Dict[str, bytes] = {"image.png": png_bytes(vis.image), "alpha.png": png_bytes(vis.alpha)}
         for name, arr in vis.extras.items():
             files[f"{name}.png"] = png_bytes(arr)
+        derived = derived_images(files["image.png"])
         meta = dict(job.spec())
         meta.update({
             "key": job.key,
@@ -189,9 +206,11 @@ class Store:
             "size": list(np.asarray(vis.image).shape[:2]),
             "checks": image_checks(vis.image),
             **checked_record(files),
+            "derived": {name: sha256(data) for name, data in derived.items()},
         })
         if retry_of is not None:
             meta["retry_of"] = retry_of
+        files.update(derived)
         files["meta.json"] = sealed_json(meta, default=float)  # any later change to it reads as damage
         final = atomic_folder(self.jobs_dir, job.key, files, lambda: self.intact(job.key))
         (self.failed_dir / f"{job.key}.json").unlink(missing_ok=True)

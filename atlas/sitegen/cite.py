@@ -20,12 +20,15 @@ def _field(text) -> str:
 def figure_bibtex(fig, version: str, url: str = "") -> str:
     """BibTeX (``@misc``) of one figure of the atlas.
 
-    ``url`` is the figure's permalink; pages pass its site-relative path, which the browser replaces by
-    the absolute address the page was opened from (a built site does not know where it will be hosted).
+    ``url`` is the address of the figure's version (its versioned page, which never changes); pages pass
+    its site-relative path, which the browser replaces by the absolute address the page was opened from (a
+    site in one folder does not know where it will be hosted), or its absolute address when the site knows
+    it (assets apart). The key ends with the version's first 8 digits, so two versions cited together differ.
     """
-    key = bibtex_key("atlas", fig.model, fig.method, fig.target.slug(), f"s{fig.seed}")
+    key = bibtex_key("atlas", fig.model, fig.method, fig.target.slug(), f"s{fig.seed}",
+                     (getattr(fig, "version", "") or "")[:8])
     config_hash = fig.meta.get("config_hash", "") if fig.meta else ""
-    note = f"atlas {version}; model {fig.model}; method {fig.method}; target {fig.target.slug()}; seed {fig.seed}"
+    note = f"atlas {version}; target {fig.target.slug()}"
     if config_hash:
         note += f"; settings hash {config_hash}"
     note += f"; job {fig.key}"

@@ -12,32 +12,42 @@ Extension points (other features plug in here without touching the core pages):
 * :data:`PAGE_SOURCES` - ``source(build) -> None``: appends :class:`Page` objects to ``build.pages``
   (concept, neuron, metrics, t-SNE pages); ``nav_title`` puts a page in the top navigation. Sources may
   also add search entries (``build.search.append({"label", "page", "kind"})``), assets
-  (``build.add_asset``) and manifest data (``build.manifest_extra[name] = ...``).
+  (``build.add_asset``; images get a versioned path, see :mod:`.assets`) and manifest data
+  (``build.manifest_extra[name] = ...``). A page with versions (concept and neuron pages) is added with
+  ``build.publish_page(page, made_by)``: its plain permalink shows the newest version and lists the earlier
+  ones; its versioned copy never changes. Links made at gather time go through ``build.href`` (the assets
+  may live on another host, :mod:`.trees`).
 """
 from __future__ import annotations
 
 import dataclasses
+
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+
+from pathlib import Path
 
 from .. import __version__
 from ..bibtex import ATLAS_BIBTEX
 from ..config import pool_location, stable_hash
-from ..image_checks import degenerate_reason, image_checks
 from ..registry import Registry
 from ..targets import Target
 from . import assets, paths
 from .cite import figure_bibtex
-from .entries import ClassEntry, Figure, ModelEntry, Page, Section, SiteBuild, SiteData
+from .entries import ClassEntry, Figure, ModelEntry, Page, Section, SiteBuild, SiteData, VersionInfo
+from .figures import add_figure, figure
+from .published import differences, read_published
+from .trees import Trees, site_config
 
 if TYPE_CHECKING:
     from ..pipeline.planner import MethodInfo, Plan
     from ..pipeline.store import Store
-from .manifest import figure_record, manifest
-from .search import index_json, index_script, search_index
+from .manifest import figure_record, manifest, manifest_bytes
+from .search import figure_versions_script, index_json, index_script, search_index
+from .sitemap import sitemap_files
 
 __all__ = ["CLASS_SECTIONS", "PAGE_SOURCES", "ClassEntry", "Figure", "ModelEntry", "Page", "Section", "SiteBuild",
-           "SiteData", "gather", "method_info"]
+           "SiteData", "VersionInfo", "gather", "method_info"]
 
 #: Class-page sections: ``section(build, model_entry, class_entry) -> Section | None``.
 CLASS_SECTIONS: Registry[Callable[[SiteBuild, "ModelEntry", ClassEntry], Optional[Section]]] = Registry("class section")
@@ -50,74 +60,6 @@ def method_info(info: "MethodInfo") -> Dict[str, Any]:
     return {"name": info.name, "title": info.title, "summary": info.summary, "paper": info.paper,
             "bibtex": info.bibtex, "settings": info.settings, "page": paths.method_page(info.name),
             "version": info.version, "slug": paths.method_slug(info.name), "kinds": list(info.kinds)}
-
-
-def _config_info(job, cache: Dict[Any, Any]) -> tuple:
-    """(settings dict, settings hash) of a job's method config, computed once per config object."""
-    got = cache.get(id(job.config))
-    if got is None or got[0] is not job.config:
-        settings = dataclasses.asdict(job.config)
-        got = cache[id(job.config)] = (job.config, settings, stable_hash(settings, length=12))
-    return got[1], got[2]
-
-
-def _figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any]) -> Figure:
-    t = job.target
-    stem = paths.figure_stem(job.model, job.method, t, job.seed)
-    label = f"{class_names[t.class_id]} ({t.class_id})" if t.class_id is not None else t.slug()
-    if t.kind == "concept":
-        label += f" · concept {t.concept + 1}"
-    fig = Figure(
-        key=job.key, model=job.model, method=job.method, method_title=title, target=t,
-        seed=job.seed, status="pending", page=paths.figure_page(job.model, job.method, t, job.seed),
-        title=f"{title} · {label} · seed {job.seed}",
-        model_page=paths.model_page(job.model),
-        class_page=paths.class_page(job.model, t.class_id) if t.class_id is not None else None,
-        label=label, precision=getattr(job, "precision", ""),
-    )
-    fig.settings, fig.config_hash = _config_info(job, configs)
-    meta = store.meta(job.key, verify=True)  # a corrupt job shows as pending, never as a broken image
-    withheld = meta is not None and degenerate(store, job, meta)
-    if withheld:  # never shown as a result: the page gives the reason instead (atlas.image_checks)
-        fig.status, fig.meta, fig.reason = "failed", meta, f"degenerate image withheld ({withheld})"
-    elif meta is not None:
-        fig.status, fig.meta = "done", meta
-        f = paths.FIGURE_FILES
-        fig.png, fig.alpha, fig.masked, fig.thumb, fig.view = (
-            stem + f["png"], stem + f["alpha"], stem + f["masked"], stem + f["thumb"], stem + f["view"])
-        fig.size = tuple(meta.get("size", ()))
-    else:
-        failure = store.failure(job.key)
-        if failure is not None:
-            fig.status = "failed"
-            step = failure.get("step")
-            fig.reason = failure.get("reason", "failed") + (f" (step {step})" if step is not None else "")
-    return fig
-
-
-def degenerate(store: "Store", job, meta: Dict[str, Any]) -> Optional[str]:
-    """Why a stored image is degenerate (:func:`atlas.image_checks.degenerate_reason`), or None; a store
-    written before the checks were recorded has them measured on its PNG."""
-    checks = meta.get("checks")
-    if not isinstance(checks, dict):
-        try:
-            checks = image_checks(assets.read_png(store.job_dir(job.key) / "image.png"))
-        except (OSError, ValueError):
-            return None
-    return degenerate_reason(checks, meta.get("scores"), job.target.kind)
-
-
-def _figure_assets(b: SiteBuild, fig: Figure) -> None:
-    d = b.store.job_dir(fig.key)
-    b.add_asset(fig.png, partial(assets.file_bytes, d / "image.png"))
-    b.add_asset(fig.alpha, partial(assets.file_bytes, d / "alpha.png"))
-    b.add_asset(fig.masked, partial(assets.masked_png, d / "image.png", d / "alpha.png"))
-    b.add_asset(fig.thumb, partial(assets.thumb_webp, d / "image.png"))
-    b.add_asset(fig.view, partial(assets.view_webp, d / "image.png"))
-    stem = fig.png[:-4]
-    for extra in fig.meta.get("files", {}):
-        if extra not in ("image.png", "alpha.png"):
-            b.add_asset(f"{stem}-{extra}", partial(assets.file_bytes, d / extra))
 
 
 def _model_notes(b: SiteBuild, model: str) -> List[str]:
@@ -148,7 +90,7 @@ def _class_entries(b: SiteBuild, model: str) -> List[ClassEntry]:
         entry.done_methods = [m for m, _, figs in entry.methods
                               if any(f.status == "done" and f.seed == first_seed for f in figs)]
         entry.missing_methods = [paths.method_slug(m) for m in b.config.methods if m not in entry.done_methods]
-        for i, src in enumerate(class_reference_files(b.config, b.store, cid, info.labels_id)):
+        for i, src in enumerate(class_reference_files(b.config, b.store, cid, info.labels_id)):  # versioned by the stage key
             rel = b.add_asset(paths.reference_image(cid, i, info.labels_id), partial(assets.file_bytes, src))
             entry.references.append({"src": rel, "alt": f"Real image {i + 1} of class {name} ({cid})"})
         entries.append(entry)
@@ -177,20 +119,42 @@ def site_config_hash(cfg) -> str:
     return stable_hash(dict(fields, data=data))
 
 
-def gather(plan: "Plan", store: "Store") -> SiteData:
-    """All pages and assets of the site for ``plan``, reading only the plan and the store."""
+def _finish_versions(b: SiteBuild) -> None:
+    """Every page with versions learns its earlier versions (newest first, with what differs from the
+    current settings); the record of published versions gains this render's versions."""
+    for plain, info in b.versions.items():
+        earlier = [v for v in b.published.of(plain) if v.version != info.current]
+        info.earlier = [{"version": v.version, "page": v.page, "published": v.published,
+                         "differences": differences(v.settings, info.settings)} for v in reversed(earlier)]
+        if info.current is not None:
+            b.published.add(plain, info.current, info.settings)
+    for page in b.pages:
+        if page.version is not None:
+            v = next(v for v in b.published.of(page.plain) if v.version == page.version)
+            page.context = {**page.context, "this_version": {"version": v.version, "plain": page.plain,
+                                                             "published": v.published}}
+        elif page.path in b.versions:
+            page.context = {**page.context, "versions": b.versions[page.path]}
+    for fig in b.figures.values():
+        fig.earlier = b.versions[fig.page].earlier if fig.page in b.versions else []
+
+
+def gather(plan: "Plan", store: "Store", site=None) -> SiteData:
+    """All pages and assets of the site for ``plan``, reading only the plan, the store and what earlier
+    renders of the site published (``site``: a :class:`~atlas.config.SiteConfig` or the pages' folder;
+    default: the plan's ``[site]``)."""
     cfg = plan.config
     config_hash = site_config_hash(cfg)
-    b = SiteBuild(plan=plan, store=store)
+    where = site_config(site, cfg.site)
+    b = SiteBuild(plan=plan, store=store, trees=Trees.of(where), published=read_published(Path(where.folder)))
+    b.published.trees = b.trees.describe()
     b.methods = [method_info(plan.methods[m]) for m in cfg.methods]
-    manifest_figs, configs = [], {}
+    configs, figure_jobs = {}, []
     for job in plan.jobs:
-        fig = _figure(store, job, b.class_names(job.model), b.title(job.method), configs)
+        fig = figure(store, job, b.class_names(job.model), b.title(job.method), configs)
         b.figures[(job.model, job.method, job.target, job.seed)] = fig
-        if fig.status == "done":
-            _figure_assets(b, fig)
-        manifest_figs.append(figure_record(fig, job))
-        b.pages.append(Page(fig.page, "figure.html", {"figure": fig}))
+        add_figure(b, fig, job)
+        figure_jobs.append((fig, job))
 
     for model in cfg.models:
         entries = _class_entries(b, model)
@@ -217,24 +181,29 @@ def gather(plan: "Plan", store: "Store") -> SiteData:
             e.sections.sort(key=lambda sec: sec.order)
     for _, source in PAGE_SOURCES.in_order():
         source(b)
+    related: Dict[int, tuple] = {}
     for page in b.pages:  # related figures: other methods (same seed) and other seeds of the same target
         if page.template == "figure.html" and "figure" in page.context:
             fig = page.context["figure"]
-            related = b.figures_for(fig.model, fig.target)
-            page.context.setdefault("other_methods", [(title, f) for name, title, figs in related if name != fig.method
-                                                      for f in figs if f.seed == fig.seed])
-            page.context.setdefault("other_seeds", [f for name, _, figs in related if name == fig.method
-                                                    for f in figs if f.seed != fig.seed])
+            if id(fig) not in related:
+                near = b.figures_for(fig.model, fig.target)
+                related[id(fig)] = ([(title, f) for name, title, figs in near if name != fig.method
+                                     for f in figs if f.seed == fig.seed],
+                                    [f for name, _, figs in near if name == fig.method for f in figs if f.seed != fig.seed])
+            page.context.setdefault("other_methods", related[id(fig)][0])
+            page.context.setdefault("other_seeds", related[id(fig)][1])
     for me in b.models:
         b.pages.append(Page(me.page, "model.html", {"model": me}))
         for e in me.classes:
             b.pages.append(Page(e.page, "class.html", {"model": me, "entry": e}))
+    _finish_versions(b)
 
     nav = [(p.nav_title, p.path) for p in b.pages if p.nav_title]
     common = {"methods": b.methods, "models": b.models, "counts": _status_counts(b.figures.values()),
               "config": cfg, "nav": nav, "config_hash": config_hash, "version": __version__,
               "atlas_bibtex": ATLAS_BIBTEX % {"version": __version__, "config": config_hash},
-              "class_names": b.class_names(cfg.models[0]), "patterns": paths.class_patterns(), "figure_bibtex": partial(figure_bibtex, version=__version__)}
+              "class_names": b.class_names(cfg.models[0]), "patterns": paths.class_patterns(),
+              "figure_bibtex": partial(figure_bibtex, version=__version__)}
     b.pages.append(Page("index.html", "index.html", {}))
     b.pages.append(Page("about.html", "about.html", {}))
     b.pages.append(Page(paths.COMPARE_PAGE, "compare.html", {}))
@@ -243,7 +212,12 @@ def gather(plan: "Plan", store: "Store") -> SiteData:
     for p in b.pages:
         p.context = {**common, **p.context}
     index = search_index(b)
-    b.add_asset(paths.SEARCH_JSON, partial(index_json, index))
-    b.add_asset(paths.SEARCH_JS, partial(index_script, index))
-    return SiteData(title=cfg.title, pages=b.pages, assets=b.assets,
-                    manifest=manifest(b, manifest_figs, config_hash))
+    b.add_page_file(paths.SEARCH_JSON, partial(index_json, index))
+    b.add_page_file(paths.SEARCH_JS, partial(index_script, index))
+    b.add_page_file(paths.FIGURE_VERSIONS_JS, partial(figure_versions_script, b))
+    for path, producer in sitemap_files(b).items():
+        b.add_page_file(path, producer)
+    data = manifest(b, [figure_record(b, fig, job) for fig, job in figure_jobs], config_hash)
+    b.add_asset(paths.MANIFEST, partial(manifest_bytes, data))
+    return SiteData(title=cfg.title, pages=b.pages, assets=b.assets, manifest=data, trees=b.trees,
+                    page_files=b.page_files, published=b.published, immutable=b.immutable)

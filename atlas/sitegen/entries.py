@@ -28,7 +28,7 @@ class Figure:
     meta: Dict[str, Any] = field(default_factory=dict)
     png: str = ""
     alpha: str = ""
-    masked: str = ""
+    masked: str = ""  # no longer a file: the browser draws the masked view from ``view`` and ``alpha``
     thumb: str = ""
     page: str = ""
     title: str = ""
@@ -39,6 +39,9 @@ class Figure:
     config_hash: str = ""  # hash of the method settings that made it
     label: str = ""  # the target in words, e.g. "Egyptian cat (285)"
     size: tuple = ()  # (height, width) of the stored image
+    version: str = ""  # the version shown: the job key (done figures only)
+    version_page: str = ""  # the versioned page of that version (never changes)
+    earlier: List[Any] = field(default_factory=list)  # earlier published versions (published.Version)
     precision: str = ""  # "fp32" or "bf16": part of the job's identity
 
 
@@ -97,6 +100,20 @@ class Page:
     template: str
     context: Dict[str, Any]
     nav_title: Optional[str] = None  # shown in the site's top navigation when set
+    version: Optional[str] = None  # set on a versioned page: it is written once and never changed
+    plain: Optional[str] = None  # the plain permalink of a versioned page
+
+
+@dataclass
+class VersionInfo:
+    """What a page with versions shows about them: ``current`` (this render's version, None if there is
+    nothing to publish yet), ``earlier`` (published versions, newest first, each with ``differences`` from
+    the current settings: ``[(key, older, current)]``) and ``settings`` (what made the current version)."""
+
+    plain: str
+    current: Optional[Any] = None
+    earlier: List[Any] = field(default_factory=list)
+    settings: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,6 +122,10 @@ class SiteData:
     pages: List[Page]
     assets: Dict[str, Callable[[], bytes]]
     manifest: Dict[str, Any]
+    trees: Any = None  # trees.Trees: where each file goes and how pages link to it
+    page_files: Dict[str, Callable[[], bytes]] = field(default_factory=dict)  # small data files of the pages
+    published: Any = None  # published.Published after this render
+    immutable: set = field(default_factory=set)  # paths written once and never changed (versioned files)
 
 
 @dataclass
@@ -112,12 +133,15 @@ class SiteBuild:
     """The state of the gather phase, handed to every section and page source.
 
     ``figures`` maps (model, method, target, seed) to :class:`Figure`; sources add pages with
-    ``pages.append`` and assets with :meth:`add_asset` (a producer returning bytes, called when writing);
+    ``pages.append`` (or :meth:`publish_page` for a page with versions), assets with :meth:`add_asset` (a
+    producer returning bytes, called when writing) and links made at gather time with :meth:`href`;
     ``search`` takes extra search entries and ``manifest_extra`` extra manifest data.
     """
 
     plan: "Plan"
     store: "Store"
+    trees: Any = None  # trees.Trees of the site being built
+    published: Any = None  # published.Published: what earlier renders of this site published
     figures: Dict[tuple, Figure] = field(default_factory=dict)
     assets: Dict[str, Callable[[], bytes]] = field(default_factory=dict)
     pages: List[Page] = field(default_factory=list)
@@ -125,6 +149,9 @@ class SiteBuild:
     methods: List[Dict[str, Any]] = field(default_factory=list)
     search: List[Dict[str, Any]] = field(default_factory=list)
     manifest_extra: Dict[str, Any] = field(default_factory=dict)
+    page_files: Dict[str, Callable[[], bytes]] = field(default_factory=dict)
+    versions: Dict[str, VersionInfo] = field(default_factory=dict)  # plain page -> its versions
+    immutable: set = field(default_factory=set)
 
     @property
     def config(self):
@@ -138,9 +165,56 @@ class SiteBuild:
         """The class names of ``model``, indexed by class id."""
         return self.plan.models[model].class_names
 
-    def add_asset(self, path: str, producer: Callable[[], bytes]) -> str:
+    def add_asset(self, path: str, producer: Callable[[], bytes], version: Optional[str] = None) -> str:
+        """Add a file of the assets tree; returns the path to link to. An image or download is *versioned*:
+        its path gets ``version`` (a hex hash of what made it; default: the key of the store folder the
+        producer reads, else the hash of its bytes) unless it names it already, so that it never changes once
+        published. Other files (JSON) keep ``path`` and may change."""
+        from .assets import is_image, version_of
+
+        if version is not None or is_image(path):
+            version = version or version_of(producer)
+            if f".{version}" not in path:
+                path = paths.versioned(path, version)
+            self.immutable.add(path)
         self.assets[path] = producer
+        if self.trees is not None:
+            self.trees.asset_paths.add(path)
         return path
+
+    def add_page_file(self, path: str, producer: Callable[[], bytes]) -> str:
+        """Add a small data file that belongs with the pages (read by their scripts; may change)."""
+        self.page_files[path] = producer
+        if self.trees is not None:
+            self.trees.page_paths.add(path)
+        return path
+
+    def publish_page(self, page: Page, made_by: Dict[str, Any], version: Optional[str] = None) -> Page:
+        """Add ``page`` (its plain permalink, showing the newest version) and a versioned copy of it whose
+        path holds ``version`` (default: the hash of ``made_by``, everything that made the page's content).
+        The versioned copy is written once and never changed; the plain page lists the earlier versions
+        with what differs in ``made_by`` (see :class:`VersionInfo`, in ``page.context["versions"]``)."""
+        from ..config import stable_hash
+        from .published import flat_settings
+
+        settings = flat_settings(made_by)
+        version = version or stable_hash(settings, length=16)
+        info = self.versions.setdefault(page.path, VersionInfo(page.path))
+        info.settings = settings
+        info.current = version
+        self.pages.append(page)
+        copy = Page(paths.versioned(page.path, version), page.template, page.context, version=version,
+                    plain=page.path)
+        self.pages.append(copy)
+        self.immutable.add(copy.path)
+        return page
+
+    def href(self, from_page: str, to: str) -> str:
+        """The link from ``from_page`` to the site path ``to``, as a template's ``url()`` makes it (for markup
+        made at gather time, e.g. SVG charts)."""
+        if self.trees is None:
+            return paths.relative(from_page, to)
+        return self.trees.href(from_page, to)
 
     def figures_for(self, model: str, target: Target) -> List[tuple]:
         """[(method, title, [Figure per seed])] for one target, in the configured method order."""

@@ -48,5 +48,12 @@ def tojson_pretty(value) -> str:
     return json.dumps(value, indent=1, sort_keys=True, default=str)
 
 
+def versioned(path: str, version: str) -> str:
+    """The versioned path of ``path`` (:func:`atlas.sitegen.paths.versioned`)."""
+    from .paths import versioned as v
+
+    return v(path, version)
+
+
 FILTERS = {"fmt": fmt, "sparkline": sparkline_points, "settings_dl": settings_dl, "copy_block": copy_block,
-           "tojson_pretty": tojson_pretty}
+           "tojson_pretty": tojson_pretty, "versioned": versioned}

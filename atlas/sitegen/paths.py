@@ -1,9 +1,16 @@
 """Where every page and asset of the site lives. All URLs are relative to the site root and built only
-from ids and safe slugs (no class names, no user strings), so they are stable and cannot escape the
-output folder."""
+from ids, safe slugs and hashes (no class names, no user strings), so they are stable and cannot escape the
+output folder.
+
+A *versioned* path puts a version (the hash of what made the file) between a file's name and its suffix:
+``efficientnet_lite0/fig/maco/class-0285-s0.html`` is the plain permalink (the newest version) and
+``efficientnet_lite0/fig/maco/class-0285-s0.408bd025ce04ad83ae8b.html`` one version of it, which never
+changes; the figure's images share that stem (``...s0.408bd025ce04ad83ae8b.png``, ``-alpha.png``, ...).
+"""
 from __future__ import annotations
 
 import posixpath
+import re
 
 from ..targets import Target, safe_slug
 
@@ -20,8 +27,35 @@ def model_page(model: str) -> str:
     return f"{model_slug(model)}/index.html"
 
 
-def figure_stem(model: str, method: str, target: Target, seed: int) -> str:
-    return f"{model_slug(model)}/img/{safe_slug(method)}/{target.slug()}-s{seed}"
+def figure_stem(model: str, method: str, target: Target, seed: int, version: str) -> str:
+    """The stem of one version of a figure's images (its files append :data:`FIGURE_FILES` suffixes)."""
+    if not _VERSION.fullmatch(version):
+        raise ValueError(f"a version is a hex hash of 12-64 digits, got {version!r}")
+    return f"{model_slug(model)}/img/{safe_slug(method)}/{target.slug()}-s{seed}.{version}"
+
+
+_VERSION = re.compile(r"[0-9a-f]{12,64}")
+
+
+def versioned(path: str, version: str) -> str:
+    """``path`` with ``.<version>`` before its last suffix: ``a/b-map.png`` -> ``a/b-map.<version>.png``.
+    A version is a lower-case hex hash (12 to 64 digits), so a versioned path is told apart from a plain
+    one whose name has dots (``neuron-blocks.6-0011.html``)."""
+    if not _VERSION.fullmatch(version):
+        raise ValueError(f"a version is a hex hash of 12-64 digits, got {version!r}")
+    folder, _, name = path.rpartition("/")
+    stem, dot, suffix = name.rpartition(".")
+    out = f"{stem}.{version}.{suffix}" if dot else f"{name}.{version}"
+    return f"{folder}/{out}" if folder else out
+
+
+def unversioned(path: str) -> tuple:
+    """(plain path, version) of a versioned path (:func:`versioned`), or (path, None)."""
+    head, dot, suffix = path.rpartition(".")
+    stem, dot2, version = head.rpartition(".")
+    if not dot or not dot2 or "/" in version or not _VERSION.fullmatch(version):
+        return path, None
+    return f"{stem}.{suffix}", version
 
 
 def figure_page(model: str, method: str, target: Target, seed: int) -> str:
@@ -59,17 +93,20 @@ SEARCH_JSON = "search.json"
 SEARCH_JS = "search-index.js"
 MANIFEST = "manifest.json"
 
-#: Asset suffixes of a figure (appended to :func:`figure_stem`).
-FIGURE_FILES = {"png": ".png", "alpha": "-alpha.png", "masked": "-masked.png", "thumb": "-thumb.webp",
-                "view": "-view.webp"}
+#: Asset suffixes of a figure (appended to :func:`figure_stem`). The masked view is drawn by the browser
+#: from the view and the transparency map (it is not a file).
+FIGURE_FILES = {"png": ".png", "alpha": "-alpha.png", "thumb": "-thumb.webp", "view": "-view.webp"}
+FIGURE_VERSIONS_JS = "figure-versions.js"
+SITEMAP = "sitemap.xml"
 
 
 def class_patterns() -> dict:
     """URL patterns of class targets for the browser (search, compare, method filter), with the
-    placeholders ``{model}`` (model slug), ``{method}`` (method slug), ``{id}`` (4-digit class id) and
-    ``{seed}`` (each at most once). They mirror :func:`class_page`, :func:`figure_page` and
-    :func:`figure_stem` (tests check that they agree), so the JavaScript needs no URL scheme of its own."""
-    stem = "{model}/img/{method}/class-{id}-s{seed}"
+    placeholders ``{model}`` (model slug), ``{method}`` (method slug), ``{id}`` (4-digit class id),
+    ``{seed}`` and ``{version}`` (the job key, from ``figure-versions.js``), each at most once. They mirror
+    :func:`class_page`, :func:`figure_page` and :func:`figure_stem` (tests check that they agree), so the
+    JavaScript needs no URL scheme of its own."""
+    stem = "{model}/img/{method}/class-{id}-s{seed}.{version}"
     out = {"class": "{model}/class/{id}.html", "figure": "{model}/fig/{method}/class-{id}-s{seed}.html"}
     out.update({k: stem + suffix for k, suffix in FIGURE_FILES.items()})
     return out

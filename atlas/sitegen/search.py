@@ -7,7 +7,8 @@ their own entries (concepts, neurons, ...) to ``SiteBuild.search`` as ``{"label"
 
 It is written twice: ``search.json`` for programs, and ``search-index.js`` (the same JSON assigned to
 ``window.ATLAS_INDEX``) for pages - browsers refuse ``fetch()`` of ``file://`` URLs, but a script tag works
-from a local folder too.
+from a local folder too. Image URLs need each figure's version (its job key): ``figure-versions.js`` holds
+them, loaded only by the pages that build image URLs.
 """
 from __future__ import annotations
 
@@ -45,18 +46,21 @@ def _class_target(class_id: int):
 def neuron_index(build) -> Dict[str, Any]:
     """The neurons with finished images, for the compare page: ``[[slug, label], ...]`` and, per
     ``"<model>|<method>|<seed>"``, the slugs that are done (one model's neurons are another checkpoint's
-    of the same architecture)."""
+    of the same architecture), with the path of each one's view image (versioned: ``views``)."""
     labels: Dict[str, str] = {}
     done: Dict[str, List[str]] = {}
+    views: Dict[str, Dict[str, str]] = {}
     for (model, method, target, seed), f in build.figures.items():
         if target.kind != "neuron" or f.status != "done":
             continue
         slug = target.slug()
         labels.setdefault(slug, f"{target.layer} #{target.channel}"
                           + (f" cluster {target.cluster}" if target.cluster is not None else ""))
-        done.setdefault(f"{paths.model_slug(model)}|{paths.method_slug(method)}|{seed}", []).append(slug)
+        key = f"{paths.model_slug(model)}|{paths.method_slug(method)}|{seed}"
+        done.setdefault(key, []).append(slug)
+        views.setdefault(key, {})[slug] = f.view
     return {"list": [[k, labels[k]] for k in sorted(labels)], "done": {k: sorted(v) for k, v in done.items()},
-            "patterns": paths.target_patterns()}
+            "views": views, "patterns": paths.target_patterns()}
 
 
 def label_owners(build) -> Dict[str, str]:
@@ -98,6 +102,31 @@ def search_index(build) -> Dict[str, Any]:
         "neurons": neuron_index(build),
         "pages": list(build.search),
     }
+
+
+def figure_versions(build) -> Dict[str, List[str]]:
+    """``{"<model>|<method>|<seed>": [job key of each class's image, "" where none]}`` in the index's class
+    order: the ``{version}`` of the class patterns (images of a figure are named by its job key)."""
+    order = sorted({e.id for me in build.models for e in me.classes})
+    out: Dict[str, List[str]] = {}
+    cfg = build.config
+    for me in build.models:
+        for m in cfg.methods:
+            for s in cfg.seeds:
+                keys = []
+                for cid in order:
+                    f = build.figures.get((me.name, m, _class_target(cid), s))
+                    keys.append(f.version if f is not None and f.status == "done" else "")
+                if any(keys):
+                    out[f"{me.slug}|{paths.method_slug(m)}|{s}"] = keys
+    return out
+
+
+def figure_versions_script(build) -> bytes:
+    """``window.ATLAS_VERSIONS = {...};`` (loaded by the pages that build image URLs: the method filter and
+    the compare page; not by every page, as the index is)."""
+    text = json.dumps(figure_versions(build), separators=(",", ":"), sort_keys=True)
+    return f"window.ATLAS_VERSIONS={text};\n".encode("utf-8")
 
 
 def index_json(index: Dict[str, Any]) -> bytes:

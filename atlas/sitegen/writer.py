@@ -1,6 +1,12 @@
-"""Phase 2 of the site build: write pages and assets. Folders are created as needed, unchanged bytes are
-not rewritten (a re-render with nothing new writes nothing), and files that an earlier render wrote but
-this one does not are removed (only those: the writer never deletes files it did not make).
+"""Phase 2 of the site build: write pages and assets into their trees (:mod:`.trees`). Folders are created
+as needed, unchanged bytes are not rewritten (a re-render with nothing new writes nothing), and a versioned
+file (an image, a versioned page) is written once and never changed.
+
+Nothing that an earlier render published is removed: the writer's record of its files (``.atlas-files.json``
+in each tree) only grows, and the files a render no longer makes (earlier versions, pages of targets no
+longer planned) stay, so every URL a site published keeps resolving. Only ``atlas prune``
+(:mod:`.prune`) removes files, and only files of that record. Each tree also gets its list of published
+files for upload tools (:data:`~atlas.sitegen.trees.FILE_LIST`).
 
 The renderer owns only what it wrote. The site's file record (``.atlas-files.json`` and its copy) lists
 every file a render wrote with its size; it is written *before* new files appear (so a render killed at
@@ -21,21 +27,25 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from ..atomic import atomic_write, is_int, is_temp, sha256, writer_alive
 from ..errors import AtlasError
+from . import published as published_record
+from .assets import source_file
 from .context import SiteData
 from .filters import FILTERS, fmt as _fmt, sparkline_points  # noqa: F401  (re-exported)
-from .paths import MANIFEST, root_prefix
+from .trees import ASSETS, FILE_LIST, PAGES, Trees, site_config
 
 log = logging.getLogger(__name__)
 
 RECORD = ".atlas-files.json"
-#: A second copy of the record, read when the first is garbled, so that stale files are still removed.
+#: A second copy of the record, read when the first is garbled, so that the renderer still knows its files.
 RECORD_COPY = ".atlas-files.copy.json"
+#: The renderer's own records in a tree (not published: left out of the file lists).
+RECORDS = (RECORD, RECORD_COPY, published_record.RECORD, published_record.RECORD_COPY)
 PARALLEL_MIN_ITEMS = 1500  # below this, forking workers costs more than it saves
 
 
@@ -92,13 +102,24 @@ def static_files(tdir: Path) -> Dict[str, Path]:
     return {f"static/{p.relative_to(root).as_posix()}": p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _url(root: str):
-    """``url(path)`` for templates: the site-root-relative ``path`` as a link relative to the page."""
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.S)
+_INDENT = re.compile(r"\n[ \t]+")
+
+
+def squeeze(html: str) -> str:
+    """``html`` without the templates' indentation (outside ``<pre>``): a newline separates words as well
+    as a newline and spaces do, and a site has a page per figure."""
+    parts = _PRE.split(html)
+    return "".join(p if i % 2 else _INDENT.sub("\n", p) for i, p in enumerate(parts))
+
+
+def _url(trees: Trees, page: str):
+    """``url(path)`` for templates: the site path ``path`` as a link from ``page`` (:meth:`Trees.href`)."""
 
     def url(to: str) -> str:
         if to.startswith("/") or "://" in to:
             raise AtlasError(f"url() takes a site-relative path, got {to!r}")
-        return root + to
+        return trees.href(page, to)
 
     return url
 
@@ -115,11 +136,29 @@ def _entry(rel: str, data: bytes) -> Entry:
     return [len(data), sha256(data)[:16]] if rel.endswith(DERIVED) else [len(data)]
 
 
-def _write_share(site: SiteData, out: Path, env: Environment, tdir: Path, share: int, shares: int,
+def _present(path: Path, produce=None, entry: Entry = None) -> bool:
+    """A versioned file is in place: it exists, is not empty, has the size the record gives it (a truncated
+    copy is made again) and, copied from the store, the size of its source - with the same bytes."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if entry and size != entry[0]:
+        return False
+    src = source_file(produce) if produce is not None else None
+    if src is not None:
+        try:
+            return size == src.stat().st_size
+        except OSError:
+            return True  # the source is gone: the published file stays as it is
+    return size > 0
+
+
+def _write_share(site: SiteData, trees: Trees, env: Environment, tdir: Path, share: int, shares: int,
                  previous: Optional[Dict[str, Entry]] = None) -> Tuple[int, int, Produced]:
     """Write every ``shares``-th page and asset starting at ``share``; (written, unchanged, produced).
-    ``previous``: the previous render's record, which tells whether a derived image on disk is still the
-    one this renderer wrote."""
+    ``previous``: the previous render's record, which tells whether a file on disk is still the one this
+    renderer wrote."""
     written = unchanged = 0
     produced: Produced = {}
     made: set = set()
@@ -127,28 +166,40 @@ def _write_share(site: SiteData, out: Path, env: Environment, tdir: Path, share:
 
     def emit(rel: str, data: bytes) -> None:
         nonlocal written, unchanged
-        if write_if_changed(out / rel, data, made):
+        if write_if_changed(trees.file(rel), data, made):
             written += 1
         else:
             unchanged += 1
         produced[rel] = _entry(rel, data)
 
+    def kept(rel: str, produce=None) -> bool:
+        nonlocal unchanged
+        entry = previous.get(rel)
+        if rel in site.immutable and _present(trees.file(rel), produce, entry):
+            produced[rel] = entry or [trees.file(rel).stat().st_size]
+            unchanged += 1
+            return True
+        if produce is not None and rel.endswith(DERIVED) and _fresh(trees.file(rel), produce, entry):
+            produced[rel] = entry
+            unchanged += 1
+            return True
+        return False
+
     if share == 0:
         for rel, src in static_files(tdir).items():
             emit(rel, src.read_bytes())
-        emit(MANIFEST, json.dumps(site.manifest, separators=(",", ":"), sort_keys=True, default=str).encode())
+        for rel, produce in site.page_files.items():
+            emit(rel, produce())
     for rel, produce in list(site.assets.items())[share::shares]:
-        target = out / rel
-        if rel.endswith(DERIVED) and _fresh(target, produce, previous.get(rel)):
-            produced[rel] = previous[rel]
-            unchanged += 1
-            continue
-        emit(rel, produce())
+        if not kept(rel, produce):
+            emit(rel, produce())
     for page in site.pages[share::shares]:
-        root = root_prefix(page.path)
-        html = env.get_template(page.template).render(page=page, url=_url(root), root=root, site_title=site.title,
-                                                      **page.context)
-        emit(page.path, html.encode("utf-8"))
+        if kept(page.path):
+            continue
+        html = env.get_template(page.template).render(
+            page=page, url=_url(trees, page.path), root=trees.base(page.path, PAGES),
+            assets_root=trees.base(page.path, ASSETS), site_title=site.title, **page.context)
+        emit(page.path, squeeze(html).encode("utf-8"))
     return written, unchanged, produced
 
 
@@ -160,7 +211,7 @@ def _workers(site: SiteData, workers: Optional[int]) -> int:
     return max(1, min(workers, 8))
 
 
-def _forked(site: SiteData, out: Path, env: Environment, tdir: Path, n: int,
+def _forked(site: SiteData, out: Trees, env: Environment, tdir: Path, n: int,
             previous: Dict[str, Entry]) -> List[Tuple[int, int, Produced]]:
     import multiprocessing as mp
 
@@ -198,31 +249,87 @@ def _child(send, site, out, env, tdir, share, n, previous) -> None:
         send.close()
 
 
-def write_site(site: SiteData, out: str | Path, workers: Optional[int] = None) -> Dict[str, int]:
-    """Write every page and asset of ``site`` under ``out``; returns counts of written/unchanged/removed
-    files. ``workers`` (default: ``$ATLAS_RENDER_WORKERS`` or the CPU count) processes share the work
-    when the site is large."""
-    out = Path(out)
-    check_site_folder(out)
-    _clean_temp(out)
+def _folders(trees: Trees) -> List[Tuple[str, Path]]:
+    return [(PAGES, trees.pages)] + ([(ASSETS, trees.assets)] if trees.external else [])
+
+
+def write_site(site: SiteData, out=None, workers: Optional[int] = None) -> Dict[str, int]:
+    """Write every page and asset of ``site`` into its trees (``out``: another pages folder to write to);
+    returns counts of files written, unchanged, kept (published earlier, not made by this render) and
+    removed (always 0: only ``atlas prune`` removes). ``workers`` (default: ``$ATLAS_RENDER_WORKERS`` or the
+    CPU count) processes share the work when the site is large."""
+    trees = site.trees if out is None else retarget(site.trees, out)
+    for _, folder in _folders(trees):
+        check_site_folder(folder)
+        _clean_temp(folder)
     tdir = templates_dir()
     env = environment(tdir)
-    previous = previous_files(out)
-    planned = set(static_files(tdir)) | {MANIFEST} | set(site.assets) | {p.path for p in site.pages}
-    if not (out / RECORD).is_file() or not planned <= set(previous):
-        # claim the files before they appear: a render killed from here on leaves a record of them
-        _write_record(out, {**{rel: None for rel in planned}, **previous}, names=(RECORD,))
+    planned = tree_files(trees, set(static_files(tdir)) | set(site.page_files) | set(site.assets)
+                         | {p.path for p in site.pages})
+    previous: Dict[str, Entry] = {}
+    for tree, folder in _folders(trees):
+        before = previous_files(folder)
+        previous.update(before)
+        if not (folder / RECORD).is_file() or not planned[tree] <= set(before):
+            # claim the files before they appear: a render killed from here on leaves a record of them
+            _write_record(folder, {**{rel: None for rel in planned[tree]}, **before}, names=(RECORD,))
     n = _workers(site, workers)
-    results = (_forked(site, out, env, tdir, n, previous) if n > 1
-               else [_write_share(site, out, env, tdir, 0, 1, previous)])
+    results = (_forked(site, trees, env, tdir, n, previous) if n > 1
+               else [_write_share(site, trees, env, tdir, 0, 1, previous)])
     written = sum(r[0] for r in results)
     unchanged = sum(r[1] for r in results)
     produced: Produced = {rel: entry for r in results for rel, entry in r[2].items()}
-    removed = _remove_stale(out, previous, produced)
-    changed = _write_record(out, produced, names=(RECORD, RECORD_COPY))
-    written += changed
-    unchanged += 2 - changed
-    return {"written": written, "unchanged": unchanged, "removed": removed}
+    if site.published is not None:
+        site.published.trees = trees.describe()
+    kept, extra = write_records(trees, produced, site.published)
+    return {"written": written + extra, "unchanged": unchanged, "kept": kept, "removed": 0}
+
+
+def retarget(trees: Trees, out) -> Trees:
+    """``trees`` written to another pages folder (the assets tree follows it unless set apart)."""
+    from ..config import SiteConfig
+
+    site = site_config(out, SiteConfig(folder=str(trees.pages), url=trees.site_url, assets_url=trees.assets_url))
+    moved = Trees.of(site)
+    moved.asset_paths, moved.page_paths = trees.asset_paths, trees.page_paths
+    return moved
+
+
+def tree_files(trees: Trees, rels) -> Dict[str, set]:
+    """``rels`` split by the tree that holds each."""
+    out: Dict[str, set] = {PAGES: set(), ASSETS: set()}
+    for rel in rels:
+        out[trees.tree(rel)].add(rel)
+    if not trees.external:
+        out[PAGES] |= out.pop(ASSETS)
+        out[ASSETS] = set()
+    return out
+
+
+def write_records(trees: Trees, produced, published=None, drop=()) -> Tuple[int, int]:
+    """Each tree's record of the files the renderer published there (``{path: entry}``): what earlier
+    renders published (still on disk, less ``drop``: pruned) and what this render ``produced`` (a dict of
+    entries, or paths); each tree's file list; the record of published versions. Returns (files kept from
+    earlier renders, record files written)."""
+    if not isinstance(produced, dict):
+        produced = {rel: None for rel in produced}
+    kept = written = 0
+    split = tree_files(trees, produced)
+    skip = set(RECORDS) | {FILE_LIST} | set(drop)
+    for tree, folder in _folders(trees):
+        earlier = {rel: entry for rel, entry in previous_files(folder).items()
+                   if rel not in skip and (folder / rel).is_file()}
+        now = {rel: produced[rel] for rel in split[tree]}
+        kept += len(set(earlier) - set(now))
+        files = {**earlier, **{rel: entry if entry is not None else earlier.get(rel) for rel, entry in now.items()}}
+        outputs = {FILE_LIST: "".join(f"{rel}\n" for rel in sorted(files)).encode()}
+        if tree == PAGES and published is not None:
+            data = published.to_json()
+            outputs.update({published_record.RECORD: data, published_record.RECORD_COPY: data})
+        for name, data in outputs.items():
+            written += write_if_changed(folder / name, data)
+        written += _write_record(folder, files, names=(RECORD, RECORD_COPY))
+    return kept, written
 
 
 def _clean_temp(out: Path) -> None:
@@ -290,17 +397,6 @@ def previous_files(out: Path) -> Dict[str, Entry]:
     return {}
 
 
-def _remove_stale(out: Path, previous: Dict[str, Entry], produced: Iterable[str]) -> int:
-    removed = 0
-    root = out.resolve()
-    for rel in set(previous) - set(produced) - {RECORD, RECORD_COPY}:
-        p = (out / rel).resolve()
-        if root in p.parents and p.is_file():
-            p.unlink()
-            removed += 1
-    return removed
-
-
 def check_site_folder(out: Path) -> None:
     """Refuse to write a site into ``out`` unless it is new, empty (but for hidden entries such as ``.git``),
     or an atlas site (it has the file record): atlas never overwrites files it did not write."""
@@ -328,23 +424,27 @@ def shown_figures(out: Path) -> int:
         ("-alpha.png", "-masked.png")))
 
 
-def render(plan, store, out, workers: Optional[int] = None) -> Dict[str, int]:
-    """Gather the site of ``plan`` from ``store`` and write it under ``out``. Refused (one line, nothing
-    written) when ``out`` is a folder atlas did not write, or when ``store`` holds no finished job while
-    ``out`` shows figures of an earlier render (a mistyped ``--store`` would otherwise empty the site)."""
+def render(plan, store, out=None, workers: Optional[int] = None) -> Dict[str, int]:
+    """Gather and write the site of ``plan`` (``out``: a :class:`~atlas.config.SiteConfig` or the pages'
+    folder; default: the plan's ``[site]``). Refused (one line, nothing written) when a folder of the site
+    holds files atlas did not write, or when ``store`` holds no finished job while the site shows figures of
+    an earlier render (a mistyped ``--store`` would otherwise leave it showing nothing new)."""
     from .context import gather
+    from .trees import Trees as _Trees
 
-    out = Path(out)
-    check_site_folder(out)
-    if store.is_empty() and shown_figures(out):
-        raise AtlasError(f"the store {str(store.root)!r} holds no finished job, but the site {str(out)!r} shows "
-                         f"{shown_figures(out)} figure(s) of an earlier render: check --store (rendering would "
-                         f"remove them), or render into a new --site")
+    site = site_config(out, plan.config.site)
+    trees = _Trees.of(site)
+    for _, folder in _folders(trees):
+        check_site_folder(folder)
+    figures = sum(shown_figures(folder) for _, folder in _folders(trees))
+    if store.is_empty() and figures:
+        raise AtlasError(f"the store {str(store.root)!r} holds no finished job, but the site {str(trees.pages)!r} "
+                         f"shows {figures} figure(s) of an earlier render: check --store, or render into a new --site")
     if getattr(plan, "unknown_data", None):
-        if shown_figures(out):
+        if figures:
             raise AtlasError(f"the data folder {plan.unknown_data!r} is not here and the store has no record of its "
                              f"contents, so its jobs cannot be found in the store: render where the folder is, or "
                              f"after an `atlas run` with this store")
         log.warning("the data folder %r is not here and the store has no record of its contents: the jobs that use "
                     "it are shown as pending", plan.unknown_data)
-    return write_site(gather(plan, store), out, workers=workers)
+    return write_site(gather(plan, store, site), workers=workers)

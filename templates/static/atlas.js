@@ -6,6 +6,8 @@
   var doc = document.documentElement;
   doc.classList.add("js");
   var ROOT = doc.getAttribute("data-root") || "";
+  // where the assets tree is (the same folder as the pages, or another host: [site] assets_url)
+  var ASSETS = doc.hasAttribute("data-assets") ? doc.getAttribute("data-assets") : ROOT;
 
   // ------------------------------------------------------------------ helpers
   function $(sel, el) { return (el || document).querySelector(sel); }
@@ -13,7 +15,7 @@
   function pad4(n) { return ("000" + n).slice(-4); }
   function fill(pattern, v) {
     return pattern.replace("{model}", v.model || "").replace("{method}", v.method || "")
-      .replace("{id}", pad4(v.id)).replace("{seed}", String(v.seed));
+      .replace("{id}", pad4(v.id)).replace("{seed}", String(v.seed)).replace("{version}", v.version || "");
   }
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -60,7 +62,38 @@
     document.head.appendChild(s);
   }
 
+  // Image URLs name each figure's version (its job key): figure-versions.js, loaded when first needed.
+  // versionOf(versions, index, model, method, seed, id) -> the key, or "" where no image is built.
+  var vwaiting = null;
+  function withVersions(cb) {
+    if (window.ATLAS_VERSIONS) return cb(window.ATLAS_VERSIONS);
+    if (vwaiting) return vwaiting.push(cb);
+    vwaiting = [cb];
+    var s = el("script", { src: ROOT + "figure-versions.js" });
+    s.onload = function () { var w = vwaiting; vwaiting = null; w.forEach(function (f) { f(window.ATLAS_VERSIONS); }); };
+    document.head.appendChild(s);
+  }
+  var classRow = null;
+  function versionOf(versions, idx, model, method, seed, id) {
+    if (!classRow) { classRow = {}; idx.classes.forEach(function (c, i) { classRow[c[0]] = i; }); }
+    var keys = versions[model + "|" + method + "|" + seed];
+    return (keys && keys[classRow[id]]) || "";
+  }
+
   // ------------------------------------------------------------------ header search (every page)
+  // The search box is made here, not in each page's HTML (one page per figure: every byte counts, and
+  // without this script the box could not search anyway).
+  var header = $("header.top");
+  if (header && !$("[data-quick]")) {
+    var form = el("form", { "class": "quick", role: "search", action: ROOT + "index.html", "data-quick": "" });
+    form.appendChild(el("label", { "for": "quick-q", "class": "sr" }, "Search classes by name, synonym or id"));
+    form.appendChild(el("input", { id: "quick-q", name: "q", type: "search", placeholder: "Search classes (/)",
+      autocomplete: "off", role: "combobox", "aria-expanded": "false", "aria-controls": "quick-list",
+      "aria-autocomplete": "list", "data-index": ROOT + "search-index.js" }));
+    form.appendChild(el("ul", { id: "quick-list", "class": "quick-list", role: "listbox",
+      "aria-label": "Matching classes", hidden: "" }));
+    header.insertBefore(form, $("nav", header));
+  }
   var quick = $("[data-quick]");
   if (quick) {
     var qin = $("input", quick), list = $(".quick-list", quick), active = -1;
@@ -149,7 +182,8 @@
     var grid = document.getElementById(tools.getAttribute("data-tools"));
     if (!grid) return;
     var input = $("[data-search-input]", tools), count = $("[data-count]", tools);
-    var pattern = grid.getAttribute("data-thumb");
+    var pattern = grid.getAttribute("data-thumb"), model = grid.getAttribute("data-model");
+    var seed = grid.getAttribute("data-seed"), versions = null, index = null;
     var empty = grid.parentNode.querySelector("[data-empty]");
     var cards = $$("[data-search]", grid).map(function (c) {
       var img = $("img", c);
@@ -161,19 +195,25 @@
     var method = function () { var r = $("[data-method-filter] input:checked", tools); return r ? r.value : ""; };
     var apply = function () {
       var query = parseQuery(input.value), m = method(), shown = 0;
+      if (m && !versions) {  // the other methods' thumbnails need their versions: load them, then apply
+        return withIndex(function (idx) { withVersions(function (v) { index = idx; versions = v; apply(); }); });
+      }
       cards.forEach(function (c) {
         var hit = rank(query, c.id, c.wnid, c.name, c.syn) >= 0 && (!m || c.missing.indexOf(m) === -1);
         c.el.hidden = !hit;
         if (hit) shown++;
         if (c.img) {
-          var want = m ? thumbFor(pattern, m, c.id) : c.img.getAttribute("data-orig");
+          var want = m ? thumbFor(m, c.id) : c.img.getAttribute("data-orig");
           if (c.img.getAttribute("src") !== want) c.img.setAttribute("src", want);
         }
       });
       if (empty) empty.hidden = shown !== 0;
       if (count) count.textContent = shown + " of " + cards.length + " classes";
     };
-    function thumbFor(p, m, id) { return p.replace("{method}", m).replace("{id}", pad4(id)); }
+    function thumbFor(m, id) {
+      var version = versionOf(versions, index, model, m, seed, id);
+      return ASSETS + fill(pattern, { model: model, method: m, id: id, seed: seed, version: version });
+    }
     input.addEventListener("input", apply);
     $$("[data-method-filter] input", tools).forEach(function (r) { r.addEventListener("change", apply); });
     var random = $("[data-random]", tools);
@@ -192,13 +232,49 @@
   });
 
   // ------------------------------------------------------------------ image / transparency / masked
+  // The masked view is no file: it is drawn from the image and its transparency map (style.css blends the
+  // inverted map over the image: a*image + (1-a)*page; images from another origin blend as well).
+  // The transparency map is loaded when first shown (its address is the image's data-alpha).
+  function alphaView(fig) {
+    var img = $('[data-view="image"]', fig);
+    var alpha = el("img", { "class": "view", "data-view": "alpha", src: img.getAttribute("data-alpha"), decoding: "async",
+      alt: "Transparency map (accumulated gradients) of the " + img.alt.charAt(0).toLowerCase() + img.alt.slice(1) });
+    ["width", "height"].forEach(function (a) { if (img.hasAttribute(a)) alpha.setAttribute(a, img.getAttribute(a)); });
+    alpha.hidden = true;
+    img.parentNode.insertBefore(alpha, img.nextSibling);
+    return alpha;
+  }
+  function maskedView(fig) {
+    var img = $('[data-view="image"]', fig), alpha = $('[data-view="alpha"]', fig) || alphaView(fig);
+    if (!img || !alpha) return null;
+    var span = el("span", { "class": "view masked", "data-view": "masked" });
+    var top = img.cloneNode(false), mask = alpha.cloneNode(false);
+    ["data-view", "data-alpha", "class", "hidden"].forEach(function (a) { top.removeAttribute(a); mask.removeAttribute(a); });
+    top.alt = img.alt + ", masked by its transparency map";
+    mask.className = "mask";
+    mask.alt = "its transparency map, as the mask";
+    span.appendChild(top);
+    span.appendChild(mask);
+    img.parentNode.appendChild(span);
+    return span;
+  }
   function showView(fig, want) {
+    if (want === "alpha" && !$('[data-view="alpha"]', fig)) alphaView(fig);
+    if (want === "masked" && !$('[data-view="masked"]', fig)) maskedView(fig);
     $$("[data-view]", fig).forEach(function (img) { img.hidden = img.getAttribute("data-view") !== want; });
     $$("[data-show]", fig).forEach(function (b) {
       b.setAttribute("aria-pressed", b.getAttribute("data-show") === want ? "true" : "false");
     });
   }
   $$("[data-fig]").forEach(function (fig) {
+    var views = $(".views", fig);
+    if (views && $("[data-alpha]", fig) && !$("[data-show]", fig)) {  // the toggles, made here
+      var group = el("div", { "class": "toggles", role: "group", "aria-label": "View of this image" });
+      [["image", "image"], ["alpha", "transparency"], ["masked", "masked"]].forEach(function (v, i) {
+        group.appendChild(el("button", { type: "button", "data-show": v[0], "aria-pressed": i ? "false" : "true" }, v[1]));
+      });
+      views.parentNode.insertBefore(group, views.nextSibling);
+    }
     $$("[data-show]", fig).forEach(function (btn) {
       btn.addEventListener("click", function () { showView(fig, btn.getAttribute("data-show")); });
     });
@@ -238,6 +314,9 @@
         pre.textContent = pre.textContent.replace(/\\url\{[^}]*\}/, "\\url{" + abs + "}");
       });
     });
+    $$("[data-newest] code").forEach(function (code) {
+      code.textContent = new URL(code.parentNode.getAttribute("href"), window.location.href).href;
+    });
   }
   $$("[data-copy]").forEach(function (btn) {
     var pre = btn.parentNode.querySelector("[data-copy-src]");
@@ -256,5 +335,6 @@
   });
 
   // shared with page scripts (compare.js)
-  window.atlas = { ROOT: ROOT, $: $, $$: $$, el: el, fill: fill, parseQuery: parseQuery, rank: rank, withIndex: withIndex };
+  window.atlas = { ROOT: ROOT, ASSETS: ASSETS, $: $, $$: $$, el: el, fill: fill, parseQuery: parseQuery, rank: rank,
+                   withIndex: withIndex, withVersions: withVersions, versionOf: versionOf };
 })();

@@ -7,9 +7,9 @@
   var parseQuery = A.parseQuery, rank = A.rank;
   var LETTERS = "abcdefgh", FIELDS = ["model", "method", "seed"];
   var form = $("[data-compare]");
-  if (form) A.withIndex(function (idx) { compare(form, idx); });
+  if (form) A.withIndex(function (idx) { A.withVersions(function (versions) { compare(form, idx, versions); }); });
 
-  function compare(form, idx) {
+  function compare(form, idx, versions) {
     var rows = $("[data-compare-rows]"), more = $("[data-compare-more]"), count = $("[data-compare-count]");
     var add = $("[data-compare-add]", form);
     var params = new URLSearchParams(window.location.search), PAGE = 48, limit = PAGE;
@@ -96,7 +96,8 @@
         fig.appendChild(el("div", { "class": "placeholder" }, "not built"));
       } else {
         var a = el("a", { href: ROOT + fill(idx.patterns.figure, { model: v.model, method: v.method, id: c[0], seed: v.seed }) });
-        a.appendChild(el("img", { src: ROOT + fill(idx.patterns.view, { model: v.model, method: v.method, id: c[0], seed: v.seed }),
+        var version = A.versionOf(versions, idx, v.model, v.method, v.seed, c[0]);
+        a.appendChild(el("img", { src: A.ASSETS + fill(idx.patterns.view, { model: v.model, method: v.method, id: c[0], seed: v.seed, version: version }),
                                   loading: "lazy", decoding: "async", alt: "Feature visualization by " + label + " of " + cname + " (" + c[0] + ")" }));
         fig.appendChild(a);
       }
@@ -116,7 +117,7 @@
         fig.appendChild(el("div", { "class": "placeholder" }, "not built"));
       } else {
         var a = el("a", { href: ROOT + tfill(neurons.patterns.figure, v, n[0]) });
-        a.appendChild(el("img", { src: ROOT + tfill(neurons.patterns.view, v, n[0]), loading: "lazy", decoding: "async",
+        a.appendChild(el("img", { src: A.ASSETS + neurons.views[v.model + "|" + v.method + "|" + v.seed][n[0]], loading: "lazy", decoding: "async",
                                   alt: "Feature visualization by " + label + " of neuron " + n[1] }));
         fig.appendChild(a);
       }

@@ -206,16 +206,27 @@ def _cluster_chart(bank: ConceptBank, class_name: str):
     return {"svg": Markup(cluster_svg(points, bank.k, labels, title)), "shown": len(points), "patches": int(U.shape[0])}
 
 
+def _figure_versions(figs) -> Dict[str, str]:
+    """What the figures on a page are: ``{"<method> seed <s>": job key or status}`` (a page's version
+    changes when one of its images does)."""
+    return {f"{name} seed {f.seed}": f.version or f.status for name, _, fs in figs for f in fs}
+
+
 def concept_pages(b: SiteBuild) -> None:
     for me in b.models:
         st = _state(b)[me.name]
         entries = {e.id: e for e in me.classes}
         for c, cards in st["cards"].items():
-            bank = st["banks"][c].summary
+            bank = st["banks"][c]
             for card in cards:
-                b.pages.append(Page(card.page, "concept.html", {
-                    "model": me, "entry": entries.get(c), "card": card, "bank": bank, "siblings": cards,
-                    "concept_map": paths.concept_map_page(me.name)}))
+                made_by = {"concept bank": bank.path.name if bank.path else "", "layer": st["layer"],
+                           "craft": bank.summary.get("settings", {}), "figures": _figure_versions(card.figures),
+                           "similar concepts": ", ".join(f"{s['class_id']}-{s['index']}" for s in card.similar),
+                           "siblings": ", ".join(f"{s.index}:{s.share:.3g}" for s in cards)}
+                b.publish_page(Page(card.page, "concept.html", {
+                    "model": me, "entry": entries.get(c), "card": card, "bank": bank.summary, "siblings": cards,
+                    "concept_map": paths.concept_map_page(me.name)}),
+                    made_by)
 
 
 # ------------------------------------------------------------------------------------------- neurons
@@ -380,7 +391,11 @@ def neuron_pages(b: SiteBuild) -> None:
         for n in entries:
             if n.layer in swept:
                 n.layer_page = layer_page(me.name, n.layer)
-            b.pages.append(Page(n.page, "neuron.html", {"model": me, "neuron": n}))
+            made_by = {"selected as": "; ".join(n.reasons), "figures": _figure_versions(n.figures),
+                       "examples": n.examples["mosaic"] if n.examples else "",
+                       "clusters": {str(cl["index"]): f"{cl['mosaic']} {_figure_versions(cl['figures'])}"
+                                    for cl in n.clusters}}
+            b.publish_page(Page(n.page, "neuron.html", {"model": me, "neuron": n}), made_by)
             b.search.append({"label": neuron_search_label(n), "page": n.page, "kind": "neuron"})
         listed = [n for n in entries if n.layer not in swept or n.reasons != [f"every channel of layer {n.layer}"]]
         by_model.append((me, listed))

@@ -130,7 +130,7 @@ def _chart(b: SiteBuild, me: ModelEntry, t: dict, by_key) -> dict:
         f = by_key.get(p.get("key"))
         if f is None:
             return None
-        return paths.relative(TSNE_PAGE, f.page), paths.relative(TSNE_PAGE, f.thumb)
+        return b.href(TSNE_PAGE, f.page), b.href(TSNE_PAGE, f.thumb)
 
     names = b.class_names(me.name)
     svg = tsne_svg(t["points"], methods, classes, lambda c: f"{names[c]} ({c})", b.title,
