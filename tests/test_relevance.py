@@ -108,6 +108,10 @@ def test_channel_start_uses_only_that_channel_and_layers_in_between(lite0):
     torch.testing.assert_close(r.start[0, 3], lite0.activations(x, ["blocks.4"])["blocks.4"][0, 3], rtol=1e-3, atol=1e-4)
     assert r.layers["blocks.2"].shape == r.activations["blocks.2"].shape == (2, 40, 28, 28)
     assert r.layers["bn1"].abs().sum() > 0
+    act = lite0.activations(x, ["blocks.4"])["blocks.4"][1, 9]
+    assert (act < 0).any() and (act > 0).any()  # blocks.4 ends in a linear projection: a signed output
+    pos = relevance(lite0, x, channel_start("blocks.4", [3, 9], positive=True), ["bn1"])
+    torch.testing.assert_close(pos.start[1, 9], act.clamp(min=0), rtol=1e-3, atol=1e-4)  # VITAL's neurons
     with pytest.raises(AtlasError, match="start layer blocks.4; relevance flows only to earlier layers"):
         relevance(lite0, x, channel_start("blocks.4", [3]), ["blocks.6"])
     with pytest.raises(AtlasError, match="valid channels are 0-111"):

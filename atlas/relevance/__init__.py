@@ -12,9 +12,10 @@ Public API (other features reuse it; every hook and canonizer is removed when a 
     input-level relevance (heatmaps) at the normalised input pixels.
 ``relevance(model, images, start, layers, input=False) -> Relevance``
     all of it in one pass, plus the activations at ``layers`` and the start relevance.
-``class_start(ids)``, ``channel_start(layer, channels, position=None)``, ``direction_start(layer, vectors)``
-    where relevance starts: a class logit; a channel's activation (all positions, or one); a direction
-    placed at the position of the highest cosine similarity (concepts, §2.3).
+``class_start(ids)``, ``channel_start(layer, channels, position=None, positive=False)``,
+``direction_start(layer, vectors)``
+    where relevance starts: a class logit; a channel's activation (all positions, or one; or its positive
+    part); a direction placed at the position of the highest cosine similarity (concepts, §2.3).
 ``ATTRIBUTIONS``, ``channel_attribution(method, model, images, class_ids, layer)``, ``spatial_map(maps, size)``
     the registry of attribution methods at a hidden layer (Aumann-Shapley, Grad-CAM, LRP, activation x
     gradient; :mod:`atlas.relevance.attributions`), their per-channel totals and their upsampled maps.

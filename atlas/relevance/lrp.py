@@ -55,9 +55,12 @@ def class_start(class_ids: Sequence[int], unit: bool = False) -> Start:
     return Start("class", None, initial)
 
 
-def channel_start(layer: str, channels: Sequence[int], position: Optional[tuple] = None) -> Start:
+def channel_start(layer: str, channels: Sequence[int], position: Optional[tuple] = None,
+                  positive: bool = False) -> Start:
     """R = image i's activation of channel ``channels[i]`` of ``layer`` at every position (VITAL's inner
-    neurons), or only at ``position`` = (y, x); zero for every other channel."""
+    neurons), or only at ``position`` = (y, x); zero for every other channel. ``positive``: only the
+    activation's positive part (zero where the channel is negative): what the start is on a layer that
+    ends in a ReLU (VITAL's reference code, ResNet ``layer4_2``), for a layer whose output is signed."""
     chans = torch.as_tensor(list(channels), dtype=torch.long)
 
     def initial(out: torch.Tensor, rows: slice) -> torch.Tensor:
@@ -72,7 +75,7 @@ def channel_start(layer: str, channels: Sequence[int], position: Optional[tuple]
             mask[rows, c] = 1.0
         else:
             mask[rows, c, position[0], position[1]] = 1.0
-        return out * mask
+        return (out.clamp(min=0) if positive else out) * mask
 
     return Start("channel", layer, initial)
 

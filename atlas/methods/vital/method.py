@@ -14,8 +14,8 @@ class        N random images of the class (a draw    A                          
 class +      same                                    A x R (LRP from the         all; TV = l2 =
 relevance                                            class logit, §2.2)          1e-5 (§1.1)
 neuron       the source images of the top-N patches  A x R (LRP from the         blocks before the
-             of the channel (64 px, stride 51,       channel's activation)       layer, block1 x0.1;
-             unique sources; reference code)                                     TV = l2 = 3e-6
+             of the channel (64 px, stride 51,       positive part of the        layer, block1 x0.1;
+             unique sources; reference code)         channel's activation)       TV = l2 = 3e-6
 cluster k    the same for k-means cluster k of the   as neuron                   as neuron
              neuron's top patches (Fig. 22; the
              atlas's one clustering)
@@ -67,7 +67,7 @@ PAPER_BIBTEX = """@misc{gorgun2025vital,
 class Vital(Method):
     name = "vital"
     title = "VITAL"
-    version = "3"
+    version = "4"
     Config = VitalConfig
     kinds = ("class", "neuron", "concept")
     uses_data = True

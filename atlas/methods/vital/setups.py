@@ -54,6 +54,16 @@ def class_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target], se
     return Setup(blocks, quantiles, None, None, model.card.vital_class_prior, images, described)
 
 
+def neuron_start(layer: str, channels: Sequence[int]):
+    """Where a neuron's relevance starts: the positive part of the channel's activation at every position.
+    The reference code starts from the activation of a layer that ends in a ReLU (ResNet ``layer4_2``), so
+    it is never negative there; on a layer with a signed output (EfficientNet-Lite's blocks end in a linear
+    projection) the raw activation would seed *negative* relevance wherever the channel is negative - a
+    quarter of the positions of the full source images of a neuron's top patches, and most of the noise the
+    synthetic image starts from - and matching those features lowered the neuron (tests/test_vital.py)."""
+    return channel_start(layer, channels, positive=True)
+
+
 def neuron_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target], seeds: Sequence[int]) -> Setup:
     """Intermediate neurons (§1.1, §1.3, §2.1) and polysemantic clusters (Fig. 22)."""
     model, n = ctx.model, reference_count(ctx, cfg)
@@ -65,8 +75,8 @@ def neuron_setup(ctx: RunContext, cfg: VitalConfig, targets: Sequence[Target], s
     for t in targets:
         x = references.neuron_references(ctx, t, n, cfg)
         images.append(x)
-        stats.append(features.relevance_reference_stats(model, x, blocks, channel_start(layer, [t.channel])))
-    start = channel_start(layer, [t.channel for t in targets])
+        stats.append(features.relevance_reference_stats(model, x, blocks, neuron_start(layer, [t.channel])))
+    start = neuron_start(layer, [t.channel for t in targets])
     chosen = "top patches of the neuron's cluster" if targets[0].cluster is not None else "neuron's top patches"
     return Setup(blocks, *_stacked(stats), start, NEURON_PRIOR, images, references.describe(cfg, chosen))
 
