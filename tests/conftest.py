@@ -58,9 +58,9 @@ CONCEPT_TOML = """preset = "demo"
 classes = [285, 967]
 methods = ["maco", "fourier"]
 store = "{tmp}/store"
-site = "{tmp}/site"
+site = {{folder = "{tmp}/site", degenerate = "mark"}}
 [settings.maco]
-steps = 3
+steps = 8  # MACO's random phase offset: a few steps more before every objective rises
 crops = 1
 [settings.fourier]
 steps = 3

@@ -153,7 +153,7 @@ def build_base(root: Path) -> Base:
         f'[data]\npool = "{pool}"\nspectrum_images = 4\nreferences = 2\n'
         f'[settings.maco]\nsteps = 8\ncrops = 1\ncrop_size = 0.9\n[settings.fourier]\nsteps = 8\ncrops = 1\n'
         f'crop_size = 0.9\n'
-        f'[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\nkind_methods = {{}}\n[metrics]\nenabled = false\n')
+        f'[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\nkind_methods = {{}}\n[metrics]\nenabled = false\n')
     code, out, err = cli(["-q", "build", "--config", str(toml)])
     assert code == 0 and not any("did not raise" in line for line in out), (out, err)
     from atlas.config import load_config

@@ -8,8 +8,10 @@ from atlas.methods.base import Visualization
 
 
 def quick_config(tmp_path, classes=(285, 967), methods=("maco", "fourier"), steps=2, **extra):
+    # a few steps make degenerate images by design: the site shows them under their warning (test_site.py
+    # checks that the default withholds them)
     raw = {"preset": "demo", "classes": list(classes), "methods": list(methods),
-           "store": str(tmp_path / "store"), "site": str(tmp_path / "site"),
+           "store": str(tmp_path / "store"), "site": {"folder": str(tmp_path / "site"), "degenerate": "mark"},
            "batch_sizes": {},  # the demo's per-method batch sizes off: batch_size alone decides
            "settings": {m: {"steps": steps, "crops": 1} for m in methods}}
     # the demo's concept and neuron targets are tested in test_concepts*.py / test_neurons.py

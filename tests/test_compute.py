@@ -129,6 +129,8 @@ def test_a_bf16_job_and_an_fp32_job_of_one_target_are_two_jobs(tmp_path, monkeyp
     auto = replace(cfg, compute=replace(cfg.compute, precision="auto"))
     assert make_plan(auto).jobs[0].key == a.key  # auto on this CPU: fp32
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # mock: no GPU here (the plan only asks)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     on_gpu = replace(auto, device="cuda")
     assert make_plan(on_gpu).jobs[0].precision == "bf16"
     assert absolute_config(on_gpu).compute.precision == "bf16" and absolute_config(cfg).compute.precision == "fp32"

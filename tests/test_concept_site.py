@@ -42,7 +42,7 @@ def test_concept_and_neuron_pages_exist_and_every_image_resolves(built):
     assert len(neurons) == 2 and any(p.name == "blocks.6-0011.html" for p in neurons)
     n11 = (site / "efficientnet_lite0" / "neuron" / "blocks.6-0011.html").read_text()
     assert "Polysemantic: 2 clusters" in n11 and "Dataset examples" in n11 and "listed" in n11
-    assert re.search(r"neuron-blocks\.6-0011-k1-s0\.[0-9a-f]{20}\.png", n11)
+    assert re.search(r"neuron-blocks\.6-0011-k1-s0\.[0-9a-f]{20}-view\.webp", n11)  # cluster k1's figure, versioned
     index = (site / "neurons.html").read_text()
     assert "blocks.6 #11" in index and 'href="neurons.html"' in (site / "index.html").read_text()
 

@@ -105,7 +105,7 @@ KEYS = [
 
 def base_config(store: Path, site: Path) -> dict:
     return {"preset": "demo", "store": str(store), "site": str(site), "classes": [285], "methods": ["maco"],
-            "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {}},
+            "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "layers": [], "kind_methods": {}},
             "data": {"references": 2, "spectrum_images": 4},
             "settings": {"maco": {"steps": 2, "crops": 1, "image_size": 64}}}
 

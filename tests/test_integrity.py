@@ -83,7 +83,7 @@ def test_truncated_image_is_not_done_for_plan_status_and_submit(tmp_path, capsys
     assert [j.key for b in todo for j in b.jobs if not store.has(j.key)] == [job.key]
     toml = tmp_path / "a.toml"
     toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nbatch_sizes = {{}}\nstore = "{cfg.store}"\n'
-                    f'[settings.fourier]\nsteps = 2\ncrops = 1\n[targets]\nconcepts = 0\nrandom_neurons = 0\n'
+                    f'[settings.fourier]\nsteps = 2\ncrops = 1\n[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\n'
                     f'images = 0\nkind_methods = {{}}\n')
     assert main(["-q", "plan", "--config", str(toml), "--list"]) == 0
     out = capsys.readouterr().out
@@ -351,7 +351,7 @@ def test_render_refuses_a_folder_atlas_did_not_write(tmp_path, monkeypatch, caps
     monkeypatch.chdir(mine)
     toml = tmp_path / "a.toml"
     toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nbatch_sizes = {{}}\nstore = "{cfg.store}"\n'
-                    f'[settings.fourier]\nsteps = 2\ncrops = 1\n[targets]\nconcepts = 0\nrandom_neurons = 0\n'
+                    f'[settings.fourier]\nsteps = 2\ncrops = 1\n[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\n'
                     f'images = 0\nkind_methods = {{}}\n')
     for site in ("", ".", str(mine)):
         assert main(["-q", "render", "--config", str(toml), "--site", site]) == 2
@@ -373,7 +373,7 @@ def test_render_with_a_mistyped_store_keeps_the_sites_figures(tmp_path, capsys):
     before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
     toml = tmp_path / "a.toml"
     toml.write_text(f'preset = "demo"\nclasses = [285, 967]\nmethods = ["fourier"]\nbatch_sizes = {{}}\nsite = "{site}"\n'
-                    f'[settings.fourier]\nsteps = 2\ncrops = 1\n[targets]\nconcepts = 0\nrandom_neurons = 0\n'
+                    f'[settings.fourier]\nsteps = 2\ncrops = 1\n[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\n'
                     f'images = 0\nkind_methods = {{}}\n')
     assert main(["-q", "render", "--config", str(toml), "--store", str(tmp_path / "stroe")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -407,7 +407,11 @@ def test_the_renderer_removes_only_files_it_wrote_and_claims_them_before_writing
     (site / "notes.txt").write_text("mine")
     render(plan, store, site)  # the half-written site is atlas's: the render completes
     smaller = make_plan(replace(cfg, classes=(285,)))
-    assert render(smaller, store, site)["removed"] > 0
+    counts = render(smaller, store, site)  # a render removes nothing it published: only atlas prune does
+    assert counts["removed"] == 0 and counts["kept"] > 0
+    from atlas.sitegen.prune import prune
+
+    assert len(prune(smaller, store, site)) == counts["kept"]  # exactly the files of its record, not notes.txt
     assert (site / "notes.txt").read_text() == "mine" and check_site(site) == []
 
 

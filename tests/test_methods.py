@@ -10,6 +10,9 @@ from atlas.methods import METHODS, RunContext
 from atlas.targets import Target
 
 QUICK = {"steps": 16, "crops": 2, "crop_size": 0.5, "crop_size_std": 0.15}
+#: MACO's random phase offset (atlas.optim.param.MacoParam) starts from an incoherent image: on the tripod
+#: class it needs ~32 steps for the +1 logit below (16 steps: +0.9, 32: +2.6; measured 2026-12-01)
+STEPS = {"maco": 32}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,7 @@ def ctx(lite0, tmp_path_factory):
 @pytest.mark.parametrize("name", ["maco", "fourier"])
 def test_class_score_rises_and_targets_differ(ctx, name):
     method = METHODS.get(name)
-    cfg = method.config(QUICK)
+    cfg = method.config({**QUICK, "steps": STEPS.get(name, QUICK["steps"])})
     targets = [Target.of_class(967), Target.of_class(872)]
     vis = method.run(ctx, cfg, targets, [11, 12])
     assert len(vis) == 2

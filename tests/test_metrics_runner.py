@@ -215,7 +215,7 @@ def test_a_rival_accentuation_that_reaches_its_goal_scores_as_a_hit(tmp_path, mo
     register_tiny(monkeypatch)
     cfg = config_from_mapping({
         "preset": "demo", "models": ["tiny64"], "classes": [285, 967], "methods": ["accentuation"],
-        "store": str(tmp_path / "store"), "targets": {"images": 1, "concepts": 0, "random_neurons": 0},
+        "store": str(tmp_path / "store"), "targets": {"images": 1, "concepts": 0, "random_neurons": 0, "layers": []},
         "metrics": {"judges": ["tiny64"], "substitute": "tiny64", "real_images": 3}})
     plan = make_plan(cfg)
     rivals = [j for j in plan.jobs if j.target.toward == "rival"]

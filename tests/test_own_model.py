@@ -36,7 +36,7 @@ def _toml(path: Path, body: str) -> Path:
 
 QUICK = """preset = "demo"
 store = "{tmp}/store"
-site = "{tmp}/site"
+site = {{folder = "{tmp}/site", degenerate = "mark"}}
 batch_size = 6
 [metrics]
 enabled = false
@@ -46,6 +46,7 @@ spectrum_images = 8
 [targets]
 concepts = 0
 random_neurons = 0
+layers = []
 images = 0
 kind_methods = {{}}
 """
@@ -87,7 +88,7 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
     is the pool's in the model's channels and size; MACO's objective rises."""
     for name, extra in (("leafgray", {"checkpoint": str(own.gray), "input_size": 64}),
                         ("leaf32", {"input_size": 32})):
-        raw = {"preset": "demo", "store": str(tmp_path / name / "store"), "site": str(tmp_path / name / "site"),
+        raw = {"preset": "demo", "store": str(tmp_path / name / "store"), "site": {"folder": str(tmp_path / name / "site"), "degenerate": "mark"},
                "models": [name], "model": own.table(name, **extra), "classes": ["scooter"], "batch_size": 2,
                "data": {"pool": str(own.photos), "references": 4, "spectrum_images": 8},
                "targets": {"concepts": 2, "random_neurons": 1, "images": 1,
@@ -167,10 +168,10 @@ def test_two_label_sets_in_one_atlas_keep_their_own(own, tmp_path):
     from atlas.sitegen import render
     from helpers import fake_visualization
 
-    raw = {"preset": "demo", "store": str(tmp_path / "store"), "site": str(tmp_path / "site"),
+    raw = {"preset": "demo", "store": str(tmp_path / "store"), "site": {"folder": str(tmp_path / "site"), "degenerate": "mark"},
            "models": ["leafnet", "efficientnet_lite0"], "model": own.table(), "classes": "0-2",
            "methods": ["fourier"], "data": {"pool": str(own.photos)},
-           "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {}}}
+           "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "layers": [], "kind_methods": {}}}
     cfg = config_from_mapping(raw)
     plan = make_plan(cfg)
     assert plan.classes == {"leafnet": [0, 1, 2], "efficientnet_lite0": [0, 1, 2]}

@@ -195,7 +195,7 @@ def test_size_estimate_counts_the_files_a_render_writes_and_sizes_lens(tmp_path)
 def test_cli_plan_prints_the_size_and_prune_lists_before_it_removes(tmp_path, capsys):
     toml = tmp_path / "a.toml"
     toml.write_text(f'preset = "demo"\nclasses = [285]\nmethods = ["maco"]\nstore = "{tmp_path}/store"\n'
-                    f'site = "{tmp_path}/site"\n[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\n'
+                    f'site = "{tmp_path}/site"\n[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\n'
                     '[settings.maco]\nsteps = 2\n')
     assert main(["-q", "plan", "--config", str(toml)]) == 0
     out = capsys.readouterr().out

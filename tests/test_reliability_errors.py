@@ -17,7 +17,7 @@ from atlas.cli import main
 from atlas.errors import EXIT_CODES, failure_line
 
 TINY = ('preset = "demo"\nstore = "{tmp}/store"\nsite = "{tmp}/site"\nclasses = [285]\nmethods = ["maco"]\n'
-        '[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\nkind_methods = {{}}\n'
+        '[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\nkind_methods = {{}}\n'
         '[data]\nreferences = 2\nspectrum_images = 4\n'
         '[settings.maco]\nsteps = 1\ncrops = 1\nimage_size = 64\n')
 
@@ -191,7 +191,7 @@ def test_the_memory_estimate_is_close_to_the_measured_peak():
     for batch, measured in ((1, 1261), (2, 1622), (4, 2409)):
         cfg = config_from_mapping({"preset": "demo", "methods": ["maco"], "classes": [285, 967, 665, 872],
                                    "batch_size": batch,
-                                   "targets": {"concepts": 0, "random_neurons": 0, "images": 0}})
+                                   "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "layers": []}})
         need = largest_need(make_plan(cfg).jobs, batch, base=RUNTIME_BYTES["cpu"])
         assert need.targets == batch and not need.partial
         assert abs(need.bytes / 2**20 - measured) / measured < 0.15, (batch, need.bytes / 2**20, measured)
@@ -203,7 +203,7 @@ def test_shard_counts_beyond_the_batches_cost_nothing(tmp_path, capsys):
     from atlas.pipeline.sharding import shard_batches
 
     cfg = config_from_mapping({"preset": "demo", "methods": ["maco"], "classes": [285],
-                               "targets": {"concepts": 0, "random_neurons": 0, "images": 0}})
+                               "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "layers": []}})
     jobs = make_plan(cfg).jobs
     start = time.perf_counter()
     assert shard_batches(jobs, 1, 0, 10**20) == shard_batches(jobs, 1, 0, 1)

@@ -194,17 +194,19 @@ def test_calibrated_rates_come_first(tmp_path):
 def test_saved_calibration_is_used_by_plan(tmp_path, capsys):
     from atlas.pipeline.calibrate import _entry_key
 
+    from atlas.config import load_config
+
     cfg = quick_config(tmp_path, classes=(1, 2), methods=("fourier",), steps=10)
-    plan = make_plan(cfg)
     store = Store(cfg.store)
-    key = _entry_key(plan.jobs[0], 2, "bf16")  # the file below: the demo's fourier batches of 2
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'preset = "demo"\nclasses = [1, 2]\nmethods = ["fourier"]\nstore = "{cfg.store}"\n'
+                    '[batch_sizes]\n[targets]\nconcepts = 0\nrandom_neurons = 0\nimages = 0\nlayers = []\n'
+                    '[settings.fourier]\nsteps = 10\ncrops = 1\n')
+    job = make_plan(load_config(toml)).jobs[0]
+    key = _entry_key(job, job.batch, "bf16")  # saved at the size of the batch the plan forms
     store.cache_dir.mkdir(parents=True)
     (store.cache_dir / "calibration.json").write_text(json.dumps(
         {"cuda:NVIDIA H100 80GB HBM3": {key: {"overhead": 0.0, "per_target_step": 36.0}}}))
-    toml = tmp_path / "c.toml"
-    toml.write_text(f'preset = "demo"\nclasses = [1, 2]\nmethods = ["fourier"]\nstore = "{cfg.store}"\n'
-                    '[batch_sizes]\n[targets]\nconcepts = 0\nrandom_neurons = 0\nlayers = []\nimages = 0\n'
-                    '[settings.fourier]\nsteps = 10\ncrops = 1\n')
     assert main(["plan", "--config", str(toml)]) == 0
     out = capsys.readouterr().out
     assert "calibrated on cuda:NVIDIA H100 80GB HBM3" in out and "0.2 GPU-hours" in out  # 2 x 10 x 36 s

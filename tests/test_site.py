@@ -366,7 +366,8 @@ def test_a_degenerate_image_is_withheld_with_its_reason(tmp_path):
 
     from atlas.pipeline.sanity import summary_lines
 
-    cfg = quick_config(tmp_path, classes=(285, 967), seeds=[0])
+    cfg = quick_config(tmp_path, classes=(285, 967), seeds=[0], site={"folder": str(tmp_path / "site")})
+    assert cfg.site.degenerate == "withhold"  # the default
     plan = make_plan(cfg)
     store = Store(cfg.store)
     noise_job, missed_job, *rest = plan.jobs
@@ -386,3 +387,11 @@ def test_a_degenerate_image_is_withheld_with_its_reason(tmp_path):
     assert sum(1 for p in site.rglob("*-view.webp")) == len(rest)  # one view per shown figure, none else
     lines = "\n".join(summary_lines(plan.jobs, store))
     assert "2 images are degenerate" in lines and "missed" in lines and "noise" in lines
+    # [site] degenerate = "mark": shown, each under its warning with the reason
+    import dataclasses
+
+    marked = tmp_path / "marked"
+    render(plan, store, dataclasses.replace(cfg.site, folder=str(marked), degenerate="mark"))
+    pages = "".join(p.read_text() for p in (marked / "efficientnet_lite0" / "class").glob("*.html"))
+    assert "withheld" not in pages and "degenerate: noise:" in pages and "degenerate: missed:" in pages
+    assert sum(1 for p in marked.rglob("*-view.webp")) == len(plan.jobs)

@@ -28,5 +28,6 @@ def test_batch_size_and_skipped_methods_are_shown(tmp_path):
     assert "DeepInversion</a>: skipped — deepinversion needs BatchNorm layers" in vit
     assert "vit_l_16 has none" in vit
     di = next(j for j in plan.jobs if j.method == "deepinversion")
-    fig = (site / paths.figure_page(di.model, di.method, di.target, di.seed)).read_text()
+    # the full record (settings, batch) is on the figure's versioned page
+    fig = (site / paths.versioned(paths.figure_page(di.model, di.method, di.target, di.seed), di.key)).read_text()
     assert "batch: 2" in fig and "batch classes: [285, 967]" in fig

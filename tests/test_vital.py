@@ -219,7 +219,7 @@ def test_runs_in_the_pipeline_and_the_site_shows_its_references(tmp_path):
     from atlas.sitegen.context import gather
 
     cfg = config_from_mapping({"preset": "demo", "classes": [285], "methods": ["vital"], "store": str(tmp_path / "s"),
-                               "site": str(tmp_path / "site"), "data": {"references": 2},
+                               "site": {"folder": str(tmp_path / "site"), "degenerate": "mark"}, "data": {"references": 2},
                                "targets": {"concepts": 0, "random_neurons": 0, "layers": [], "images": 0},
                                "settings": {"vital": {"steps": 2, "warmup": 0}}})
     plan = make_plan(cfg)

@@ -13,7 +13,23 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
+class Canonical:
+    """A value already in canonical form (:func:`canonical_form`), embedded as is: a configuration shared
+    by many jobs is canonicalised once, not once per job."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def canonical_form(obj: Any) -> Canonical:
+    return Canonical(_canonical(obj))
+
+
 def _canonical(obj: Any) -> Any:
+    if isinstance(obj, Canonical):
+        return obj.value
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):

@@ -266,12 +266,18 @@ class SiteConfig:
         referenced at this address; needs ``url``.
     assets_folder:
         where the assets tree is written (default: ``<folder>-assets`` next to ``folder``).
+    degenerate:
+        what the site does with an image the image checks call degenerate (noise, saturated, or a class the
+        model does not rank in its top 5: :mod:`atlas.image_checks`): ``"withhold"`` (default: never shown as
+        a result, the reason in its place) or ``"mark"`` (shown under a visible "degenerate" warning with the
+        reason - to look at what a method's settings produce, e.g. a few-step test build).
     """
 
     folder: str = rule("site", folder="--site")
     url: Optional[str] = rule(None, what="an http(s) address")
     assets_url: Optional[str] = rule(None, what="an http(s) address")
     assets_folder: Optional[str] = None
+    degenerate: str = rule("withhold", choices=("withhold", "mark"))
 
     def __post_init__(self):
         object.__setattr__(self, "url", _address("site.url", self.url))

@@ -151,7 +151,8 @@ def gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     b.methods = [method_info(plan.methods[m]) for m in cfg.methods]
     configs, figure_jobs = {}, []
     for job in plan.jobs:
-        fig = figure(store, job, b.class_names(job.model), b.title(job.method), configs)
+        fig = figure(store, job, b.class_names(job.model), b.title(job.method), configs,
+                     mark=where.degenerate == "mark")
         b.figures[(job.model, job.method, job.target, job.seed)] = fig
         add_figure(b, fig, job)
         figure_jobs.append((fig, job))

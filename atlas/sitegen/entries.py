@@ -25,6 +25,7 @@ class Figure:
     seed: int
     status: str  # "done", "failed" or "pending"
     reason: str = ""
+    degenerate: str = ""  # why the image checks call it degenerate, when [site] degenerate = "mark" shows it
     meta: Dict[str, Any] = field(default_factory=dict)
     png: str = ""
     alpha: str = ""

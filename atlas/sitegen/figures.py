@@ -37,7 +37,7 @@ def made_by(fig: Figure, job) -> Dict[str, Any]:
     return out
 
 
-def figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any]) -> Figure:
+def figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any], mark: bool = False) -> Figure:
     """The figure of ``job``: done (its files are the job key's version), failed (with the reason) or
     pending."""
     t = job.target
@@ -55,9 +55,10 @@ def figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any]
     fig.settings, fig.config_hash = _config_info(job, configs)
     meta = store.meta(job.key, verify=True)  # a corrupt job shows as pending, never as a broken image
     withheld = meta is not None and degenerate(store, job, meta)
-    if withheld:  # never shown as a result: the page gives the reason instead (atlas.image_checks)
+    if withheld and not mark:  # never shown as a result: the page gives the reason instead (atlas.image_checks)
         fig.status, fig.meta, fig.reason = "failed", meta, f"degenerate image withheld ({withheld})"
     elif meta is not None:
+        fig.degenerate = withheld or ""  # [site] degenerate = "mark": shown under a warning
         fig.status, fig.meta, fig.version = "done", meta, job.key
         stem = paths.figure_stem(job.model, job.method, t, job.seed, job.key)
         f = paths.FIGURE_FILES

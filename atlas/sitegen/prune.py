@@ -38,7 +38,7 @@ def prune_list(site: SiteData) -> PruneList:
     out = PruneList()
     folders = [(PAGES, trees.pages)] + ([(ASSETS, trees.assets)] if trees.external else [])
     for tree, folder in folders:
-        goes = sorted(rel for rel in previous_files(folder) - keep[tree] - set(RECORDS) - {FILE_LIST}
+        goes = sorted(rel for rel in set(previous_files(folder)) - keep[tree] - set(RECORDS) - {FILE_LIST}
                       if (folder / rel).is_file())
         out.files[tree] = goes
         out.bytes += sum((folder / rel).stat().st_size for rel in goes)

@@ -145,6 +145,11 @@ def _present(path: Path, produce=None, entry: Entry = None) -> bool:
         return False
     if entry and size != entry[0]:
         return False
+    if entry and len(entry) == 2:  # a derived image: the very file this renderer wrote (a small read)
+        try:
+            return sha256(path.read_bytes())[:16] == entry[1]
+        except OSError:
+            return False
     src = source_file(produce) if produce is not None else None
     if src is not None:
         try:
@@ -176,7 +181,9 @@ def _write_share(site: SiteData, trees: Trees, env: Environment, tdir: Path, sha
         nonlocal unchanged
         entry = previous.get(rel)
         if rel in site.immutable and _present(trees.file(rel), produce, entry):
-            produced[rel] = entry or [trees.file(rel).stat().st_size]
+            if not entry:  # claimed by a render that was killed before it recorded the file
+                entry = _entry(rel, trees.file(rel).read_bytes())
+            produced[rel] = entry
             unchanged += 1
             return True
         if produce is not None and rel.endswith(DERIVED) and _fresh(trees.file(rel), produce, entry):

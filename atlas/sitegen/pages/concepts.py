@@ -17,7 +17,7 @@ from ...concepts.bank import ConceptBank, find_banks, fit_hash, model_craft_conf
 from ...concepts.clip_labels import find_clip_labels
 from ...concepts.clusters import cluster_fit
 from ...concepts.concept_examples import find_concept_examples, unit_key
-from ...concepts.examples import find_clusters, find_examples, neuron_targets
+from ...concepts.examples import find_clusters, find_examples
 from ...concepts.labels import DataLabel, data_label
 from ...concepts.sweep import diversity_fit
 from ...concepts.neurons import Selection, select_neurons
@@ -305,10 +305,17 @@ def neuron_entries(b: SiteBuild, model: str) -> List[NeuronEntry]:
     return cache[model]
 
 
+def _planned_neurons(b: SiteBuild, model: str) -> List[Target]:
+    """The neuron targets of ``model`` as the plan holds them (its jobs and skipped jobs): the renderer
+    reads the plan, it never asks the model for its layers."""
+    kinds = [j.target for j in b.plan.jobs if j.model == model] + [s.target for s in b.plan.skipped if s.model == model]
+    return list(dict.fromkeys(t for t in kinds if t.kind == "neuron"))
+
+
 def _neuron_entries(b: SiteBuild, model: str) -> List[NeuronEntry]:
     import json
 
-    targets = neuron_targets(b.config, model)
+    targets = _planned_neurons(b, model)
     if not targets:
         return []
     examples = find_examples(b.store, model, b.config)
