@@ -90,19 +90,28 @@ def scan_patches(model: ModelHandle, pool: ImagePool, ids: Sequence[str], layer:
     of the readable ones and the activations of ``layer`` on all their patches (image-major, ``len(rows) * P``
     rows). Unreadable images are skipped; ``progress(n)`` follows each batch. Run it under ``torch.no_grad``."""
     size = model.input_size
+    for rows, images, tried in source_batches(pool, ids, size, batch_images):
+        if rows:
+            x = extract_patches(images.to(model.device), size, patch, stride)
+            yield rows, model.activations(x, [layer])[layer]
+        if progress is not None:
+            progress(tried)
+
+
+def source_batches(pool: ImagePool, ids: Sequence[str], size: int,
+                   batch_images: int) -> Iterator[Tuple[List[int], Optional[torch.Tensor], int]]:
+    """The pool's source images ``ids`` at ``size`` px in batches of ``batch_images``: (indices into ``ids``
+    of the readable ones, their stacked images or None if none is, how many were tried)."""
     for start in range(0, len(ids), batch_images):
         chunk, rows = [], []
-        for i in range(start, min(start + batch_images, len(ids))):
+        stop = min(start + batch_images, len(ids))
+        for i in range(start, stop):
             try:
                 chunk.append(pool.source_image(ids[i], size))
                 rows.append(i)
             except UnreadableImage:
                 continue
-        if chunk:
-            x = extract_patches(torch.stack(chunk).to(model.device), size, patch, stride)
-            yield rows, model.activations(x, [layer])[layer]
-        if progress is not None:
-            progress(min(batch_images, len(ids) - start))
+        yield rows, (torch.stack(chunk) if chunk else None), stop - start
 
 
 def _best_per_image(model: ModelHandle, pool: ImagePool, ids: List[str], layer: str, score_fn, width: int, patch: int,
@@ -219,20 +228,13 @@ def top_images(model: ModelHandle, pool: ImagePool, layer: str, channels: Sequen
     size = model.input_size
     scores = torch.full((len(ids), len(chans)), -float("inf"))
     with torch.no_grad():
-        for start in range(0, len(ids), batch_images):
-            rows, chunk = [], []
-            for i in range(start, min(start + batch_images, len(ids))):
-                try:
-                    chunk.append(pool.source_image(ids[i], size))
-                    rows.append(i)
-                except UnreadableImage:
-                    continue
-            if chunk:
-                a = model.activations(torch.stack(chunk).to(model.device), [layer])[layer]
+        for rows, images, tried in source_batches(pool, ids, size, batch_images):
+            if rows:
+                a = model.activations(images.to(model.device), [layer])[layer]
                 a = a.flatten(2).mean(-1) if a.dim() > 2 else a
                 scores[rows] = a[:, chans.to(a.device)].float().cpu()
             if progress is not None:
-                progress(min(batch_images, len(ids) - start))
+                progress(tried)
     out = {}
     for j, c in enumerate(chans.tolist()):
         order = [int(i) for i in torch.argsort(scores[:, j], descending=True) if torch.isfinite(scores[i, j])][:n]
