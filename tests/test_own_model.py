@@ -91,7 +91,7 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
         raw = {"preset": "demo", "store": str(tmp_path / name / "store"), "site": {"folder": str(tmp_path / name / "site"), "degenerate": "mark"},
                "models": [name], "model": own.table(name, **extra), "classes": ["scooter"], "batch_size": 2,
                "data": {"pool": str(own.photos), "references": 4, "spectrum_images": 8},
-               "targets": {"concepts": 2, "random_neurons": 1, "images": 1,
+               "targets": {"concepts": 2, "random_neurons": 1, "images": 1, "layers": [],
                            "concept_settings": {"images": 4, "min_wins": 1, "visualise": 1, "nb_design": 4},
                            "neuron_settings": {"max_images": 8, "examples": 4}},
                "settings": {"maco": {"steps": 8, "crops": 2}, "fourier": {"steps": 2, "crops": 1},
@@ -119,7 +119,7 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
                 assert (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all(), job.label()
             if job.method == "maco":  # 8 steps: the objective rises (the others run 2 steps: they only run)
                 assert meta["scores"]["objective_end"] > meta["scores"]["objective_start"], job.label()
-        spectra = list(Path(store.cache_dir).glob(f"spectrum-{size}-*.npy"))
+        spectra = list(Path(store.cache_dir).glob(f"spectrum-{size}-*/spectrum.npy"))
         assert spectra and np.load(spectra[0]).shape == ((1 if name == "leafgray" else 3), size, size // 2 + 1)
 
 

@@ -9,7 +9,7 @@ from ..errors import AtlasError, SourceSkipped
 from ..pipeline.planner import classes_with_images, no_images_reason
 from ..models.cards import known_card
 from ..targets import Target
-from .bank import fit_hash
+from .bank import fit_hash, model_craft_config
 from .clusters import cluster_fit
 from .layers import concept_layer, has_concept_layer
 from .neurons import select_neurons
@@ -25,6 +25,7 @@ def concept_targets(cfg, model: str, classes: List[int]) -> List[Target]:
     if not has_concept_layer(cfg, model):
         raise SourceSkipped(f"model {model} has no default concept layer (set [targets] concept_layer)")
     card = known_card(model)
+    ccfg = model_craft_config(cfg, model)  # patches scaled to the model's input unless configured
     if card is not None and ccfg.patch > card.input_size:
         raise AtlasError(f"config key 'targets.concept_settings.patch' must be at most the input side of {model} "
                          f"({card.input_size} px), got {ccfg.patch}")
