@@ -65,7 +65,7 @@ def prune(plan, store, site=None) -> PruneList:
         for v in versions:
             if v.page in gone:
                 data.published.drop(plain, v.version)
-    write_records(trees, set(), data.published, drop=gone)
+    write_records(trees, {}, data.published, drop=gone)
     write_site(gather(plan, store, where))
     return goes
 

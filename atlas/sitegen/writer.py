@@ -315,11 +315,9 @@ def tree_files(trees: Trees, rels) -> Dict[str, set]:
 
 def write_records(trees: Trees, produced, published=None, drop=()) -> Tuple[int, int]:
     """Each tree's record of the files the renderer published there (``{path: entry}``): what earlier
-    renders published (still on disk, less ``drop``: pruned) and what this render ``produced`` (a dict of
-    entries, or paths); each tree's file list; the record of published versions. Returns (files kept from
-    earlier renders, record files written)."""
-    if not isinstance(produced, dict):
-        produced = {rel: None for rel in produced}
+    renders published (still on disk, less ``drop``: pruned) and what this render ``produced`` (path ->
+    entry); each tree's file list; the record of published versions. Returns (files kept from earlier
+    renders, record files written)."""
     kept = written = 0
     split = tree_files(trees, produced)
     skip = set(RECORDS) | {FILE_LIST} | set(drop)
@@ -437,10 +435,9 @@ def render(plan, store, out=None, workers: Optional[int] = None) -> Dict[str, in
     holds files atlas did not write, or when ``store`` holds no finished job while the site shows figures of
     an earlier render (a mistyped ``--store`` would otherwise leave it showing nothing new)."""
     from .context import gather
-    from .trees import Trees as _Trees
 
     site = site_config(out, plan.config.site)
-    trees = _Trees.of(site)
+    trees = Trees.of(site)
     for _, folder in _folders(trees):
         check_site_folder(folder)
     figures = sum(shown_figures(folder) for _, folder in _folders(trees))
