@@ -200,6 +200,10 @@ def test_grid_search_by_name_and_id(site, browser):
 def test_method_filter_switches_thumbnails(site, browser):
     page, errors = _open(browser, (site / "index.html").as_uri())
     page.get_by_label("Fourier").check()
+    # the other methods' thumbnails need the versions index, loaded asynchronously on the first switch:
+    # wait for the switch (a slow machine is still loading it when check() returns)
+    page.wait_for_function("Array.from(document.querySelectorAll('[data-search]:not([hidden]) img'))"
+                           ".every(i => i.getAttribute('src').includes('/fourier/'))", timeout=20000)
     imgs = page.locator("[data-search]:visible img")
     assert imgs.count() == 6
     assert all("/fourier/" in imgs.nth(i).get_attribute("src") for i in range(6))
