@@ -50,7 +50,7 @@ from atlas.methods import METHODS  # noqa: E402
 from atlas.metrics import functions as fn  # noqa: E402
 from atlas.models import load_model  # noqa: E402
 from atlas.pipeline import Runner, Store, make_plan  # noqa: E402
-from atlas.sitegen.assets import view_webp  # noqa: E402
+from atlas.webp import view_webp  # noqa: E402
 
 JUDGES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 #: Step-count fields that ``--scale`` multiplies.
@@ -82,7 +82,7 @@ def load_png(path: Path) -> torch.Tensor:
 
 
 def webp_of(path: Path) -> torch.Tensor:
-    img = Image.open(io.BytesIO(view_webp(path))).convert("RGB")
+    img = Image.open(io.BytesIO(view_webp(Path(path).read_bytes()))).convert("RGB")
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
 
 
