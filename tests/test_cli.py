@@ -46,12 +46,23 @@ def test_missing_data_folder(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_plan_warns_of_a_data_pool_that_is_not_a_folder(tmp_path, capsys):
+    """Planning does not read the data (a login node plans without it), but says when the pool the jobs need
+    is not a folder here; the bundled pool gets no warning."""
+    assert main(["plan", "--data", "/dev/null", "--store", str(tmp_path / "s")]) == 0
+    assert "warning: [data] pool /dev/null is not a folder on this machine" in capsys.readouterr().err
+    assert main(["plan", "--store", str(tmp_path / "s")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_plan_paper_preset_offline(capsys):
     from atlas.config import PRESETS
     from atlas.pipeline import make_plan
 
     assert main(["plan", "--preset", "paper"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "warning: [data] pool imagenet/train does not exist on this machine" in captured.err
     cfg = PRESETS.get("paper")()
     plan = make_plan(cfg)
     n = len(plan.jobs)
@@ -67,14 +78,16 @@ def test_plan_paper_preset_offline(capsys):
 
 
 def test_every_preset_plans_jobs_for_every_method():
-    """Each preset's methods all get jobs (image-seeded methods need [targets] images > 0)."""
+    """Each preset's methods all get jobs (image-seeded methods need [targets] images > 0), except those it
+    leaves out with a reason ([left_out]: the demo's data-free inversions)."""
     from atlas.config import PRESETS
     from atlas.pipeline import make_plan
 
     for name in ("demo", "lens"):
         cfg = PRESETS.get(name)()
         planned = {j.method for j in make_plan(cfg).jobs}
-        assert planned == set(cfg.methods), (name, set(cfg.methods) - planned)
+        assert planned == set(cfg.methods) - set(dict(cfg.left_out)), (name, set(cfg.methods) - planned)
+        assert not planned & set(dict(cfg.left_out))
 
 
 def test_console_script_entry_point():
