@@ -13,9 +13,12 @@ spare the disk, jobs with the same synthetic image share its files as hard links
 site still gets one copy per figure). Each class has a CRAFT bank of 10 concepts (mosaics and maps) and
 8 real-image thumbnails. Then it times
 
-* ``gather``: phase 1 (read the store, build every page's data);
-* ``first_render``: phase 1 + 2 into empty trees;
-* ``rerender``: the same again with nothing changed (goal: writes nothing);
+* ``gather``: phase 1 (read the store, build every page's data; on a store whose concept map is not cached
+  yet, also its t-SNE);
+* ``first_render``: phase 1 + 2 into empty trees, every store folder checksummed (no stamps of an earlier
+  render: :class:`atlas.pipeline.store.Stamps`);
+* ``rerender``: the same again with nothing changed (goal: writes nothing; the stamps of the first render
+  spare it the checksums);
 
 and reports files and bytes of the pages tree and of the assets tree, whether the pages tree fits GitHub
 Pages (and with room: under 500 MB and 100 000 files), the HTML sizes, and the seconds per 21 000 figures.
@@ -36,6 +39,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from statistics import mean
+from typing import Optional
 from unittest import mock
 
 import numpy as np
@@ -46,11 +50,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import emit  # noqa: E402
 
+from atlas.atomic import SEAL, sealed_json  # noqa: E402
 from atlas.concepts.bank import STAGE as CRAFT, VERSION as CRAFT_VERSION, fit_hash  # noqa: E402
 from atlas.concepts.layers import concept_layer  # noqa: E402
 from atlas.config import PRESETS, SiteConfig  # noqa: E402
 from atlas.methods.base import Visualization  # noqa: E402
 from atlas.pipeline import Store, make_plan  # noqa: E402
+from atlas.pipeline.store import Stamps  # noqa: E402
 from atlas.pipeline.references import STAGE as REFS, reference_key  # noqa: E402
 from atlas.sitegen import gather, write_site  # noqa: E402
 from atlas.sitegen.hosts import HOSTS, Measure  # noqa: E402
@@ -131,6 +137,7 @@ def fill_store(cfg, plan) -> dict:
 def _link_job(store: Store, job, source: Path) -> None:
     """Store ``job`` with the files of the job stored in ``source`` (hard links) and its own metadata."""
     meta = json.loads((source / "meta.json").read_text())
+    meta.pop(SEAL, None)
     meta.update(job.spec())
     meta.update({"key": job.key, "config_hash": job.config_hash})
     tmp = store.jobs_dir / f".tmp-{job.key}"
@@ -138,7 +145,7 @@ def _link_job(store: Store, job, source: Path) -> None:
     for f in source.iterdir():
         if f.name != "meta.json":
             os.link(f, tmp / f.name)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    (tmp / "meta.json").write_bytes(sealed_json(meta, default=float))  # sealed as Store.put seals it
     os.replace(tmp, store.jobs_dir / job.key)
 
 
@@ -187,6 +194,24 @@ def _craft_banks(cfg, plan, store, rng) -> int:
     return n
 
 
+def _concept_map(cfg, plan, store) -> Optional[float]:
+    """Compute the concept map (a t-SNE of every concept of the plan, stored as a stage; the render reads
+    it) before the timings, as the site does; its CPU seconds (threads included), or None if it was stored."""
+    from atlas.concepts.bank import find_banks
+    from atlas.concepts.concept_map import concept_map
+
+    model = cfg.models[0]
+    if cfg.targets.concepts < 1:
+        return None
+    layer = concept_layer(cfg, model)
+    banks = find_banks(store, model, fit_hash(cfg, layer, model), plan.classes[model])
+    before = len(list((Path(cfg.store) / "stages").rglob("meta.json")))
+    cpu = time.process_time()
+    concept_map(store, model, {c: bank.W for c, bank in banks.items()})
+    made = len(list((Path(cfg.store) / "stages").rglob("meta.json"))) > before
+    return round(time.process_time() - cpu, 1) if made else None
+
+
 def tree_stats(root: Path) -> dict:
     if not root.is_dir():
         return {}
@@ -223,6 +248,8 @@ def main() -> None:
     ap.add_argument("--one-folder", action="store_true", help="no assets_url: one folder, as from file://")
     ap.add_argument("--workdir", default="/tmp/atlas-bench-render")
     ap.add_argument("--keep", action="store_true", help="keep the site (default: removed after measuring)")
+    ap.add_argument("--skip-gather", action="store_true",
+                    help="no separate timed gather (the first render's gather is timed within it)")
     args = ap.parse_args()
     work = Path(args.workdir)
     cfg = lens_config(args, work)
@@ -231,29 +258,50 @@ def main() -> None:
     store = Store(cfg.store)
     for folder in (cfg.site.folder, cfg.site.assets_path):
         shutil.rmtree(folder, ignore_errors=True)
+    bad = [job.key for job in plan.jobs[:50] + plan.jobs[-50:] if not store.has(job.key)]
+    if bad:
+        raise SystemExit(f"{len(bad)} stored jobs are not readable (e.g. {bad[0]}): remove {cfg.store} and run again")
 
+    stamps = Path(cfg.store) / "cache" / Stamps.FILE  # checksums an earlier render made: none for the timings
+    load = [os.getloadavg()[0]]
     start, cpu = time.perf_counter(), time.process_time()
-    data = gather(plan, store)
-    gather_seconds, gather_cpu = time.perf_counter() - start, time.process_time() - cpu
-    del data
+    concept_map_cpu = _concept_map(cfg, plan, store)
+    concept_map_seconds = time.perf_counter() - start
+    gather_seconds = gather_cpu = None
+    if not args.skip_gather:
+        stamps.unlink(missing_ok=True)
+        start, cpu = time.perf_counter(), time.process_time()
+        data = gather(plan, store)
+        gather_seconds, gather_cpu = time.perf_counter() - start, time.process_time() - cpu
+        del data
+        load.append(os.getloadavg()[0])
+    stamps.unlink(missing_ok=True)  # a first render checksums every job (it was never rendered)
     start, cpu, child = time.perf_counter(), time.process_time(), _children_cpu()
-    first = write_site(gather(plan, store))
+    data = gather(plan, store)
+    first_gather_cpu = time.process_time() - cpu
+    first = write_site(data)
+    del data
     first_seconds = time.perf_counter() - start
     first_cpu = time.process_time() - cpu + _children_cpu() - child
+    load.append(os.getloadavg()[0])
     start, cpu, child = time.perf_counter(), time.process_time(), _children_cpu()
     again = write_site(gather(plan, store))
     again_seconds = time.perf_counter() - start
     again_cpu = time.process_time() - cpu + _children_cpu() - child
+    load.append(os.getloadavg()[0])
     pages = tree_stats(Path(cfg.site.folder))
     assets = tree_stats(Path(cfg.site.assets_path)) if cfg.site.external_assets else {}
     per = FIGURES_PER_GOAL / len(plan.jobs)
     emit({
         "benchmark": "render", "preset": "lens", "classes": len(plan.classes[cfg.models[0]]),
         "methods": len(cfg.methods), "figures": len(plan.jobs), "concept_banks": fill["banks"], "image_px": 224,
-        "assets_apart": cfg.site.external_assets, "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+        "assets_apart": cfg.site.external_assets, "cpus": os.cpu_count(), "load_average_1min": [round(x, 2) for x in load],
         "store_fill_seconds": round(fill["seconds"], 1), "jobs_stored_now": fill["jobs_stored"],
-        "gather_seconds": round(gather_seconds, 1), "gather_cpu_seconds": round(gather_cpu, 1),
+        "concept_map_seconds": round(concept_map_seconds, 1), "concept_map_cpu_seconds": concept_map_cpu,
+        "gather_seconds": gather_seconds and round(gather_seconds, 1),
+        "gather_cpu_seconds": gather_cpu and round(gather_cpu, 1),
         "first_render_seconds": round(first_seconds, 1), "first_render_cpu_seconds": round(first_cpu, 1),
+        "first_render_gather_cpu_seconds": round(first_gather_cpu, 1),
         "first_render_seconds_per_21000_figures": round(first_seconds * per, 1),
         "first_render_cpu_seconds_per_21000_figures": round(first_cpu * per, 1),
         "first_render_written": first["written"], "rerender_seconds": round(again_seconds, 1),

@@ -309,3 +309,42 @@ def test_disk_errors_reach_the_cli_as_one_line(tmp_path, monkeypatch, capsys):
     assert code == 1 and err[-1].startswith("atlas: error: cannot write to ")
     assert "No space left on device" in err[-1] and str(tmp_path / "store") in err[-1]
     assert not list((tmp_path / "store" / "jobs").iterdir())
+
+
+def test_a_render_does_not_checksum_again_a_job_unchanged_since_an_earlier_render_but_sees_any_change(
+        tmp_path, monkeypatch, caplog):
+    """Store folders a render checksummed are stamped (size, times, inode of each file); the next render
+    trusts them while the stamps hold, and checksums again - and shows the job as pending - once a file
+    changed, even with the same size; a damaged stamps file counts as none."""
+    import time
+
+    from atlas.pipeline import store as store_mod
+    from atlas.sitegen.context import gather
+
+    cfg = quick_config(tmp_path, classes=(285,), methods=("fourier",))
+    plan, store, _ = _run(cfg)
+    key = plan.jobs[0].key
+    monkeypatch.setattr(store_mod.Stamps, "RACY", 0.0)  # the job was written a moment ago
+    time.sleep(0.05)
+    stamps_file = store.cache_dir / "verified.json"
+
+    def status():
+        return [f for f in gather(plan, store).manifest["figures"] if f["key"] == key][0]["status"]
+
+    assert status() == "done"
+    assert f"jobs/{key}" in json.loads(stamps_file.read_text())["folders"]
+    checked = []
+    real = store_mod.files_intact
+    monkeypatch.setattr(store_mod, "files_intact", lambda folder, *a, **k: checked.append(str(folder)) or real(
+        folder, *a, **k))
+    assert status() == "done" and not [f for f in checked if key in f]  # trusted: no checksum
+    assert store.stamps is None  # only while gathering
+    image = store.job_dir(key) / "image.png"
+    data = image.read_bytes()
+    image.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])  # one bit, same size
+    with caplog.at_level(logging.WARNING):
+        assert status() == "pending"
+    assert any(key in r.getMessage() and "corrupt" in r.getMessage() for r in caplog.records)
+    image.write_bytes(data)
+    stamps_file.write_bytes(b"\xff{garbage")
+    assert status() == "done" and [f for f in checked if key in f]  # checksummed again

@@ -3,15 +3,17 @@ their keys, which include the pool's fingerprint): the newest matching entry win
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 from ..config import canonical_json
 
 
-def latest_entries(store, stage: str, match: dict, by: Sequence[str]) -> Dict[tuple, Path]:
+def latest_entries(store, stage: str, match: dict, by: Sequence[str],
+                   wanted: Optional[Callable[[tuple], bool]] = None) -> Dict[tuple, Path]:
     """``{tuple(inputs[b] for b in by): folder}`` of the verified entries of ``stage`` whose inputs contain
     ``match``; for several entries with the same ``by`` values, the newest *intact* one (a damaged newer
-    entry is warned about and passed over, never hides an older good one)."""
+    entry is warned about and passed over, never hides an older good one). ``wanted(key)``: only these
+    (the others are neither checksummed nor returned)."""
     root = Path(store.stages_dir) / stage
     best: Dict[str, tuple] = {}
     if not root.is_dir():
@@ -24,6 +26,8 @@ def latest_entries(store, stage: str, match: dict, by: Sequence[str]) -> Dict[tu
         if not isinstance(inputs, dict) or any(inputs.get(k) != v for k, v in match.items()):
             continue
         key = tuple(inputs.get(b) for b in by)
+        if wanted is not None and not wanted(key):
+            continue
         created = str(meta.get("created", ""))
         token = canonical_json(list(key))
         if (token not in best or created > best[token][0]) and store.get_stage(stage, d.name) is not None:

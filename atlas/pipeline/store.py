@@ -52,22 +52,23 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def stage_meta_problem(meta, key: str) -> Optional[str]:
+def stage_meta_problem(meta, key: str, seal: bool = True) -> Optional[str]:
     """Why ``meta`` is not a stage result's record (None if it is): sealed as written (older records
     without the seal are checked field by field only), a checked-folder record naming ``key``."""
-    if isinstance(meta, dict) and SEAL in meta:
+    if seal and isinstance(meta, dict) and SEAL in meta:
         why = seal_problem(meta)
         if why:
             return why
     return record_problem(meta, key=key)
 
 
-def job_meta_problem(meta, key: str) -> Optional[str]:
+def job_meta_problem(meta, key: str, seal: bool = True) -> Optional[str]:
     """Why ``meta`` is not a job's metadata (None if it is): sealed as :meth:`Store.put` wrote it (any
     change to the file is damage; metadata written before the seal is checked field by field only), a
     checked-folder record listing the job's image and transparency map, naming the job's key, with the
-    fields that pages, the metrics and the estimates read."""
-    if isinstance(meta, dict) and SEAL in meta:
+    fields that pages, the metrics and the estimates read. ``seal=False``: the seal is not checked (a file
+    whose seal was checked before and that has not changed since: :class:`Stamps`)."""
+    if seal and isinstance(meta, dict) and SEAL in meta:
         why = seal_problem(meta)
         if why:
             return why
@@ -109,6 +110,80 @@ def _history(values, limit: int = 200):
     return [values[i] for i in idx]
 
 
+class Stamps:
+    """What the last checksummed reads of store folders found, so that a later reader (``render``) does not
+    checksum them again while they are unchanged: for each folder verified deeply (every checksum and the
+    record's seal), the SHA-256 of ``(name, size, mtime, ctime, inode)`` of its ``meta.json`` and every file
+    it records. Any write to a file, a rename onto it, a new hard link, ``touch``, ``chmod``, a copy of the
+    store elsewhere changes its ctime or inode: the folder is checksummed again. A stamp is recorded only for
+    folders whose files were last changed more than :data:`RACY` seconds before the check began (a change
+    within the file system's timestamp granularity could otherwise keep the stamp). Damage that leaves every
+    timestamp as it was (a disk's bit rot below the file system) is found by ``atlas run``, which always
+    checksums, and by a render without the stamps file. Kept in ``<store>/cache/verified.json``; a store
+    that cannot be written keeps none (every render checksums); a damaged stamps file counts as empty."""
+
+    RACY = 2.0
+    FILE = "verified.json"
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.start = time.time_ns()
+        self.old: Dict[str, str] = {}
+        self.new: Dict[str, str] = {}
+        try:
+            got = json.loads(path.read_bytes().decode("utf-8"))
+            if isinstance(got, dict) and got.get("format") == 1 and isinstance(got.get("folders"), dict):
+                self.old = {k: v for k, v in got["folders"].items() if isinstance(k, str) and isinstance(v, str)}
+        except (OSError, ValueError, RecursionError):
+            pass
+
+    @staticmethod
+    def of(folder: Path, meta) -> Tuple[Optional[str], int]:
+        """(stamp of ``folder`` with the files ``meta`` records, newest change time in ns); (None, 0) if a
+        file cannot be read or ``meta`` records none."""
+        files = meta.get("files") if isinstance(meta, dict) else None
+        if not isinstance(files, dict):
+            return None, 0
+        parts, newest = [], 0
+        for name in ("meta.json", *sorted(files)):
+            try:
+                st = (folder / name).stat()
+            except (OSError, ValueError):
+                return None, 0
+            parts.append(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}")
+            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+        return sha256("\n".join(parts).encode())[:32], newest
+
+    def trusted(self, rel: str, folder: Path, meta) -> bool:
+        """``folder`` (``rel`` in the store) is unchanged since it was verified deeply."""
+        want = self.old.get(rel)
+        if want is None:
+            return False
+        stamp, _ = self.of(folder, meta)
+        if stamp != want:
+            return False
+        self.new[rel] = stamp
+        return True
+
+    def verified(self, rel: str, folder: Path, meta) -> None:
+        """``folder`` was just verified deeply: remember its stamp (unless a file changed too recently)."""
+        stamp, newest = self.of(folder, meta)
+        if stamp is not None and newest < self.start - int(self.RACY * 1e9):
+            self.new[rel] = stamp
+
+    def save(self) -> None:
+        """Write the stamps: those of this reader, and the earlier ones of folders it did not look at
+        (another plan's). A store that cannot be written keeps none."""
+        folders = {**{k: v for k, v in self.old.items()}, **self.new}
+        if folders == self.old:
+            return
+        try:
+            atomic_write(self.path, json.dumps({"format": 1, "folders": folders}, separators=(",", ":"),
+                                               sort_keys=True).encode(), sync=False)
+        except OSError:
+            pass
+
+
 class Store:
     """The store under ``root`` (see the module docstring for its layout)."""
 
@@ -119,6 +194,14 @@ class Store:
         self.cache_dir = self.root / "cache"
         self.stages_dir = self.root / "stages"
         self.metrics_dir = self.root / "metrics"
+        self.stamps: Optional[Stamps] = None  # set by :meth:`using_stamps` (a render)
+
+    def using_stamps(self) -> "Stamps":
+        """From now on, checksummed reads (``meta(verify=True)``, ``stage_meta``) skip the checksums of
+        folders unchanged since an earlier such read verified them (:class:`Stamps`); call ``.save()`` on
+        the result when done to keep what was verified."""
+        self.stamps = Stamps(self.cache_dir / Stamps.FILE)
+        return self.stamps
 
     # ------------------------------------------------------------------ reading
     def job_dir(self, key: str) -> Path:
@@ -138,11 +221,18 @@ class Store:
         """The job's metadata, or None if it is missing, unreadable or malformed, or (with ``verify``) a
         file is missing or damaged: ``verify=True`` compares checksums, ``verify="sizes"`` only sizes."""
         path = self.jobs_dir / key / "meta.json"
+        stamps, rel = self.stamps, f"jobs/{key}"
+        if verify is True and stamps is not None and rel in stamps.old:
+            meta = read_json(path, f"job {key}", lambda m: job_meta_problem(m, key, seal=False))
+            if meta is not None and stamps.trusted(rel, path.parent, meta):
+                return meta  # verified deeply before, not changed since
         meta = read_json(path, f"job {key}", lambda m: job_meta_problem(m, key))
         if meta is None:
             return None
         if verify and not self.verify(key, meta, deep=verify is True):
             return None
+        if verify is True and stamps is not None:
+            stamps.verified(rel, path.parent, meta)
         return meta
 
     def verify(self, key: str, meta: dict, deep: bool = True) -> bool:
@@ -224,10 +314,17 @@ class Store:
         """The record of a finished stage result, or None (missing; malformed, or with ``verify`` a file
         missing or corrupt: warned once)."""
         d = self.stage_dir(stage, key)
-        meta = read_json(d / "meta.json", f"stage {stage}/{key} (the next `atlas run` computes it again)",
-                         lambda m: stage_meta_problem(m, key))
+        what = f"stage {stage}/{key} (the next `atlas run` computes it again)"
+        stamps, rel = self.stamps, f"stages/{stage}/{key}"
+        if verify and stamps is not None and rel in stamps.old:
+            meta = read_json(d / "meta.json", what, lambda m: stage_meta_problem(m, key, seal=False))
+            if meta is not None and stamps.trusted(rel, d, meta):
+                return meta  # verified deeply before, not changed since
+        meta = read_json(d / "meta.json", what, lambda m: stage_meta_problem(m, key))
         if meta is None or (verify and not files_intact(d, meta, f"stage {stage}/{key}")):
             return None
+        if verify and stamps is not None:
+            stamps.verified(rel, d, meta)
         return meta
 
     def get_stage(self, stage: str, key: str, verify: bool = True) -> Optional[Path]:

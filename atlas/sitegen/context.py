@@ -142,7 +142,21 @@ def _finish_versions(b: SiteBuild) -> None:
 def gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     """All pages and assets of the site for ``plan``, reading only the plan, the store and what earlier
     renders of the site published (``site``: a :class:`~atlas.config.SiteConfig` or the pages' folder;
-    default: the plan's ``[site]``)."""
+    default: the plan's ``[site]``). Store folders that an earlier render checksummed and that have not
+    changed since are not checksummed again (:class:`atlas.pipeline.store.Stamps`)."""
+    before = getattr(store, "stamps", None)
+    stamps = store.using_stamps() if hasattr(store, "using_stamps") else None
+    try:
+        data = _gather(plan, store, site)
+    finally:
+        if stamps is not None:
+            store.stamps = before
+    if stamps is not None:
+        stamps.save()
+    return data
+
+
+def _gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     cfg = plan.config
     config_hash = site_config_hash(cfg)
     where = site_config(site, cfg.site)
