@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,13 @@ class Sampler:
         self.peak = max(self.peak, _rss_mib())
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its waited-for children (``atlas check``'s
+    subprocesses, Chromium once closed): on a shared machine the measure of atlas's own work."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def browser_seconds(index: Path) -> dict:
     """Seconds to load the index page in headless Chromium (DOMContentLoaded, then every lazy image
     in view), and how many thumbnails it lists; skipped without Playwright or Chromium."""
@@ -84,44 +92,81 @@ def browser_seconds(index: Path) -> dict:
     return {"seconds": round(seconds, 2), "images": thumbs, "index_html_kb": round(html_kb, 1)}
 
 
-def child(n: int, steps: int, work: Path) -> dict:
+#: The stages, in order, and the child process that runs each group: every group is a fresh process (it
+#: plans again, untimed, from the same configuration), so that each stage's peak memory is its own.
+GROUPS = (("plan", "run"), ("metrics",), ("render", "check", "browser"))
+
+
+def child(n: int, steps: int, work: Path, names) -> dict:
     from common import setup_threads
 
     setup_threads()
     from atlas.config import config_from_mapping
-    from atlas.metrics import MetricsRunner
-    from atlas.pipeline import Runner, Store, make_plan
-    from atlas.sitegen import render
-    from atlas.sitegen.check import check_site
+    from atlas.pipeline import Store, make_plan
 
     settings = {"steps": steps, "crops": 1, "image_size": 128}
     cfg = config_from_mapping({
         "preset": "demo", "name": f"scale-{n}", "classes": list(range(n)), "methods": ["maco", "fourier"],
         "store": str(work / "store"), "site": str(work / "site"), "batch_size": 16, "batch_sizes": {},
         "settings": {"maco": settings, "fourier": settings},
-        "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {}},
+        "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "layers": [], "kind_methods": {}},
         "metrics": {"real_images": 2},
     })
-    stages = {}
+    stages, out = {}, {"classes": n}
 
     def timed(name, fn):
         with Sampler() as s:
-            start = time.perf_counter()
-            out = fn()
-            seconds = time.perf_counter() - start
-        stages[name] = {"seconds": round(seconds, 2), "per_class_ms": round(1000 * seconds / n, 1),
-                        "peak_rss_mib": round(s.peak)}
-        return out
+            start, cpu0 = time.perf_counter(), cpu_seconds()
+            result = fn()
+            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
+        stages[name] = {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+                        "per_class_ms": round(1000 * seconds / n, 1), "cpu_per_class_ms": round(1000 * cpu / n, 1),
+                        "peak_rss_mib": round(s.peak), "load_average_1min": round(os.getloadavg()[0], 2)}
+        print(f"[{n} classes] {name}: {json.dumps(stages[name])}", file=sys.stderr, flush=True)
+        return result
 
-    plan = timed("plan", lambda: make_plan(cfg))
+    plan = timed("plan", lambda: make_plan(cfg)) if "plan" in names else make_plan(cfg)
+    out["jobs"] = len(plan.jobs)
     store = Store(cfg.store)
-    timed("run", lambda: Runner(cfg, store, progress=False).run(plan.jobs))
-    timed("metrics", lambda: MetricsRunner(cfg, store, progress=False).run(plan))
-    timed("render", lambda: render(plan, store, cfg.site))
-    problems = timed("check", lambda: check_site(cfg.site))
-    browser = timed("browser", lambda: browser_seconds(Path(cfg.site) / "index.html"))
-    return {"classes": n, "jobs": len(plan.jobs), "stages": stages, "check_problems": len(problems),
-            "browser": browser, "site_files": sum(1 for p in Path(cfg.site).rglob("*") if p.is_file())}
+    if "run" in names:
+        from atlas.pipeline import Runner
+
+        timed("run", lambda: Runner(cfg, store, progress=False).run(plan.jobs))
+    if "metrics" in names:
+        from atlas.metrics import MetricsRunner
+
+        timed("metrics", lambda: MetricsRunner(cfg, store, progress=False).run(plan))
+    if "render" in names:
+        from atlas.sitegen import render
+
+        timed("render", lambda: render(plan, store, cfg.site))
+    if "check" in names:
+        from atlas.sitegen.check import check_site
+
+        out["check_problems"] = len(timed("check", lambda: check_site(cfg.site)))
+    if "browser" in names:
+        out["browser"] = timed("browser", lambda: browser_seconds(Path(cfg.site) / "index.html"))
+        out["site_files"] = sum(1 for p in Path(cfg.site).rglob("*") if p.is_file())
+    out["stages"] = stages
+    return out
+
+
+def run_n(n: int, steps: int, work: Path) -> dict:
+    """Every stage on ``n`` classes, one child process per group of :data:`GROUPS`."""
+    row = {"classes": n, "stages": {}}
+    start = time.perf_counter()
+    for group in GROUPS:
+        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--steps", str(steps),
+                              "--workdir", str(work), "--stages", ",".join(group)], stdout=subprocess.PIPE,
+                             text=True, cwd=ROOT,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")))
+        if out.returncode != 0:
+            raise SystemExit(f"scale run of {n} classes failed in {group} (its stderr is above)")
+        part = json.loads(out.stdout.strip().splitlines()[-1])
+        row["stages"].update(part.pop("stages"))
+        row.update(part)
+    row["process_seconds"] = round(time.perf_counter() - start, 1)
+    return row
 
 
 def main() -> None:
@@ -131,9 +176,10 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--stages", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.child, args.steps, Path(args.workdir))))
+        print(json.dumps(child(args.child, args.steps, Path(args.workdir), args.stages.split(","))))
         return
     base = Path(args.workdir or tempfile.mkdtemp(prefix="atlas-bench-scale-"))
     results = []
@@ -141,26 +187,23 @@ def main() -> None:
         work = base / f"n{n}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        start = time.perf_counter()
-        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--steps", str(args.steps),
-                              "--workdir", str(work)], capture_output=True, text=True, cwd=ROOT,
-                             env=dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")))
-        if out.returncode != 0:
-            raise SystemExit(f"scale run of {n} classes failed:\n{out.stderr[-3000:]}")
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        row["process_seconds"] = round(time.perf_counter() - start, 1)
+        row = run_n(n, args.steps, work)
+        (base / f"row-{n}.json").write_text(json.dumps(row))
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)  # each N as it finishes
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     growth = {}
     if len(results) > 1:
-        lo, hi = results[0], results[-1]
+        lo, hi = min(results, key=lambda r: r["classes"]), max(results, key=lambda r: r["classes"])
         factor = hi["classes"] / lo["classes"]
         for stage, s in hi["stages"].items():
             before = max(lo["stages"][stage]["seconds"], 0.01)
+            cpu_before = max(lo["stages"][stage]["cpu_seconds"], 0.01)
             growth[stage] = {"seconds_ratio": round(s["seconds"] / before, 2),
-                             "growth_over_linear": round(s["seconds"] / before / factor, 2),
+                             "wall_growth_over_linear": round(s["seconds"] / before / factor, 2),
+                             "cpu_seconds_ratio": round(s["cpu_seconds"] / cpu_before, 2),
+                             "growth_over_linear": round(s["cpu_seconds"] / cpu_before / factor, 2),
                              "peak_rss_ratio": round(s["peak_rss_mib"] / max(lo["stages"][stage]["peak_rss_mib"], 1), 2)}
     from common import machine
 
