@@ -1,15 +1,23 @@
 """Scale rehearsal: the whole pipeline on many classes of EfficientNet-Lite0 with real jobs, stage by stage.
 
-    python bench/scale.py [--classes 100,1000] [--steps 8] [--workdir DIR]
+    python bench/scale.py [--classes 100,1000] [--steps 8] [--workdir DIR] [--keep]
+    python bench/scale.py --rows DIR/row-100.json,DIR/row-1000.json     # growth of rows measured before
 
-For each class count N (each in a fresh child process, so that peak memory is its own): plan, run, metrics
-(with t-SNE), render, ``atlas check`` and the index page opened in Chromium, on a configuration at the
-cheapest settings that still optimise - MACO and Fourier, ``steps`` steps of 1 crop from a 128-px image,
-16 targets per batch, no concepts, neurons or image-seeded targets; metrics with 2 real images per class
-where the pool has them (the bundled pool: the six demo classes). Prints JSON: per N and stage the wall
-seconds, the seconds per class and the peak resident memory (MiB, sampled every 0.1 s), and per stage the
-growth from the smallest to the largest N divided by the growth in classes (``growth_over_linear``: 1.0
-is linear; well above 1 means something grows faster than the number of classes).
+For each class count N: plan, run, metrics (with t-SNE), render, ``atlas check`` and the index page opened
+in Chromium, on a configuration at the cheapest settings that still optimise - MACO and Fourier,
+``steps`` steps of 1 crop from a 128-px image, 16 targets per batch, no concepts, neurons, whole layers
+or image-seeded targets; metrics with 2 real images per class where the pool has them (the bundled pool:
+the six demo classes). The stages run in three fresh child processes per N (plan+run, metrics,
+render+check+browser; the later ones plan again, untimed), so that each stage's peak memory is its own
+and each picks up the code as it is when it starts. Prints JSON: per N and stage the wall seconds, the
+CPU seconds (user + system of the process and its waited-for children: ``atlas check``, the render's
+workers, Chromium), both per class, the peak resident memory (MiB, sampled every 0.1 s) and the load
+average; per stage the growth from the smallest to the largest N divided by the growth in classes, on
+CPU seconds (``growth_over_linear``: 1.0 is linear; well above 1 means something grows faster than the
+number of classes; on a shared machine wall seconds measure the neighbours, so the wall figure is
+``wall_growth_over_linear``). Each N's row is also written to ``DIR/row-N.json``; ``--rows`` recomputes
+the growth from such files (a row may hold a partial run stage, ``"jobs_done"`` of its jobs: its growth
+is then taken per job).
 """
 from __future__ import annotations
 
@@ -97,7 +105,13 @@ def browser_seconds(index: Path) -> dict:
 GROUPS = (("plan", "run"), ("metrics",), ("render", "check", "browser"))
 
 
-def child(n: int, steps: int, work: Path, names) -> dict:
+#: ``--metrics lean``: the metrics judged by the model under study alone (no judges; its own penultimate
+#: features stand in for Inception's in FID/KID), two Lite0 passes per FV instead of ~8.5 Lite0-equivalents
+#: (Lite1 at 240 px and Lite2 at 260 px as judges, Lite2 as the FID substitute): what fits a shared machine.
+LEAN_METRICS = {"judges": [], "substitute": "efficientnet_lite0"}
+
+
+def child(n: int, steps: int, work: Path, names, metrics: str = "demo") -> dict:
     from common import setup_threads
 
     setup_threads()
@@ -110,9 +124,9 @@ def child(n: int, steps: int, work: Path, names) -> dict:
         "store": str(work / "store"), "site": str(work / "site"), "batch_size": 16, "batch_sizes": {},
         "settings": {"maco": settings, "fourier": settings},
         "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "layers": [], "kind_methods": {}},
-        "metrics": {"real_images": 2},
+        "metrics": {"real_images": 2, **(LEAN_METRICS if metrics == "lean" else {})},
     })
-    stages, out = {}, {"classes": n}
+    stages, out = {}, {"classes": n, "metrics_suite": metrics}
 
     def timed(name, fn):
         with Sampler() as s:
@@ -151,13 +165,13 @@ def child(n: int, steps: int, work: Path, names) -> dict:
     return out
 
 
-def run_n(n: int, steps: int, work: Path) -> dict:
+def run_n(n: int, steps: int, work: Path, metrics: str = "demo") -> dict:
     """Every stage on ``n`` classes, one child process per group of :data:`GROUPS`."""
     row = {"classes": n, "stages": {}}
     start = time.perf_counter()
     for group in GROUPS:
         out = subprocess.run([sys.executable, __file__, "--child", str(n), "--steps", str(steps),
-                              "--workdir", str(work), "--stages", ",".join(group)], stdout=subprocess.PIPE,
+                              "--workdir", str(work), "--stages", ",".join(group), "--metrics", metrics], stdout=subprocess.PIPE,
                              text=True, cwd=ROOT,
                              env=dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")))
         if out.returncode != 0:
@@ -169,6 +183,30 @@ def run_n(n: int, steps: int, work: Path) -> dict:
     return row
 
 
+def growth_of(results) -> dict:
+    """Per stage: the largest N's figures over the smallest N's, and divided by the growth in classes
+    (per job instead where a row's run stage is partial: ``jobs_done`` of ``jobs``)."""
+    growth = {}
+    if len(results) < 2:
+        return growth
+    lo, hi = min(results, key=lambda r: r["classes"]), max(results, key=lambda r: r["classes"])
+    for stage, s in hi["stages"].items():
+        if stage not in lo["stages"]:
+            continue
+        a = lo["stages"][stage]
+        done_lo, done_hi = a.get("jobs_done", lo.get("jobs")), s.get("jobs_done", hi.get("jobs"))
+        partial = "jobs_done" in a or "jobs_done" in s
+        factor = done_hi / done_lo if partial else hi["classes"] / lo["classes"]
+        before, cpu_before = max(a["seconds"], 0.01), max(a["cpu_seconds"], 0.01)
+        growth[stage] = {"seconds_ratio": round(s["seconds"] / before, 2),
+                         "wall_growth_over_linear": round(s["seconds"] / before / factor, 2),
+                         "cpu_seconds_ratio": round(s["cpu_seconds"] / cpu_before, 2),
+                         "growth_over_linear": round(s["cpu_seconds"] / cpu_before / factor, 2),
+                         "peak_rss_ratio": round(s["peak_rss_mib"] / max(a["peak_rss_mib"], 1), 2),
+                         **({"per": "job"} if partial else {})}
+    return growth
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--classes", default="100,1000")
@@ -177,9 +215,16 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--stages", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--metrics", choices=("demo", "lean"), default="demo",
+                    help="demo: the demo's judges and FID substitute; lean: the model under study alone")
+    ap.add_argument("--rows", default=None, help="comma-separated row-N.json files: print their growth only")
     args = ap.parse_args()
+    if args.rows:
+        results = [json.loads(Path(p).read_text()) for p in args.rows.split(",")]
+        print(json.dumps({"benchmark": "scale", "results": results, "growth": growth_of(results)}, indent=2))
+        return
     if args.child is not None:
-        print(json.dumps(child(args.child, args.steps, Path(args.workdir), args.stages.split(","))))
+        print(json.dumps(child(args.child, args.steps, Path(args.workdir), args.stages.split(","), args.metrics)))
         return
     base = Path(args.workdir or tempfile.mkdtemp(prefix="atlas-bench-scale-"))
     results = []
@@ -187,24 +232,13 @@ def main() -> None:
         work = base / f"n{n}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        row = run_n(n, args.steps, work)
+        row = run_n(n, args.steps, work, args.metrics)
         (base / f"row-{n}.json").write_text(json.dumps(row))
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)  # each N as it finishes
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    growth = {}
-    if len(results) > 1:
-        lo, hi = min(results, key=lambda r: r["classes"]), max(results, key=lambda r: r["classes"])
-        factor = hi["classes"] / lo["classes"]
-        for stage, s in hi["stages"].items():
-            before = max(lo["stages"][stage]["seconds"], 0.01)
-            cpu_before = max(lo["stages"][stage]["cpu_seconds"], 0.01)
-            growth[stage] = {"seconds_ratio": round(s["seconds"] / before, 2),
-                             "wall_growth_over_linear": round(s["seconds"] / before / factor, 2),
-                             "cpu_seconds_ratio": round(s["cpu_seconds"] / cpu_before, 2),
-                             "growth_over_linear": round(s["cpu_seconds"] / cpu_before / factor, 2),
-                             "peak_rss_ratio": round(s["peak_rss_mib"] / max(lo["stages"][stage]["peak_rss_mib"], 1), 2)}
+    growth = growth_of(results)
     from common import machine
 
     print(json.dumps({"benchmark": "scale", "steps": args.steps, "load_average_1min": round(os.getloadavg()[0], 2),
