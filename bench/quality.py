@@ -2,6 +2,7 @@
 papers claim (issue 17).
 
     nice -n 10 python bench/quality.py --scale 0.1 [--seeds 0,1,2] [--store /tmp/quality/store]
+    nice -n 10 python bench/quality.py --settings demo --methods maco,fourier   # the demo's settings
 
 Runs every registered method that visualises classes (MACO, Fourier and their 1024-px variants, VITAL,
 DeepInversion and its multi-resolution variant, Plug-In Inversion) with its papers' settings - the paper
@@ -106,12 +107,17 @@ def main() -> None:
     ap.add_argument("--store", default="/tmp/quality/store")
     ap.add_argument("--real", type=int, default=16, help="real crops per class for plausibility and KID")
     ap.add_argument("--batch", type=int, default=2, help="targets per optimisation (MACO, Fourier, VITAL)")
+    ap.add_argument("--settings", choices=("paper", "demo"), default="paper",
+                    help="paper: the paper preset's settings x --scale; demo: the demo preset's (--scale ignored)")
     args = ap.parse_args()
     setup_threads()
     methods = tuple(args.methods.split(","))
     demo = PRESETS.get("demo")()
     classes = demo.classes
-    settings = {m: scaled_settings(m, args.scale, len(classes)) for m in methods}
+    if args.settings == "demo":  # issue 17 item 10: the methods as the demo runs them
+        settings = {m: dict(dict(demo.settings).get(m, ())) for m in methods}
+    else:
+        settings = {m: scaled_settings(m, args.scale, len(classes)) for m in methods}
     cfg = replace(demo, methods=methods, seeds=tuple(int(s) for s in args.seeds.split(",")),
                   targets=TargetsConfig(), store=args.store, settings=freeze_settings(settings),
                   data=replace(demo.data, references=50), batch_size=args.batch)
@@ -192,7 +198,7 @@ def main() -> None:
         best = min(kids, key=kids.get)
         claims.append({"claim": "DeepInversion has the lowest KID (VITAL Table 1, FID)", "column": "kid_lite2",
                        "lowest": best, "values": kids, "holds": best.startswith("deepinversion")})
-    emit({"benchmark": "quality", "scale": args.scale, "classes": list(classes), "seeds": list(cfg.seeds),
+    emit({"benchmark": "quality", "settings": args.settings, "scale": args.scale if args.settings == "paper" else None, "classes": list(classes), "seeds": list(cfg.seeds),
           "rows": rows, "claims": claims, "images": per_image, "run_seconds": round(run_seconds, 1),
           "jobs_run": report.done, "jobs_cached": report.cached, "machine": machine()})
 

@@ -13,6 +13,7 @@ def quick_config(tmp_path, classes=(285, 967), methods=("maco", "fourier"), step
     raw = {"preset": "demo", "classes": list(classes), "methods": list(methods),
            "store": str(tmp_path / "store"), "site": {"folder": str(tmp_path / "site"), "degenerate": "mark"},
            "batch_sizes": {},  # the demo's per-method batch sizes off: batch_size alone decides
+           "left_out": {},  # every listed method runs (the demo leaves the data-free inversions out)
            "settings": {m: {"steps": steps, "crops": 1} for m in methods}}
     # the demo's concept and neuron targets are tested in test_concepts*.py / test_neurons.py
     raw["targets"] = {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {}, "layers": [],

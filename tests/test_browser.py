@@ -41,8 +41,6 @@ def site(tmp_path_factory):
     # 2-step images are degenerate by design: shown under their warning ([site] degenerate = "mark")
     cfg.write_text(f'preset = "demo"\nstore = "{tmp}/store"\n[site]\nfolder = "{tmp}/site"\ndegenerate = "mark"\n'
                    '[settings.maco]\nsteps = 2\ncrops = 1\n[settings.fourier]\nsteps = 2\ncrops = 1\n'
-                   '[settings.deepinversion]\nsteps = 2\n[settings.deepinversion_ms]\nlow_res_steps = 2\nsteps = 2\n'
-                   '[settings.plugin_inversion]\nsteps = 2\nviews = 1\n'
                    '[settings.accentuation]\nsteps = 2\ncrops = 1\nlam = 1.0\nmask_images = 2\nnatural_images = 2\n'
                    '[settings.attribution_vis]\nsteps = 2\nattribution_steps = 2\nbaseline = "zero"\n'
                    '[settings.vital]\nsteps = 2\nneuron_steps = 2\nwarmup = 0\n'

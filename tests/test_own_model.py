@@ -89,7 +89,7 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
     for name, extra in (("leafgray", {"checkpoint": str(own.gray), "input_size": 64}),
                         ("leaf32", {"input_size": 32})):
         raw = {"preset": "demo", "store": str(tmp_path / name / "store"), "site": {"folder": str(tmp_path / name / "site"), "degenerate": "mark"},
-               "models": [name], "model": own.table(name, **extra), "classes": ["scooter"], "batch_size": 2,
+               "models": [name], "model": own.table(name, **extra), "classes": ["scooter"], "batch_size": 2, "left_out": {},
                "data": {"pool": str(own.photos), "references": 4, "spectrum_images": 8},
                "targets": {"concepts": 2, "random_neurons": 1, "images": 1, "layers": [],
                            "concept_settings": {"images": 4, "min_wins": 1, "visualise": 1, "nb_design": 4},
@@ -208,7 +208,7 @@ def test_pixel_settings_follow_the_input_size_unless_set(own):
     """Pixel settings are given for 224 px: a 64-px model's jitter, image sides and patches are scaled, and an
     explicit setting is kept; the model's identity (weights, input) is part of every job's key."""
     raw = {"preset": "demo", "models": ["small"], "model": own.table("small", input_size=64),
-           "data": {"pool": str(own.photos)}, "classes": [1],
+           "data": {"pool": str(own.photos)}, "classes": [1], "left_out": {},
            "settings": {"deepinversion": {"jitter": 7}, "vital": {"allow_fewer": True}}}
     plan = make_plan(config_from_mapping(raw))
     by = {j.method: j.config for j in plan.jobs if j.target.kind == "class"}

@@ -31,3 +31,40 @@ def test_batch_size_and_skipped_methods_are_shown(tmp_path):
     # the full record (settings, batch) is on the figure's versioned page
     fig = (site / paths.versioned(paths.figure_page(di.model, di.method, di.target, di.seed), di.key)).read_text()
     assert "batch: 2" in fig and "batch classes: [285, 967]" in fig
+
+
+def test_left_out_methods_are_skipped_with_their_reason_on_every_page(tmp_path):
+    """``[left_out]`` (the demo leaves out the data-free inversions): no job, every target it would take
+    skipped with the reason, which the class page, the method page, the about page and the index give; the
+    method filter and the compare page offer only the methods that ran."""
+    cfg = quick_config(tmp_path, classes=(285,), methods=("maco", "plugin_inversion"), settings={},
+                       left_out={"plugin_inversion": "its images are noise at this budget"})
+    plan = make_plan(cfg)
+    assert {j.method for j in plan.jobs} == {"maco"}
+    assert [(s.method, s.reason) for s in plan.skipped] == [
+        ("plugin_inversion", "left out of this atlas: its images are noise at this budget")]
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        store.put(job, fake_visualization(job))
+    render(plan, store, cfg.site)
+    site = tmp_path / "site"
+    assert check_site(site) == []
+    cls = (site / "efficientnet_lite0" / "class" / "0285.html").read_text()
+    assert "Plug-In Inversion</a>: skipped — left out of this atlas: its images are noise at this budget" in cls
+    method = (site / paths.method_page("plugin_inversion")).read_text()
+    assert "Not run in this atlas:</strong> its images are noise at this budget" in method
+    assert "Not run in this atlas: its images are noise at this budget" in (site / "about.html").read_text()
+    index = (site / "index.html").read_text()
+    assert 'value="maco"' in index and 'value="plugin-inversion"' not in index and 'value="plugin_inversion"' not in index
+    assert "Not run here:" in index
+    compare = (site / paths.COMPARE_PAGE).read_text()
+    assert "Plug-In Inversion</option>" not in compare and "MACO</option>" in compare
+
+
+def test_the_demo_leaves_out_the_data_free_inversions_with_a_measured_reason():
+    from atlas.config import PRESETS
+
+    demo = PRESETS.get("demo")()
+    left = dict(demo.left_out)
+    assert set(left) == {"deepinversion", "deepinversion_ms", "plugin_inversion"} <= set(demo.methods)
+    assert all("% of their luminance power" in why for why in left.values())

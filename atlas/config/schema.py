@@ -328,6 +328,12 @@ class AtlasConfig:
         is one image per target gain from batching, those with many crops per target much less. A job's
         key records its batch size (an image depends on the batch it is optimised in). A file that starts
         from a preset and sets ``batch_size`` but not ``batch_sizes`` drops the preset's ``batch_sizes``.
+    left_out:
+        methods of ``methods`` that this atlas does not run, each with the reason its pages give
+        (``[left_out] plugin_inversion = "..."``): the plan records every target such a method would take as
+        skipped with that reason, so the method page, the class pages and ``atlas plan`` say why there is no
+        image instead of showing nothing or a degenerate one. The demo preset leaves out the data-free
+        inversions, whose images are noise at a CPU budget (bench/README.md, "The demo preset").
     compute, cluster:
         how the jobs are computed (precision, memory format) and submitted (``[compute]``, ``[cluster]``);
         neither changes a job's key.
@@ -348,6 +354,7 @@ class AtlasConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     batch_size: int = rule(4, ge=1)
     batch_sizes: Tuple[Tuple[str, int], ...] = rule((), table=True, what="a table of <method> = targets per batch")
+    left_out: Tuple[Tuple[str, str], ...] = rule((), table=True, what='a table of <method> = "the reason"')
     store: str = rule("store", folder="--store")
     site: SiteConfig = field(default_factory=SiteConfig, metadata={"shorthand": "folder"})
     device: str = rule("auto", pattern=DEVICE_PATTERN, what=DEVICE_WHAT)

@@ -357,6 +357,10 @@ def make_plan(cfg: AtlasConfig) -> Plan:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())
     classes = {m: resolve_classes(cfg, m) for m in cfg.models}
+    left_out = dict(cfg.left_out)
+    for name in left_out:
+        if name not in METHODS:
+            raise unknown_choice("method in [left_out]:", name, METHODS.names())
     kind_methods = dict(cfg.targets.kind_methods)
     for listed in kind_methods.values():
         for name in listed:
@@ -385,6 +389,9 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                         continue  # [targets] kind_methods leaves this kind to other methods
                     if t.facet is not None and not getattr(method, "facets", False):
                         continue  # negative and diverse pictures: only methods whose objective has them
+                    if method.name in left_out:  # [left_out]: not run in this atlas, the pages say why
+                        skipped.append(Skip(model, method.name, t, f"left out of this atlas: {left_out[method.name]}"))
+                        continue
                     conf = config_for(method, model, opts)
                     reason = method.unsupported_reason(model, t) or too_few_images(cfg, method, conf, model, t)
                     if reason:

@@ -148,7 +148,8 @@ def gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     where = site_config(site, cfg.site)
     b = SiteBuild(plan=plan, store=store, trees=Trees.of(where), published=read_published(Path(where.folder)))
     b.published.trees = b.trees.describe()
-    b.methods = [method_info(plan.methods[m]) for m in cfg.methods]
+    left_out = dict(cfg.left_out)
+    b.methods = [dict(method_info(plan.methods[m]), left_out=left_out.get(m, "")) for m in cfg.methods]
     configs, figure_jobs = {}, []
     for job in plan.jobs:
         fig = figure(store, job, b.class_names(job.model), b.title(job.method), configs,
@@ -200,7 +201,7 @@ def gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     _finish_versions(b)
 
     nav = [(p.nav_title, p.path) for p in b.pages if p.nav_title]
-    common = {"methods": b.methods, "models": b.models, "counts": _status_counts(b.figures.values()),
+    common = {"methods": b.methods, "shown_methods": [m for m in b.methods if not m["left_out"]], "models": b.models, "counts": _status_counts(b.figures.values()),
               "config": cfg, "nav": nav, "config_hash": config_hash, "version": __version__,
               "atlas_bibtex": ATLAS_BIBTEX % {"version": __version__, "config": config_hash},
               "class_names": b.class_names(cfg.models[0]), "patterns": paths.class_patterns(),
