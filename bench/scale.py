@@ -170,10 +170,10 @@ def run_n(n: int, steps: int, work: Path, metrics: str = "demo") -> dict:
     row = {"classes": n, "stages": {}}
     start = time.perf_counter()
     for group in GROUPS:
-        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--steps", str(steps),
-                              "--workdir", str(work), "--stages", ",".join(group), "--metrics", metrics], stdout=subprocess.PIPE,
-                             text=True, cwd=ROOT,
-                             env=dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")))
+        cmd = [sys.executable, __file__, "--child", str(n), "--steps", str(steps), "--workdir", str(work),
+               "--stages", ",".join(group), "--metrics", metrics]
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
         if out.returncode != 0:
             raise SystemExit(f"scale run of {n} classes failed in {group} (its stderr is above)")
         part = json.loads(out.stdout.strip().splitlines()[-1])
