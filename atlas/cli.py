@@ -131,6 +131,8 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
         click.echo(f"skipped: {model} {method} {f'{n} targets (e.g. {first})' if n > 1 else first}: {reason}")
     click.echo(f"total {len(p.jobs)} jobs: {len(done)} done, {len(failed)} failed, {len(pending) - len(failed)} "
                f"pending")
+    for line in _data_warnings(cfg, p):
+        click.echo(line, err=True)
     with disk_errors(cfg.store):  # --estimate saves its calibration in the store
         lines = estimate_lines(cfg, p, store, pending, device, calibrate_now, ctx.obj["progress"])
     for line in lines:
@@ -145,6 +147,22 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
         for j in p.jobs:
             status = "done" if j.key in done else "failed" if j.key in failed else "pending"
             click.echo(f"{j.key}  {status:8s} {j.label()}")
+
+
+def _data_warnings(cfg, p):
+    """A data folder that the plan's jobs need but that is not a folder here: planning does not read the data
+    (a login node plans the paper preset without ImageNet), so it is a warning, not an error."""
+    from .config.schema import pool_location
+
+    needs = any(j.data for j in p.jobs) or bool(cfg.metrics.real_images)
+    for key, spec in (("pool", cfg.data.pool), ("eval_pool", cfg.data.eval_pool)):
+        if not needs or spec in (None, "bundled"):
+            continue
+        path = Path(pool_location(spec))
+        if not path.is_dir():
+            what = "is not a folder" if path.exists() else "does not exist"
+            yield (f"warning: [data] {key} {spec} {what} on this machine: `atlas run` needs a folder of class "
+                   f"folders there (planning does not read it)")
 
 
 def _run(cfg, progress, shard=None, retry_failed=False):

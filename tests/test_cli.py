@@ -46,12 +46,23 @@ def test_missing_data_folder(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_plan_warns_of_a_data_pool_that_is_not_a_folder(tmp_path, capsys):
+    """Planning does not read the data (a login node plans without it), but says when the pool the jobs need
+    is not a folder here; the bundled pool gets no warning."""
+    assert main(["plan", "--data", "/dev/null", "--store", str(tmp_path / "s")]) == 0
+    assert "warning: [data] pool /dev/null is not a folder on this machine" in capsys.readouterr().err
+    assert main(["plan", "--store", str(tmp_path / "s")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_plan_paper_preset_offline(capsys):
     from atlas.config import PRESETS
     from atlas.pipeline import make_plan
 
     assert main(["plan", "--preset", "paper"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "warning: [data] pool imagenet/train does not exist on this machine" in captured.err
     cfg = PRESETS.get("paper")()
     plan = make_plan(cfg)
     n = len(plan.jobs)
