@@ -50,6 +50,14 @@ def test_bad_plans_are_one_line_errors(tmp_path, raw, needle):
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
+def test_classes_listed_twice_are_planned_once_in_first_seen_order():
+    from atlas.config import config_from_mapping
+    from atlas.pipeline.planner import resolve_classes
+
+    cfg = config_from_mapping({"preset": "demo", "classes": ["3-5", 4, "espresso", 967, 2, "0-3"]})
+    assert resolve_classes(cfg) == [3, 4, 5, 967, 2, 0, 1]
+
+
 def test_paper_plan_needs_no_weights_or_data():
     from atlas.config import PRESETS
 

@@ -197,9 +197,12 @@ def classification_compute(ctx: MetricContext, refs: List[JobRef]) -> Tuple[Cell
     # plausibility: distance of each FV to its nearest real image of the class, model's penultimate space
     pen = ctx.rows("self", "penultimate", fv)
     dists = []
+    by_class: Dict[int, List[int]] = defaultdict(list)  # one pass over the FVs (not one per class)
+    for i, lab in enumerate(labels):
+        by_class[lab].append(i)
     for c in _classes(refs):
         real = ctx.feats("self", "penultimate", ctx.real(c))
-        idx = [i for i, lab in enumerate(labels) if lab == c]
+        idx = by_class[c]
         if real.size and all(pen[i] is not None for i in idx):
             for i, d in zip(idx, fn.nearest_distances(np.stack([pen[i] for i in idx]), real)):
                 details[i]["plausibility"] = float(d)

@@ -86,6 +86,7 @@ def resolve_classes(cfg: AtlasConfig, model: Optional[str] = None) -> List[int]:
     if cfg.classes is None:
         return list(range(len(names)))
     out: List[int] = []
+    seen: set = set()
     lowered: Dict[str, List[int]] = {}  # names in any case, "_" or "-" for spaces (as folders spell them)
     for i, n in enumerate(names):
         lowered.setdefault(norm_name(n), []).append(i)
@@ -112,7 +113,10 @@ def resolve_classes(cfg: AtlasConfig, model: Optional[str] = None) -> List[int]:
             ids = hits
         else:
             raise unknown_choice(f"class{of}", c, names)
-        out.extend(i for i in ids if i not in out)
+        for i in ids:
+            if i not in seen:  # a set: 1000 classes listed one by one are not a quadratic scan
+                seen.add(i)
+                out.append(i)
     return out
 
 
