@@ -53,6 +53,7 @@ def test_left_out_methods_are_skipped_with_their_reason_on_every_page(tmp_path):
     assert "Plug-In Inversion</a>: skipped — left out of this atlas: its images are noise at this budget" in cls
     method = (site / paths.method_page("plugin_inversion")).read_text()
     assert "Not run in this atlas:</strong> its images are noise at this budget" in method
+    assert "All its images" not in method and "All its images" in (site / paths.method_page("maco")).read_text()
     assert "Not run in this atlas: its images are noise at this budget" in (site / "about.html").read_text()
     index = (site / "index.html").read_text()
     assert 'value="maco"' in index and 'value="plugin-inversion"' not in index and 'value="plugin_inversion"' not in index
