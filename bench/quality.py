@@ -120,7 +120,8 @@ def main() -> None:
         settings = {m: scaled_settings(m, args.scale, len(classes)) for m in methods}
     cfg = replace(demo, methods=methods, seeds=tuple(int(s) for s in args.seeds.split(",")),
                   targets=TargetsConfig(), store=args.store, settings=freeze_settings(settings),
-                  data=replace(demo.data, references=50), batch_size=args.batch)
+                  data=replace(demo.data, references=50), batch_size=args.batch,
+                  left_out=())  # every method asked for runs (the demo leaves the data-free inversions out)
     plan = make_plan(cfg)
     jobs = [j for j in plan.jobs if j.target.kind == "class"]
     store = Store(cfg.store)
