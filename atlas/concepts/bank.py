@@ -151,7 +151,7 @@ def class_bank(store, get_model: Callable, model_name: str, pool, class_id: int,
 def find_banks(store, model: str, fit: str, classes=None) -> Dict[int, ConceptBank]:
     """Every stored bank of ``model`` made with settings ``fit`` (newest per class), without a model;
     ``classes``: only the banks of these classes (the others are not read)."""
-    wanted = None if classes is None else (lambda key, classes=set(int(c) for c in classes): key[0] in classes)
+    wanted = None if classes is None else {(int(c),) for c in classes}
     found = latest_entries(store, STAGE, {"model": model, "fit": fit}, ("class",), wanted)
     return {int(c): _load(int(c), path=d) for (c,), d in sorted(found.items())}
 

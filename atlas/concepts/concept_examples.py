@@ -71,7 +71,7 @@ def concept_examples_stage(runner, model: str) -> None:
 
     layer = concept_layer(cfg, model)
     classes = resolve_classes(cfg)
-    banks = {c: b.W for c, b in find_banks(runner.store, model, fit_hash(cfg, layer), classes).items() if c in classes}
+    banks = {c: b.W for c, b in find_banks(runner.store, model, fit_hash(cfg, layer), classes).items()}
     if not banks:
         return
     pool = runner.pool()

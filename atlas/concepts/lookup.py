@@ -3,16 +3,16 @@ their keys, which include the pool's fingerprint): the newest matching entry win
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Collection, Dict, Optional, Sequence
 
 from ..config import canonical_json
 
 
 def latest_entries(store, stage: str, match: dict, by: Sequence[str],
-                   wanted: Optional[Callable[[tuple], bool]] = None) -> Dict[tuple, Path]:
+                   wanted: Optional[Collection[tuple]] = None) -> Dict[tuple, Path]:
     """``{tuple(inputs[b] for b in by): folder}`` of the verified entries of ``stage`` whose inputs contain
     ``match``; for several entries with the same ``by`` values, the newest *intact* one (a damaged newer
-    entry is warned about and passed over, never hides an older good one). ``wanted(key)``: only these
+    entry is warned about and passed over, never hides an older good one). ``wanted``: only these keys
     (the others are neither checksummed nor returned)."""
     root = Path(store.stages_dir) / stage
     best: Dict[str, tuple] = {}
@@ -26,7 +26,7 @@ def latest_entries(store, stage: str, match: dict, by: Sequence[str],
         if not isinstance(inputs, dict) or any(inputs.get(k) != v for k, v in match.items()):
             continue
         key = tuple(inputs.get(b) for b in by)
-        if wanted is not None and not wanted(key):
+        if wanted is not None and not (all(isinstance(v, (int, str)) for v in key) and key in wanted):
             continue
         created = str(meta.get("created", ""))
         token = canonical_json(list(key))

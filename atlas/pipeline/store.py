@@ -26,6 +26,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
@@ -174,7 +175,7 @@ class Stamps:
     def save(self) -> None:
         """Write the stamps: those of this reader, and the earlier ones of folders it did not look at
         (another plan's). A store that cannot be written keeps none."""
-        folders = {**{k: v for k, v in self.old.items()}, **self.new}
+        folders = {**self.old, **self.new}
         if folders == self.old:
             return
         try:
@@ -194,14 +195,19 @@ class Store:
         self.cache_dir = self.root / "cache"
         self.stages_dir = self.root / "stages"
         self.metrics_dir = self.root / "metrics"
-        self.stamps: Optional[Stamps] = None  # set by :meth:`using_stamps` (a render)
+        self.stamps: Optional[Stamps] = None  # set within :meth:`stamped` (a render's gather)
 
-    def using_stamps(self) -> "Stamps":
-        """From now on, checksummed reads (``meta(verify=True)``, ``stage_meta``) skip the checksums of
-        folders unchanged since an earlier such read verified them (:class:`Stamps`); call ``.save()`` on
-        the result when done to keep what was verified."""
-        self.stamps = Stamps(self.cache_dir / Stamps.FILE)
-        return self.stamps
+    @contextmanager
+    def stamped(self) -> Iterator["Stamps"]:
+        """Within the block, checksummed reads (``meta(verify=True)``, ``stage_meta``) skip the checksums of
+        folders unchanged since an earlier such read verified them (:class:`Stamps`); what was verified is
+        kept when the block ends without an error."""
+        before, self.stamps = self.stamps, Stamps(self.cache_dir / Stamps.FILE)
+        try:
+            yield self.stamps
+            self.stamps.save()
+        finally:
+            self.stamps = before
 
     # ------------------------------------------------------------------ reading
     def job_dir(self, key: str) -> Path:

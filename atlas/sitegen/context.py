@@ -144,16 +144,8 @@ def gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     renders of the site published (``site``: a :class:`~atlas.config.SiteConfig` or the pages' folder;
     default: the plan's ``[site]``). Store folders that an earlier render checksummed and that have not
     changed since are not checksummed again (:class:`atlas.pipeline.store.Stamps`)."""
-    before = getattr(store, "stamps", None)
-    stamps = store.using_stamps() if hasattr(store, "using_stamps") else None
-    try:
-        data = _gather(plan, store, site)
-    finally:
-        if stamps is not None:
-            store.stamps = before
-    if stamps is not None:
-        stamps.save()
-    return data
+    with store.stamped():
+        return _gather(plan, store, site)
 
 
 def _gather(plan: "Plan", store: "Store", site=None) -> SiteData:
@@ -215,7 +207,8 @@ def _gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     _finish_versions(b)
 
     nav = [(p.nav_title, p.path) for p in b.pages if p.nav_title]
-    common = {"methods": b.methods, "shown_methods": [m for m in b.methods if not m["left_out"]], "models": b.models, "counts": _status_counts(b.figures.values()),
+    common = {"methods": b.methods, "shown_methods": [m for m in b.methods if not m["left_out"]],
+              "models": b.models, "counts": _status_counts(b.figures.values()),
               "config": cfg, "nav": nav, "config_hash": config_hash, "version": __version__,
               "atlas_bibtex": ATLAS_BIBTEX % {"version": __version__, "config": config_hash},
               "class_names": b.class_names(cfg.models[0]), "patterns": paths.class_patterns(),

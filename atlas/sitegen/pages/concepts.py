@@ -136,7 +136,7 @@ def _model_concepts(b: SiteBuild, model: str) -> dict:
     layer = concept_layer(cfg, model)
     fit = fit_hash(cfg, layer, model)
     planned = set(b.plan.classes.get(model, []))
-    banks = {c: bank for c, bank in find_banks(b.store, model, fit, planned).items() if c in planned}
+    banks = find_banks(b.store, model, fit, planned)
     similar = alignment({c: bk.W for c, bk in banks.items()})
     pool = find_concept_examples(b.store, model, cfg)
     clip = _clip_record(b, model)
