@@ -100,3 +100,17 @@ def test_check_command(tmp_path, capsys):
     assert main(["check", "--site", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "broken reference 'missing.html'" in out and "external reference" in out
+
+
+def test_a_fresh_clone_can_build_into_the_default_site_folder():
+    """`python build.py` writes the README's `site/` and `store/`: the repository must not ship files there
+    (a tracked site/README.md made the first command of a fresh clone stop at render: the renderer refuses a
+    folder holding files it did not write)."""
+    from pathlib import Path
+
+    from atlas.sitegen.writer import check_site_folder
+
+    root = Path(__file__).resolve().parents[1]
+    check_site_folder(root / "site")  # raises AtlasError when the folder holds files atlas did not write
+    tracked = subprocess.run(["git", "ls-files", "site", "store"], cwd=root, capture_output=True, text=True)
+    assert tracked.returncode != 0 or tracked.stdout.strip() == ""
