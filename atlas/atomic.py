@@ -112,6 +112,59 @@ def atomic_write(path, data: bytes, sync: bool = True) -> None:
         raise
 
 
+#: copy_file_range cannot copy between these files (another file system on an old kernel, no support):
+#: the bytes are read and written instead
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
+
+
+def _copy_fd(src: int, dst: int) -> int:
+    """Copy what is left of the file ``src`` to ``dst``: by the kernel (``copy_file_range``: no bytes pass
+    through Python; a file system that shares extents, as XFS or Btrfs, makes a copy-on-write clone: an
+    independent file that costs no space), else read and written. Returns the bytes copied."""
+    n = 0
+    kernel = hasattr(os, "copy_file_range")
+    while kernel:
+        try:
+            k = os.copy_file_range(src, dst, 1 << 30)
+        except OSError as exc:
+            if exc.errno not in _NO_KERNEL_COPY:
+                raise
+            break
+        if k == 0:  # the end (or a file system that copies nothing this way: the loop below finds out)
+            break
+        n += k
+    while True:
+        chunk = os.read(src, 1 << 20)
+        if not chunk:
+            return n
+        view = memoryview(chunk)
+        while view:
+            k = os.write(dst, view)
+            if k <= 0:  # pragma: no cover - a full disk raises
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view, n = view[k:], n + k
+
+
+def atomic_copy(src, path) -> int:
+    """Copy the file ``src`` to ``path`` as :func:`atomic_write` writes (a temp file, then a rename; no
+    sync: for the site, which can always be written again). ``path`` is a file of its own, never a link to
+    ``src``: a later change to ``src`` does not reach it. Returns the bytes copied."""
+    path = Path(path)
+    tmp = path.with_name(temp_name(path.name))
+    try:
+        with open(src, "rb") as fi:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                n = _copy_fd(fi.fileno(), fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+        return n
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 #: A rename into place that fails because another writer's folder got there first (EEXIST, or ENOTEMPTY
 #: where renaming onto a non-empty folder says so): that writer's result stands.
 _LOST_RACE = {errno.EEXIST, errno.ENOTEMPTY}

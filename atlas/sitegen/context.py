@@ -34,7 +34,7 @@ from ..registry import Registry
 from ..targets import Target
 from . import assets, paths
 from .cite import figure_bibtex
-from .entries import ClassEntry, Figure, ModelEntry, Page, Section, SiteBuild, SiteData, VersionInfo
+from .entries import ClassEntry, Figure, ModelEntry, Page, Section, SiteBuild, SiteData, VersionInfo, paused_gc
 from .figures import add_figure, figure
 from .published import differences, read_published
 from .trees import Trees, site_config
@@ -144,7 +144,7 @@ def gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     renders of the site published (``site``: a :class:`~atlas.config.SiteConfig` or the pages' folder;
     default: the plan's ``[site]``). Store folders that an earlier render checksummed and that have not
     changed since are not checksummed again (:class:`atlas.pipeline.store.Stamps`)."""
-    with store.stamped():
+    with store.stamped(), paused_gc():
         return _gather(plan, store, site)
 
 

@@ -3,8 +3,10 @@ pages and the state of the gather phase. Fields are only ever added, never renam
 neuron, metrics pages) read them."""
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 from ..targets import Target
 from . import paths
@@ -12,6 +14,26 @@ from . import paths
 if TYPE_CHECKING:
     from ..pipeline.planner import Plan
     from ..pipeline.store import Store
+
+@contextmanager
+def paused_gc(freeze: bool = False) -> Iterator[None]:
+    """Python's cycle collector paused within the block (``freeze``: the objects made so far are also moved
+    out of its reach, so that forked writers, which collect their own garbage, never scan or touch them). A
+    site's gather and write build and walk ~10^6 long-lived objects (a lens site) that make no garbage
+    cycles to speak of; each full collection scanned them all again (~8 % of a render's CPU)."""
+    enabled = gc.isenabled()
+    if freeze:
+        gc.freeze()
+    else:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.unfreeze()
+        elif enabled:
+            gc.enable()
+
 
 @dataclass
 class Figure:

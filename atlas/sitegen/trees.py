@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Set
+from typing import Dict, Optional, Set
 
 from . import paths
 from .assets import is_image
@@ -57,6 +57,10 @@ class Trees:
     assets_url: Optional[str] = None
     asset_paths: Set[str] = field(default_factory=set)
     page_paths: Set[str] = field(default_factory=set)
+    #: the tree of each path asked about, valid while both path sets are the same objects with the sizes in
+    #: ``_memo_sizes`` (they only grow): a lens site asks ~700 000 times, mostly about the same paths
+    _memo: Dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _memo_sizes: tuple = field(default=(), repr=False, compare=False)
 
     @classmethod
     def of(cls, site) -> "Trees":
@@ -77,6 +81,16 @@ class Trees:
         return self.assets_url is not None
 
     def tree(self, path: str) -> str:
+        """Which tree holds the file ``path``: :data:`PAGES` or :data:`ASSETS`."""
+        sizes = (len(self.asset_paths), len(self.page_paths), id(self.asset_paths), id(self.page_paths))
+        if sizes != self._memo_sizes:  # a path was added or a set replaced: answers may differ now
+            self._memo, self._memo_sizes = {}, sizes
+        got = self._memo.get(path)
+        if got is None:
+            got = self._memo[path] = self._tree(path)
+        return got
+
+    def _tree(self, path: str) -> str:
         if not self.external or path in self.page_paths or path.startswith(STATIC):
             return PAGES
         if path in self.asset_paths or is_image(path) or paths.unversioned(path)[1] is not None:

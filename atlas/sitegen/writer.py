@@ -31,11 +31,12 @@ from typing import Dict, List, Optional, Tuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from ..atomic import atomic_write, is_int, is_temp, sha256, writer_alive
+from ..atomic import atomic_copy, atomic_write, is_int, is_temp, sha256, writer_alive
 from ..errors import AtlasError
 from . import published as published_record
 from .assets import source_file
 from .context import SiteData
+from .entries import paused_gc
 from .filters import FILTERS, fmt as _fmt, sparkline_points  # noqa: F401  (re-exported)
 from .trees import ASSETS, FILE_LIST, PAGES, Trees, site_config
 
@@ -75,7 +76,8 @@ def _printable(value):
 
 def environment(path: Path) -> Environment:
     env = Environment(loader=FileSystemLoader(str(path)), autoescape=select_autoescape(["html", "xml"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_printable)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_printable,
+                      auto_reload=False)  # one render: a template is read once, not stat-ed for every page
     env.filters.update(FILTERS)
     return env
 
@@ -95,6 +97,24 @@ def write_if_changed(path: Path, data: bytes, made: Optional[set] = None) -> boo
             made.add(parent)
     atomic_write(path, data, sync=False)  # a site can always be written again: no fsync per file
     return True
+
+
+def copy_if_changed(src: Path, path: Path, made: Optional[set] = None) -> Tuple[bool, int]:
+    """Copy the file ``src`` to ``path`` (:func:`atlas.atomic.atomic_copy`: an independent file, copied by the
+    kernel) unless ``path`` already holds exactly its bytes; (written, size in bytes). ``made`` as in
+    :func:`write_if_changed`."""
+    size = os.stat(src).st_size
+    try:
+        if path.stat().st_size == size and path.read_bytes() == Path(src).read_bytes():
+            return False, size
+    except FileNotFoundError:
+        pass
+    parent = path.parent
+    if made is None or parent not in made:
+        parent.mkdir(parents=True, exist_ok=True)
+        if made is not None:
+            made.add(parent)
+    return True, atomic_copy(src, path)
 
 
 def static_files(tdir: Path) -> Dict[str, Path]:
@@ -177,6 +197,13 @@ def _write_share(site: SiteData, trees: Trees, env: Environment, tdir: Path, sha
             unchanged += 1
         produced[rel] = _entry(rel, data)
 
+    def copied(rel: str, src: Path) -> None:  # a store file: copied without passing through Python
+        nonlocal written, unchanged
+        changed, size = copy_if_changed(src, trees.file(rel), made)
+        written += changed
+        unchanged += not changed
+        produced[rel] = [size]
+
     def kept(rel: str, produce=None) -> bool:
         nonlocal unchanged
         entry = previous.get(rel)
@@ -199,11 +226,19 @@ def _write_share(site: SiteData, trees: Trees, env: Environment, tdir: Path, sha
             emit(rel, produce())
     for rel, produce in list(site.assets.items())[share::shares]:
         if not kept(rel, produce):
-            emit(rel, produce())
+            src = source_file(produce)
+            if src is not None and not rel.endswith(DERIVED):  # (a derived file's entry needs its checksum)
+                copied(rel, src)
+            else:
+                emit(rel, produce())
+    templates: Dict[str, object] = {}
     for page in site.pages[share::shares]:
         if kept(page.path):
             continue
-        html = env.get_template(page.template).render(
+        template = templates.get(page.template)
+        if template is None:
+            template = templates[page.template] = env.get_template(page.template)
+        html = template.render(
             page=page, url=_url(trees, page.path), root=trees.base(page.path, PAGES),
             assets_root=trees.base(page.path, ASSETS), site_title=site.title, **page.context)
         emit(page.path, squeeze(html).encode("utf-8"))
@@ -281,8 +316,9 @@ def write_site(site: SiteData, out=None, workers: Optional[int] = None) -> Dict[
             # claim the files before they appear: a render killed from here on leaves a record of them
             _write_record(folder, {**{rel: None for rel in planned[tree]}, **before}, names=(RECORD,))
     n = _workers(site, workers)
-    results = (_forked(site, trees, env, tdir, n, previous) if n > 1
-               else [_write_share(site, trees, env, tdir, 0, 1, previous)])
+    with paused_gc(freeze=n > 1):
+        results = (_forked(site, trees, env, tdir, n, previous) if n > 1
+                   else [_write_share(site, trees, env, tdir, 0, 1, previous)])
     written = sum(r[0] for r in results)
     unchanged = sum(r[1] for r in results)
     produced: Produced = {rel: entry for r in results for rel, entry in r[2].items()}
