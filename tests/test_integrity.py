@@ -486,3 +486,52 @@ def test_a_damaged_stage_or_metric_result_is_warned_about_not_silently_dropped(t
     with caplog.at_level(logging.WARNING):
         assert read_result(store, "r1") is None
     assert [m for m in _warnings(caplog) if "r1" in m and "atlas metrics" in m]
+
+
+def test_job_records_read_by_several_processes_are_those_one_process_reads_with_warnings_and_stamps(
+        tmp_path, caplog, monkeypatch):
+    """A large site's gather reads the jobs' records in forked processes: the same records as one process
+    reads, the warnings of a damaged one logged here, the folders they verified stamped here."""
+    import time
+
+    from atlas.pipeline import store as store_mod
+    from atlas.sitegen.figures import read_metas
+
+    cfg, plan, store = _stored(tmp_path, n_classes=4)
+    keys = [job.key for job in plan.jobs]
+    assert len(keys) >= 2
+    bad = keys[-1]  # in the last share: read by a forked process
+    meta = store.job_dir(bad) / "meta.json"
+    meta.write_bytes(meta.read_bytes()[:-5])
+    monkeypatch.setattr(store_mod.Stamps, "RACY", 0.0)
+    time.sleep(0.05)
+    with store.stamped():
+        with caplog.at_level(logging.WARNING):
+            many = read_metas(store, keys, workers=2, min_jobs=0)
+        stamped = dict(store.stamps.new)
+    one = {k: store.meta(k, verify=True) for k in keys}
+    assert many == one and many[bad] is None and all(many[k] is not None for k in keys if k != bad)
+    assert any(bad in m and "treated as missing" in m for m in _warnings(caplog))
+    assert set(stamped) == {f"jobs/{k}" for k in keys if k != bad}
+
+
+def test_a_copied_store_file_is_an_independent_file_also_where_the_kernel_cannot_copy(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from atlas.atomic import atomic_copy
+
+    src = tmp_path / "image.png"
+    src.write_bytes(bytes(range(256)) * 5000)
+    for broken in (False, True):
+        if broken:  # another file system on an old kernel: read and written instead
+            def refuse(*a, **k):
+                raise OSError(errno.EXDEV, "cross-device")
+
+            monkeypatch.setattr(os, "copy_file_range", refuse)
+        out = tmp_path / f"copy-{broken}.png"
+        assert atomic_copy(src, out) == src.stat().st_size and out.read_bytes() == src.read_bytes()
+        assert out.stat().st_ino != src.stat().st_ino and out.stat().st_nlink == 1
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    src.write_bytes(b"changed")  # the store's file replaced: the copies keep their bytes
+    assert (tmp_path / "copy-False.png").read_bytes()[:256] == bytes(range(256))

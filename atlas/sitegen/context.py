@@ -35,7 +35,7 @@ from ..targets import Target
 from . import assets, paths
 from .cite import figure_bibtex
 from .entries import ClassEntry, Figure, ModelEntry, Page, Section, SiteBuild, SiteData, VersionInfo, paused_gc
-from .figures import add_figure, figure
+from .figures import add_figure, figure, read_metas
 from .published import differences, read_published
 from .trees import Trees, site_config
 
@@ -157,9 +157,10 @@ def _gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     left_out = dict(cfg.left_out)
     b.methods = [dict(method_info(plan.methods[m]), left_out=left_out.get(m, "")) for m in cfg.methods]
     configs, figure_jobs = {}, []
+    metas = read_metas(store, [job.key for job in plan.jobs])  # checked; by several processes on a large plan
     for job in plan.jobs:
         fig = figure(store, job, b.class_names(job.model), b.title(job.method), configs,
-                     mark=where.degenerate == "mark")
+                     mark=where.degenerate == "mark", meta=metas[job.key])
         b.figures[(job.model, job.method, job.target, job.seed)] = fig
         add_figure(b, fig, job)
         figure_jobs.append((fig, job))

@@ -4,8 +4,10 @@ of earlier versions on its plain permalink)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from functools import partial
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from ..config import stable_hash
 from ..image_checks import degenerate_reason, image_checks
@@ -25,6 +27,81 @@ def _config_info(job, cache: Dict[Any, Any]) -> tuple:
     return got[1], got[2]
 
 
+#: below this many jobs the metadata are read in one process (forking costs more than it saves)
+PARALLEL_MIN_JOBS = 2000
+_UNREAD = object()
+
+
+def read_metas(store: "Store", keys: Sequence[str], workers: Optional[int] = None,
+               min_jobs: int = PARALLEL_MIN_JOBS) -> Dict[str, Optional[dict]]:
+    """``store.meta(key, verify=True)`` of every key (None: missing or damaged), read by ``workers`` processes
+    (default: ``$ATLAS_RENDER_WORKERS`` or the CPU count; forked, each reads a share and sends back what it
+    read, the warnings it logged and the folders it stamped as verified, :class:`atlas.pipeline.store.Stamps`).
+    Reading and checking every job's record is half of a site's gather. A share whose process fails is read
+    here."""
+    keys = list(keys)
+    if workers is None:
+        workers = int(os.environ.get("ATLAS_RENDER_WORKERS", os.cpu_count() or 1))
+    n = max(1, min(workers, 8))
+    import multiprocessing as mp
+
+    if n == 1 or len(keys) < max(min_jobs, 2) or not hasattr(os, "fork") or mp.current_process().daemon:
+        return {k: store.meta(k, verify=True) for k in keys}
+
+    ctx = mp.get_context("fork")
+    step = -(-len(keys) // n)
+    shares = [keys[i:i + step] for i in range(0, len(keys), step)]
+    procs = []
+    for share in shares[1:]:
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_read_share, args=(send, store, share), daemon=True)
+        proc.start()
+        send.close()
+        procs.append((proc, recv, share))
+    out = {k: store.meta(k, verify=True) for k in shares[0]}
+    for proc, recv, share in procs:
+        try:
+            got = recv.recv()
+        except (EOFError, OSError):
+            got = None
+        proc.join()
+        if not isinstance(got, tuple):
+            out.update({k: store.meta(k, verify=True) for k in share})
+            continue
+        metas, stamped, records = got
+        for record in records:  # as if logged here (handlers, pytest's caplog)
+            logging.getLogger(record.name).handle(record)
+        if store.stamps is not None:
+            store.stamps.new.update(stamped)
+        out.update(metas)
+    return out
+
+
+class _Kept(logging.Handler):
+    def __init__(self, records: List[logging.LogRecord]):
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = record.getMessage(), None  # what it says, picklable
+        record.exc_info = record.exc_text = None
+        self.records.append(record)
+
+
+def _read_share(send, store: "Store", keys: List[str]) -> None:
+    """A forked reader: the metadata of ``keys``, its warnings and its stamps, sent to the parent."""
+    records: List[logging.LogRecord] = []
+    logging.getLogger().handlers = [_Kept(records)]  # this process's copy of the handlers: the parent logs them
+    try:
+        metas = {k: store.meta(k, verify=True) for k in keys}
+        stamped = dict(store.stamps.new) if store.stamps is not None else {}
+        send.send((metas, stamped, records))
+    except BaseException:  # the parent reads this share itself
+        send.send(None)
+    finally:
+        send.close()
+
+
 def made_by(fig: Figure, job) -> Dict[str, Any]:
     """What made a figure besides its model, target and seed (which its permalink names): the method's
     settings, its code version, the data settings, the precision and the batch (both part of a job's
@@ -37,9 +114,10 @@ def made_by(fig: Figure, job) -> Dict[str, Any]:
     return out
 
 
-def figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any], mark: bool = False) -> Figure:
+def figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any], mark: bool = False,
+           meta: Any = _UNREAD) -> Figure:
     """The figure of ``job``: done (its files are the job key's version), failed (with the reason) or
-    pending."""
+    pending. ``meta``: the job's verified metadata if read already (:func:`read_metas`)."""
     t = job.target
     label = f"{class_names[t.class_id]} ({t.class_id})" if t.class_id is not None else t.slug()
     if t.kind == "concept":
@@ -53,7 +131,8 @@ def figure(store: "Store", job, class_names, title: str, configs: Dict[Any, Any]
         label=label, precision=getattr(job, "precision", ""),
     )
     fig.settings, fig.config_hash = _config_info(job, configs)
-    meta = store.meta(job.key, verify=True)  # a corrupt job shows as pending, never as a broken image
+    if meta is _UNREAD:
+        meta = store.meta(job.key, verify=True)  # a corrupt job shows as pending, never as a broken image
     withheld = meta is not None and degenerate(store, job, meta)
     if withheld and not mark:  # never shown as a result: the page gives the reason instead (atlas.image_checks)
         fig.status, fig.meta, fig.reason = "failed", meta, f"degenerate image withheld ({withheld})"
