@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--raw-seconds", type=float, default=6.0)
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--config", default=None, help="a TOML configuration instead of the preset")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes of the build (atlas build --workers)")
     args = ap.parse_args()
     threads = setup_threads()
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="atlas-bench-demo-"))
@@ -109,7 +110,8 @@ def main() -> None:
     start = time.perf_counter()
     what = ["--config", str(Path(args.config).resolve())] if args.config else ["--preset", args.preset]
     with contextlib.redirect_stdout(sys.stderr):  # the build's own lines; stdout carries the JSON alone
-        rc = cli.main(["-q", "build", *what, "--store", str(store), "--site", str(site)])
+        rc = cli.main(["-q", "build", *what, "--store", str(store), "--site", str(site),
+                       "--workers", str(args.workers)])
     build_s = time.perf_counter() - start
     models_pkg.load_model = real_load
     runner_mod.load_model = real_load
@@ -125,6 +127,7 @@ def main() -> None:
     top = sum(s["seconds"] for s in stages if s["depth"] == 0)
     result = {
         "benchmark": "demo", "preset": args.config or args.preset, "workdir": str(work), "threads": threads,
+        "workers": args.workers,
         "device": device,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "seconds": {

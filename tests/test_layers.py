@@ -16,7 +16,7 @@ import pytest
 
 #: level of every room, top (cli) to bottom (configuration). Same numbers: siblings (no cycles between them).
 LAYERS: Dict[str, int] = {
-    "cli": 7, "cli_cluster": 7, "app": 7,
+    "cli": 7, "cli_cluster": 7, "cli_workers": 7, "app": 7,
     "sitegen": 6,
     "metrics": 5, "concepts": 5,
     "pipeline": 4,

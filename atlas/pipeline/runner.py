@@ -147,6 +147,16 @@ class Runner:
                 remember(self.store.root, dict(data))
             return self._run_batches(batches)
 
+    def prepare(self, jobs: Sequence[Job]) -> None:
+        """Run every model's run stages for the whole plan of ``jobs`` (concept banks, dataset examples,
+        ...) and nothing else: what local worker processes, each running a shard, then find in the store
+        instead of preparing it twice (:mod:`atlas.cli_workers`)."""
+        self.scope = None
+        with disk_errors(self.store.root), compute_settings(self.cfg.compute, self.device):
+            for model in dict.fromkeys(j.model for j in jobs):
+                self.context(model)  # weights missing offline: one line before any stage's bar
+                self._run_stages(model)
+
     def stage_scope(self, model: str, kind: str) -> Optional[set]:
         """The class ids of ``kind`` targets of ``model`` in this run's batches (empty: none), or None
         when the run covers the whole plan (a stage then prepares everything)."""
