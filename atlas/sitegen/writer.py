@@ -82,6 +82,14 @@ def environment(path: Path) -> Environment:
     return env
 
 
+def _ensure_folder(parent: Path, made: Optional[set]) -> None:
+    """Create ``parent`` unless ``made`` (folders known to exist) already has it."""
+    if made is None or parent not in made:
+        parent.mkdir(parents=True, exist_ok=True)
+        if made is not None:
+            made.add(parent)
+
+
 def write_if_changed(path: Path, data: bytes, made: Optional[set] = None) -> bool:
     """Write ``data`` unless the file already holds exactly these bytes; returns True if written.
     ``made`` (optional) remembers folders known to exist, to skip creating them again."""
@@ -90,11 +98,7 @@ def write_if_changed(path: Path, data: bytes, made: Optional[set] = None) -> boo
             return False
     except FileNotFoundError:
         pass
-    parent = path.parent
-    if made is None or parent not in made:
-        parent.mkdir(parents=True, exist_ok=True)
-        if made is not None:
-            made.add(parent)
+    _ensure_folder(path.parent, made)
     atomic_write(path, data, sync=False)  # a site can always be written again: no fsync per file
     return True
 
@@ -109,11 +113,7 @@ def copy_if_changed(src: Path, path: Path, made: Optional[set] = None) -> Tuple[
             return False, size
     except FileNotFoundError:
         pass
-    parent = path.parent
-    if made is None or parent not in made:
-        parent.mkdir(parents=True, exist_ok=True)
-        if made is not None:
-            made.add(parent)
+    _ensure_folder(path.parent, made)
     return True, atomic_copy(src, path)
 
 
