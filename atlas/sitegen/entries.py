@@ -4,6 +4,7 @@ neuron, metrics pages) read them."""
 from __future__ import annotations
 
 import gc
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
@@ -14,6 +15,13 @@ from . import paths
 if TYPE_CHECKING:
     from ..pipeline.planner import Plan
     from ..pipeline.store import Store
+
+def render_workers(workers: Optional[int] = None) -> int:
+    """Processes a render uses: ``workers``, else ``$ATLAS_RENDER_WORKERS``, else the CPU count; at most 8."""
+    if workers is None:
+        workers = int(os.environ.get("ATLAS_RENDER_WORKERS", os.cpu_count() or 1))
+    return max(1, min(workers, 8))
+
 
 @contextmanager
 def paused_gc(freeze: bool = False) -> Iterator[None]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 from ..config import stable_hash
 from ..image_checks import degenerate_reason, image_checks
 from . import assets, paths
-from .entries import Figure, Page, SiteBuild, VersionInfo
+from .entries import Figure, Page, SiteBuild, VersionInfo, render_workers
 
 if TYPE_CHECKING:
     from ..pipeline.store import Store
@@ -40,9 +40,7 @@ def read_metas(store: "Store", keys: Sequence[str], workers: Optional[int] = Non
     Reading and checking every job's record is half of a site's gather. A share whose process fails is read
     here."""
     keys = list(keys)
-    if workers is None:
-        workers = int(os.environ.get("ATLAS_RENDER_WORKERS", os.cpu_count() or 1))
-    n = max(1, min(workers, 8))
+    n = render_workers(workers)
     import multiprocessing as mp
 
     if n == 1 or len(keys) < max(min_jobs, 2) or not hasattr(os, "fork") or mp.current_process().daemon:

@@ -36,7 +36,7 @@ from ..errors import AtlasError
 from . import published as published_record
 from .assets import source_file
 from .context import SiteData
-from .entries import paused_gc
+from .entries import paused_gc, render_workers
 from .filters import FILTERS, fmt as _fmt, sparkline_points  # noqa: F401  (re-exported)
 from .trees import ASSETS, FILE_LIST, PAGES, Trees, site_config
 
@@ -231,14 +231,10 @@ def _write_share(site: SiteData, trees: Trees, env: Environment, tdir: Path, sha
                 copied(rel, src)
             else:
                 emit(rel, produce())
-    templates: Dict[str, object] = {}
     for page in site.pages[share::shares]:
         if kept(page.path):
             continue
-        template = templates.get(page.template)
-        if template is None:
-            template = templates[page.template] = env.get_template(page.template)
-        html = template.render(
+        html = env.get_template(page.template).render(
             page=page, url=_url(trees, page.path), root=trees.base(page.path, PAGES),
             assets_root=trees.base(page.path, ASSETS), site_title=site.title, **page.context)
         emit(page.path, squeeze(html).encode("utf-8"))
@@ -246,11 +242,9 @@ def _write_share(site: SiteData, trees: Trees, env: Environment, tdir: Path, sha
 
 
 def _workers(site: SiteData, workers: Optional[int]) -> int:
-    if workers is None:
-        workers = int(os.environ.get("ATLAS_RENDER_WORKERS", os.cpu_count() or 1))
     if len(site.pages) + len(site.assets) < PARALLEL_MIN_ITEMS or not hasattr(os, "fork"):
         return 1
-    return max(1, min(workers, 8))
+    return render_workers(workers)
 
 
 def _forked(site: SiteData, out: Trees, env: Environment, tdir: Path, n: int,
