@@ -103,3 +103,26 @@ def test_radviz_puts_pure_patches_on_their_vertex_and_mixtures_between():
     assert np.allclose(p[2, :2], [0, 0])  # an even mixture of opposite concepts: the centre
     assert np.allclose(p[3, :2], [0.75, -0.25]) and p[3, 2] == 1
     assert len(radviz(np.random.default_rng(0).random((1000, 3)), max_points=50)) == 50
+
+
+def test_concept_alignment_lists_the_most_similar_concepts_of_other_classes_best_first():
+    """The partial sort of `alignment` gives what a full sort of every row gives: the `top` concepts of other
+    classes with the highest cosine, best first, never the concept's own class."""
+    import numpy as np
+
+    from atlas.sitegen.pages.concepts import alignment
+
+    rng = np.random.default_rng(3)
+    banks = {c: np.abs(rng.standard_normal((int(rng.integers(1, 5)), 16))).astype(np.float32) for c in range(40)}
+    rows = [(c, k) for c, W in banks.items() for k in range(W.shape[0])]
+    V = np.concatenate(list(banks.values())).astype(np.float64)
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    got = alignment(banks, top=5)
+    assert set(got) == set(rows)
+    for i, (c, k) in enumerate(rows):
+        cos = V @ V[i]
+        want = sorted((j for j, (oc, _) in enumerate(rows) if oc != c), key=lambda j: -cos[j])[:5]
+        assert [(oc, ok) for oc, ok, _ in got[(c, k)]] == [rows[j] for j in want]
+        assert np.allclose([x for *_, x in got[(c, k)]], cos[want], atol=1e-5)
+    few = alignment({0: banks[0], 1: banks[1]}, top=50)  # fewer concepts than `top`: all of the other class
+    assert all(len(v) == banks[1 - c].shape[0] for (c, _), v in few.items())

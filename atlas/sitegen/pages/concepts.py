@@ -78,20 +78,33 @@ class ConceptCard:
 
 def alignment(banks: Dict[int, np.ndarray], top: int = 5) -> Dict[tuple, List[tuple]]:
     """For every concept (class, k): the ``top`` most similar concepts of *other* classes by the cosine of
-    their vectors, as ``[(class, k, cos), ...]`` best first."""
+    their vectors, as ``[(class, k, cos), ...]`` best first (ties in the order of the concepts).
+
+    A block of rows at a time: a partial sort finds each row's ``top``-th best cosine, and only the
+    concepts at or above it are sorted (a full sort of every row took ~12 s of lens's render for its 10 000
+    concepts; now ~3 s, most of it the product of the vectors)."""
     rows = [(c, k) for c, W in banks.items() for k in range(W.shape[0])]
     if not rows:
         return {}
     V = np.concatenate([banks[c] for c in banks]).astype(np.float64)
     V /= np.linalg.norm(V, axis=1, keepdims=True) + 1e-12
+    V = V.astype(np.float32)  # the cosines in single precision: half the time of the product (~2 s for lens)
     owner = np.array([c for c, _ in rows])
+    n = len(rows)
+    keep = min(top, n)
     out = {}
-    for start in range(0, len(rows), 512):
+    for start in range(0, n, 512):
         sims = V[start:start + 512] @ V.T
-        for i, s in enumerate(sims):
+        sims[owner[start:start + 512, None] == owner[None, :]] = -np.inf
+        neg = -sims
+        if keep < n:
+            bound = np.partition(neg, keep - 1, axis=1)[:, keep - 1:keep]
+        else:
+            bound = neg.max(axis=1, keepdims=True)
+        for i, (s, row) in enumerate(zip(sims, neg <= bound)):
+            idx = np.flatnonzero(row)
+            best = idx[np.argsort(-s[idx], kind="stable")][:top]
             c, k = rows[start + i]
-            s = np.where(owner == c, -np.inf, s)
-            best = np.argsort(-s, kind="stable")[:top]
             out[(c, k)] = [(rows[j][0], rows[j][1], float(s[j])) for j in best if np.isfinite(s[j])]
     return out
 
