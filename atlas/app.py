@@ -86,7 +86,7 @@ def _skipped_methods() -> None:
 
 def _concepts_and_neurons() -> None:
     """CRAFT concepts per class and selected neurons: targets, cached stages, resources and pages."""
-    from .concepts import bank, clusters, examples, sources
+    from .concepts import bank, clusters, examples, pool_scan, sources
     from .sitegen.pages import concepts
 
     TARGET_SOURCES.add("concept", sources.concept_targets)
@@ -94,6 +94,7 @@ def _concepts_and_neurons() -> None:
     RESOURCES.add("concepts", bank.ConceptProvider)
     RESOURCES.add("neuron_clusters", clusters.ClusterProvider)
     RUN_STAGES.add("craft", bank.craft_stage)
+    RUN_STAGES.add("pool_scan", pool_scan.pool_scan_stage)  # one sweep for the two stages that read patches
     RUN_STAGES.add("neuron_examples", examples.neuron_stage)
     CLASS_SECTIONS.add("concepts", concepts.concept_section)
     PAGE_SOURCES.add("concepts", concepts.concept_pages)

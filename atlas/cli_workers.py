@@ -5,9 +5,11 @@ independent processes do (two single-threaded processes ran EfficientNet-Lite0 a
 second of one two-threaded process on the 2-core development machine; ``bench/README.md``, "Local workers").
 So the run is split like a cluster run: the parent runs every model's run stages once for the whole plan
 (concept banks, dataset examples: :meth:`~atlas.pipeline.Runner.prepare`), then starts N fresh processes
-(``spawn``: nothing of the parent's threads is inherited), each running one cost-balanced shard of the plan's
-batches (:func:`~atlas.pipeline.sharding.shard_batches`, the same shares as ``--shard i/N``) with the cores
-divided between them, and shows one bar for all of them, counted from the store. Every job is stored
+(``spawn``: nothing of the parent's threads is inherited) with the cores divided between them. The workers
+take the plan's pending batches from one queue, the costliest first (the estimate of
+:func:`~atlas.pipeline.sharding.assign`), so that a worker whose batches ran faster than estimated takes
+more instead of waiting: with fixed cost-balanced shares (as ``--shard i/N``) one of two demo workers
+finished ~28 s before the other. One bar for all of them, counted from the store. Every job is stored
 atomically by the worker that ran it, so an interrupted run resumes where it stopped, whichever process was
 stopped. A worker that fails is one line (its own) and the run stops with the exit status of the first one.
 """
@@ -22,8 +24,9 @@ from typing import List, Sequence
 from .errors import AtlasError
 
 
-def _work(cfg, index: int, count: int, threads: int) -> None:
-    """One worker: the composition root, then shard ``index`` of ``count`` on ``threads`` threads."""
+def _work(cfg, index: int, count: int, threads: int, queue) -> None:
+    """One worker: the composition root, then the batches it takes from ``queue`` (batch ids; None: no
+    more) on ``threads`` threads."""
     import torch
 
     from .app import install
@@ -33,11 +36,15 @@ def _work(cfg, index: int, count: int, threads: int) -> None:
     try:
         install()  # a fresh process: the registries are filled here, as in ``atlas.cli.main``
         from .pipeline import Runner, Store, make_plan
-        from .pipeline.sharding import shard_batches
+        from .pipeline.sharding import plan_batches
 
-        plan = make_plan(cfg)
-        runner = Runner(cfg, Store(cfg.store), progress=False, tags={"shard": f"{index}/{count}", "local": True})
-        runner.run_batches(shard_batches(plan.jobs, cfg.batch_size, index, count))
+        batches = {b.id: b for b in plan_batches(make_plan(cfg).jobs, cfg.batch_size)}
+        runner = Runner(cfg, Store(cfg.store), progress=False, tags={"worker": f"{index}/{count}", "local": True})
+        for batch_id in iter(queue.get, None):
+            if batch_id not in batches:
+                raise AtlasError(f"batch {batch_id} is not in this worker's plan: the configuration changed "
+                                 f"while the run started; run again")
+            runner.run_batches([batches[batch_id]])
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the worker's one line, as the command line would print it
@@ -53,13 +60,22 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
     of every worker are kept)."""
     from .progress import stage
 
+    from .pipeline.sharding import plan_batches
+
     pending = [j.key for j in jobs if not store.has(j.key)]
     if not pending:
         return []
-    count = max(1, min(count, len(pending)))
+    todo = set(pending)
+    batches = [b for b in plan_batches(jobs, cfg.batch_size) if todo.intersection(b.keys)]
+    count = max(1, min(count, len(batches)))
     threads = max(1, (os.cpu_count() or 1) // count)
     ctx = multiprocessing.get_context("spawn")
-    procs: List = [ctx.Process(target=_work, args=(cfg, i, count, threads), name=f"atlas-worker-{i}")
+    queue = ctx.Queue()
+    for batch in queue_order(batches):
+        queue.put(batch.id)
+    for _ in range(count):
+        queue.put(None)
+    procs: List = [ctx.Process(target=_work, args=(cfg, i, count, threads, queue), name=f"atlas-worker-{i}")
                    for i in range(count)]
     for p in procs:
         p.start()
@@ -85,6 +101,16 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
         raise WorkerStopped(f"worker {i + 1} of {count} stopped (exit status {code}); the {done} jobs stored "
                             f"are kept: run again to resume", code if code in (1, 2, 130) else 1)
     return [k for k in pending if store.has(k)]
+
+
+def queue_order(batches: Sequence) -> List:
+    """The order in which workers take ``batches``: model by model (in the plan's order, so that a worker
+    loads each model once), within a model the costliest first (estimated as for shards), so that the
+    last batches, which decide when the run ends, are the small ones."""
+    from .pipeline.estimate import relative_cost
+
+    models = list(dict.fromkeys(b.model for b in batches))
+    return sorted(batches, key=lambda b: (models.index(b.model), -relative_cost(b.jobs), b.id))
 
 
 class WorkerStopped(AtlasError):

@@ -186,3 +186,51 @@ def test_bad_neuron_for_dataset_examples_is_an_error(lite0, tmp_path):
         neuron_examples(Store(tmp_path), lambda: lite0, lite0.name, BundledPool(), "blocks.6", [3, 999], ncfg)
     with pytest.raises(AtlasError, match="unknown layer"):
         neuron_examples(Store(tmp_path), lambda: lite0, lite0.name, BundledPool(), "blocks.66", [3], ncfg)
+
+
+def test_one_pool_sweep_serves_the_neurons_of_two_layers_and_the_concepts(lite0, tmp_path, monkeypatch):
+    """A whole-plan run sweeps the pool's patches once for the dataset examples of neurons at two layers and
+    the concepts' pool examples (atlas.concepts.pool_scan), and each answer is what a sweep of its own gives."""
+    import json
+
+    from atlas.app import install
+    from atlas.concepts.bank import find_banks, fit_hash
+    from atlas.concepts.concept_examples import STAGE, compute_concept_examples
+    from atlas.concepts.layers import concept_layer
+    from atlas.data import patches
+    from atlas.data.patches import examples_from_json, top_patches
+    from atlas.pipeline import Runner
+
+    install()
+    cfg = config_from_mapping({
+        "preset": "demo", "classes": [285, 967], "methods": ["maco"], "store": str(tmp_path / "store"),
+        "targets": {"concepts": 2, "random_neurons": 0, "neurons": [["blocks.6", 11], ["blocks.0", 3]], "layers": [],
+                    "concept_settings": {"images": 3, "nb_design": 8, "min_wins": 1, "visualise": 1},
+                    "neuron_settings": {"max_images": 5, "examples": 3}, "kind_methods": {"neuron": ["maco"]}}})
+    sweeps = []
+    real = patches.scan_patch_layers
+
+    def counted(model, pool, ids, layers, *args, **kwargs):
+        sweeps.append(list(layers))
+        return real(model, pool, ids, layers, *args, **kwargs)
+
+    monkeypatch.setattr(patches, "scan_patch_layers", counted)
+    store = Store(tmp_path / "store")
+    runner = Runner(cfg, store, progress=False)
+    runner.prepare(make_plan(cfg).jobs)
+    layer = concept_layer(cfg, "efficientnet_lite0")
+    assert sweeps == [["blocks.6", "blocks.0", layer]]  # one sweep, up to the deepest layer asked
+
+    pool = runner.pool("efficientnet_lite0")
+    for lay, channel in (("blocks.6", 11), ("blocks.0", 3)):
+        d = store.find_stage("top_patches", lambda inputs, lay=lay: inputs["layer"] == lay)
+        shared = examples_from_json((d / "examples.json").read_bytes())[channel]
+        alone = top_patches(lite0, pool, lay, [channel], 3, max_images=5, bottom=True)[channel]
+        assert (shared.sources, shared.negative_sources) == (alone.sources, alone.negative_sources)
+        assert np.allclose(shared.scores, alone.scores, atol=1e-4)
+    assert set(find_examples(store, "efficientnet_lite0", cfg)) == {("blocks.6", 11), ("blocks.0", 3)}
+    banks = {c: b.W for c, b in find_banks(store, "efficientnet_lite0", fit_hash(cfg, layer), [285, 967]).items()}
+    d = store.find_stage(STAGE, lambda inputs: True)
+    shared = json.loads((d / "examples.json").read_bytes())
+    alone = json.loads(compute_concept_examples(lite0, pool, layer, banks, 3, 10, 5)[0]["examples.json"])
+    assert len(shared) == 4 and {k: v["sources"] for k, v in shared.items()} == {k: v["sources"] for k, v in alone.items()}

@@ -44,3 +44,25 @@ def test_workers_and_a_shard_are_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["atlas: error: --workers and --shard do not go together: a shard runs in one process (give one)"]
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("meta.json"))
+
+
+def test_workers_take_batches_model_by_model_the_costliest_first():
+    """The queue the workers share: each model's batches together (a worker loads a model once), in the
+    plan's model order, within a model by falling estimated cost (the small batches last)."""
+    from dataclasses import replace
+
+    from atlas.cli_workers import queue_order
+    from atlas.config import PRESETS
+    from atlas.pipeline.estimate import relative_cost
+    from atlas.pipeline.sharding import plan_batches
+
+    cfg = PRESETS.get("demo")()
+    cfg = replace(cfg, models=("efficientnet_lite0", "efficientnet_lite1"), left_out=())
+    batches = plan_batches(make_plan(cfg).jobs, cfg.batch_size)
+    order = queue_order(batches)
+    assert sorted(b.id for b in order) == sorted(b.id for b in batches)
+    models = [b.model for b in order]
+    assert models == sorted(models, key=["efficientnet_lite0", "efficientnet_lite1"].index)
+    for model in ("efficientnet_lite0", "efficientnet_lite1"):
+        costs = [relative_cost(b.jobs) for b in order if b.model == model]
+        assert len(set(costs)) > 3 and costs == sorted(costs, reverse=True)

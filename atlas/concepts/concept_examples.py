@@ -3,7 +3,7 @@
 A CRAFT concept is factorised from one class's patches, so its own top patches all come from that class.
 What it responds to is read from the pool instead: one sweep over the pool's images at the concept layer
 scores every patch against every concept vector of the model (the spatial mean of the activations' dot
-product with it, :func:`atlas.data.patches.top_direction_patches`), and each concept keeps its top-N
+product with it, :class:`atlas.data.patches.TopDirectionPatches`), and each concept keeps its top-N
 patches, one per source image. Their classes are the concept's label; the first ``mosaic`` of them are its
 "top patches in the pool" picture.
 
@@ -22,7 +22,7 @@ import torch
 
 from ..config import craft_config, neuron_config
 from ..data.mosaic import mosaic_png
-from ..data.patches import NeuronExamples, patch_images, top_direction_patches
+from ..data.patches import NeuronExamples, TopDirectionPatches, ask, patch_images
 from .bank import find_banks, fit_hash
 from .examples import pool_census
 from .layers import concept_layer, has_concept_layer
@@ -36,22 +36,34 @@ def unit_key(class_id: int, k: int) -> str:
     return f"{int(class_id)}-{int(k)}"
 
 
-def compute_concept_examples(model, pool, layer: str, banks: Dict[int, np.ndarray], n: int, mosaic: int,
-                             max_images: Optional[int] = None, progress=None):
-    """The stage's ``(files, meta)`` for the concept vectors ``banks`` ({class: W (K, C)})."""
+def concept_question(layer: str, banks: Dict[int, np.ndarray], n: int) -> TopDirectionPatches:
+    """The sweep's question for the concept vectors ``banks`` ({class: W (K, C)}), rows in class order."""
+    vectors = np.concatenate([banks[c] for c in sorted(banks)]).astype(np.float32)
+    return TopDirectionPatches(layer, torch.from_numpy(vectors), n)
+
+
+def concept_example_files(model, pool, banks: Dict[int, np.ndarray], ids, found: List[NeuronExamples],
+                          mosaic: int):
+    """The stage's ``(files, meta)`` from the sweep's answer ``found`` (one per concept, in class order)."""
     units = [(c, k) for c in sorted(banks) for k in range(banks[c].shape[0])]
-    vectors = torch.from_numpy(np.concatenate([banks[c] for c in sorted(banks)]).astype(np.float32))
-    ids = pool.source_ids(max_images)
-    found = top_direction_patches(model, pool, layer, vectors, n, sources=ids, progress=progress)
     files = {"pool.json": json.dumps(pool_census(ids)).encode()}
     out = {}
     for (c, k), ex in zip(units, found):
         out[unit_key(c, k)] = {"sources": ex.sources, "boxes": [list(b) for b in ex.boxes], "scores": ex.scores}
-        head = NeuronExamples(layer, k, ex.sources[:mosaic], ex.boxes[:mosaic], ex.scores[:mosaic])
+        head = NeuronExamples(ex.layer, k, ex.sources[:mosaic], ex.boxes[:mosaic], ex.scores[:mosaic])
         patches = patch_images(pool, head, 64, size=model.input_size)
         files[f"pool-{c:04d}-{k:02d}.png"] = mosaic_png(patches, cols=min(10, max(1, len(patches))), tile=48)
     files["examples.json"] = json.dumps(out).encode()
     return files, {}
+
+
+def compute_concept_examples(model, pool, layer: str, banks: Dict[int, np.ndarray], n: int, mosaic: int,
+                             max_images: Optional[int] = None, progress=None):
+    """The stage's ``(files, meta)`` for the concept vectors ``banks`` ({class: W (K, C)}): a sweep of its own
+    (:mod:`atlas.concepts.pool_scan` shares one with the neurons' dataset examples)."""
+    ids = pool.source_ids(max_images)
+    found = ask(model, pool, ids, [concept_question(layer, banks, n)], progress=progress)[0]
+    return concept_example_files(model, pool, banks, ids, found, mosaic)
 
 
 def _key(cfg, model: str, pool, layer: str, classes: List[int]) -> dict:
@@ -61,26 +73,37 @@ def _key(cfg, model: str, pool, layer: str, classes: List[int]) -> dict:
             "mosaic": min(10, ncfg.mosaic), "v": VERSION}
 
 
-def concept_examples_stage(runner, model: str) -> None:
-    """Run stage: every concept's top patches in the pool (after the CRAFT stage; whole-plan runs only)."""
+def concept_examples_needed(runner, model: str) -> Optional[tuple]:
+    """``(key, layer, banks)`` of the concept examples this whole-plan run still has to compute for
+    ``model``, or None (none planned, none missing, or a shard: it leaves them to a whole-plan run)."""
     cfg = runner.cfg
     if cfg.targets.concepts < 1 or not has_concept_layer(cfg, model) or runner.scope is not None:
-        return
+        return None
+    from ..config import stable_hash
     from ..pipeline.planner import resolve_classes
-    from ..progress import stage
 
     layer = concept_layer(cfg, model)
     classes = resolve_classes(cfg)
     banks = {c: b.W for c, b in find_banks(runner.store, model, fit_hash(cfg, layer), classes).items()}
     if not banks:
-        return
-    pool = runner.pool()
-    key = _key(cfg, model, pool, layer, sorted(banks))
-    from ..config import stable_hash
-
+        return None
+    key = _key(cfg, model, runner.pool(model), layer, sorted(banks))
     if runner.store.get_stage(STAGE, stable_hash(key, length=20)) is not None:
+        return None
+    return key, layer, banks
+
+
+def concept_examples_stage(runner, model: str) -> None:
+    """Run stage: every concept's top patches in the pool (after the CRAFT stage; whole-plan runs only;
+    usually found stored by the shared sweep of :mod:`atlas.concepts.pool_scan`)."""
+    needed = concept_examples_needed(runner, model)
+    if needed is None:
         return
-    ncfg = neuron_config(cfg)
+    from ..progress import stage
+
+    key, layer, banks = needed
+    pool = runner.pool(model)
+    ncfg = neuron_config(runner.cfg)
     images = len(pool.source_ids(ncfg.max_images or None))
     with stage(f"concept examples · {model}", images, unit="image", enabled=runner.progress) as bar:
         runner.store.cached_stage(STAGE, key, lambda: compute_concept_examples(

@@ -11,12 +11,13 @@ bottom (:func:`atlas.data.patches.cached_top_patches`, itself cached as stage ``
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from ..config import NeuronConfig, neuron_config, stable_hash
 from ..models.user import model_key
 from ..data.mosaic import mosaic_png
-from ..data.patches import NeuronExamples, cached_top_patches, example_from_dict, patch_images
+from ..data.patches import (NeuronExamples, cached_top_patches, example_from_dict, patch_images,
+                             stored_top_patches, top_patches_key)
 from .clusters import neuron_clusters
 from .lookup import latest_entries
 from .neurons import check_channels
@@ -99,28 +100,49 @@ def neuron_targets(cfg, model: str) -> List:
     return [t for t in targets_for(cfg, model, resolve_classes(cfg, model)) if t.kind == "neuron"]
 
 
-def neuron_stage(runner, model: str) -> None:
-    """Run stage: dataset examples of every planned neuron, and the clusters of polysemantic ones."""
-    from ..progress import stage
-
-    cfg = runner.cfg
-    targets = neuron_targets(cfg, model)
-    if not targets or runner.stage_scope(model, "neuron") == set():
-        return  # a shard without neuron jobs leaves the scan to the shards that have them
-    ncfg = neuron_config(cfg)
-    pool = runner.pool(model)
-    get_model = lambda: runner.context(model).model  # noqa: E731
+def planned_channels(cfg, model: str) -> Tuple[Dict[str, List[int]], Dict[str, List[int]]]:
+    """``({layer: channels}, {layer: clustered channels})`` of every neuron target planned for ``model``."""
     by_layer: Dict[str, List[int]] = {}
     clustered: Dict[str, List[int]] = {}
-    for t in targets:
+    for t in neuron_targets(cfg, model):
         by_layer.setdefault(t.layer, [])
         if t.channel not in by_layer[t.layer]:
             by_layer[t.layer].append(t.channel)
         if t.cluster is not None and t.channel not in clustered.setdefault(t.layer, []):
             clustered[t.layer].append(t.channel)
-    sweeps = [layer for layer, channels in by_layer.items()
-              if any(runner.store.get_stage(STAGE, stable_hash(_key(model, pool, layer, c, ncfg), length=20)) is None
-                     for c in channels)]
+    return by_layer, clustered
+
+
+def missing_examples(runner, model: str, by_layer: Dict[str, List[int]]) -> List[str]:
+    """The layers of ``by_layer`` with a neuron whose dataset examples are not stored."""
+    ncfg = neuron_config(runner.cfg)
+    pool = runner.pool(model)
+    return [layer for layer, channels in by_layer.items()
+            if any(runner.store.get_stage(STAGE, stable_hash(_key(model, pool, layer, c, ncfg), length=20)) is None
+                   for c in channels)]
+
+
+def scan_key(runner, model: str, layer: str, channels: Sequence[int]) -> dict:
+    """The ``top_patches`` scan that the dataset examples of ``channels`` of ``layer`` are cut from."""
+    ncfg = neuron_config(runner.cfg)
+    return top_patches_key(runner.context(model).model, runner.pool(model), layer, sorted(channels),
+                           ncfg.examples, max_images=ncfg.max_images or None, bottom=True)
+
+
+def neuron_stage(runner, model: str) -> None:
+    """Run stage: dataset examples of every planned neuron, and the clusters of polysemantic ones (their
+    scans usually found stored by the shared sweep of :mod:`atlas.concepts.pool_scan`)."""
+    from ..progress import stage
+
+    cfg = runner.cfg
+    by_layer, clustered = planned_channels(cfg, model)
+    if not by_layer or runner.stage_scope(model, "neuron") == set():
+        return  # a shard without neuron jobs leaves the scan to the shards that have them
+    ncfg = neuron_config(cfg)
+    pool = runner.pool(model)
+    get_model = lambda: runner.context(model).model  # noqa: E731
+    sweeps = [layer for layer in missing_examples(runner, model, by_layer)
+              if stored_top_patches(runner.store, scan_key(runner, model, layer, by_layer[layer])) is None]
     images = len(pool.source_ids(ncfg.max_images or None)) if sweeps else 0
     with stage(f"dataset examples · {model}", images * len(sweeps), unit="image", enabled=runner.progress) as bar:
         for layer, channels in by_layer.items():

@@ -12,6 +12,7 @@ neuron's top patches into k groups by their features, one reference set (and one
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -89,11 +90,20 @@ def scan_patches(model: ModelHandle, pool: ImagePool, ids: Sequence[str], layer:
     """The one sweep over the pool: for every batch of ``batch_images`` source images, the indices into ``ids``
     of the readable ones and the activations of ``layer`` on all their patches (image-major, ``len(rows) * P``
     rows). Unreadable images are skipped; ``progress(n)`` follows each batch. Run it under ``torch.no_grad``."""
+    for rows, acts in scan_patch_layers(model, pool, ids, [layer], patch, stride, batch_images, progress):
+        yield rows, acts[layer]
+
+
+def scan_patch_layers(model: ModelHandle, pool: ImagePool, ids: Sequence[str], layers: Sequence[str],
+                      patch: Optional[int] = None, stride: Optional[int] = None, batch_images: int = 8,
+                      progress=None) -> Iterator[Tuple[List[int], Dict[str, torch.Tensor]]]:
+    """:func:`scan_patches` at several layers at once: one forward pass per batch of patches, stopped at the
+    deepest of ``layers``, gives ``{layer: activations}``."""
     size = model.input_size
     for rows, images, tried in source_batches(pool, ids, size, batch_images):
         if rows:
             x = extract_patches(images.to(model.device), size, patch, stride)
-            yield rows, model.activations(x, [layer])[layer]
+            yield rows, model.activations(x, list(layers))
         if progress is not None:
             progress(tried)
 
@@ -114,28 +124,96 @@ def source_batches(pool: ImagePool, ids: Sequence[str], size: int,
         yield rows, (torch.stack(chunk) if chunk else None), stop - start
 
 
-def _best_per_image(model: ModelHandle, pool: ImagePool, ids: List[str], layer: str, score_fn, width: int, patch: int,
-                    stride: int, batch_images: int, progress, lowest: bool = False) -> Tuple[torch.Tensor, ...]:
-    """For every source image: its best patch's score per column of ``score_fn(acts) -> (P, width)``, which
-    patch gave it, and whether the image was readable; with ``lowest``, also its worst patch's score and
-    which patch gave it (from the same sweep)."""
+class PatchQuestion(ABC):
+    """What one sweep over the pool's patches is asked (:func:`ask`): a score per patch and column at one
+    layer (``score(acts) -> (P, width)``); per source image the sweep keeps each column's best patch (and,
+    with ``lowest``, its worst), and :meth:`answer` ranks the images. Several questions, at one layer or
+    several, share one sweep: the patches are cut and run through the model once."""
+
+    layer: str
+    width: int
+    lowest: bool = False
+
+    @abstractmethod
+    def score(self, act: torch.Tensor) -> torch.Tensor:
+        """(patches, width) scores of the activations of :attr:`layer` on a batch of patches."""
+
+    @abstractmethod
+    def answer(self, ids: List[str], boxes, best, where, ok, worst=None, where_worst=None):
+        """The result, from each source image's best (and worst) patch per column."""
+
+
+def _spatial_mean(act: torch.Tensor) -> torch.Tensor:
+    return act.flatten(2).mean(-1) if act.dim() > 2 else act
+
+
+class TopChannelPatches(PatchQuestion):
+    """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``, scored by
+    the channel's spatial mean; with ``bottom``, also the bottom-``n``. Answer: ``{channel: NeuronExamples}``."""
+
+    def __init__(self, layer: str, channels: Sequence[int], n: int, bottom: bool = False):
+        self.layer, self.n, self.lowest = layer, n, bottom
+        self.channels = torch.as_tensor(list(channels))
+        self.width = len(self.channels)
+
+    def score(self, act):
+        return _spatial_mean(act)[:, self.channels.to(act.device)]
+
+    def answer(self, ids, boxes, best, where, ok, worst=None, where_worst=None):
+        out = {c: _ranked(self.layer, c, j, ids, boxes, best, where, ok, self.n)
+               for j, c in enumerate(self.channels.tolist())}
+        if self.lowest:
+            for j, c in enumerate(self.channels.tolist()):
+                _with_bottom(out[c], j, ids, boxes, worst, where_worst, ok, self.n)
+        return out
+
+
+class TopDirectionPatches(PatchQuestion):
+    """The top-``n`` patches (unique source images) of each direction (row of ``directions`` (J, C)) at
+    ``layer``, scored by the spatial mean of the activations' dot product with it (e.g. CRAFT concepts).
+    Answer: a list of :class:`NeuronExamples`, one per row (its ``channel`` is the row)."""
+
+    def __init__(self, layer: str, directions, n: int):
+        self.layer, self.n = layer, n
+        self.vectors = torch.as_tensor(directions, dtype=torch.float32)
+        self.width = self.vectors.shape[0]
+
+    def score(self, act):
+        a = _spatial_mean(act)
+        return a.float() @ self.vectors.to(a.device).T
+
+    def answer(self, ids, boxes, best, where, ok, worst=None, where_worst=None):
+        return [_ranked(self.layer, j, j, ids, boxes, best, where, ok, self.n) for j in range(self.width)]
+
+
+def ask(model: ModelHandle, pool: ImagePool, ids: Sequence[str], questions: Sequence[PatchQuestion],
+        patch: Optional[int] = None, stride: Optional[int] = None, batch_images: int = 8, progress=None) -> list:
+    """The answers to ``questions`` (in their order) from one sweep over the patches of the source images
+    ``ids``: each patch is cut, resized and run through the model once, up to the deepest layer asked."""
+    ids = list(ids)
+    patch, stride = patch_grid(model.input_size, patch, stride)
     boxes = patch_boxes(model.input_size, patch, stride)
-    best = torch.full((len(ids), width), -float("inf"))
-    where = torch.zeros((len(ids), width), dtype=torch.long)
-    worst = torch.full((len(ids), width), float("inf")) if lowest else None
-    where_worst = torch.zeros((len(ids), width), dtype=torch.long) if lowest else None
+    kept = []
+    for q in questions:
+        best = torch.full((len(ids), q.width), -float("inf"))
+        where = torch.zeros((len(ids), q.width), dtype=torch.long)
+        worst = torch.full((len(ids), q.width), float("inf")) if q.lowest else None
+        where_worst = torch.zeros((len(ids), q.width), dtype=torch.long) if q.lowest else None
+        kept.append((best, where, worst, where_worst))
     ok = torch.zeros(len(ids), dtype=torch.bool)
+    layers = list(dict.fromkeys(q.layer for q in questions))
     with torch.no_grad():
-        for rows, act in scan_patches(model, pool, ids, layer, patch, stride, batch_images, progress):
-            score = score_fn(act).float().cpu().view(len(rows), len(boxes), width)
-            val, arg = score.max(1)
-            best[rows], where[rows], ok[rows] = val, arg, True
-            if lowest:
-                val, arg = score.min(1)
-                worst[rows], where_worst[rows] = val, arg
-    if lowest:
-        return best, where, ok, worst, where_worst
-    return best, where, ok
+        for rows, acts in scan_patch_layers(model, pool, ids, layers, patch, stride, batch_images, progress):
+            ok[rows] = True
+            for q, (best, where, worst, where_worst) in zip(questions, kept):
+                score = q.score(acts[q.layer]).float().cpu().view(len(rows), len(boxes), q.width)
+                val, arg = score.max(1)
+                best[rows], where[rows] = val, arg
+                if q.lowest:
+                    val, arg = score.min(1)
+                    worst[rows], where_worst[rows] = val, arg
+    return [q.answer(ids, boxes, best, where, ok, worst, where_worst)
+            for q, (best, where, worst, where_worst) in zip(questions, kept)]
 
 
 def _ranked(layer: str, channel: int, column: int, ids, boxes, best, where, ok, n: int) -> NeuronExamples:
@@ -169,23 +247,9 @@ def top_patches(
 ) -> Dict[int, NeuronExamples]:
     """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``; with
     ``bottom``, also the bottom-``n`` (each source image's lowest-scoring patch, lowest first: the dataset
-    examples of the negative visualisation), from the same sweep."""
-    patch, stride = patch_grid(model.input_size, patch, stride)
-    ids = pool.source_ids(max_images)
-    chans = torch.as_tensor(list(channels))
-
-    def score(act):
-        return (act.flatten(2).mean(-1) if act.dim() > 2 else act)[:, chans.to(act.device)]
-
-    got = _best_per_image(model, pool, ids, layer, score, len(chans), patch, stride, batch_images, progress,
-                          lowest=bottom)
-    best, where, ok = got[:3]
-    boxes = patch_boxes(model.input_size, patch, stride)
-    out = {c: _ranked(layer, c, j, ids, boxes, best, where, ok, n) for j, c in enumerate(chans.tolist())}
-    if bottom:
-        for j, c in enumerate(chans.tolist()):
-            _with_bottom(out[c], j, ids, boxes, got[3], got[4], ok, n)
-    return out
+    examples of the negative visualisation), from the same sweep (:class:`TopChannelPatches`)."""
+    question = TopChannelPatches(layer, channels, n, bottom)
+    return ask(model, pool, pool.source_ids(max_images), [question], patch, stride, batch_images, progress)[0]
 
 
 def top_direction_patches(
@@ -201,20 +265,11 @@ def top_direction_patches(
     progress=None,
 ) -> List[NeuronExamples]:
     """The top-``n`` patches (unique source images) of each direction (row of ``directions`` (J, C)) at
-    ``layer``, scored by the spatial mean of the activations' dot product with it (e.g. CRAFT concepts);
-    ``sources`` restricts the search (e.g. to one class's images). ``channel`` of each result is its row."""
-    patch, stride = patch_grid(model.input_size, patch, stride)
+    ``layer`` (:class:`TopDirectionPatches`); ``sources`` restricts the search (e.g. to one class's
+    images). ``channel`` of each result is its row."""
     ids = list(sources) if sources is not None else pool.source_ids()
-    vecs = torch.as_tensor(directions, dtype=torch.float32)
-
-    def score(act):
-        a = act.flatten(2).mean(-1) if act.dim() > 2 else act
-        return a.float() @ vecs.to(a.device).T
-
-    best, where, ok = _best_per_image(model, pool, ids, layer, score, vecs.shape[0], patch, stride, batch_images,
-                                      progress)
-    boxes = patch_boxes(model.input_size, patch, stride)
-    return [_ranked(layer, j, j, ids, boxes, best, where, ok, n) for j in range(vecs.shape[0])]
+    question = TopDirectionPatches(layer, directions, n)
+    return ask(model, pool, ids, [question], patch, stride, batch_images, progress)[0]
 
 
 def top_images(model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
@@ -299,36 +354,54 @@ def examples_from_json(data: bytes) -> Dict[int, NeuronExamples]:
     return {int(c): example_from_dict(d) for c, d in json.loads(data).items()}
 
 
-def cached_top_patches(store, model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
-                       patch: Optional[int] = None, stride: Optional[int] = None, max_images: Optional[int] = None,
-                       progress=None, bottom: bool = False) -> Dict[int, NeuronExamples]:
-    """:func:`top_patches` cached in the store (stage ``top_patches``), keyed by everything it depends on.
-    A scan that also kept the bottom patches (``bottom``) answers a request without them too."""
+def top_patches_key(model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
+                    patch: Optional[int] = None, stride: Optional[int] = None, max_images: Optional[int] = None,
+                    bottom: bool = False) -> dict:
+    """The inputs of a stored :func:`top_patches` scan (stage ``top_patches``)."""
     patch, stride = patch_grid(model.input_size, patch, stride)
     key = {"model": model.name, "pool": pool.fingerprint(), "layer": layer, "channels": sorted(set(channels)),
            "n": n, "patch": patch, "stride": stride, "max_images": max_images, "size": model.input_size, "v": 1,
            **model_key(model.name)}
     if bottom:
         key["bottom"] = True
+    return key
 
-    def compute():
-        ex = top_patches(model, pool, layer, sorted(set(channels)), n, patch, stride, max_images, progress=progress,
-                         bottom=bottom)
-        return {"examples.json": examples_to_json(ex)}, {}
 
-    if store is None:
-        _, files = None, compute()[0]
-        return examples_from_json(files["examples.json"])
+def stored_top_patches(store, key: dict):
+    """The folder of a stored ``top_patches`` scan that answers ``key``'s question (the same scan of as many
+    or more channels and top sources, with the bottom patches if asked), or None."""
     wanted = set(key["channels"])
 
-    def covers(inputs: dict) -> bool:  # a scan of more channels / more top sources answers this one too
+    def covers(inputs: dict) -> bool:
         same = all(inputs.get(k) == v for k, v in key.items() if k not in ("channels", "n", "bottom"))
-        return (same and wanted <= set(inputs.get("channels", ())) and int(inputs.get("n", 0)) >= n
-                and (inputs.get("bottom", False) or not bottom))
+        return (same and wanted <= set(inputs.get("channels", ())) and int(inputs.get("n", 0)) >= key["n"]
+                and (inputs.get("bottom", False) or not key.get("bottom", False)))
 
-    d = store.find_stage("top_patches", covers) or store.cached_stage("top_patches", key, compute)
+    return store.find_stage("top_patches", covers)
+
+
+def put_top_patches(store, key: dict, examples: Dict[int, NeuronExamples]):
+    """Store a scan's answer (e.g. of :func:`ask`, sharing a sweep) under ``key``; its folder."""
+    return store.cached_stage("top_patches", key, lambda: ({"examples.json": examples_to_json(examples)}, {}))
+
+
+def cached_top_patches(store, model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
+                       patch: Optional[int] = None, stride: Optional[int] = None, max_images: Optional[int] = None,
+                       progress=None, bottom: bool = False) -> Dict[int, NeuronExamples]:
+    """:func:`top_patches` cached in the store (stage ``top_patches``), keyed by everything it depends on.
+    A scan of more channels or top sources answers a smaller question, and one that also kept the bottom
+    patches answers a request without them."""
+    key = top_patches_key(model, pool, layer, channels, n, patch, stride, max_images, bottom)
+
+    def compute():
+        return top_patches(model, pool, layer, key["channels"], n, key["patch"], key["stride"], max_images,
+                           progress=progress, bottom=bottom)
+
+    if store is None:
+        return compute()
+    d = stored_top_patches(store, key) or put_top_patches(store, key, compute())
     found = examples_from_json((d / "examples.json").read_bytes())
-    return {c: e.head(n) for c, e in found.items() if c in wanted}
+    return {c: e.head(n) for c, e in found.items() if c in set(key["channels"])}
 
 
 def cached_top_images(store, model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
