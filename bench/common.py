@@ -36,6 +36,19 @@ def raw_throughput(model, batch: int, size: int, seconds: float = 6.0, warmup: i
     return n * batch / (time.perf_counter() - start)
 
 
+def raw_forward(model, batch: int, size: int, seconds: float = 4.0) -> float:
+    """Images per second of the raw model's forward pass alone (no gradient), at ``batch``: the floor of
+    forward-only work (CRAFT, dataset examples, metrics)."""
+    x = torch.rand(batch, 3, size, size, device=model.device)
+    with torch.no_grad():
+        model(x)
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            model(x)
+            n += 1
+    return n * batch / (time.perf_counter() - start)
+
+
 def machine() -> dict:
     return {
         "python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -15,28 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit, machine, setup_threads  # noqa: E402
+from common import emit, machine, raw_forward, setup_threads  # noqa: E402
 
 from atlas.concepts.craft import concept_maps, fit_nmf, head_function, patch_activations, sobol_importance  # noqa: E402
 from atlas.config import CraftConfig  # noqa: E402
 from atlas.data import open_pool  # noqa: E402
 from atlas.models import load_model  # noqa: E402
-
-
-def raw_forward(model, batch: int, size: int, seconds: float = 4.0) -> float:
-    x = torch.rand(batch, 3, size, size, device=model.device)
-    with torch.no_grad():
-        model(x)
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            model(x)
-            n += 1
-    return n * batch / (time.perf_counter() - start)
 
 
 def main() -> None:
