@@ -60,6 +60,7 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
     of every worker are kept)."""
     from .progress import stage
 
+    from .pipeline.estimate import relative_cost
     from .pipeline.sharding import plan_batches
 
     pending = [j.key for j in jobs if not store.has(j.key)]
@@ -80,14 +81,19 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
     for p in procs:
         p.start()
     done = 0
+    cost = {j.key: relative_cost([j]) for j in jobs if j.key in todo}
     try:
-        with stage(f"jobs · {count} workers", len(pending), enabled=progress) as bar:
+        with stage(f"jobs · {count} workers", len(pending), enabled=progress, own_eta=True) as bar:
+            start = time.perf_counter()
             while any(p.is_alive() for p in procs):
                 time.sleep(1.0)
-                now = sum(store.has(k) for k in pending)
-                bar.update(now - done)
-                done = now
+                stored = [k for k in pending if store.has(k)]
+                bar.set_postfix_str(remaining_time(time.perf_counter() - start,
+                                                   sum(cost[k] for k in stored), sum(cost.values())), refresh=False)
+                bar.update(len(stored) - done)
+                done = len(stored)
             now = sum(store.has(k) for k in pending)
+            bar.set_postfix_str("", refresh=False)
             bar.update(now - done)
             done = now
     finally:
@@ -101,6 +107,15 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
         raise WorkerStopped(f"worker {i + 1} of {count} stopped (exit status {code}); the {done} jobs stored "
                             f"are kept: run again to resume", code if code in (1, 2, 130) else 1)
     return [k for k in pending if store.has(k)]
+
+
+def remaining_time(elapsed: float, done_cost: float, total_cost: float) -> str:
+    """The bar's remaining time from the estimated cost done so far (the costliest batches run first, so
+    the count of stored jobs rises slowly at the start and a count-based estimate is several times too long)."""
+    if done_cost <= 0:
+        return "<?"
+    left = int(elapsed * max(0.0, total_cost - done_cost) / done_cost)
+    return f"<{left // 60:02d}:{left % 60:02d} (by estimated cost)"
 
 
 def queue_order(batches: Sequence) -> List:

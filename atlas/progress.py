@@ -30,13 +30,15 @@ class _Silent:
     def update(self, n: int = 1) -> None:
         pass
 
-    def set_postfix_str(self, s: str) -> None:
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
         pass
 
 
 @contextmanager
-def stage(desc: str, total: int, unit: str = "job", enabled: bool = True) -> Iterator:
-    """A progress bar for one stage; yields an object with ``update(n)`` and ``set_postfix_str``."""
+def stage(desc: str, total: int, unit: str = "job", enabled: bool = True, own_eta: bool = False) -> Iterator:
+    """A progress bar for one stage; yields an object with ``update(n)`` and ``set_postfix_str``. With
+    ``own_eta`` the bar shows no remaining time of its own (tqdm's, from the count's rate): the caller
+    writes one into the postfix, e.g. from estimated costs when the costliest items come first."""
     start, depth = time.perf_counter(), _depth[0]
     _depth[0] += 1
     try:
@@ -45,8 +47,9 @@ def stage(desc: str, total: int, unit: str = "job", enabled: bool = True) -> Ite
             return
         from tqdm import tqdm
 
+        eta = "" if own_eta else "<{remaining}"
         bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                   bar_format="{desc}: {n_fmt}/{total_fmt} {unit}s |{bar}| {elapsed}<{remaining}{postfix}")
+                   bar_format="{desc}: {n_fmt}/{total_fmt} {unit}s |{bar}| {elapsed}" + eta + "{postfix}")
         try:
             yield bar
         finally:

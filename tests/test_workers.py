@@ -66,3 +66,12 @@ def test_workers_take_batches_model_by_model_the_costliest_first():
     for model in ("efficientnet_lite0", "efficientnet_lite1"):
         costs = [relative_cost(b.jobs) for b in order if b.model == model]
         assert len(set(costs)) > 3 and costs == sorted(costs, reverse=True)
+
+
+def test_workers_bar_estimates_the_time_left_from_the_estimated_cost_done():
+    """The costliest batches run first, so after a quarter of the estimated cost the time left is three times
+    the time taken, whatever the count of stored jobs; nothing done yet: unknown."""
+    from atlas.cli_workers import remaining_time
+
+    assert remaining_time(60.0, 25.0, 100.0) == "<03:00 (by estimated cost)"
+    assert remaining_time(5.0, 0.0, 100.0) == "<?"
