@@ -6,8 +6,8 @@ second of one two-threaded process on the 2-core development machine; ``bench/RE
 So the run is split like a cluster run: the parent runs every model's run stages once for the whole plan
 (concept banks, dataset examples: :meth:`~atlas.pipeline.Runner.prepare`), then starts N fresh processes
 (``spawn``: nothing of the parent's threads is inherited) with the cores divided between them. The workers
-take the plan's pending batches from one queue, the costliest first (the estimate of
-:func:`~atlas.pipeline.sharding.assign`), so that a worker whose batches ran faster than estimated takes
+take the plan's pending batches from one queue, the costliest first (the estimate shards are balanced by,
+:func:`~atlas.pipeline.estimate.relative_cost`), so that a worker whose batches ran faster than estimated takes
 more instead of waiting: with fixed cost-balanced shares (as ``--shard i/N``) one of two demo workers
 finished ~28 s before the other. One bar for all of them, counted from the store. Every job is stored
 atomically by the worker that ran it, so an interrupted run resumes where it stopped, whichever process was
@@ -82,6 +82,7 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
         p.start()
     done = 0
     cost = {j.key: relative_cost([j]) for j in jobs if j.key in todo}
+    total_cost = sum(cost.values())
     try:
         with stage(f"jobs · {count} workers", len(pending), enabled=progress, own_eta=True) as bar:
             start = time.perf_counter()
@@ -89,7 +90,7 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
                 time.sleep(1.0)
                 stored = [k for k in pending if store.has(k)]
                 bar.set_postfix_str(remaining_time(time.perf_counter() - start,
-                                                   sum(cost[k] for k in stored), sum(cost.values())), refresh=False)
+                                                   sum(cost[k] for k in stored), total_cost), refresh=False)
                 bar.update(len(stored) - done)
                 done = len(stored)
             now = sum(store.has(k) for k in pending)

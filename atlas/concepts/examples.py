@@ -122,6 +122,13 @@ def missing_examples(runner, model: str, by_layer: Dict[str, List[int]]) -> List
                    for c in channels)]
 
 
+def layers_to_scan(runner, model: str, by_layer: Dict[str, List[int]]) -> List[str]:
+    """The layers of ``by_layer`` whose dataset examples are missing and whose ``top_patches`` scan is not
+    stored either: each needs a sweep over the pool (shared by :mod:`atlas.concepts.pool_scan`)."""
+    return [layer for layer in missing_examples(runner, model, by_layer)
+            if stored_top_patches(runner.store, scan_key(runner, model, layer, by_layer[layer])) is None]
+
+
 def scan_key(runner, model: str, layer: str, channels: Sequence[int]) -> dict:
     """The ``top_patches`` scan that the dataset examples of ``channels`` of ``layer`` are cut from."""
     ncfg = neuron_config(runner.cfg)
@@ -141,8 +148,7 @@ def neuron_stage(runner, model: str) -> None:
     ncfg = neuron_config(cfg)
     pool = runner.pool(model)
     get_model = lambda: runner.context(model).model  # noqa: E731
-    sweeps = [layer for layer in missing_examples(runner, model, by_layer)
-              if stored_top_patches(runner.store, scan_key(runner, model, layer, by_layer[layer])) is None]
+    sweeps = layers_to_scan(runner, model, by_layer)
     images = len(pool.source_ids(ncfg.max_images or None)) if sweeps else 0
     with stage(f"dataset examples · {model}", images * len(sweeps), unit="image", enabled=runner.progress) as bar:
         for layer, channels in by_layer.items():

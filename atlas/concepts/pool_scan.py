@@ -14,10 +14,10 @@ scans only what its jobs need), as does a run with a single question (nothing to
 from __future__ import annotations
 
 from ..config import neuron_config
-from ..data.patches import TopChannelPatches, ask, put_top_patches, stored_top_patches
+from ..data.patches import TopChannelPatches, ask, put_top_patches
 from .concept_examples import STAGE as CONCEPT_EXAMPLES
 from .concept_examples import concept_example_files, concept_examples_needed, concept_question
-from .examples import missing_examples, planned_channels, scan_key
+from .examples import layers_to_scan, planned_channels, scan_key
 
 
 def pool_scan_stage(runner, model: str) -> None:
@@ -26,8 +26,7 @@ def pool_scan_stage(runner, model: str) -> None:
     if runner.scope is not None:
         return
     by_layer, _ = planned_channels(runner.cfg, model)
-    layers = [layer for layer in missing_examples(runner, model, by_layer)
-              if stored_top_patches(runner.store, scan_key(runner, model, layer, by_layer[layer])) is None]
+    layers = layers_to_scan(runner, model, by_layer)
     concepts = concept_examples_needed(runner, model)
     if len(layers) + (concepts is not None) < 2:
         return

@@ -252,26 +252,6 @@ def top_patches(
     return ask(model, pool, pool.source_ids(max_images), [question], patch, stride, batch_images, progress)[0]
 
 
-def top_direction_patches(
-    model: ModelHandle,
-    pool: ImagePool,
-    layer: str,
-    directions: torch.Tensor,
-    n: int,
-    sources: Optional[Sequence[str]] = None,
-    patch: Optional[int] = None,
-    stride: Optional[int] = None,
-    batch_images: int = 8,
-    progress=None,
-) -> List[NeuronExamples]:
-    """The top-``n`` patches (unique source images) of each direction (row of ``directions`` (J, C)) at
-    ``layer`` (:class:`TopDirectionPatches`); ``sources`` restricts the search (e.g. to one class's
-    images). ``channel`` of each result is its row."""
-    ids = list(sources) if sources is not None else pool.source_ids()
-    question = TopDirectionPatches(layer, directions, n)
-    return ask(model, pool, ids, [question], patch, stride, batch_images, progress)[0]
-
-
 def top_images(model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
                max_images: Optional[int] = None, batch_images: int = 8, progress=None) -> Dict[int, NeuronExamples]:
     """The top-``n`` whole images of each channel in ``channels`` of ``layer``, scored by the spatial mean of
