@@ -137,6 +137,45 @@ def test_a_session_gives_the_relevance_of_a_plain_pass_and_leaves_the_model_alon
     torch.testing.assert_close(lite0(x).detach(), before)
 
 
+def test_the_written_out_lite_rules_give_zennits_relevance_without_running_zennit(lite0):
+    """atlas.relevance.direct (no hooks, the negative half skipped after ReLU6) against zennit's composite on
+    the canonized copy: the same relevance at every layer asked, for a neuron's positive part, a signed
+    channel and a direction, and zennit is never built for them; class starts and the input still go
+    through zennit. In double precision: a signed start's relevance at the stem is a sum of cancelling terms
+    that amplifies single-precision rounding (~1 % of the map's largest value)."""
+    from atlas.relevance.lrp import LRPSession
+
+    lite0 = _handle(copy.deepcopy(lite0.module).double(), "efficientnet_lite", 224, channels_last=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 224, 224, generator=g, dtype=torch.float64)
+    keys = ["conv_stem", "blocks.1", "blocks.2.1"]
+    starts = [channel_start("blocks.4", [96, 3], positive=True), channel_start("blocks.3.2", [5, 6]),
+              direction_start("blocks.5", torch.randn(2, 192, generator=g, dtype=torch.float64))]
+    for start in starts:
+        direct, zennit = LRPSession(lite0), LRPSession(lite0)
+        zennit.direct = None
+        a = relevance(lite0, x, start, keys, session=direct)
+        b = relevance(lite0, x, start, keys, session=zennit)
+        assert direct.module is None, "the direct engine fell back to zennit"
+        for k in keys:
+            scale = b.layers[k].abs().max()
+            assert scale > 0
+            torch.testing.assert_close(a.layers[k], b.layers[k], rtol=1e-7, atol=1e-9 * scale.item())
+            torch.testing.assert_close(a.activations[k], b.activations[k], rtol=1e-9, atol=1e-9)
+        zennit.close()
+    session = LRPSession(lite0)
+    relevance(lite0, x[:1], class_start([285]), ["blocks.2"], session=session)
+    assert session.module is not None  # logits: zennit's rules
+    session.close()
+
+
+def test_the_written_out_lite_rules_conserve_relevance_without_biases(lite0):
+    handle = _handle(_bias_free(lite0.module), "efficientnet_lite", 224, channels_last=True)
+    r = relevance(handle, torch.rand(1, 3, 224, 224), channel_start("blocks.3", [4]), ["conv_stem"], zero_bias=True)
+    torch.testing.assert_close(r.layers["conv_stem"].sum(), r.start.sum(), rtol=1e-3, atol=1e-5)
+    assert r.start.sum() > 0
+
+
 def test_direction_start_sits_at_the_most_similar_position(tiny):
     x = torch.rand(2, 3, 32, 32)
     act = tiny.activations(x, ["relu2"])["relu2"]

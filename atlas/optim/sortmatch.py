@@ -135,4 +135,5 @@ def sort_matching_objective(
             total = total + b.weight * sort_matching(f.float(), q.float(), w).reshape(ev.k, n).mean(1)
         return -total
 
-    return Objective(fn, [b.key for b in blocks], "-SM[" + ", ".join(f"{b.weight:g}*{b.key}" for b in blocks) + "]")
+    return Objective(fn, [b.key for b in blocks], "-SM[" + ", ".join(f"{b.weight:g}*{b.key}" for b in blocks) + "]",
+                     needs_logits=False)  # the loop's pass ends at the last matched block

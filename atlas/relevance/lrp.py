@@ -121,27 +121,67 @@ class _Stop(Exception):
 
 
 class LRPSession:
-    """A copy of ``model``'s module with its LRP canonizers and composite registered for the session's
-    life: pass it to :func:`relevance` (``session=``) for many passes. The model itself is not touched."""
+    """Many LRP passes over one model: the family's written-out rules (:mod:`atlas.relevance.direct`) where
+    they cover a pass, else a copy of ``model``'s module with its canonizers and zennit composite registered
+    once, on first need, for the session's life. The model itself is not touched."""
 
     def __init__(self, model, zero_bias: bool = False):
         self.model, self.zero_bias = model, zero_bias
-        self.module = copy.deepcopy(model.module)
-        self.composite = rules_for(model).composite(self.module, zero_bias)
-        self.composite.register(self.module)
-        self._modules = dict(self.module.named_modules())
+        self.direct = direct_engine(model, zero_bias)
+        self.module = None
+        self.composite = None
+        self._modules: Dict[str, object] = {}
+
+    def zennit_module(self):
+        """The session's canonized copy of the module, hooks registered (made on first call)."""
+        if self.module is None:
+            self.module = _without_hooks(copy.deepcopy(self.model.module))
+            self.composite = rules_for(self.model).composite(self.module, self.zero_bias)
+            self.composite.register(self.module)
+            self._modules = dict(self.module.named_modules())
+        return self.module
 
     def module_at(self, path: str):
         self.model.module_at(path)  # unknown names: the model's one-line error
+        self.zennit_module()
         return self._modules[path[:-3] if path.endswith(":in") else path]
 
     def close(self) -> None:
-        self.composite.remove()
+        if self.composite is not None:
+            self.composite.remove()
+            self.composite, self.module, self._modules = None, None, {}
+
+
+def _without_hooks(module):
+    """``module`` (a fresh copy) with the hooks it was copied with removed: the copy of a model inside a
+    loop's capture must not fill (or stop) the loop's own passes."""
+    for m in module.modules():
+        for hooks in (m._forward_hooks, m._forward_pre_hooks, m._backward_hooks, m._backward_pre_hooks):
+            hooks.clear()
+    return module
+
+
+def direct_engine(model, zero_bias: bool = False):
+    """The written-out LRP of ``model``'s family (:mod:`atlas.relevance.direct`) or None."""
+    make = rules_for(model).direct
+    return None if make is None else make(model.module, zero_bias)
+
+
+def _direct_pass(engine, model, images, start: Start, rows: slice, keys) -> Relevance:
+    x = model.normalize(images.to(model.device)).detach()
+    if model.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    layers, acts, r0 = engine.run(x, start.layer, lambda head: start.initial(head.detach(), rows), keys)
+    return Relevance(layers={k: v.detach() for k, v in layers.items()}, activations=acts, input=None,
+                     start=r0.detach())
 
 
 def _one_pass(model, images, start: Start, rows: slice, keys, want_input: bool, zero_bias: bool,
               session: Optional[LRPSession] = None) -> Relevance:
     rules = rules_for(model)
+    engine = direct_engine(model, zero_bias) if session is None else session.direct
+    if engine is not None and engine.supports(start.layer, keys, want_input):
+        return _direct_pass(engine, model, images, start, rows, keys)
     module_at = model.module_at if session is None else session.module_at
     x = model.normalize(images.to(model.device)).detach()
     if model.channels_last:
@@ -167,7 +207,7 @@ def _one_pass(model, images, start: Start, rows: slice, keys, want_input: bool, 
             pre, post = capture(key)
             mod = module_at(key)
             handles.append(mod.register_forward_pre_hook(pre) if key.endswith(":in") else mod.register_forward_hook(post))
-        context = (nullcontext(session.module) if session is not None
+        context = (nullcontext(session.zennit_module()) if session is not None
                    else rules.composite(model.module, zero_bias).context(model.module))
         with context as module:
             if start.layer and not start.layer.endswith(":in"):

@@ -39,6 +39,7 @@ from ..models.cards import known_card
 from ..registry import Registry
 from .canonizers import (ConvNeXtCanonizer, DenseNetTailCanonizer, FusedMergeBatchNorm, NamedExactMergeBatchNorm,
                          TimmResidualCanonizer, densenet_merge_pairs)
+from .direct import direct_for
 
 @dataclass(frozen=True)
 class Rules:
@@ -49,6 +50,9 @@ class Rules:
     canonizers: Callable[[nn.Module], List] = lambda module: [FusedMergeBatchNorm()]
     extra: Callable[[], List[Tuple[tuple, object]]] = field(default=lambda: [])
     note: str = ""
+    #: ``(module, zero_bias) -> engine or None``: the same rules written out without zennit's hooks for the
+    #: passes the engine supports (:mod:`atlas.relevance.direct`), zennit for the others.
+    direct: Optional[Callable[[nn.Module, bool], object]] = None
 
     def composite(self, module: nn.Module, zero_bias: bool = False) -> EpsilonPlusFlat:
         """A fresh zennit composite for ``module``; ``zero_bias`` drops biases from the rules (exact
@@ -72,7 +76,7 @@ def _densenet_canonizers(module):
 
 ARCHITECTURES.add("efficientnet_lite", Rules(
     "efficientnet_lite", lambda m: [FusedMergeBatchNorm(), TimmResidualCanonizer()],
-    note="BN+ReLU6 merged into the preceding conv; residual sums split by the Norm rule"))
+    note="BN+ReLU6 merged into the preceding conv; residual sums split by the Norm rule", direct=direct_for))
 ARCHITECTURES.add("resnet", Rules("resnet", _resnet_canonizers, note="zennit ResNetCanonizer"))
 ARCHITECTURES.add("densenet", Rules(
     "densenet", _densenet_canonizers, note="BatchNorms after concatenations pass relevance unchanged"))

@@ -67,7 +67,7 @@ PAPER_BIBTEX = """@misc{gorgun2025vital,
 class Vital(Method):
     name = "vital"
     title = "VITAL"
-    version = "4"
+    version = "5"  # 5: neuron and concept relevance through atlas.relevance.direct (zennit's, within rounding)
     Config = VitalConfig
     kinds = ("class", "neuron", "concept")
     uses_data = True
