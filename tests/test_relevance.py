@@ -149,9 +149,11 @@ def test_the_written_out_lite_rules_give_zennits_relevance_without_running_zenni
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 224, 224, generator=g, dtype=torch.float64)
     keys = ["conv_stem", "blocks.1", "blocks.2.1"]
-    starts = [channel_start("blocks.4", [96, 3], positive=True), channel_start("blocks.3.2", [5, 6]),
-              direction_start("blocks.5", torch.randn(2, 192, generator=g, dtype=torch.float64))]
-    for start in starts:
+    starts = [(channel_start("blocks.4", [96, 3], positive=True), keys), (channel_start("blocks.3.2", [5, 6]), keys),
+              (direction_start("blocks.5", torch.randn(2, 192, generator=g, dtype=torch.float64)), keys),
+              (direction_start("bn2", torch.randn(2, 1280, generator=g, dtype=torch.float64)),
+               ["conv_stem", "blocks.6", "conv_head"])]  # the demo's concept layer
+    for start, keys in starts:
         direct, zennit = LRPSession(lite0), LRPSession(lite0)
         zennit.direct = None
         a = relevance(lite0, x, start, keys, session=direct)

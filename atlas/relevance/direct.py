@@ -18,9 +18,10 @@ convolution's input, and the backward pass applies the rules directly:
 
 ``stab`` is zennit's stabiliser (1e-6 with the sign of the entry). The relevance equals zennit's within
 float rounding (``tests/test_relevance_direct.py``). What this covers: starts at a block's or a stage's
-output (``blocks.i``, ``blocks.i.j``) and relevance at ``conv_stem`` and earlier block outputs - VITAL's
-neuron and concept targets. Everything else (class logits, the input pixels, other layers, other
-families) goes through zennit.
+output (``blocks.i``, ``blocks.i.j``, ``bn2``) and relevance at ``conv_stem``, ``conv_head`` and earlier
+block outputs - VITAL's
+neuron and concept targets, also at ``bn2`` (the last feature map, after ``conv_head``). Everything else
+(class logits, the input pixels, other layers, other families) goes through zennit.
 """
 from __future__ import annotations
 
@@ -155,6 +156,26 @@ class _Block:
         return r if r_short is None else r + r_short
 
 
+class _Head:
+    """The 1x1 ``conv_head`` and its BatchNorm + ReLU6 ``bn2`` (EfficientNet's last feature map)."""
+
+    def __init__(self, module: nn.Module, zero_bias: bool, nonneg_input: bool):
+        self.conv, self.bn = module.conv_head, module.bn2
+        self.merged = _merged(self.conv, self.bn, zero_bias, nonneg_input)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, tuple]:
+        c = self.conv.forward(x)
+        return self.bn.forward(c), (x, _batch_norm(c, self.bn))
+
+    def backward(self, saved: tuple, r: torch.Tensor) -> torch.Tensor:
+        return self.merged.zplus(saved[0], r)
+
+
+def _batch_norm(x: torch.Tensor, bn: nn.Module) -> torch.Tensor:
+    """The BatchNorm's affine map alone (its activation left out): the merged convolution's output."""
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
 def _plain_block(module: nn.Module) -> bool:
     """A timm block this engine writes out: no squeeze-excite, anti-aliasing or space-to-depth convolution."""
     try:
@@ -176,6 +197,8 @@ class DirectLRP:
         self.stem = module.conv_stem, module.bn1
         self.blocks: List[Tuple[str, _Block]] = []
         self.index: Dict[str, int] = {"conv_stem": -1}
+        #: keys whose activation is the merged convolution's output (before the activation function)
+        self.pre_activation = {"conv_stem"}
         nonneg = _after_relu(module.bn1)
         for i, stage in enumerate(module.blocks):
             for j, block in enumerate(stage):
@@ -183,9 +206,13 @@ class DirectLRP:
                 nonneg = self.blocks[-1][1].nonneg_output
                 self.index[f"blocks.{i}.{j}"] = len(self.blocks) - 1
             self.index[f"blocks.{i}"] = len(self.blocks) - 1
+        if isinstance(getattr(module, "conv_head", None), nn.Conv2d) and _after_relu(getattr(module, "bn2", None)):
+            self.blocks.append(("bn2", _Head(module, zero_bias, nonneg)))
+            self.index["bn2"] = self.index["conv_head"] = len(self.blocks) - 1
+            self.pre_activation.add("conv_head")
 
     def supports(self, start_layer: Optional[str], keys: Sequence[str], want_input: bool) -> bool:
-        if want_input or start_layer not in self.index or start_layer == "conv_stem":
+        if want_input or start_layer not in self.index or start_layer in self.pre_activation:
             return False
         top = self.index[start_layer]
         return all(k in self.index and self.index[k] <= top for k in keys)
@@ -197,13 +224,15 @@ class DirectLRP:
         conv, bn = self.stem
         with torch.no_grad():
             stem = conv.forward(x)  # not ``__call__``: no hook of the model fires (see _Block.forward)
-            stem_merged = F.batch_norm(stem, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+            pre = {-1: _batch_norm(stem, bn)}
             h = bn.forward(stem)
             saved, outs = [], {}
             for name, block in self.blocks[:top + 1]:
                 h, s = block.forward(h)
                 saved.append(s)
                 outs[len(saved) - 1] = h
+                if isinstance(block, _Head):
+                    pre[len(saved) - 1] = s[1]
         r0 = initial(outs[top])
         wanted = {self.index[k] for k in keys}
         rel: Dict[int, torch.Tensor] = {}
@@ -216,7 +245,7 @@ class DirectLRP:
             r = self.blocks[i][1].backward(saved[i], r)
         if -1 in wanted:
             rel[-1] = r
-        acts = {k: (stem_merged if self.index[k] == -1 else outs[self.index[k]]) for k in keys}
+        acts = {k: (pre if k in self.pre_activation else outs)[self.index[k]] for k in keys}
         return {k: rel[self.index[k]] for k in keys}, acts, r0
 
 
