@@ -89,8 +89,15 @@ def main() -> None:
     ap.add_argument("--raw-seconds", type=float, default=6.0)
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--config", default=None, help="a TOML configuration instead of the preset")
-    ap.add_argument("--workers", type=int, default=1, help="worker processes of the build (atlas build --workers)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="worker processes of the build (atlas build --workers); default: as python build.py "
+                         "chooses (2 on a CPU with two or more cores, else 1)")
     args = ap.parse_args()
+    if args.workers is None:
+        from build import default_workers  # the README's command: the demo as a reader builds it
+
+        chosen = default_workers([])
+        args.workers = int(chosen[1]) if chosen else 1
     threads = setup_threads()
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="atlas-bench-demo-"))
     store, site = work / "store", work / "site"

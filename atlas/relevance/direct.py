@@ -186,6 +186,9 @@ def _plain_block(module: nn.Module) -> bool:
         return False
     if getattr(module, "conv_s2d", None) is not None:
         return False
+    convs = [m for m in module.children() if isinstance(m, nn.Conv2d)]
+    if not all(isinstance(c.padding, tuple) and c.padding_mode == "zeros" for c in convs):
+        return False  # padding="same" strings or other padding modes: zennit
     return all(isinstance(getattr(module, name, nn.Identity()), nn.Identity) for name in ("se", "aa", "drop_path"))
 
 
