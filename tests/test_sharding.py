@@ -238,3 +238,30 @@ def test_a_shard_prepares_only_the_concept_banks_and_scans_its_own_jobs_need(tmp
     Runner(cfg, store, progress=False).run(plan.jobs)
     assert 967 in fitted
     assert scanned and all(store.has(j.key) for j in plan.jobs)
+
+
+def test_a_neurons_job_is_charged_for_the_depth_of_its_pass_and_vitals_neuron_steps():
+    """A pass that stops at a layer costs what the layer's depth costs (the demo's ledger: a MACO step at
+    Lite0's blocks.0 took 0.31 of a class step); VITAL's neuron jobs run ``neuron_steps`` of a pass and an
+    LRP pass, not its class ``steps``."""
+    from atlas.config import PRESETS
+    from atlas.models.footprint import layer_depths
+    from atlas.pipeline.estimate import FIXED_STEP_SHARE, depth_factor
+
+    jobs = make_plan(PRESETS.get("demo")()).jobs
+
+    def one(method, kind, layer=None):
+        return next(j for j in jobs if j.method == method and j.target.kind == kind
+                    and (layer is None or j.target.layer == layer))
+
+    depths = layer_depths("efficientnet_lite0")
+    assert 0 < depths["blocks.0"] < depths["blocks.4"] < depths["blocks.6"] < depths["bn2"] <= 1.0
+    shallow, deep, whole = one("maco", "neuron", "blocks.0"), one("maco", "neuron", "blocks.6"), one("maco", "class")
+    per_pass = lambda j: relative_cost([j]) / (j.config.steps * j.config.crops)  # noqa: E731
+    assert per_pass(shallow) < 0.35 * per_pass(whole)
+    assert per_pass(shallow) < per_pass(deep) < per_pass(whole)
+    assert depth_factor(shallow) == pytest.approx(FIXED_STEP_SHARE + (1 - FIXED_STEP_SHARE) * depths["blocks.0"])
+    v_class, v_neuron = one("vital", "class"), one("vital", "neuron")
+    cfg = v_neuron.config
+    assert relative_cost([v_neuron]) == pytest.approx(
+        relative_cost([v_class]) * 2 * cfg.neuron_steps / cfg.steps * depth_factor(v_neuron))

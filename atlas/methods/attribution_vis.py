@@ -182,7 +182,7 @@ class AttributionVis(Method):
             return "attribution visualization explains each image toward its own class (rival goals: accentuation)"
         return reason
 
-    def passes_per_target(self, cfg: AttributionVisConfig) -> float:
+    def passes_per_target(self, cfg: AttributionVisConfig, kind: str = "image") -> float:
         """The visualisation's steps x views, the path integral's steps and, from the output-targeted
         baseline, its mask steps (one forward+backward each; 3x the visualisation at the paper's settings)."""
         otb = cfg.attribution == "aumann_shapley" and cfg.baseline == "output_targeted"

@@ -209,9 +209,10 @@ class Method:
         views, else 1), for the memory estimate (:mod:`atlas.pipeline.memory`)."""
         return float(getattr(cfg, "crops", None) or getattr(cfg, "views", None) or 1)
 
-    def passes_per_target(self, cfg) -> Optional[float]:
-        """Forward+backward passes at the model's input size per target, for time estimates (None: the
-        estimate's generic reading of ``steps`` and ``crops``/``views``)."""
+    def passes_per_target(self, cfg, kind: str = "class") -> Optional[float]:
+        """Forward+backward passes at the model's input size per target of ``kind``, for time estimates
+        (None: the estimate's generic reading of ``steps`` and ``crops``/``views``). A pass that stops at a
+        neuron's or concept's layer counts as one here; the estimate scales it by the layer's depth."""
         return None
 
     def run(self, ctx: RunContext, cfg, targets: Sequence[Target], seeds: Sequence[int]) -> List[Visualization]:

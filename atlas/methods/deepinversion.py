@@ -131,7 +131,7 @@ class DeepInversion(Method):
         """The image goes through the model at its own size (no resize): activations grow with its area."""
         return float((cfg.image_size / card.input_size) ** 2)
 
-    def passes_per_target(self, cfg: DeepInversionConfig) -> float:
+    def passes_per_target(self, cfg: DeepInversionConfig, kind: str = "class") -> float:
         return cfg.steps + cfg.low_res_steps / 4.0  # half resolution: a quarter of the pixels
 
     def run(self, ctx: RunContext, cfg: DeepInversionConfig, targets: Sequence[Target], seeds: Sequence[int]):

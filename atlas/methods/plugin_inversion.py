@@ -132,7 +132,7 @@ class PluginInversion(Method):
     def images_per_pass(self, cfg: PluginInversionConfig, card) -> float:
         return float(ensemble_size(cfg, card))
 
-    def passes_per_target(self, cfg: PluginInversionConfig) -> float:
+    def passes_per_target(self, cfg: PluginInversionConfig, kind: str = "class") -> float:
         return float(cfg.steps * (cfg.views or DEFAULT_VIEWS))
 
     def run(self, ctx: RunContext, cfg: PluginInversionConfig, targets: Sequence[Target], seeds: Sequence[int]):

@@ -63,7 +63,7 @@ def passes_per_job(job: Job) -> float:
     cfg = job.config
     from ..methods import METHODS
 
-    if job.method in METHODS and (own := METHODS.get(job.method).passes_per_target(cfg)) is not None:
+    if job.method in METHODS and (own := METHODS.get(job.method).passes_per_target(cfg, job.target.kind)) is not None:
         return float(own)
     steps = getattr(cfg, "steps", 100)
     views = getattr(cfg, "crops", None) or getattr(cfg, "views", None) or 1
@@ -79,9 +79,28 @@ def model_gflops(model: str) -> float:
     return card.gflops if card is not None and card.gflops is not None else NOMINAL_GFLOPS
 
 
+#: The share of an optimisation step that does not shrink with a shallower pass (the parameterisation's
+#: image, crops, optimiser). With it, a MACO step that stops at Lite0's ``blocks.0`` is charged 0.27 of a
+#: class step; the demo's ledger measured 0.31 (bench/README.md, "The workers' time left").
+FIXED_STEP_SHARE = 0.2
+
+
+def depth_factor(job: Job) -> float:
+    """The part of a full pass that a neuron's or concept's job computes: its optimisation pass stops at
+    the target's layer (:func:`atlas.models.footprint.layer_depths`); 1 for every other job, and for a
+    model whose architecture cannot be measured."""
+    layer = getattr(job.target, "layer", None)
+    if job.target.kind not in ("neuron", "concept") or not layer:
+        return 1.0
+    from ..models.footprint import layer_depths
+
+    depth = (layer_depths(job.model) or {}).get(layer.removesuffix(":in"))
+    return 1.0 if depth is None else FIXED_STEP_SHARE + (1.0 - FIXED_STEP_SHARE) * depth
+
+
 def nominal_seconds(job: Job, device: str = "cpu") -> float:
     g = model_gflops(job.model) / model_gflops(REFERENCE_MODEL)
-    return passes_per_job(job) * g / NOMINAL_LITE0_PER_S.get(device, 25.0)
+    return passes_per_job(job) * depth_factor(job) * g / NOMINAL_LITE0_PER_S.get(device, 25.0)
 
 
 def relative_cost(jobs: Iterable[Job]) -> float:

@@ -100,6 +100,13 @@ class Vital(Method):
                              f"'clusters' and 'cluster_patches' there")
         return super().config(overrides)
 
+    def passes_per_target(self, cfg: VitalConfig, kind: str = "class") -> float:
+        """Class targets: ``steps`` passes; neuron and concept targets: ``neuron_steps`` steps of a pass and
+        an LRP pass each (both stop at or below the target's layer: the estimate scales them by its depth)."""
+        if kind == "class":
+            return float(cfg.steps)
+        return 2.0 * float(cfg.neuron_steps or cfg.steps)
+
     def unsupported_reason(self, model: str, target: Target) -> Optional[str]:
         reason = super().unsupported_reason(model, target)
         if reason is None and target.kind in ("neuron", "concept"):
