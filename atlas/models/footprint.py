@@ -42,17 +42,25 @@ def _saved_bytes(module: torch.nn.Module, batch: int, size: int) -> int:
     return total
 
 
+def _frozen_meta(name: str):
+    """(card, the architecture on the meta device in eval mode with frozen weights), or (card, None) for a
+    model without a card or builder, or one that cannot be built there."""
+    card = known_card(name)
+    if card is None or not card.builder:
+        return card, None
+    module = meta_module(card.builder)
+    if module is not None:
+        module.eval().requires_grad_(False)
+    return card, module
+
+
 @functools.lru_cache(maxsize=None)
 def footprint(name: str) -> Optional[Footprint]:
     """The :class:`Footprint` of model ``name``, or None if its architecture cannot run on the meta device
     (a model without a card, a layer that computes on real data)."""
-    card = known_card(name)
-    if card is None or not card.builder:
-        return None
-    module = meta_module(card.builder)
+    card, module = _frozen_meta(name)
     if module is None:
         return None
-    module.eval().requires_grad_(False)
     try:
         one, two = (_saved_bytes(module, b, card.input_size) for b in (1, 2))
     except Exception:  # noqa: BLE001 - any architecture may refuse the meta device; the estimate then has no model part
@@ -69,13 +77,9 @@ def layer_depths(name: str) -> Optional[Dict[str, float]]:
     ``blocks.0`` holds 5 % of the FLOPs and 11 % of the bytes). None where :func:`footprint` has none."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    card = known_card(name)
-    if card is None or not card.builder:
-        return None
-    module = meta_module(card.builder)
+    card, module = _frozen_meta(name)
     if module is None:
         return None
-    module.eval().requires_grad_(False)
     counter, saved, at = FlopCounterMode(display=False), [0], {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
