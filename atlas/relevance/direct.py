@@ -17,11 +17,10 @@ convolution's input, and the backward pass applies the rules directly:
   (``Norm``, the rule zennit gives the canonizer's ``Sum`` module);
 
 ``stab`` is zennit's stabiliser (1e-6 with the sign of the entry). The relevance equals zennit's within
-float rounding (``tests/test_relevance_direct.py``). What this covers: starts at a block's or a stage's
-output (``blocks.i``, ``blocks.i.j``, ``bn2``) and relevance at ``conv_stem``, ``conv_head`` and earlier
-block outputs - VITAL's
-neuron and concept targets, also at ``bn2`` (the last feature map, after ``conv_head``). Everything else
-(class logits, the input pixels, other layers, other families) goes through zennit.
+float rounding (``tests/test_relevance.py``). What this covers: starts at a block's or a stage's output
+(``blocks.i``, ``blocks.i.j``) or at ``bn2`` (the last feature map, after ``conv_head``), and relevance at
+``conv_stem``, ``conv_head`` and earlier block outputs - VITAL's neuron and concept targets. Everything
+else (class logits, the input pixels, other layers, other families) goes through zennit.
 """
 from __future__ import annotations
 
@@ -227,7 +226,7 @@ class DirectLRP:
         conv, bn = self.stem
         with torch.no_grad():
             stem = conv.forward(x)  # not ``__call__``: no hook of the model fires (see _Block.forward)
-            pre = {-1: _batch_norm(stem, bn)}
+            pre = {-1: _batch_norm(stem, bn)} if "conv_stem" in keys else {}
             h = bn.forward(stem)
             saved, outs = [], {}
             for name, block in self.blocks[:top + 1]:

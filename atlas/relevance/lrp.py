@@ -177,9 +177,8 @@ def _direct_pass(engine, model, images, start: Start, rows: slice, keys) -> Rele
 
 
 def _one_pass(model, images, start: Start, rows: slice, keys, want_input: bool, zero_bias: bool,
-              session: Optional[LRPSession] = None) -> Relevance:
+              session: Optional[LRPSession] = None, engine=None) -> Relevance:
     rules = rules_for(model)
-    engine = direct_engine(model, zero_bias) if session is None else session.direct
     if engine is not None and engine.supports(start.layer, keys, want_input):
         return _direct_pass(engine, model, images, start, rows, keys)
     module_at = model.module_at if session is None else session.module_at
@@ -253,8 +252,9 @@ def relevance(model, images: torch.Tensor, start: Start, layers: Sequence[str] =
     keys = list(dict.fromkeys(layers))
     if session is not None:
         zero_bias = session.zero_bias
+    engine = session.direct if session is not None else direct_engine(model, zero_bias)  # once, not per chunk
     parts = [_one_pass(model, images[i:i + batch_size], start, slice(i, i + batch_size), keys, input, zero_bias,
-                       session)
+                       session, engine)
              for i in range(0, images.shape[0], batch_size)]
     if len(parts) == 1:
         return parts[0]
