@@ -109,8 +109,8 @@ def plan(ctx, cfg, list_jobs, calibrate_now):
     device = device.type
     cfg = p.config  # repeated models, methods and seeds listed once
     store = Store(cfg.store)
-    done = {j.key for j in p.jobs if store.has(j.key)}  # verified: metadata and file sizes
-    failed = {j.key for j in p.jobs if j.key not in done and store.failure(j.key)}
+    done = store.done(j.key for j in p.jobs)  # verified: metadata and file sizes
+    failed = set(store.failures(j.key for j in p.jobs if j.key not in done))
     pending = [j for j in p.jobs if j.key not in done]
     per = Counter((j.model, j.method) for j in p.jobs)
     per_done = Counter((j.model, j.method) for j in p.jobs if j.key in done)

@@ -141,12 +141,12 @@ def _follow(store, batches, manifest, jobs, progress: bool, every: float = 2.0) 
 
     wanted = {i for s in manifest["shards"] for i in s["batches"]}
     keys = [k for b in batches if b.id in wanted for k in b.keys]
-    seen = sum(store.has(k) for k in keys)
+    seen = len(store.done(keys))
     with stage("shards", len(keys), enabled=progress) as bar:
         bar.update(seen)
         while not all(j.done() for j in jobs):
             time.sleep(every)
-            now = sum(store.has(k) for k in keys)
+            now = len(store.done(keys))
             bar.update(now - seen)
             seen = now
 

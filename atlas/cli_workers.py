@@ -63,7 +63,8 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
     from .pipeline.estimate import relative_cost
     from .pipeline.sharding import plan_batches
 
-    pending = [j.key for j in jobs if not store.has(j.key)]
+    stored_before = store.done(j.key for j in jobs)
+    pending = [j.key for j in jobs if j.key not in stored_before]
     if not pending:
         return []
     todo = set(pending)
@@ -88,12 +89,12 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
             start = time.perf_counter()
             while any(p.is_alive() for p in procs):
                 time.sleep(1.0)
-                stored = [k for k in pending if store.has(k)]
+                stored = store.done(pending)
                 bar.set_postfix_str(remaining_time(time.perf_counter() - start,
                                                    sum(cost[k] for k in stored), total_cost), refresh=False)
                 bar.update(len(stored) - done)
                 done = len(stored)
-            now = sum(store.has(k) for k in pending)
+            now = len(store.done(pending))
             bar.set_postfix_str("", refresh=False)
             bar.update(now - done)
             done = now
@@ -107,7 +108,8 @@ def run_in_workers(cfg, jobs: Sequence, store, count: int, progress: bool = True
         i, code = failed[0]
         raise WorkerStopped(f"worker {i + 1} of {count} stopped (exit status {code}); the {done} jobs stored "
                             f"are kept: run again to resume", code if code in (1, 2, 130) else 1)
-    return [k for k in pending if store.has(k)]
+    stored = store.done(pending)
+    return [k for k in pending if k in stored]
 
 
 def remaining_time(elapsed: float, done_cost: float, total_cost: float) -> str:

@@ -6,7 +6,7 @@ used in store keys and page URLs (keyed by class *id*, never by a class name, wh
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Optional
 
 KINDS = ("class", "concept", "neuron", "image")
@@ -114,7 +114,8 @@ class Target:
 
     def to_dict(self) -> dict:
         """The fields that are set, as plain data (part of every job's key)."""
-        d = {k: v for k, v in asdict(self).items() if v is not None}
+        d = {f.name: getattr(self, f.name) for f in fields(self)}  # flat scalars: asdict's deep copy not needed
+        d = {k: v for k, v in d.items() if v is not None}
         if "fit_hash" in d:
             d["fit"] = d.pop("fit_hash")
         return d

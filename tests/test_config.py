@@ -117,6 +117,26 @@ def test_stable_hash_is_pinned():
     assert stable_hash(obj) == "a46c2eca41810240"  # the hash existing stores were keyed with
 
 
+def test_canonical_values_are_spliced_as_the_same_json_and_a_job_key_is_its_specs_hash():
+    """Job keys hash a spec whose shared parts (configuration, target, data) are pre-encoded once
+    (``Canonical``): the text must be exactly what encoding the plain values gives, or every store's keys
+    would change."""
+    from atlas.config import canonical_json
+    from atlas.config.hashing import canonical_form
+    from atlas.pipeline import make_plan
+
+    plain = {"z": 1, "config": {"b": [1.5, None], "a": "x"}, 3: "three", "target": {"kind": "class"}}
+    spliced = dict(plain, config=canonical_form(plain["config"]), target=canonical_form(plain["target"]))
+    assert canonical_json(spliced) == canonical_json(plain)
+    assert canonical_json(plain) == '{"3":"three","config":{"a":"x","b":[1.5,null]},"target":{"kind":"class"},"z":1}'
+    jobs = make_plan(PRESETS.get("demo")()).jobs
+    assert len({j.key for j in jobs}) == len(jobs)
+    for job in jobs[:: max(1, len(jobs) // 12)]:  # the fast path and Job.spec() agree, batched or alone
+        assert job.key == stable_hash(job.spec(), length=20)
+        alone = dataclasses.replace(job, batch=1, batch_mates=())
+        assert job.base_key == stable_hash(alone.spec(), length=20) == alone.key
+
+
 def _tables():
     """(dotted path, dataclass) of the configuration and each of its tables."""
     from atlas.config import ClusterConfig, ComputeConfig, MetricsConfig, TargetsConfig

@@ -9,25 +9,39 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 class Canonical:
     """A value already in canonical form (:func:`canonical_form`), embedded as is: a configuration shared
     by many jobs is canonicalised once, not once per job."""
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "_text")
 
     def __init__(self, value: Any):
         self.value = value
+        self._text = None
+
+    @property
+    def text(self) -> str:
+        """The canonical JSON text of ``value``, encoded once."""
+        if self._text is None:
+            self._text = _dumps(self.value)
+        return self._text
 
 
 def canonical_form(obj: Any) -> Canonical:
     return Canonical(_canonical(obj))
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def _canonical(obj: Any) -> Any:
+    if type(obj) in _PLAIN:  # the common case first: exact scalars are their own canonical form
+        return obj
     if isinstance(obj, Canonical):
         return obj.value
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -47,9 +61,25 @@ def _canonical(obj: Any) -> Any:
     raise TypeError(f"cannot hash object of type {type(obj).__name__}")
 
 
+#: one encoder for every hash (``json.dumps`` with options builds a new one per call)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _dumps(value: Any) -> str:
+    return _ENCODER.encode(value)
+
+
 def canonical_json(obj: Any) -> str:
-    """Sorted-keys, whitespace-free JSON of dataclasses, mappings, sequences and scalars."""
-    return json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """Sorted-keys, whitespace-free JSON of dataclasses, mappings, sequences and scalars.
+
+    A mapping's :class:`Canonical` values are spliced in as their cached text: the same JSON as encoding
+    them again (keys sorted as ``json`` sorts them, each value encoded with the same options), without the
+    cost - a job's key embeds a configuration shared by thousands of jobs."""
+    if isinstance(obj, Mapping) and any(isinstance(v, Canonical) for v in obj.values()):
+        items = {str(k): v for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}  # as _canonical
+        return "{" + ",".join(_dumps(k) + ":" + (v.text if isinstance(v, Canonical) else _dumps(_canonical(v)))
+                              for k, v in sorted(items.items())) + "}"
+    return _dumps(_canonical(obj))
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

@@ -44,7 +44,8 @@ def absolute_config(cfg: AtlasConfig) -> AtlasConfig:
 
 def pending_batches(batches: Sequence[Batch], store: Store) -> List[Batch]:
     """Batches with at least one job not in the store."""
-    return [b for b in batches if not all(store.has(k) for k in b.keys)]
+    done = store.done(k for b in batches for k in b.keys)
+    return [b for b in batches if not all(k in done for k in b.keys)]
 
 
 def write_manifest(store: Store, cfg: AtlasConfig, shards: List[List[Batch]], executor: str,

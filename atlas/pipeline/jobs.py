@@ -55,40 +55,50 @@ class Job:
 
     def spec(self) -> Dict[str, Any]:
         """Everything that determines the result, as plain JSON-able data."""
-        return self._spec(dataclasses.asdict(self.config))
+        return self._spec(dataclasses.asdict(self.config), self.target.to_dict(), dict(self.data))
 
-    def _spec(self, config) -> Dict[str, Any]:
+    def _hashed_spec(self, alone: bool = False) -> Dict[str, Any]:
+        """:meth:`spec` with its shared parts (configuration, target, data) in canonical form, each
+        canonicalised once per distinct value: the same hash, without re-encoding them per job."""
+        return self._spec(_config_form(self.config), _target_form(self.target), _data_form(self.data), alone)
+
+    def _spec(self, config, target, data, alone: bool = False) -> Dict[str, Any]:
+        """The spec; ``alone``: as if the job were optimised in a batch of its own (``base_key``)."""
+        batch, mates = (1, ()) if alone else (self.batch, self.batch_mates)
         spec = {
             "model": self.model,
             "method": self.method,
             "method_version": self.version,
             "config": config,
-            "target": self.target.to_dict(),
+            "target": target,
             "seed": self.seed,
-            "data": dict(self.data),
+            "data": data,
             "precision": self.precision,
         }
-        if self.batch > 1 and not hasattr(self.config, "batch_size"):  # DeepInversion: in its config
-            spec["batch"] = self.batch
-        if self.batch_mates:
-            spec["batch_mates"] = list(self.batch_mates)
+        if batch > 1 and not hasattr(self.config, "batch_size"):  # DeepInversion: in its config
+            spec["batch"] = batch
+        if mates:
+            spec["batch_mates"] = list(mates)
         if self.model_id:
             spec["model_id"] = self.model_id
         return spec
 
     @cached_property
     def key(self) -> str:
-        return stable_hash(self._spec(_config_form(self.config)), length=20)
+        return stable_hash(self._hashed_spec(), length=20)
 
     @cached_property
     def base_key(self) -> str:
         """The key of this job optimised alone (its identity within a batch's ``batch_mates``)."""
         alone = self.batch <= 1 and not self.batch_mates
-        return self.key if alone else dataclasses.replace(self, batch=1, batch_mates=()).key
+        return self.key if alone else stable_hash(self._hashed_spec(alone=True), length=20)
 
     @cached_property
     def config_hash(self) -> str:
-        return stable_hash(_config_form(self.config), length=12)
+        try:
+            return _cached_config_hash(self.config)
+        except TypeError:  # an unhashable configuration
+            return stable_hash(_config_form(self.config), length=12)
 
     @cached_property
     def target_seed(self) -> int:
@@ -109,6 +119,28 @@ class Job:
 @functools.lru_cache(maxsize=4096)
 def _cached_form(config) -> Canonical:
     return canonical_form(dataclasses.asdict(config))
+
+
+@functools.lru_cache(maxsize=65536)
+def _target_form(target: Target) -> Canonical:
+    return canonical_form(target.to_dict())
+
+
+def _data_form(data) -> Any:
+    try:
+        return _cached_data_form(data)
+    except TypeError:  # an unhashable value in the data key
+        return dict(data)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_data_form(data) -> Canonical:
+    return canonical_form(dict(data))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_config_hash(config) -> str:
+    return stable_hash(_cached_form(config), length=12)
 
 
 def _config_form(config):

@@ -325,6 +325,13 @@ def _check_models(cfg: AtlasConfig) -> None:
                          f"the labels")
 
 
+def _identity(job: Job) -> tuple:
+    """What makes an unbound job's key (:meth:`Job.spec`), as a tuple: planning dedups on it without
+    hashing every job twice (its key is computed once, after :func:`bind_batches`)."""
+    return (job.model, job.method, job.version, job.config_hash, job.target, job.seed, job.data, job.precision,
+            job.batch, job.model_id)
+
+
 def make_plan(cfg: AtlasConfig) -> Plan:
     """Validate ``cfg`` and list its jobs (model-major, then method, seed, target), each bound to the
     batch it will be optimised in (:func:`atlas.pipeline.sharding.bind_batches`)."""
@@ -368,6 +375,7 @@ def make_plan(cfg: AtlasConfig) -> Plan:
     from .compute import plan_precision
 
     precision = plan_precision(cfg)
+    planned_size = {m.name: cfg.batch_size_of(m.name) for m in methods}
     jobs: List[Job] = []
     skipped: List[Skip] = []
     source_skips: List[Tuple[str, str, str]] = []
@@ -400,10 +408,10 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                     jobs.append(Job(model=model, method=method.name, target=t, seed=seed,
                                     config=conf, version=method.version,
                                     data=data if method.uses_data else (), precision=precision,
-                                    batch=method.batch_size(conf, cfg.batch_size_of(method.name)),
+                                    batch=method.batch_size(conf, planned_size[method.name]),
                                     model_id=identity))
     seen: set = set()
-    jobs = [j for j in jobs if not (j.key in seen or seen.add(j.key))]  # a target listed twice is one job
+    jobs = [j for j in jobs if not (_identity(j) in seen or seen.add(_identity(j)))]  # a target listed twice
     unknown = dict(data).get("pool") if ("pool_fingerprint", None) in data and any(j.data for j in jobs) else None
     return Plan(config=cfg, jobs=bind_batches(jobs, cfg.batch_size), skipped=skipped,
                 classes=classes, source_skips=source_skips,

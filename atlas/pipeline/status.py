@@ -60,7 +60,7 @@ def _scheduler_state(manifest: dict, index: int) -> Optional[str]:
 def _shard_status(store: Store, manifest: dict, entry: dict, keys_of: Dict[str, List[str]]) -> ShardStatus:
     index = entry["index"]
     keys = [k for b in entry["batches"] for k in keys_of.get(b, [])]
-    done = sum(store.has(k) for k in keys)
+    done = len(store.done(keys))
     rec = shard_state(store, manifest["id"], index) or {}
     state, reason = rec.get("state", "queued"), rec.get("reason")
     where = f"{rec['host']} pid {rec['pid']}" if rec.get("host") else ""
@@ -81,15 +81,15 @@ def _shard_status(store: Store, manifest: dict, entry: dict, keys_of: Dict[str, 
 
 def status(jobs: List[Job], store: Store, batch_size: int) -> Status:
     """The status of a plan's ``jobs`` in ``store`` and of the latest submission's shards."""
-    done = [j for j in jobs if store.has(j.key)]
-    done_keys = {j.key for j in done}
+    done_keys = store.done(j.key for j in jobs)
+    done = [j for j in jobs if j.key in done_keys]
     failed = []
+    records_of = store.failures(j.key for j in jobs if j.key not in done_keys)
     for j in jobs:
-        if j.key not in done_keys:
-            rec = store.failure(j.key)
-            if rec is not None:
-                step = f" (step {rec['step']})" if rec.get("step") is not None else ""
-                failed.append((j, f"{rec.get('reason', 'failed')}{step}"))
+        rec = records_of.get(j.key)
+        if rec is not None:
+            step = f" (step {rec['step']})" if rec.get("step") is not None else ""
+            failed.append((j, f"{rec.get('reason', 'failed')}{step}"))
     records = list(read_ledger(store.root))  # one pass: computed-twice and retried jobs
     counts = Counter(k for r in records for k in r["keys"])
     twice = sum(1 for k, n in counts.items() if n > 1 and k in done_keys)
