@@ -1,7 +1,9 @@
 """Kill-and-rerun: a tiny build SIGKILLed at >= 12 random moments, then rerun, equals an uninterrupted one.
 
 Every kill costs a process start (imports, plan, model load: most of the test's time), so the count is the
-test's time budget (20 kills took 226 s on an idle 2-core machine; the suite's whole budget is 15 min)."""
+test's time budget (20 kills took 226 s on an idle 2-core machine; the suite's whole budget is 15 min). So
+does every resumed build that finishes before its kill: the kill window is the work the build has left
+(12 kills: 10 builds finished between them and 178 s with a whole build's window, 7 and 137 s now)."""
 import json
 import os
 import random
@@ -93,6 +95,7 @@ def test_random_sigkills_then_rerun_equal_an_uninterrupted_build(tmp_path):
     a, b = tmp_path / "ref", tmp_path / "killed"
     rnd = random.Random(10)
     kills, rounds, stalled, state = 0, 0, 0, _state(b / "store")
+    spent = 0.0  # work time the killed runs of this build got through: a resumed build has less left
     log = tmp_path / "stderr.txt"
     while kills < KILLS:
         with open(log, "wb") as err:
@@ -100,20 +103,24 @@ def test_random_sigkills_then_rerun_equal_an_uninterrupted_build(tmp_path):
             deadline = time.monotonic() + 120
             while log.stat().st_size == 0 and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)  # imports and model load done: the first progress bar is out
-            # a random moment; after kills that cost the run all its work (a step longer than the
-            # window), the window moves on by 2 s each time, so kills land in every phase of the build
-            time.sleep(rnd.uniform(0.05, 0.95) * work + 0.5 * work * stalled)
+            # a random moment in the work this build has left (a window of the whole build's length made
+            # most resumed builds finish before their kill: a process start wasted each time); after kills
+            # that cost the run all its work (a step longer than the window), the window moves on by half
+            # the build each time, so kills land in every phase of the build
+            wait = rnd.uniform(0.05, 0.95) * max(0.25 * work, work - spent) + 0.5 * work * stalled
+            time.sleep(wait)
             if proc.poll() is not None:  # the resumed build finished before its kill: check it, start over
                 assert proc.returncode == 0
                 _assert_same(a, b)
                 rounds += 1
                 assert rounds <= 30, f"builds keep finishing before their kill ({kills} kills so far)"
                 shutil.rmtree(b / "store"), shutil.rmtree(b / "site")
-                stalled, state = 0, frozenset()  # a fresh build: the kill window starts over
+                stalled, state, spent = 0, frozenset(), 0.0  # a fresh build: the kill window starts over
                 continue
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
+            spent += wait
             now = _state(b / "store")
             stalled, state = (0 if now != state else stalled + 1), now
     done = subprocess.run(_cmd(cfg), cwd=cfg.parent, env=_env(), capture_output=True, text=True, timeout=600)
