@@ -56,13 +56,26 @@ def argsort_rows(x: torch.Tensor) -> torch.Tensor:
 
     def work(i: int) -> None:
         lo, hi = bounds[i], bounds[i + 1]
-        out[lo:hi] = np.argsort(flat[lo:hi], axis=-1)
+        out[lo:hi] = _packed_argsort(flat[lo:hi])
 
     if parts == 1:
         work(0)
     else:
         list(_pool().map(work, range(parts)))
     return torch.from_numpy(out).view(x.shape)
+
+
+def _packed_argsort(rows: np.ndarray) -> np.ndarray:
+    """``np.argsort(rows, axis=-1)`` of float32 rows, ties in index order, as a *sort* of int64 keys (value
+    bits made order-preserving, shifted up, the index below them): NumPy's SIMD sort of 64-bit integers
+    beats its argsort of floats (6 x 32 rows of 12 544: 78 ms against 90 ms, one thread)."""
+    bits = rows.view(np.int32)
+    key = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).astype(np.int64)  # IEEE order as signed integers
+    key <<= 32
+    key |= np.arange(rows.shape[-1], dtype=np.int64)
+    key.sort(axis=-1)
+    key &= 0xFFFFFFFF
+    return key
 
 
 def reference_quantiles(features: torch.Tensor) -> torch.Tensor:
