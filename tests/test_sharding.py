@@ -1,5 +1,6 @@
 """Batches formed from the whole plan, cost-balanced shards, the ledger and the estimates (no model runs:
 the method is replaced by a recorder where a run is needed)."""
+import dataclasses
 import json
 
 import pytest
@@ -265,3 +266,23 @@ def test_a_neurons_job_is_charged_for_the_depth_of_its_pass_and_vitals_neuron_st
     cfg = v_neuron.config
     assert relative_cost([v_neuron]) == pytest.approx(
         relative_cost([v_class]) * 2 * cfg.neuron_steps / cfg.steps * depth_factor(v_neuron))
+
+
+def test_an_accentuation_is_charged_for_its_seed_views_and_its_mask():
+    """Besides its loop's views, an accentuation runs each seed view forward to the regularisation layer
+    and a Grad-CAM pass per natural image of its collective mask (the demo's ledger ran accentuation at
+    3.3x its nominal cost when only ``steps x crops`` were charged, the other methods at 1.6-1.8x)."""
+    from atlas.config import PRESETS
+    from atlas.methods import METHODS
+
+    jobs = make_plan(PRESETS.get("demo")()).jobs
+    job = next(j for j in jobs if j.method == "accentuation")
+    cfg = job.config
+    loop = cfg.steps * cfg.crops
+    more = dataclasses.replace(cfg, mask_images=cfg.mask_images + 5)
+    method = METHODS.get("accentuation")
+    assert method.passes_per_target(cfg) == pytest.approx(loop * 4 / 3 + cfg.mask_images + 2)
+    assert method.passes_per_target(more) == pytest.approx(method.passes_per_target(cfg) + 5)
+    maco = next(j for j in jobs if j.method == "maco" and j.target.kind == "class")
+    per_view = lambda j: relative_cost([j]) / (j.config.steps * j.config.crops)  # noqa: E731
+    assert per_view(job) > 1.3 * per_view(maco)  # both whole passes of Lite0; accentuation's views cost more

@@ -163,6 +163,16 @@ class Accentuation(Method):
                "shared random crops, lambda in the model's sensitive region, masks from collectively "
                "normalised attributions.")
 
+    def passes_per_target(self, cfg: AccentuationConfig, kind: str = "image") -> float:
+        """Forward+backward passes per target: the loop's ``steps x crops`` views, each with its seed view's
+        forward to the regularisation layer (a forward, a third of a pass: an upper bound in FLOPs, and
+        what it costs on a CPU, where the high-resolution layers before ``reg_depth`` hold most of the
+        forward's time - 0.34 of a pass in a py-spy profile of the demo's settings); the Grad-CAM pass of
+        each of the collective mask's ``mask_images`` natural images and the seed; three forwards of goal
+        scores and path features. The lambda search runs once per model, layer and settings (a stage
+        shared by every target) and is not charged here."""
+        return cfg.steps * cfg.crops * (1.0 + 1.0 / 3.0) + cfg.mask_images + 1 + 1.0
+
     def run(self, ctx: RunContext, cfg: AccentuationConfig, targets: Sequence[Target], seeds: Sequence[int]):
         model = ctx.model
         layer = cfg.reg_layer or regularization_layer(ctx, cfg.reg_depth)
