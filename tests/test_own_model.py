@@ -94,7 +94,7 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
                "targets": {"concepts": 2, "random_neurons": 1, "images": 1, "layers": [],
                            "concept_settings": {"images": 4, "min_wins": 1, "visualise": 1, "nb_design": 4},
                            "neuron_settings": {"max_images": 8, "examples": 4}},
-               "settings": {"maco": {"steps": 8, "crops": 2}, "fourier": {"steps": 2, "crops": 1},
+               "settings": {"maco": {"steps": 24, "crops": 2}, "fourier": {"steps": 2, "crops": 1},
                             "deepinversion": {"steps": 2, "batch_size": 2}, "plugin_inversion": {"steps": 2, "views": 1},
                             "deepinversion_ms": {"steps": 2, "low_res_steps": 2, "batch_size": 2},
                             "vital": {"steps": 2, "neuron_steps": 2, "warmup": 0, "allow_fewer": True},
@@ -111,14 +111,22 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
         store = Store(cfg.store)
         report = Runner(cfg, store, progress=False).run(plan.jobs)
         assert report.failed == [] and report.done == len(plan.jobs), name
+        gains = {}
         for job in plan.jobs:
             meta = store.meta(job.key)
             img = np.asarray(Image.open(store.job_dir(job.key) / "image.png"))
             assert img.shape[0] == (job.config.image_size if hasattr(job.config, "image_size") else size), job.label()
             if name == "leafgray":
                 assert (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all(), job.label()
-            if job.method == "maco":  # 8 steps: the objective rises (the others run 2 steps: they only run)
-                assert meta["scores"]["objective_end"] > meta["scores"]["objective_start"], job.label()
+            if job.method == "maco":  # the others run 2 steps: they only run
+                h = meta["history"]
+                gains[job.label()] = float(np.mean(h[-3:]) - np.mean(h[:3]))
+        # MACO's objective rises on every job, judged on the mean of its first and last 3 of 24 steps (one
+        # step's objective is noisy: random crops). The pool's path is part of the concepts' fit and so of
+        # their random stream, so each tmp folder draws other crops: at 8 steps, end > start failed for 8 of
+        # 288 jobs (48 seeds x 2 models x 3; a fresh clone's suite failed on it); at 24 steps the 3-step means
+        # rose for 216 of 216 (36 seeds).
+        assert len(gains) == 3 and all(g > 0 for g in gains.values()), gains
         spectra = list(Path(store.cache_dir).glob(f"spectrum-{size}-*/spectrum.npy"))
         assert spectra and np.load(spectra[0]).shape == ((1 if name == "leafgray" else 3), size, size // 2 + 1)
 
