@@ -76,9 +76,9 @@ def canonical_json(obj: Any) -> str:
     them again (keys sorted as ``json`` sorts them, each value encoded with the same options), without the
     cost - a job's key embeds a configuration shared by thousands of jobs."""
     if isinstance(obj, Mapping) and any(isinstance(v, Canonical) for v in obj.values()):
-        items = {str(k): v for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}  # as _canonical
+        items = {str(k): v for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}  # as _canonical, sorted
         return "{" + ",".join(_dumps(k) + ":" + (v.text if isinstance(v, Canonical) else _dumps(_canonical(v)))
-                              for k, v in sorted(items.items())) + "}"
+                              for k, v in items.items()) + "}"
     return _dumps(_canonical(obj))
 
 

@@ -325,13 +325,6 @@ def _check_models(cfg: AtlasConfig) -> None:
                          f"the labels")
 
 
-def _identity(job: Job) -> tuple:
-    """What makes an unbound job's key (:meth:`Job.spec`), as a tuple: planning dedups on it without
-    hashing every job twice (its key is computed once, after :func:`bind_batches`)."""
-    return (job.model, job.method, job.version, job.config_hash, job.target, job.seed, job.data, job.precision,
-            job.batch, job.model_id)
-
-
 def make_plan(cfg: AtlasConfig) -> Plan:
     """Validate ``cfg`` and list its jobs (model-major, then method, seed, target), each bound to the
     batch it will be optimised in (:func:`atlas.pipeline.sharding.bind_batches`)."""
@@ -411,7 +404,9 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                                     batch=method.batch_size(conf, planned_size[method.name]),
                                     model_id=identity))
     seen: set = set()
-    jobs = [j for j in jobs if not (_identity(j) in seen or seen.add(_identity(j)))]  # a target listed twice
+    # a target listed twice is one job: a job's fields (all but its configuration) and its configuration's
+    # hash are what its key hashes, compared without hashing every job before it is bound to its batch
+    jobs = [j for j in jobs if not ((j, j.config_hash) in seen or seen.add((j, j.config_hash)))]
     unknown = dict(data).get("pool") if ("pool_fingerprint", None) in data and any(j.data for j in jobs) else None
     return Plan(config=cfg, jobs=bind_batches(jobs, cfg.batch_size), skipped=skipped,
                 classes=classes, source_skips=source_skips,
