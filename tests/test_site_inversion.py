@@ -62,10 +62,49 @@ def test_left_out_methods_are_skipped_with_their_reason_on_every_page(tmp_path):
     assert "Plug-In Inversion</option>" not in compare and "MACO</option>" in compare
 
 
-def test_the_demo_leaves_out_the_data_free_inversions_with_a_measured_reason():
+def test_one_kind_of_a_methods_targets_is_left_out_with_its_reason(tmp_path):
+    """``[left_out] "vital.neuron"`` (the demo's VITAL neurons, noise at its budget): VITAL's class targets
+    run, its neuron targets are skipped with the reason, which the model page and VITAL's page give, while
+    MACO still visualises the neuron; a kind the method does not visualise is a one-line error."""
+    import pytest
+
+    from atlas.errors import AtlasError
+
+    cfg = quick_config(tmp_path, classes=(285,), methods=("maco", "vital"), settings={},
+                       targets={"neurons": [["blocks.4", 96]], "kind_methods": {"neuron": ["maco", "vital"]}},
+                       left_out={"vital.neuron": "its neuron images are noise at this budget"})
+    plan = make_plan(cfg)
+    assert sorted((j.method, j.target.kind) for j in plan.jobs) == [
+        ("maco", "class"), ("maco", "neuron"), ("vital", "class")]
+    assert [(s.method, s.target.kind, s.reason) for s in plan.skipped] == [
+        ("vital", "neuron", "left out of this atlas: its neuron images are noise at this budget")]
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        store.put(job, fake_visualization(job))
+    render(plan, store, cfg.site)
+    site = tmp_path / "site"
+    assert check_site(site) == []
+    method = (site / paths.method_page("vital")).read_text()
+    assert "Its neuron targets are not run in this atlas:</strong> its neuron images are noise" in method
+    assert "All its images" in method  # the method itself ran (its class targets)
+    assert "Its neuron targets" not in (site / paths.method_page("maco")).read_text()
+    model = next(p for p in site.glob("efficientnet_lite0/*.html") if "model-notes" in p.read_text())
+    assert "VITAL, 1 neuron target: left out of this atlas: its neuron images are noise" in model.read_text()
+    for key, message in (("vital.neurons", "unknown target kind of vital in [left_out] ('vital.neurons'): "
+                                           "'neurons'; did you mean 'neuron'?"),
+                         ("deepinversion.neuron", "unknown target kind of deepinversion in [left_out] "
+                                                  "('deepinversion.neuron'): 'neuron'; choose from: class"),
+                         ("vitl.neuron", "unknown method in [left_out]: 'vitl'")):
+        with pytest.raises(AtlasError) as err:
+            make_plan(quick_config(tmp_path, classes=(285,), left_out={key: "x"}))
+        assert str(err.value).startswith(message)
+
+
+def test_the_demo_leaves_out_the_data_free_inversions_and_vital_neurons_with_a_measured_reason():
     from atlas.config import PRESETS
 
     demo = PRESETS.get("demo")()
     left = dict(demo.left_out)
-    assert set(left) == {"deepinversion", "deepinversion_ms", "plugin_inversion"} <= set(demo.methods)
+    assert set(left) == {"deepinversion", "deepinversion_ms", "plugin_inversion", "vital.neuron"}
+    assert {k.partition(".")[0] for k in left} <= set(demo.methods)
     assert all("% of their luminance power" in why for why in left.values())

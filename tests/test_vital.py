@@ -204,7 +204,8 @@ def test_plans_vital_for_every_demo_class_and_polysemantic_clusters_without_vita
     from atlas.pipeline import make_plan
 
     cfg = config_from_mapping({"preset": "demo", "targets": {"neurons": [["blocks.4", 96]], "random_neurons": 0,
-                                                             "neuron_settings": {"polysemantic": [["blocks.4", 96]]}}})
+                                                             "neuron_settings": {"polysemantic": [["blocks.4", 96]]}},
+                               "left_out": {}})  # the demo leaves VITAL's neurons out (noise at its budget)
     jobs = make_plan(cfg).jobs
     assert {j.target.class_id for j in jobs if j.method == "vital" and j.target.kind == "class"} == set(DEMO_CLASSES)
     clusters = [j for j in jobs if j.target.cluster is not None]

@@ -20,7 +20,7 @@ from atlas.targets import Target
 
 def layer_config(tmp_path, **layer_settings):
     raw = {"preset": "demo", "classes": [285], "methods": ["maco", "vital"], "store": str(tmp_path / "store"),
-           "batch_size": 4, "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {},
+           "batch_size": 4, "left_out": {}, "targets": {"concepts": 0, "random_neurons": 0, "images": 0, "kind_methods": {},
                                         "layers": ["blocks.0"], "neurons": [["blocks.0", 3]],
                                         "layer_settings": layer_settings}}
     return config_from_mapping(raw)

@@ -330,10 +330,11 @@ class AtlasConfig:
         from a preset and sets ``batch_size`` but not ``batch_sizes`` drops the preset's ``batch_sizes``.
     left_out:
         methods of ``methods`` that this atlas does not run, each with the reason its pages give
-        (``[left_out] plugin_inversion = "..."``): the plan records every target such a method would take as
-        skipped with that reason, so the method page, the class pages and ``atlas plan`` say why there is no
-        image instead of showing nothing or a degenerate one. The demo preset leaves out the data-free
-        inversions, whose images are noise at a CPU budget (bench/README.md, "The demo preset").
+        (``[left_out] plugin_inversion = "..."``), or only a method's targets of one kind (``"vital.neuron"
+        = "..."``): the plan records every target left out as skipped with that reason, so the method page,
+        the class or model pages and ``atlas plan`` say why there is no image instead of showing nothing or
+        a degenerate one. The demo preset leaves out the data-free inversions and VITAL's neurons, whose
+        images are noise at a CPU budget (bench/README.md, "The demo preset").
     compute, cluster:
         how the jobs are computed (precision, memory format) and submitted (``[compute]``, ``[cluster]``);
         neither changes a job's key.
@@ -354,7 +355,8 @@ class AtlasConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     batch_size: int = rule(4, ge=1)
     batch_sizes: Tuple[Tuple[str, int], ...] = rule((), table=True, what="a table of <method> = targets per batch")
-    left_out: Tuple[Tuple[str, str], ...] = rule((), table=True, what='a table of <method> = "the reason"')
+    left_out: Tuple[Tuple[str, str], ...] = rule((), table=True,
+                                                 what='a table of <method> or "<method>.<kind>" = "the reason"')
     store: str = rule("store", folder="--store")
     site: SiteConfig = field(default_factory=SiteConfig, metadata={"shorthand": "folder"})
     device: str = rule("auto", pattern=DEVICE_PATTERN, what=DEVICE_WHAT)

@@ -325,6 +325,24 @@ def _check_models(cfg: AtlasConfig) -> None:
                          f"the labels")
 
 
+def left_out_reasons(cfg: AtlasConfig) -> Dict[Tuple[str, Optional[str]], str]:
+    """``[left_out]`` as {(method, kind or None): reason}: a key ``vital`` leaves out the method, a key
+    ``vital.neuron`` only its targets of that kind (e.g. the demo's VITAL neurons, noise at its budget). An
+    unknown method, or a kind the method does not visualise, is a one-line error."""
+    from ..targets import KINDS
+
+    out: Dict[Tuple[str, Optional[str]], str] = {}
+    for key, reason in cfg.left_out:
+        name, _, kind = key.partition(".")
+        if name not in METHODS:
+            raise unknown_choice("method in [left_out]:", name, METHODS.names())
+        if kind and kind not in METHODS.get(name).kinds:
+            kinds = [k for k in KINDS if k in METHODS.get(name).kinds]
+            raise unknown_choice(f"target kind of {name} in [left_out] ({key!r}):", kind, kinds)
+        out[(name, kind or None)] = reason
+    return out
+
+
 def make_plan(cfg: AtlasConfig) -> Plan:
     """Validate ``cfg`` and list its jobs (model-major, then method, seed, target), each bound to the
     batch it will be optimised in (:func:`atlas.pipeline.sharding.bind_batches`)."""
@@ -357,10 +375,7 @@ def make_plan(cfg: AtlasConfig) -> Plan:
         if name not in METHODS:
             raise unknown_choice("method in [settings]:", name, METHODS.names())
     classes = {m: resolve_classes(cfg, m) for m in cfg.models}
-    left_out = dict(cfg.left_out)
-    for name in left_out:
-        if name not in METHODS:
-            raise unknown_choice("method in [left_out]:", name, METHODS.names())
+    left_out = left_out_reasons(cfg)
     kind_methods = dict(cfg.targets.kind_methods)
     for listed in kind_methods.values():
         for name in listed:
@@ -390,8 +405,9 @@ def make_plan(cfg: AtlasConfig) -> Plan:
                         continue  # [targets] kind_methods leaves this kind to other methods
                     if t.facet is not None and not getattr(method, "facets", False):
                         continue  # negative and diverse pictures: only methods whose objective has them
-                    if method.name in left_out:  # [left_out]: not run in this atlas, the pages say why
-                        skipped.append(Skip(model, method.name, t, f"left out of this atlas: {left_out[method.name]}"))
+                    why = left_out.get((method.name, t.kind)) or left_out.get((method.name, None))
+                    if why:  # [left_out]: not run in this atlas, the pages say why
+                        skipped.append(Skip(model, method.name, t, f"left out of this atlas: {why}"))
                         continue
                     conf = config_for(method, model, opts)
                     reason = method.unsupported_reason(model, t) or too_few_images(cfg, method, conf, model, t)

@@ -155,7 +155,9 @@ def _gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     b = SiteBuild(plan=plan, store=store, trees=Trees.of(where), published=read_published(Path(where.folder)))
     b.published.trees = b.trees.describe()
     left_out = dict(cfg.left_out)
-    b.methods = [dict(method_info(plan.methods[m]), left_out=left_out.get(m, "")) for m in cfg.methods]
+    b.methods = [dict(method_info(plan.methods[m]), left_out=left_out.get(m, ""),
+                      left_kinds=[(k.partition(".")[2], why) for k, why in cfg.left_out if k.partition(".")[0] == m and "." in k])
+                 for m in cfg.methods]
     configs, figure_jobs = {}, []
     metas = read_metas(store, [job.key for job in plan.jobs])  # checked; by several processes on a large plan
     for job in plan.jobs:
