@@ -90,6 +90,10 @@ def register(cli, config_options) -> None:
         if plan.unknown_data:
             raise AtlasError(f"the data folder {plan.unknown_data!r} is not here, and the jobs that use it are keyed by "
                              f"its contents: submit from a machine that sees it (the shards will)")
+        from .pipeline.compute import plan_precision
+        from .pipeline.memory import check_cluster_memory
+
+        memory = check_cluster_memory(plan.jobs, cfg.batch_size, cfg.cluster.gpu_memory_gb, plan_precision(cfg))
         store = Store(cfg.store)
         busy = [] if force else active_shards(status(plan.jobs, store, cfg.batch_size))
         if busy:
@@ -115,6 +119,9 @@ def register(cli, config_options) -> None:
         click.echo(f"submission {manifest['id']}: {len(manifest['shards'])} shard(s), {n_jobs} jobs missing, "
                    f"{executor} job id(s) {', '.join(manifest['job_ids'][:4])}"
                    f"{' ...' if len(manifest['job_ids']) > 4 else ''}; follow with `atlas status`")
+        click.echo(memory.line() if memory is not None else
+                   "memory: not checked before submitting (set [cluster] gpu_memory_gb to the memory of one GPU "
+                   "of the nodes)")
         if wait:
             _follow(store, batches, manifest, jobs, ctx.obj["progress"])
             for i, job in enumerate(jobs):

@@ -210,3 +210,26 @@ def test_submit_refuses_while_a_shard_still_runs(tmp_path, capsys):
     assert main(["submit", "--config", str(toml), "--executor", "local"]) == 2
     assert "may still be running" in capsys.readouterr().err
     assert len(manifests(store)) == 1  # nothing new submitted
+
+
+def test_submit_refuses_a_batch_that_cannot_fit_the_clusters_gpus_before_submitting(tmp_path, capsys):
+    """``[cluster] gpu_memory_gb``: the login node checks the plan's largest batch against the GPUs the
+    shards will get (no GPU here: the estimate, as ``atlas run`` checks its own device), one line, exit 2,
+    nothing submitted; unset, nothing is checked."""
+    from atlas.pipeline.compute import plan_precision
+    from atlas.pipeline.memory import check_cluster_memory
+
+    toml = write_config(tmp_path, "m", (285,), ("fourier",), 1, {"fourier": 2})
+    toml.write_text(toml.read_text().replace("timeout_min = 30\n", "timeout_min = 30\ngpu_memory_gb = 0.5\n"))
+    assert main(["submit", "--config", str(toml), "--executor", "local"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fourier on efficientnet_lite0: 1 target(s) x 1 image(s) per step" in err
+    assert "more than the 0.5 GiB of a cluster GPU ([cluster] gpu_memory_gb = 0.5); lower image_size" in err
+    assert not (tmp_path / "m-store" / "shards").exists()
+    cfg = load_config(toml)
+    jobs = make_plan(cfg).jobs
+    fits = check_cluster_memory(jobs, 1, 80.0, plan_precision(cfg))
+    assert fits.fits and "of 80 GiB (a cluster GPU ([cluster] gpu_memory_gb = 80))" in fits.line()
+    half = check_cluster_memory(jobs, 1, 80.0, "bf16")
+    assert half.need.bytes < fits.need.bytes  # bf16 autocast keeps activations at half the bytes
+    assert check_cluster_memory(jobs, 1, None, "fp32") is None

@@ -221,6 +221,10 @@ class ClusterConfig:
     array_parallelism: how many shards may run at the same time.
     max_requeues:     how often a pre-empted or timed-out shard is requeued before it gives up.
     folder:           where submitit keeps its logs and pickles (default ``<store>/submitit``).
+    gpu_memory_gb:    memory of one GPU of the nodes the shards run on (e.g. 80 for an H100): ``atlas
+                      submit`` refuses, before submitting, a plan whose largest batch cannot fit it (the
+                      estimate ``atlas run`` checks on the device itself). Unset: not checked, and
+                      ``atlas submit`` says so.
     """
 
     shards: int = rule(8, ge=1)
@@ -235,6 +239,7 @@ class ClusterConfig:
     array_parallelism: int = rule(64, ge=1)
     max_requeues: int = rule(10, ge=1)
     folder: Optional[str] = None
+    gpu_memory_gb: Optional[float] = rule(None, gt=0)
 
 
 def _address(name: str, value: Optional[str]) -> Optional[str]:

@@ -188,3 +188,22 @@ def check_memory(jobs: Sequence[Job], batch_size: int, device: torch.device, pre
     if refuse and not check.fits:
         raise AtlasError(check.problem())
     return check
+
+
+def check_cluster_memory(jobs: Sequence[Job], batch_size: int, gpu_memory_gb: Optional[float],
+                         precision: str) -> Optional[MemoryCheck]:
+    """``atlas submit``'s check, made on the login node before any shard starts: the plan's largest batch
+    against ``[cluster] gpu_memory_gb``, the memory of one GPU of the nodes the shards will run on (a
+    shard computes on one GPU; ``precision``: the plan's, bf16 keeps activations at half the bytes). A
+    batch that cannot fit is an :class:`AtlasError` naming it and what to lower; None when the memory is
+    not configured or the plan is empty."""
+    if gpu_memory_gb is None:
+        return None
+    need = largest_need(jobs, batch_size, activation_scale=0.5 if precision != "fp32" else 1.0,
+                        base=RUNTIME_BYTES["cuda"])
+    if need is None:
+        return None
+    check = MemoryCheck(need, int(gpu_memory_gb * GiB), f"a cluster GPU ([cluster] gpu_memory_gb = {gpu_memory_gb:g})")
+    if not check.fits:
+        raise AtlasError(check.problem())
+    return check
