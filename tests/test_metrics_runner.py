@@ -310,3 +310,31 @@ def test_fid_in_each_backbone_a_column_naming_it_on_centre_crops(tmp_path, monke
     assert cells["fid:self"]["value"] == pytest.approx(fn.fid(a, b), rel=1e-3)
     assert cells["fid:self"]["value"] != pytest.approx(fn.fid(squashed, b), rel=1e-3)
     assert cells["fid:tiny64_judge"]["value"] is not None and cells["fid:tiny64_judge"]["value"] != cells["fid:self"]["value"]
+
+
+def test_an_image_in_several_groups_goes_through_each_backbone_once_per_output(tmp_path, monkeypatch):
+    """Two neurons of one layer share most of their CoSy control images (the pool's top whole images): each
+    image's layer activation is computed once, not once per neuron (the demo's 16 channels of blocks.0 ran
+    384 partial passes for 24 images), and every output still gets its value."""
+    from dataclasses import replace
+
+    from atlas.pipeline import make_plan
+
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch)
+    cfg = replace(cfg, targets=replace(cfg.targets, neurons=(("relu2", 3), ("relu2", 5))))
+    plan = make_plan(cfg)
+    for job in plan.jobs:
+        if not store.has(job.key):
+            store.put(job, fake_visualization(job, size=64))
+    puts = []
+    orig = FeatureCache.put
+    monkeypatch.setattr(FeatureCache, "put", lambda self, b, o, i, v: (puts.append((b, o, i)), orig(self, b, o, i, v)))
+    _run(cfg, plan, store)
+    layer = [p for p in puts if p[1] == "layer:relu2"]
+    assert len(layer) == len(set(layer)) > 0, "an image's layer activation was computed more than once"
+    assert len(puts) == len(set(puts))
+    res = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])
+    targets = res["units"]["maco/neuron"]["targets"]
+    three, five = targets["neuron-relu2-0003"], targets["neuron-relu2-0005"]
+    assert three["n_control"] == five["n_control"] == 6  # each neuron's control set, read from the shared output
+    assert three["control_mean"] != five["control_mean"]
