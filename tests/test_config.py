@@ -152,7 +152,7 @@ def test_every_key_of_every_table_is_checked(path, cls):
     for f in dataclasses.fields(cls):
         if f.name in dict(_tables()):  # a table: checked field by field below
             continue
-        wrong = "three" if f.type in ("int", "float") else 3
+        wrong = "three" if f.type in ("int", "float", "Optional[int]", "Optional[float]") else 3
         raw = {f.name: wrong} if not path else {path: {f.name: wrong}}
         with pytest.raises(AtlasError) as err:
             config_from_mapping(raw)
