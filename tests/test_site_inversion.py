@@ -33,6 +33,17 @@ def test_batch_size_and_skipped_methods_are_shown(tmp_path):
     assert "batch: 2" in fig and "batch classes: [285, 967]" in fig
 
 
+def rendered(cfg, plan, tmp_path):
+    """The site of ``plan`` with a fake image for every job, checked: its folder."""
+    store = Store(cfg.store)
+    for job in plan.jobs:
+        store.put(job, fake_visualization(job))
+    render(plan, store, cfg.site)
+    site = tmp_path / "site"
+    assert check_site(site) == []
+    return site
+
+
 def test_left_out_methods_are_skipped_with_their_reason_on_every_page(tmp_path):
     """``[left_out]`` (the demo leaves out the data-free inversions): no job, every target it would take
     skipped with the reason, which the class page, the method page, the about page and the index give; the
@@ -43,12 +54,7 @@ def test_left_out_methods_are_skipped_with_their_reason_on_every_page(tmp_path):
     assert {j.method for j in plan.jobs} == {"maco"}
     assert [(s.method, s.reason) for s in plan.skipped] == [
         ("plugin_inversion", "left out of this atlas: its images are noise at this budget")]
-    store = Store(cfg.store)
-    for job in plan.jobs:
-        store.put(job, fake_visualization(job))
-    render(plan, store, cfg.site)
-    site = tmp_path / "site"
-    assert check_site(site) == []
+    site = rendered(cfg, plan, tmp_path)
     cls = (site / "efficientnet_lite0" / "class" / "0285.html").read_text()
     assert "Plug-In Inversion</a>: skipped — left out of this atlas: its images are noise at this budget" in cls
     method = (site / paths.method_page("plugin_inversion")).read_text()
@@ -78,12 +84,7 @@ def test_one_kind_of_a_methods_targets_is_left_out_with_its_reason(tmp_path):
         ("maco", "class"), ("maco", "neuron"), ("vital", "class")]
     assert [(s.method, s.target.kind, s.reason) for s in plan.skipped] == [
         ("vital", "neuron", "left out of this atlas: its neuron images are noise at this budget")]
-    store = Store(cfg.store)
-    for job in plan.jobs:
-        store.put(job, fake_visualization(job))
-    render(plan, store, cfg.site)
-    site = tmp_path / "site"
-    assert check_site(site) == []
+    site = rendered(cfg, plan, tmp_path)
     method = (site / paths.method_page("vital")).read_text()
     assert "Its neuron targets are not run in this atlas:</strong> its neuron images are noise" in method
     assert "All its images" in method  # the method itself ran (its class targets)
