@@ -91,6 +91,9 @@ def test_one_kind_of_a_methods_targets_is_left_out_with_its_reason(tmp_path):
     assert "Its neuron targets" not in (site / paths.method_page("maco")).read_text()
     model = next(p for p in site.glob("efficientnet_lite0/*.html") if "model-notes" in p.read_text())
     assert "VITAL, 1 neuron target: left out of this atlas: its neuron images are noise" in model.read_text()
+    neuron = (site / "efficientnet_lite0" / "neuron" / "blocks.4-0096.html").read_text()
+    assert "Methods not run for this neuron" in neuron and ">MACO</h2>" in neuron  # MACO's image, VITAL's reason
+    assert "VITAL</a>: skipped — left out of this atlas: its neuron images are noise at this budget" in neuron
     for key, message in (("vital.neurons", "unknown target kind of vital in [left_out] ('vital.neurons'): "
                                            "'neurons'; did you mean 'neuron'?"),
                          ("deepinversion.neuron", "unknown target kind of deepinversion in [left_out] "

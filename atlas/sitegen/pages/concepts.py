@@ -279,6 +279,7 @@ class NeuronEntry:
     layer_page: Optional[str] = None  # the page of its whole layer, when the layer is swept
     prev: Optional[str] = None  # neighbouring channels of a swept layer
     next: Optional[str] = None
+    skipped: List[dict] = field(default_factory=list)  # {title, reason, page} of methods the plan skipped for it
 
     @property
     def title(self) -> str:
@@ -338,11 +339,19 @@ def _neuron_entries(b: SiteBuild, model: str) -> List[NeuronEntry]:
     entries = []
     names = b.class_names(model)
     shown = neuron_config(b.config).mosaic
+    skipped: Dict[tuple, List[dict]] = {}
+    for s in b.plan.skipped:  # e.g. the demo's VITAL neurons, left out with the reason
+        if s.model == model and s.target.kind == "neuron" and s.target.facet is None and s.target.cluster is None:
+            items = skipped.setdefault((s.target.layer, s.target.channel), [])
+            item = {"title": b.title(s.method), "reason": s.reason, "page": paths.method_page(s.method)}
+            if item not in items:
+                items.append(item)
     for layer, ch in dict.fromkeys((t.layer, t.channel) for t in targets):
         stem = neuron_stem(model, layer, ch)
         figs = b.figures_for(model, Target.of_neuron(layer, ch))
         n = NeuronEntry(model, layer, ch, neuron_page(model, layer, ch), neuron_reasons(b, model, layer, ch),
-                        figs, next((f.thumb for _, _, fs in figs for f in fs if f.status == "done"), ""))
+                        figs, next((f.thumb for _, _, fs in figs for f in fs if f.status == "done"), ""),
+                        skipped=skipped.get((layer, ch), []))
         n.negative, n.diverse = _facets(b, model, layer, ch)
         d = examples.get((layer, ch))
         if d is not None:
