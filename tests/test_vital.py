@@ -21,8 +21,13 @@ VITAL = METHODS.get("vital")
 
 @pytest.fixture(scope="module")
 def ctx(lite0, tmp_path_factory):
+    from atlas.config import PRESETS
+
+    # the demo's configuration: a neuron's top patches come from the first 24 pool images, as in the demo
+    # (the whole bundled pool is 84 sources: a 30 s scan per neuron layer)
     return RunContext(model=lite0, data=DataConfig(references=4), cache_dir=None,
-                      pool_factory=lambda: open_pool("bundled"), store=Store(tmp_path_factory.mktemp("store")))
+                      pool_factory=lambda: open_pool("bundled"), store=Store(tmp_path_factory.mktemp("store")),
+                      config=PRESETS.get("demo")())
 
 
 def test_class_neuron_loss_falls_and_probability_rises(ctx):
@@ -75,7 +80,8 @@ def test_neuron_references_are_the_full_source_images_of_the_top_patches_by_defa
     from atlas.methods.vital import references as vital_refs
 
     target = Target.of_neuron("blocks.4", 96)
-    ex = cached_top_patches(ctx.store, ctx.model, ctx.pool, "blocks.4", [96], 4)[96]
+    ex = cached_top_patches(ctx.store, ctx.model, ctx.pool, "blocks.4", [96], 4,
+                            max_images=vital_refs.examples_max_images(ctx.config))[96]
     assert len(set(ex.sources)) == 4
     refs = vital_refs.neuron_references(ctx, target, 4, VITAL.config({}))
     full = torch.stack([ctx.pool.source_image(s, 224) for s in ex.sources])
