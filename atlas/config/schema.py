@@ -376,6 +376,11 @@ class AtlasConfig:
                 return spec
         return None
 
+    def left_out_entries(self) -> Tuple[Tuple[str, Optional[str], str], ...]:
+        """``[left_out]`` as ``(method, kind or None, reason)``: a key ``vital`` leaves out the method, a key
+        ``vital.neuron`` only its targets of that kind (the planner checks both names)."""
+        return tuple((key.partition(".")[0], key.partition(".")[2] or None, why) for key, why in self.left_out)
+
     def batch_size_of(self, method: str) -> int:
         """Targets per batch for ``method`` (``batch_sizes``, else ``batch_size``)."""
         return dict(self.batch_sizes).get(method, self.batch_size)

@@ -179,12 +179,16 @@ def check_memory(jobs: Sequence[Job], batch_size: int, device: torch.device, pre
     image_size, crops/views or batch_size``). ``precision``: the run's (bf16 autocast on a GPU keeps
     activations at half the bytes)."""
     half = device.type == "cuda" and precision != "fp32"
+    return _against(jobs, batch_size, half, device.type, lambda: device_memory(device), refuse)
+
+
+def _against(jobs: Sequence[Job], batch_size: int, half: bool, device_type: str, memory, refuse: bool) -> Optional[MemoryCheck]:
+    """The plan's largest batch on a ``device_type`` device against ``memory() -> (bytes, label)``."""
     need = largest_need(jobs, batch_size, activation_scale=0.5 if half else 1.0,
-                        base=RUNTIME_BYTES.get(device.type, RUNTIME_BYTES["cpu"]))
+                        base=RUNTIME_BYTES.get(device_type, RUNTIME_BYTES["cpu"]))
     if need is None:
         return None
-    limit, label = device_memory(device)
-    check = MemoryCheck(need, limit, label)
+    check = MemoryCheck(need, *memory())
     if refuse and not check.fits:
         raise AtlasError(check.problem())
     return check
@@ -199,11 +203,5 @@ def check_cluster_memory(jobs: Sequence[Job], batch_size: int, gpu_memory_gb: Op
     not configured or the plan is empty."""
     if gpu_memory_gb is None:
         return None
-    need = largest_need(jobs, batch_size, activation_scale=0.5 if precision != "fp32" else 1.0,
-                        base=RUNTIME_BYTES["cuda"])
-    if need is None:
-        return None
-    check = MemoryCheck(need, int(gpu_memory_gb * GiB), f"a cluster GPU ([cluster] gpu_memory_gb = {gpu_memory_gb:g})")
-    if not check.fits:
-        raise AtlasError(check.problem())
-    return check
+    label = f"a cluster GPU ([cluster] gpu_memory_gb = {gpu_memory_gb:g})"
+    return _against(jobs, batch_size, precision != "fp32", "cuda", lambda: (int(gpu_memory_gb * GiB), label), True)

@@ -332,14 +332,13 @@ def left_out_reasons(cfg: AtlasConfig) -> Dict[Tuple[str, Optional[str]], str]:
     from ..targets import KINDS
 
     out: Dict[Tuple[str, Optional[str]], str] = {}
-    for key, reason in cfg.left_out:
-        name, _, kind = key.partition(".")
+    for name, kind, reason in cfg.left_out_entries():
         if name not in METHODS:
             raise unknown_choice("method in [left_out]:", name, METHODS.names())
         if kind and kind not in METHODS.get(name).kinds:
             kinds = [k for k in KINDS if k in METHODS.get(name).kinds]
-            raise unknown_choice(f"target kind of {name} in [left_out] ({key!r}):", kind, kinds)
-        out[(name, kind or None)] = reason
+            raise unknown_choice(f"target kind of {name} in [left_out] ('{name}.{kind}'):", kind, kinds)
+        out[(name, kind)] = reason
     return out
 
 

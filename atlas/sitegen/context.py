@@ -154,9 +154,10 @@ def _gather(plan: "Plan", store: "Store", site=None) -> SiteData:
     where = site_config(site, cfg.site)
     b = SiteBuild(plan=plan, store=store, trees=Trees.of(where), published=read_published(Path(where.folder)))
     b.published.trees = b.trees.describe()
-    left_out = dict(cfg.left_out)
-    b.methods = [dict(method_info(plan.methods[m]), left_out=left_out.get(m, ""),
-                      left_kinds=[(k.partition(".")[2], why) for k, why in cfg.left_out if k.partition(".")[0] == m and "." in k])
+    left_out = cfg.left_out_entries()
+    b.methods = [dict(method_info(plan.methods[m]),
+                      left_out=next((why for name, kind, why in left_out if name == m and kind is None), ""),
+                      left_kinds=[(kind, why) for name, kind, why in left_out if name == m and kind is not None])
                  for m in cfg.methods]
     configs, figure_jobs = {}, []
     metas = read_metas(store, [job.key for job in plan.jobs])  # checked; by several processes on a large plan

@@ -25,6 +25,7 @@ from ...concepts.layers import concept_layer, has_concept_layer
 from ...config import layer_config, neuron_config
 from ...targets import Target, safe_slug
 from .. import assets, paths
+from .skipped import skipped_index
 from ..context import Page, Section, SiteBuild
 from ..paths import model_slug
 from .cluster_chart import cluster_svg, radviz
@@ -339,19 +340,13 @@ def _neuron_entries(b: SiteBuild, model: str) -> List[NeuronEntry]:
     entries = []
     names = b.class_names(model)
     shown = neuron_config(b.config).mosaic
-    skipped: Dict[tuple, List[dict]] = {}
-    for s in b.plan.skipped:  # e.g. the demo's VITAL neurons, left out with the reason
-        if s.model == model and s.target.kind == "neuron" and s.target.facet is None and s.target.cluster is None:
-            items = skipped.setdefault((s.target.layer, s.target.channel), [])
-            item = {"title": b.title(s.method), "reason": s.reason, "page": paths.method_page(s.method)}
-            if item not in items:
-                items.append(item)
+    skipped = skipped_index(b)  # e.g. the demo's VITAL neurons, left out with the reason
     for layer, ch in dict.fromkeys((t.layer, t.channel) for t in targets):
         stem = neuron_stem(model, layer, ch)
         figs = b.figures_for(model, Target.of_neuron(layer, ch))
         n = NeuronEntry(model, layer, ch, neuron_page(model, layer, ch), neuron_reasons(b, model, layer, ch),
                         figs, next((f.thumb for _, _, fs in figs for f in fs if f.status == "done"), ""),
-                        skipped=skipped.get((layer, ch), []))
+                        skipped=skipped.get((model, Target.of_neuron(layer, ch)), []))
         n.negative, n.diverse = _facets(b, model, layer, ch)
         d = examples.get((layer, ch))
         if d is not None:
