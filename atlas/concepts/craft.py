@@ -27,7 +27,7 @@ import torch
 from ..config import CraftConfig
 from ..data.patches import extract_patches, patch_boxes
 from ..errors import AtlasError
-from ..models.handle import ModelHandle
+from ..models.handle import ModelHandle, channel_means
 from .sobol import halton_design, jansen_total_indices
 
 
@@ -67,9 +67,6 @@ class CraftResult:
         return np.percentile(self.maps.reshape(-1, self.k), percentile, axis=0)
 
 
-def _spatial_mean(a: torch.Tensor) -> torch.Tensor:
-    return a.flatten(2).mean(-1) if a.dim() > 2 else a
-
 
 def patch_activations(model: ModelHandle, images: torch.Tensor, layer: str, patch: int = 64, stride: int = 51,
                       batch_images: int = 4, progress: Optional[Callable[[int], None]] = None) -> torch.Tensor:
@@ -78,7 +75,7 @@ def patch_activations(model: ModelHandle, images: torch.Tensor, layer: str, patc
     with torch.no_grad():
         for i in range(0, images.shape[0], batch_images):
             x = extract_patches(images[i:i + batch_images].to(model.device), model.input_size, patch, stride)
-            a = _spatial_mean(model.activations(x, [layer])[layer]).float().cpu()
+            a = channel_means(model.activations(x, [layer])[layer]).float().cpu()
             out.append(a)
             if progress is not None:
                 progress(x.shape[0])
@@ -120,11 +117,11 @@ def head_function(model: ModelHandle, layer: str, probe: torch.Tensor) -> Callab
             feats = model.features(probe[:1].to(model.device), [layer, pen])
         a, p = feats[layer], feats[pen]
         if a.dim() == 4 and p.flatten(1).shape[1] == a.shape[1]:
-            if torch.allclose(_spatial_mean(a).flatten(1), p.flatten(1), rtol=1e-4, atol=1e-5):
+            if torch.allclose(channel_means(a).flatten(1), p.flatten(1), rtol=1e-4, atol=1e-5):
                 classifier = model.module_at(pen[:-3])
 
                 def linear(acts: torch.Tensor) -> torch.Tensor:
-                    return classifier(_spatial_mean(acts.to(model.device)))
+                    return classifier(channel_means(acts.to(model.device)))
 
                 linear.spatial_mean = True  # h depends on the spatial mean only (sobol_importance uses it)
                 return linear

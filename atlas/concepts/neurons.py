@@ -24,7 +24,7 @@ import torch
 from ..config import NeuronConfig, neuron_config, stable_hash
 from ..models.user import model_key
 from ..errors import AtlasError
-from ..models.handle import ModelHandle
+from ..models.handle import ModelHandle, channel_count
 from .layers import neuron_layer
 
 class PlanResources:
@@ -142,7 +142,8 @@ def check_channels(model, layer: str, channels) -> None:
     """An unknown layer or a channel beyond the layer's size is a one-line error."""
     size = model.input_size
     with torch.no_grad():
-        count = model.activations(torch.zeros(1, 3, size, size, device=model.device), [layer])[layer].shape[1]
+        count = model.activations(torch.zeros(1, 3, size, size, device=model.device), [layer])[layer]
+        count = channel_count(count)
     bad = [c for c in channels if not 0 <= c < count]
     if bad:
         raise AtlasError(f"neuron {bad[0]} out of range for layer {layer} of {model.name}: "

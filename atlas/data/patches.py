@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import Unsupported
-from ..models.handle import ModelHandle
+from ..models.handle import ModelHandle, channel_means
 from ..models.user import model_key
 from .pools import ImagePool, UnreadableImage
 
@@ -143,9 +143,6 @@ class PatchQuestion(ABC):
         """The result, from each source image's best (and worst) patch per column."""
 
 
-def _spatial_mean(act: torch.Tensor) -> torch.Tensor:
-    return act.flatten(2).mean(-1) if act.dim() > 2 else act
-
 
 class TopChannelPatches(PatchQuestion):
     """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``, scored by
@@ -157,7 +154,7 @@ class TopChannelPatches(PatchQuestion):
         self.width = len(self.channels)
 
     def score(self, act):
-        return _spatial_mean(act)[:, self.channels.to(act.device)]
+        return channel_means(act)[:, self.channels.to(act.device)]
 
     def answer(self, ids, boxes, best, where, ok, worst=None, where_worst=None):
         out = {c: _ranked(self.layer, c, j, ids, boxes, best, where, ok, self.n)
@@ -179,7 +176,7 @@ class TopDirectionPatches(PatchQuestion):
         self.width = self.vectors.shape[0]
 
     def score(self, act):
-        a = _spatial_mean(act)
+        a = channel_means(act)
         return a.float() @ self.vectors.to(a.device).T
 
     def answer(self, ids, boxes, best, where, ok, worst=None, where_worst=None):
@@ -266,7 +263,7 @@ def top_images(model: ModelHandle, pool: ImagePool, layer: str, channels: Sequen
         for rows, images, tried in source_batches(pool, ids, size, batch_images):
             if rows:
                 a = model.activations(images.to(model.device), [layer])[layer]
-                a = a.flatten(2).mean(-1) if a.dim() > 2 else a
+                a = channel_means(a)
                 scores[rows] = a[:, chans.to(a.device)].float().cpu()
             if progress is not None:
                 progress(tried)
@@ -289,7 +286,7 @@ def top_patch_features(model: ModelHandle, pool: ImagePool, layer: str, channels
     best = {c: (torch.empty(0), torch.empty(0, 0), torch.empty(0, dtype=torch.long)) for c in chans}
     with torch.no_grad():
         for rows, a in scan_patches(model, pool, ids, layer, batch_images=batch_images):
-            feats = (a.flatten(2).mean(-1) if a.dim() > 2 else a).float().cpu()
+            feats = channel_means(a).float().cpu()
             where = torch.tensor([r * len(boxes) + b for r in rows for b in range(len(boxes))])
             for c in chans:
                 s, f, w = best[c]

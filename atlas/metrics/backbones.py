@@ -16,6 +16,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from ..errors import AtlasError
+from ..models.handle import channel_means
 
 #: pytorch-fid's Inception-v3 FID weights (mseitzer/pytorch-fid ``FID_WEIGHTS_URL``), looked up in the torch
 #: hub cache (``$TORCH_HOME/hub/checkpoints``) and never downloaded by atlas.
@@ -91,12 +92,9 @@ def probe_model(name: str) -> Probe:
 
 
 def _pool(act: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> spatial mean (B, C); (B, L, D) tokens -> mean over tokens (B, D); (B, D) as is."""
-    if act.dim() == 4:
-        return act.float().mean((2, 3))
-    if act.dim() == 3:
-        return act.float().mean(1)
-    return act.float().flatten(1)
+    """(B, C, H, W) -> spatial mean (B, C); (B, L, D) tokens -> mean over tokens (B, D); (B, D) as is
+    (:func:`~atlas.models.handle.channel_means`, in float32)."""
+    return channel_means(act.float()).flatten(1)
 
 
 def model_backbone(name: str, device: torch.device, label: Optional[str] = None) -> Backbone:

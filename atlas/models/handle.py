@@ -252,6 +252,20 @@ class StopForward(Exception):
 _StopForward = StopForward
 
 
+def channel_means(a: torch.Tensor) -> torch.Tensor:
+    """(B, C) per-channel means of a layer's activations: a map (B, C, H, W) averaged over positions, a
+    transformer's tokens (B, L, C) averaged over the tokens, (B, C) as is. What a neuron (channel) of any
+    layer means everywhere: objectives, dataset examples, CRAFT, CoSy (:func:`channel_count` agrees)."""
+    if a.dim() == 3:
+        return a.mean(1)
+    return a.flatten(2).mean(-1) if a.dim() > 2 else a
+
+
+def channel_count(a: torch.Tensor) -> int:
+    """The number of channels of activations ``a`` (the last dimension of tokens (B, L, C), else dim 1)."""
+    return int(a.shape[-1] if a.dim() == 3 else a.shape[1])
+
+
 def as_channels(x: torch.Tensor, layout: str = "nchw") -> torch.Tensor:
     """View activations as (B, C, L): channels first, all positions (or tokens) flattened."""
     if layout == "nld":

@@ -22,7 +22,7 @@ from ..registry import Registry
 from .arch import build, meta_module, timm_card, torchvision_card
 from .card import ModelCard
 from .cards import CARDS, known_card
-from .handle import ModelHandle
+from .handle import ModelHandle, channel_count
 from .packaged import efficientnet_lite
 from .user import DEFINED, load_user_model
 
@@ -129,7 +129,7 @@ def layer_width(name: str, layer: str) -> int:
         handle = load_model(name)
         handle.module_at(layer)
         size = handle.input_size
-        return int(handle.activations(torch.zeros(1, handle.in_chans, size, size), [layer])[layer].shape[1])
+        return channel_count(handle.activations(torch.zeros(1, handle.in_chans, size, size), [layer])[layer])
     return _card_layer_width(card, layer)
 
 
@@ -152,7 +152,7 @@ def _card_layer_width(card: ModelCard, layer: str) -> int:
     finally:
         hook.remove()
     out = seen["out"]
-    return int(out.shape[-1] if out.dim() == 3 else out.shape[1])  # tokens (N, L, C) or maps (N, C, ...)
+    return channel_count(out)  # tokens (N, L, C) or maps (N, C, ...)
 
 
 def _meta_copy(builder: str):

@@ -11,6 +11,7 @@ from typing import Callable, Dict, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..models.handle import channel_means
 from .transforms import per_target
 
 
@@ -89,9 +90,6 @@ class _Constant:
         return hit
 
 
-def _spatial_mean(a: torch.Tensor) -> torch.Tensor:
-    return a.flatten(2).mean(-1) if a.dim() > 2 else a
-
 
 def class_logit(class_ids: Sequence[int]) -> Objective:
     """The logit of target k's class, averaged over its views."""
@@ -109,7 +107,7 @@ def channel(layer: str, channels: Sequence[int]) -> Objective:
     ch = _Constant(torch.as_tensor(list(channels)))
 
     def fn(ev: Evaluation) -> torch.Tensor:
-        a = _spatial_mean(ev.acts[layer])
+        a = channel_means(ev.acts[layer])
         c = ch.on(a.device).repeat_interleave(a.shape[0] // ev.k)
         return per_target(a.gather(1, c[:, None])[:, 0], ev.k)
 
@@ -122,7 +120,7 @@ def direction(layer: str, vectors: torch.Tensor, cossim_pow: float = 2.0, min_co
     vecs = _Constant(torch.as_tensor(vectors, dtype=torch.float32))
 
     def fn(ev: Evaluation) -> torch.Tensor:
-        a = _spatial_mean(ev.acts[layer])
+        a = channel_means(ev.acts[layer])
         v = vecs.on(a.device).repeat_interleave(a.shape[0] // ev.k, dim=0)
         dot = (a * v).sum(1)
         cos = F.cosine_similarity(a, v, dim=1).clamp(min=min_cos)
@@ -148,7 +146,7 @@ def gram_similarity(acts: torch.Tensor, k: int) -> torch.Tensor:
     """(K, K) cosine similarity between the targets' Gram matrices at one layer: per view the (C, C) Gram
     matrix of the activations over positions, averaged over each target's views, flattened and
     L2-normalised (lucid's ``diversity``)."""
-    f = acts.flatten(2) if acts.dim() > 2 else acts[:, :, None]
+    f = acts.transpose(1, 2) if acts.dim() == 3 else acts.flatten(2) if acts.dim() > 2 else acts[:, :, None]
     gram = f.float() @ f.float().transpose(1, 2)
     gram = gram.reshape(k, -1, *gram.shape[1:]).mean(1).flatten(1)
     gram = F.normalize(gram, dim=1, eps=1e-10)

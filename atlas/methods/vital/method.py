@@ -45,6 +45,7 @@ from ...optim.param import PixelParam
 from ...optim.sortmatch import plain_features, sort_matching_objective
 from ...relevance import relevance_unsupported, rules_for
 from ...errors import AtlasError
+from ...models.handle import channel_means
 from ...targets import Target
 from ..base import Method, RunContext
 from ..results import finish
@@ -168,7 +169,7 @@ def target_scores(ctx, targets, result) -> List[Dict[str, float]]:
     out = []
     for name, images in (("start", result.initial), ("end", result.images)):
         a = model.activations(images.to(model.device), [layer])[layer]
-        a = a.flatten(2).mean(-1) if a.dim() > 2 else a
+        a = channel_means(a)
         if kind == "neuron":
             vals = [float(a[i, t.channel]) for i, t in enumerate(targets)]
         else:
