@@ -10,7 +10,9 @@ the goal (issue 20) is >= 0.8 of the raw forward: every image a backbone runs is
 pass that only needs a layer's activations is charged the share of the pass that ends at that layer,
 :func:`atlas.models.footprint.layer_depths`), and each backbone's raw forward rate at its own input size,
 batch 16, is measured before and after the step in the same run (the machine's speed drifts within a
-run). ``raw_forward_seconds`` is what those images cost at the raw rates; ``ratio_to_raw_forward`` =
+run). The mining sweep of the CoSy control images (the model under study, forward only, stopped at the
+deepest neuron layer) is counted the same way, as ``<model> control sweep``. ``raw_forward_seconds`` is
+what those images cost at the raw rates; ``ratio_to_raw_forward`` =
 that / the step's seconds (loading images, the suites' arithmetic and t-SNE count against it);
 ``forward_ratio`` per backbone = its images per second inside its forwards / its raw rate. The old figure
 (``ratio``: distinct cached (backbone, image) pairs per second / Lite0's raw forward+backward) is kept
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import emit, machine, raw_forward, raw_throughput, setup_threads  # noqa: E402
 
 from atlas.config import DEMO_CLASSES, PRESETS  # noqa: E402
+from atlas.data import patches as patches_module  # noqa: E402
 from atlas.metrics import MetricsRunner  # noqa: E402
 from atlas.metrics import backbones as backbone_module  # noqa: E402
 from atlas.metrics.cache import FeatureCache  # noqa: E402
@@ -64,6 +67,28 @@ def counted_backbones(images: Counter, charged: Counter, seconds: Counter, calls
         return b
 
     backbone_module.model_backbone = opened
+    return original
+
+
+def counted_sweeps(images: Counter, charged: Counter, seconds: Counter, calls: Counter):
+    """``top_images_of_layers`` (the CoSy control sets' mining sweep, forward-only work of the model under
+    study, which reads whole images and stops at the deepest layer asked) wrapped to count its images, the
+    pass share charged for them and its seconds, under ``<model> control sweep``."""
+    original = patches_module.top_images_of_layers
+
+    def counted(model, pool, layers, n, max_images=None, batch_images=8, progress=None):
+        depths = layer_depths(model.name) or {}
+        start = time.perf_counter()
+        out = original(model, pool, layers, n, max_images, batch_images, progress)
+        key = f"{model.name} control sweep"
+        seconds[key] += time.perf_counter() - start
+        scanned = len(pool.source_ids(max_images))
+        images[key] += scanned
+        charged[key] += scanned * max(depths.get(layer, 1.0) for layer in layers)
+        calls[key] += 1
+        return out
+
+    patches_module.top_images_of_layers = counted
     return original
 
 
@@ -103,6 +128,7 @@ def main() -> None:
     before = raw_rates(zoo)
     images, charged, seconds, calls = Counter(), Counter(), Counter(), Counter()
     original = counted_backbones(images, charged, seconds, calls)
+    original_sweep = counted_sweeps(images, charged, seconds, calls)
     passes = []
     orig_put = FeatureCache.put
     FeatureCache.put = lambda self, b, o, i, v: (passes.append((b, i)), orig_put(self, b, o, i, v))[1]
@@ -116,15 +142,17 @@ def main() -> None:
     finally:
         FeatureCache.put = orig_put
         backbone_module.model_backbone = original
+        patches_module.top_images_of_layers = original_sweep
     after = raw_rates(zoo)
     raw = raw_throughput(load_model("efficientnet_lite0"), 16, 224, seconds=4.0)
     n = len(set(passes))  # distinct (backbone, image) pairs cached (the old count)
     per = {}
     for name in sorted(images):
-        rate = (before[name][0] + after[name][0]) / 2 if name in before else None
+        model = name.split(" ")[0]  # "<model> control sweep" runs at that model's raw rate
+        rate = (before[model][0] + after[model][0]) / 2 if model in before else None
         per[name] = {"images": images[name], "charged_passes": round(charged[name], 1), "calls": calls[name],
                      "forward_seconds": round(seconds[name], 2),
-                     "raw_fwd_img_per_s": {"before": round(before[name][0], 1), "after": round(after[name][0], 1)}
+                     "raw_fwd_img_per_s": {"before": round(before[model][0], 1), "after": round(after[model][0], 1)}
                      if rate else None,
                      "raw_seconds": round(charged[name] / rate, 2) if rate else None,
                      "forward_ratio": round(charged[name] / seconds[name] / rate, 3) if rate and seconds[name] else None}

@@ -14,6 +14,7 @@ from atlas.metrics.backbones import FID_WEIGHTS
 from atlas.config import stable_hash
 from atlas.metrics.cache import EVAL_CROP, REAL_SIZE, FeatureCache, read_png
 from atlas.metrics.results import load_model_results
+from atlas.metrics.runner import done_refs
 from helpers import fake_visualization
 from metrics_setup import tiny64, tiny_build
 
@@ -312,29 +313,56 @@ def test_fid_in_each_backbone_a_column_naming_it_on_centre_crops(tmp_path, monke
     assert cells["fid:tiny64_judge"]["value"] is not None and cells["fid:tiny64_judge"]["value"] != cells["fid:self"]["value"]
 
 
-def test_an_image_in_several_groups_goes_through_each_backbone_once_per_output(tmp_path, monkeypatch):
-    """Two neurons of one layer share most of their CoSy control images (the pool's top whole images): each
-    image's layer activation is computed once, not once per neuron (the demo's 16 channels of blocks.0 ran
-    384 partial passes for 24 images), and every output still gets its value."""
+def test_cosy_control_images_are_mined_for_every_layer_in_one_sweep_and_never_run_again(tmp_path, monkeypatch):
+    """Neurons of two layers: one sweep over the pool ranks the top whole images of both layers (every call
+    asks both), and the control images' activations are the scores that sweep measured - the model under study
+    runs only the FVs afterwards (until 2026-12-01 the demo's 18 neurons ran their control images again,
+    546 images through Lite0 where 150 were distinct, then 150 of which 48 were control images). Each FV's
+    layer activation is still computed once, and each neuron reads its own control values."""
     from dataclasses import replace
 
+    from atlas.models.handle import ModelHandle
     from atlas.pipeline import make_plan
 
     cfg, plan, store = tiny_build(tmp_path, monkeypatch)
-    cfg = replace(cfg, targets=replace(cfg.targets, neurons=(("relu2", 3), ("relu2", 5))))
+    cfg = replace(cfg, targets=replace(cfg.targets, neurons=(("relu2", 3), ("relu2", 5), ("relu1", 2))))
     plan = make_plan(cfg)
     for job in plan.jobs:
         if not store.has(job.key):
             store.put(job, fake_visualization(job, size=64))
-    puts = []
-    orig = FeatureCache.put
-    monkeypatch.setattr(FeatureCache, "put", lambda self, b, o, i, v: (puts.append((b, o, i)), orig(self, b, o, i, v)))
+    puts, asked = [], []
+    orig_put, orig_acts = FeatureCache.put, ModelHandle.activations
+    monkeypatch.setattr(FeatureCache, "put", lambda self, b, o, i, v: (puts.append((b, o, i)), orig_put(self, b, o, i, v)))
+    monkeypatch.setattr(ModelHandle, "activations",
+                        lambda self, x, keys: (asked.append((tuple(sorted(keys)), len(x))), orig_acts(self, x, keys))[1])
     _run(cfg, plan, store)
-    layer = [p for p in puts if p[1] == "layer:relu2"]
+    fvs = {r.sha[:32] for r in done_refs(plan, store, "tiny64") if r.job.target.kind == "neuron"}
+    # the sweep: the demo's 24 pool images in batches of 8, both layers at once; then the FVs, one layer each
+    assert [n for k, n in asked if k == ("relu1", "relu2")] == [8, 8, 8]
+    assert sum(n for k, n in asked if len(k) == 1) == len(fvs)
+    layer = [p for p in puts if p[1].startswith("layer:")]
     assert len(layer) == len(set(layer)) > 0, "an image's layer activation was computed more than once"
+    assert {i for _, _, i in layer} <= fvs, "a control image went through the model again"
     assert len(puts) == len(set(puts))
     res = load_model_results(store, cfg, "tiny64", plan.classes["tiny64"])
     targets = res["units"]["maco/neuron"]["targets"]
-    three, five = targets["neuron-relu2-0003"], targets["neuron-relu2-0005"]
-    assert three["n_control"] == five["n_control"] == 6  # each neuron's control set, read from the shared output
-    assert three["control_mean"] != five["control_mean"]
+    three, five, two = targets["neuron-relu2-0003"], targets["neuron-relu2-0005"], targets["neuron-relu1-0002"]
+    assert three["n_control"] == five["n_control"] == two["n_control"] == 6
+    assert len({three["control_mean"], five["control_mean"], two["control_mean"]}) == 3
+
+
+def test_each_real_image_is_loaded_once_for_all_backbones(tmp_path, monkeypatch):
+    """The backbones (here the model under study and its judge) run one after the other over the same real
+    images: each class's images are drawn (decoded, randomly cropped) once, not once per backbone, and the
+    judge's features are those of the same images."""
+    from atlas.data.pools import BundledPool
+
+    cfg, plan, store = tiny_build(tmp_path, monkeypatch)
+    drawn = []
+    orig = BundledPool.reference_images
+    monkeypatch.setattr(BundledPool, "reference_images",
+                        lambda self, c, *a, **k: (drawn.append(c), orig(self, c, *a, **k))[1])
+    _run(cfg, plan, store)
+    backbones = {p.parts[-3] for p in (store.metrics_dir / "features").glob("*/*/*.npy")}
+    assert len(backbones) >= 2
+    assert sorted(drawn) == sorted(plan.classes["tiny64"])  # one draw per class, whatever the backbones

@@ -251,27 +251,38 @@ def top_patches(
 
 def top_images(model: ModelHandle, pool: ImagePool, layer: str, channels: Sequence[int], n: int,
                max_images: Optional[int] = None, batch_images: int = 8, progress=None) -> Dict[int, NeuronExamples]:
-    """The top-``n`` whole images of each channel in ``channels`` of ``layer``, scored by the spatial mean of
-    the channel on the full image at the model's input size (CoSy's control set, VITAL supp. §2.1: "the
-    top-50 real ImageNet images that most strongly activate the target neurons"). Each example's box is
-    ``(0, 0)`` and covers the whole image."""
+    """The top-``n`` whole images of each channel in ``channels`` of ``layer``, scored by the channel's mean
+    (:func:`~atlas.models.handle.channel_means`) on the full image at the model's input size (CoSy's
+    control set, VITAL supp. §2.1: "the top-50 real ImageNet images that most strongly activate the target
+    neurons"). Each example's box is ``(0, 0)`` and covers the whole image."""
+    return top_images_of_layers(model, pool, {layer: channels}, n, max_images, batch_images, progress)[layer]
+
+
+def top_images_of_layers(model: ModelHandle, pool: ImagePool, layers: Dict[str, Sequence[int]], n: int,
+                         max_images: Optional[int] = None, batch_images: int = 8,
+                         progress=None) -> Dict[str, Dict[int, NeuronExamples]]:
+    """:func:`top_images` of several layers in one sweep (one forward per batch, stopped at the deepest
+    layer)."""
     ids = pool.source_ids(max_images)
-    chans = torch.as_tensor(list(channels))
-    size = model.input_size
-    scores = torch.full((len(ids), len(chans)), -float("inf"))
+    names = list(layers)
+    chans = {layer: torch.as_tensor(list(layers[layer])) for layer in names}
+    scores = {layer: torch.full((len(ids), len(chans[layer])), -float("inf")) for layer in names}
     with torch.no_grad():
-        for rows, images, tried in source_batches(pool, ids, size, batch_images):
+        for rows, images, tried in source_batches(pool, ids, model.input_size, batch_images):
             if rows:
-                a = model.activations(images.to(model.device), [layer])[layer]
-                a = channel_means(a)
-                scores[rows] = a[:, chans.to(a.device)].float().cpu()
+                acts = model.activations(images.to(model.device), names)
+                for layer in names:
+                    a = channel_means(acts[layer])
+                    scores[layer][rows] = a[:, chans[layer].to(a.device)].float().cpu()
             if progress is not None:
                 progress(tried)
-    out = {}
-    for j, c in enumerate(chans.tolist()):
-        order = [int(i) for i in torch.argsort(scores[:, j], descending=True) if torch.isfinite(scores[i, j])][:n]
-        out[c] = NeuronExamples(layer, c, [ids[i] for i in order], [(0, 0)] * len(order),
-                                [float(scores[i, j]) for i in order])
+    out: Dict[str, Dict[int, NeuronExamples]] = {}
+    for layer in names:
+        sc, out[layer] = scores[layer], {}
+        for j, c in enumerate(chans[layer].tolist()):
+            order = [int(i) for i in torch.argsort(sc[:, j], descending=True) if torch.isfinite(sc[i, j])][:n]
+            out[layer][c] = NeuronExamples(layer, c, [ids[i] for i in order], [(0, 0)] * len(order),
+                                           [float(sc[i, j]) for i in order])
     return out
 
 
@@ -385,25 +396,43 @@ def cached_top_images(store, model: ModelHandle, pool: ImagePool, layer: str, ch
                       max_images: Optional[int] = None, progress=None) -> Dict[int, NeuronExamples]:
     """:func:`top_images` cached in the store (stage ``top_images``; a scan of more channels or more images
     per channel answers a smaller question too)."""
-    key = {"model": model.name, "pool": pool.fingerprint(), "layer": layer, "channels": sorted(set(channels)),
-           "n": n, "max_images": max_images, "size": model.input_size, "v": 1, **model_key(model.name)}
+    return cached_top_images_of_layers(store, model, pool, {layer: channels}, n, max_images, progress)[layer]
 
-    def compute():
-        ex = top_images(model, pool, layer, sorted(set(channels)), n, max_images, progress=progress)
-        return {"examples.json": examples_to_json(ex)}, {}
 
-    if store is None:
-        return examples_from_json(compute()[0]["examples.json"])
-    wanted = set(key["channels"])
+def cached_top_images_of_layers(store, model: ModelHandle, pool: ImagePool, layers: Dict[str, Sequence[int]],
+                                n: int, max_images: Optional[int] = None,
+                                progress=None) -> Dict[str, Dict[int, NeuronExamples]]:
+    """:func:`cached_top_images` of several layers: each layer's answer is its own ``top_images`` stage (found
+    as before), and the layers none answers are scanned together in one sweep
+    (:func:`top_images_of_layers`)."""
+    fingerprint = pool.fingerprint()
+    keys = {layer: {"model": model.name, "pool": fingerprint, "layer": layer, "channels": sorted(set(chans)),
+                    "n": n, "max_images": max_images, "size": model.input_size, "v": 1, **model_key(model.name)}
+            for layer, chans in layers.items()}
 
-    def covers(inputs: dict) -> bool:
-        same = all(inputs.get(k) == v for k, v in key.items() if k not in ("channels", "n"))
-        return same and wanted <= set(inputs.get("channels", ())) and int(inputs.get("n", 0)) >= n
+    def covering(key: dict):
+        def covers(inputs: dict) -> bool:
+            same = all(inputs.get(k) == v for k, v in key.items() if k not in ("channels", "n"))
+            return same and set(key["channels"]) <= set(inputs.get("channels", ())) and int(inputs.get("n", 0)) >= n
+        return covers
 
-    d = store.find_stage("top_images", covers) or store.cached_stage("top_images", key, compute)
-    found = examples_from_json((d / "examples.json").read_bytes())
-    return {c: NeuronExamples(e.layer, e.channel, e.sources[:n], e.boxes[:n], e.scores[:n])
-            for c, e in found.items() if c in wanted}
+    found = {} if store is None else \
+        {layer: d for layer, key in keys.items() if (d := store.find_stage("top_images", covering(key))) is not None}
+    missing = [layer for layer in layers if layer not in found]
+    out: Dict[str, Dict[int, NeuronExamples]] = {}
+    if missing:
+        scanned = top_images_of_layers(model, pool, {layer: keys[layer]["channels"] for layer in missing}, n,
+                                       max_images, progress=progress)
+        for layer in missing:
+            files = {"examples.json": examples_to_json(scanned[layer])}
+            if store is None:
+                out[layer] = scanned[layer]
+            else:
+                found[layer] = store.cached_stage("top_images", keys[layer], lambda f=files: (f, {}))
+    for layer, d in found.items():
+        out[layer] = examples_from_json((d / "examples.json").read_bytes())
+    return {layer: {c: NeuronExamples(e.layer, e.channel, e.sources[:n], e.boxes[:n], e.scores[:n])
+                    for c, e in out[layer].items() if c in set(keys[layer]["channels"])} for layer in layers}
 
 
 def cluster_patches(features: torch.Tensor, k: int, seed: int = 0) -> np.ndarray:

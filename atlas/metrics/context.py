@@ -51,7 +51,7 @@ class MetricContext:
     cache: FeatureCache = None
     opened: Dict[str, Backbone] = field(default_factory=dict)
     failed: Dict[str, str] = field(default_factory=dict)
-    _groups: Dict[Any, ItemGroup] = field(default_factory=dict)
+    _groups: Dict[Any, Any] = field(default_factory=dict)  # ItemGroups; a control set: (ItemGroup, its examples)
     _fingerprint: Optional[str] = None
     _pool: Any = None
     _handle: Any = None
@@ -116,26 +116,43 @@ class MetricContext:
     def control(self, layer: str, channel: int) -> ItemGroup:
         """The CoSy control set of neuron (``layer``, ``channel``): its top ``metrics.control`` real images
         (VITAL supp. §2.1; ``metrics.control_from = "patches"``: its top patches with unique source images),
-        mined in one sweep for every planned neuron of the layer (cached stages ``top_images`` /
-        ``top_patches``, the latter shared with the neurons' dataset examples when their N is the same)."""
+        mined for every planned neuron (cached stages ``top_images`` / ``top_patches``, the latter shared
+        with the neurons' dataset examples when their N is the same). The top images of every planned layer
+        come from one sweep."""
+        return self._control(layer, channel)[0]
+
+    def control_scores(self, layer: str, channel: int) -> np.ndarray:
+        """The neuron's activation (channel mean) on each image of its control set, as the mining sweep
+        measured it: the images' activations, which the CoSy suite does not compute a second time."""
+        return np.asarray(self._control(layer, channel)[1].scores, np.float32)
+
+    def _control(self, layer: str, channel: int):
         key = ("control", layer, channel)
         if key not in self._groups:
-            from ..data.patches import cached_top_images, cached_top_patches
+            from ..data.patches import cached_top_images_of_layers, cached_top_patches
             from ..methods.vital.references import examples_max_images
             from ..progress import stage
 
-            channels = sorted(set(self.layer_channels.get(layer, [])) | {channel})
             handle = self.self_model()
             patches = self.cfg.metrics.control_from == "patches"
-            mine = cached_top_patches if patches else cached_top_images
-            with stage(f"metrics · top {'patches' if patches else 'images'} of {layer}", len(self.pool.source_ids()),
-                       unit="image", enabled=self.progress) as bar:
-                ex = mine(self.store, handle, self.pool, layer, sorted(set(channels)), self.cfg.metrics.control,
-                          progress=bar.update, max_images=examples_max_images(self.cfg))
-            for c, e in ex.items():
-                group = patch_group if patches else source_group
-                self._groups[("control", layer, c)] = group(self.pool, self.fingerprint, self.model,
-                                                            handle.input_size, e)
+            layers = {layer: sorted(set(self.layer_channels.get(layer, [])) | {channel})}
+            if not patches:  # every planned layer whose control sets are not mined yet, in the same sweep
+                layers.update({l: sorted(set(c)) for l, c in self.layer_channels.items()
+                               if l != layer and c and ("control", l, min(c)) not in self._groups})
+            with stage(f"metrics · top {'patches' if patches else 'images'} of {', '.join(layers)}",
+                       len(self.pool.source_ids()), unit="image", enabled=self.progress) as bar:
+                if patches:
+                    found = {layer: cached_top_patches(self.store, handle, self.pool, layer, layers[layer],
+                                                       self.cfg.metrics.control, progress=bar.update,
+                                                       max_images=examples_max_images(self.cfg))}
+                else:
+                    found = cached_top_images_of_layers(self.store, handle, self.pool, layers, self.cfg.metrics.control,
+                                                        max_images=examples_max_images(self.cfg), progress=bar.update)
+            group = patch_group if patches else source_group
+            for l, ex in found.items():
+                for c, e in ex.items():
+                    self._groups[("control", l, c)] = (group(self.pool, self.fingerprint, self.model,
+                                                             handle.input_size, e), e)
         return self._groups[key]
 
     def self_model(self):

@@ -239,11 +239,20 @@ def _by_neuron(refs: List[JobRef]) -> Dict[object, List[JobRef]]:
     return out
 
 
+def _control_from_images(ctx: MetricContext) -> bool:
+    """The control set is whole images, whose activations the sweep that ranked them measured
+    (:meth:`MetricContext.control_scores`); top patches are run through the model (cut and resized)."""
+    return ctx.cfg.metrics.control_from != "patches"
+
+
 def neuron_requests(ctx: MetricContext, refs: List[JobRef]) -> List[Request]:
     reqs = []
     for t, rs in _by_neuron(refs).items():
         out = f"layer:{t.layer}"
-        reqs += [Request("self", out, ctx.fv(rs)), Request("self", out, ctx.control(t.layer, t.channel))]
+        reqs.append(Request("self", out, ctx.fv(rs)))
+        control = ctx.control(t.layer, t.channel)  # mined here: every planned layer in one sweep
+        if not _control_from_images(ctx):
+            reqs.append(Request("self", out, control))
     return reqs
 
 
@@ -252,16 +261,20 @@ def neuron_compute(ctx: MetricContext, refs: List[JobRef]) -> Tuple[Cells, Detai
     for t, rs in sorted(_by_neuron(refs).items(), key=lambda kv: kv[0].slug()):
         out = f"layer:{t.layer}"
         a1 = ctx.feats("self", out, ctx.fv(rs))
-        a0 = ctx.feats("self", out, ctx.control(t.layer, t.channel))
+        a1 = a1[:, t.channel] if len(a1) else a1.reshape(0)
+        if _control_from_images(ctx):
+            a0 = ctx.control_scores(t.layer, t.channel)
+        else:
+            a0 = ctx.feats("self", out, ctx.control(t.layer, t.channel))
+            a0 = a0[:, t.channel] if len(a0) else a0.reshape(0)
         if len(a0) < 2 or len(a1) < 1:
             per[t.slug()] = {"unavailable": f"{len(a0)} control {ctx.cfg.metrics.control_from}, {len(a1)} FVs"}
             continue
-        a, m = fn.auc(a0[:, t.channel], a1[:, t.channel]), fn.mad(a0[:, t.channel], a1[:, t.channel])
+        a, m = fn.auc(a0, a1), fn.mad(a0, a1)
         aucs.append(a)
         mads.append(m)
         per[t.slug()] = {"auc": a, "mad": m, "n_control": len(a0), "n_synthetic": len(a1), "layer": t.layer,
-                         "channel": t.channel, "synthetic_mean": float(a1[:, t.channel].mean()),
-                         "control_mean": float(a0[:, t.channel].mean())}
+                         "channel": t.channel, "synthetic_mean": float(a1.mean()), "control_mean": float(a0.mean())}
     m = ctx.cfg.metrics
     label = f"{ctx.label('self')} (control: top-{m.control} real {'patches' if m.control_from == 'patches' else 'images'})"
     if not aucs:
