@@ -16,7 +16,7 @@ from atlas.data import open_pool
 from atlas.data.patches import top_images
 from atlas.errors import AtlasError
 from atlas.models.card import Block
-from atlas.models.handle import ModelHandle, channel_count, channel_means
+from atlas.models.handle import ModelHandle, as_channels, channel_count, channel_means
 from atlas.optim import OptimizerSpec, TargetRNG, optimize
 from atlas.optim import objectives as obj
 from atlas.optim import transforms as T
@@ -47,6 +47,8 @@ def test_a_token_layers_channels_are_its_last_dimension_averaged_over_tokens(vit
     assert a.shape == (3, TOKENS, WIDTH)
     assert channel_count(a) == WIDTH
     assert torch.allclose(channel_means(a), a.mean(1))
+    # VITAL's sort matching reads (B, C, L) - also from a derived card, whose blocks carry no token layout
+    assert torch.equal(as_channels(a, "nchw"), a.transpose(1, 2)) and torch.equal(as_channels(a, "nld"), a.transpose(1, 2))
     check_channels(vit, LAYER, [0, WIDTH - 1])  # channels beyond the 17 tokens are valid
     with pytest.raises(AtlasError, match=f"valid channels are 0-{WIDTH - 1}"):
         check_channels(vit, LAYER, [WIDTH])

@@ -267,8 +267,11 @@ def channel_count(a: torch.Tensor) -> int:
 
 
 def as_channels(x: torch.Tensor, layout: str = "nchw") -> torch.Tensor:
-    """View activations as (B, C, L): channels first, all positions (or tokens) flattened."""
-    if layout == "nld":
+    """View activations as (B, C, L): channels first, all positions (or tokens) flattened. Three-dimensional
+    activations are tokens (B, L, C) whatever ``layout`` says (as in :func:`channel_means`): a card derived
+    from an architecture (a timm or torchvision transformer, a lab's checkpoint) names its blocks without
+    their layout."""
+    if layout == "nld" or x.dim() == 3:
         return x.transpose(1, 2)
     if x.dim() == 2:
         return x.unsqueeze(-1)
