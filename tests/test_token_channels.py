@@ -84,3 +84,25 @@ def test_diversity_compares_channel_gram_matrices_which_ignore_token_order():
     assert sim[0, 1].item() == pytest.approx(1.0, abs=1e-5)
     c = torch.rand(1, TOKENS, WIDTH, generator=torch.Generator().manual_seed(4)) ** 4
     assert obj.gram_similarity(torch.cat([a, c]), 2)[0, 1].item() < 0.99
+
+
+def test_a_channels_last_map_swin_is_read_channels_first():
+    """Swin's stages (torchvision and timm) return (B, H, W, C): their channels are the last axis. The plan's
+    channel count, the channel means and VITAL's (B, C, L) view read it so; a (B, C, H, W) map is unchanged."""
+    from torchvision.models import swin_t
+
+    from atlas.models.handle import channels_first
+    from atlas.models.zoo import layer_width
+
+    assert layer_width("swin_t", "features") == layer_width("timm:swin_tiny_patch4_window7_224", "layers.3") == 768
+    net = swin_t().eval()
+    with torch.no_grad():
+        a = net.features(torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(6)))
+    assert a.shape == (2, 2, 2, 768)
+    assert channel_count(a) == 768
+    assert torch.allclose(channel_means(a), a.mean((1, 2)))
+    assert torch.equal(as_channels(a), a.permute(0, 3, 1, 2).flatten(2))
+    maps = torch.rand(2, 16, 7, 7)
+    assert channels_first(maps) is maps and torch.allclose(channel_means(maps), maps.mean((2, 3)))
+    cube = torch.rand(1, 7, 7, 7)  # channels == grid side: read as (B, C, H, W)
+    assert channels_first(cube) is cube

@@ -252,27 +252,37 @@ class StopForward(Exception):
 _StopForward = StopForward
 
 
-def channel_means(a: torch.Tensor) -> torch.Tensor:
-    """(B, C) per-channel means of a layer's activations: a map (B, C, H, W) averaged over positions, a
-    transformer's tokens (B, L, C) averaged over the tokens, (B, C) as is. What a neuron (channel) of any
-    layer means everywhere: objectives, dataset examples, CRAFT, CoSy (:func:`channel_count` agrees)."""
+def channels_first(a: torch.Tensor) -> torch.Tensor:
+    """Activations with their channels in dimension 1: a transformer's tokens (B, L, C) become (B, C, L); a
+    channels-last map (B, H, W, C) - Swin's stages, in torchvision and timm - becomes (B, C, H, W); a map
+    (B, C, H, W) and (B, C) stay. Channels-last maps are recognised by their square grid (atlas feeds every
+    model square images): H == W != C, where a (B, C, H, W) map has H == W."""
     if a.dim() == 3:
-        return a.mean(1)
-    return a.flatten(2).mean(-1) if a.dim() > 2 else a
+        return a.transpose(1, 2)
+    if a.dim() == 4 and a.shape[1] == a.shape[2] != a.shape[3]:
+        return a.permute(0, 3, 1, 2)
+    return a
+
+
+def channel_means(a: torch.Tensor) -> torch.Tensor:
+    """(B, C) per-channel means of a layer's activations (:func:`channels_first`): a map averaged over
+    positions, a transformer's tokens averaged over the tokens, (B, C) as is. What a neuron (channel) of any
+    layer means everywhere: objectives, dataset examples, CRAFT, CoSy (:func:`channel_count` agrees)."""
+    return channels_first(a).flatten(2).mean(-1) if a.dim() > 2 else a
 
 
 def channel_count(a: torch.Tensor) -> int:
-    """The number of channels of activations ``a`` (the last dimension of tokens (B, L, C), else dim 1)."""
-    return int(a.shape[-1] if a.dim() == 3 else a.shape[1])
+    """The number of channels of activations ``a`` (dimension 1 of :func:`channels_first`)."""
+    return int(channels_first(a).shape[1])
 
 
 def as_channels(x: torch.Tensor, layout: str = "nchw") -> torch.Tensor:
-    """View activations as (B, C, L): channels first, all positions (or tokens) flattened. Three-dimensional
-    activations are tokens (B, L, C) whatever ``layout`` says (as in :func:`channel_means`): a card derived
-    from an architecture (a timm or torchvision transformer, a lab's checkpoint) names its blocks without
-    their layout."""
-    if layout == "nld" or x.dim() == 3:
+    """View activations as (B, C, L): channels first, all positions (or tokens) flattened. Tokens (B, L, C)
+    and channels-last maps are read by :func:`channels_first` whatever ``layout`` says: a card derived from
+    an architecture (a timm or torchvision transformer, a lab's checkpoint) names its blocks without their
+    layout."""
+    if layout == "nld" and x.dim() == 3:
         return x.transpose(1, 2)
     if x.dim() == 2:
         return x.unsqueeze(-1)
-    return x.flatten(2)
+    return channels_first(x).flatten(2)

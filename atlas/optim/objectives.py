@@ -11,7 +11,7 @@ from typing import Callable, Dict, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..models.handle import channel_means
+from ..models.handle import as_channels, channel_means, channels_first
 from .transforms import per_target
 
 
@@ -146,7 +146,7 @@ def gram_similarity(acts: torch.Tensor, k: int) -> torch.Tensor:
     """(K, K) cosine similarity between the targets' Gram matrices at one layer: per view the (C, C) Gram
     matrix of the activations over positions, averaged over each target's views, flattened and
     L2-normalised (lucid's ``diversity``)."""
-    f = acts.transpose(1, 2) if acts.dim() == 3 else acts.flatten(2) if acts.dim() > 2 else acts[:, :, None]
+    f = as_channels(acts)
     gram = f.float() @ f.float().transpose(1, 2)
     gram = gram.reshape(k, -1, *gram.shape[1:]).mean(1).flatten(1)
     gram = F.normalize(gram, dim=1, eps=1e-10)
@@ -175,11 +175,13 @@ def diversity(layer: str, groups: Sequence[object], weight: float = 1.0) -> Obje
 
 def channel_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Per-image mean over positions of the L2 distance across channels between activations ``a`` and ``b``:
-    (B,) (faccent ``l2_compare``). Convolutional maps are (B, C, H, W); token maps (B, L, D) use the last
-    axis as channels."""
-    dim = 1 if a.dim() == 4 else -1
-    d = ((a - b).pow(2).sum(dim) + eps).sqrt()
-    return d.flatten(1).mean(1) if d.dim() > 1 else d
+    (B,) (faccent ``l2_compare``). Maps and tokens are read channels first (:func:`channels_first`: a
+    token map (B, L, D) and a channels-last map use their last axis as channels)."""
+    if a.dim() > 2:
+        a, b = channels_first(a), channels_first(b)
+        d = ((a - b).pow(2).sum(1) + eps).sqrt()
+        return d.flatten(1).mean(1)
+    return ((a - b).pow(2).sum(-1) + eps).sqrt()
 
 
 def image_differences(x: torch.Tensor):

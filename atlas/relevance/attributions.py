@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
-from ..models.handle import ModelHandle
+from ..models.handle import ModelHandle, channels_first
 from ..registry import Registry
 from .lrp import class_start, layer_relevance
 
@@ -38,7 +38,7 @@ def as_maps(a: torch.Tensor) -> torch.Tensor:
     """(B, C, h, w) maps for every method: transformer tokens (B, L, D) become the patch grid (B, D, g, g)
     (a leading class token, when L - 1 is a square, is dropped), or (B, D, L, 1) if L is no grid."""
     if a.dim() == 4:
-        return a
+        return channels_first(a)  # a channels-last map (Swin) too
     n = a.shape[1]
     for skip in (0, 1):
         g = int(round((n - skip) ** 0.5))
