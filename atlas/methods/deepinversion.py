@@ -105,7 +105,7 @@ class DeepInversionConfig:
 class DeepInversion(Method):
     name = "deepinversion"
     title = "DeepInversion"
-    version = "3"
+    version = "4"  # 4: BatchNorm statistics from PyTorch's own kernel (other rounding)
     Config = DeepInversionConfig
     kinds = ("class",)
     uses_data = False
