@@ -79,3 +79,13 @@ def test_cpu_argsort_in_numpy_threads_orders_like_torch():
     torch.testing.assert_close(x.gather(-1, order), x.sort(-1).values, rtol=0, atol=0)
     q = torch.randn(24, 900).sort(-1).values
     torch.testing.assert_close(sort_matching(x, q), sort_matching(x.double(), q.double()).float(), rtol=1e-6, atol=1e-7)
+
+
+def test_sort_rows_gives_torch_sorts_values():
+    """The reference quantiles' sort in NumPy threads: the same values as ``torch.sort``, ties included."""
+    from atlas.optim.sortmatch import sort_rows
+
+    x = torch.randn(3, 16, 4096, generator=torch.Generator().manual_seed(0))
+    x[0, 0, :64] = 0.5  # ties
+    assert torch.equal(sort_rows(x), x.sort(dim=-1).values)
+    assert torch.equal(sort_rows(x[..., :8]), x[..., :8].sort(dim=-1).values)  # small: torch's own

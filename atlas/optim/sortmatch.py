@@ -65,6 +65,26 @@ def argsort_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out).view(x.shape)
 
 
+def sort_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x.sort(dim=-1).values``, computed in NumPy threads for a float tensor on the CPU (the same values:
+    ``torch.sort`` of Lite0's reference features at the stem took ~30 ms per block and class)."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() < 8192:
+        return x.sort(dim=-1).values
+    out = x.detach().contiguous().reshape(-1, x.shape[-1]).numpy().copy()
+    rows = out.shape[0]
+    parts = max(1, min(rows, torch.get_num_threads()))
+    bounds = [rows * i // parts for i in range(parts + 1)]
+
+    def work(i: int) -> None:
+        out[bounds[i]:bounds[i + 1]].sort(axis=-1)
+
+    if parts == 1:
+        work(0)
+    else:
+        list(_pool().map(work, range(parts)))
+    return torch.from_numpy(out).view(x.shape)
+
+
 def _packed_argsort(rows: np.ndarray) -> np.ndarray:
     """``np.argsort(rows, axis=-1)`` of float32 rows, ties in index order, as a *sort* of int64 keys (value
     bits made order-preserving, shifted up, the index below them): NumPy's SIMD sort of 64-bit integers
@@ -81,7 +101,7 @@ def _packed_argsort(rows: np.ndarray) -> np.ndarray:
 def reference_quantiles(features: torch.Tensor) -> torch.Tensor:
     """(N, C, L) reference features -> (C, L): each channel's values sorted, averaged over the N images
     (``SortedY = mean(sort(f(y), dim=2), dim=0)`` in Alg. 1)."""
-    return features.sort(dim=-1).values.mean(0)
+    return sort_rows(features).mean(0)
 
 
 def sort_matching(syn: torch.Tensor, quantiles: torch.Tensor, channel_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -118,7 +138,7 @@ FeatureFn = Callable[[str, torch.Tensor, Evaluation], torch.Tensor]
 
 
 def plain_features(key: str, acts: torch.Tensor, ev: Evaluation) -> torch.Tensor:
-    """The block's activations as they are (class neurons without relevance)."""
+    """The block's activations (B, C, L) as they are (class neurons without relevance)."""
     return acts
 
 
@@ -132,14 +152,15 @@ def sort_matching_objective(
 
     ``quantiles[key]`` is (K, C, L): target k's mean reference quantiles at that block. ``features`` may
     transform the captured activations first (e.g. multiply by a relevance map, A x R); it receives the
-    layer key, the activations (K * n, ...) and the evaluation.
+    layer key, the activations channels first, (K * n, C, L) (:func:`~atlas.models.handle.as_channels`),
+    and the evaluation, and returns features of that shape.
     """
     weights = channel_weights or {}
 
     def fn(ev: Evaluation) -> torch.Tensor:
         total = 0.0
         for b in blocks:
-            f = as_channels(features(b.key, ev.acts[b.key], ev), b.layout)
+            f = features(b.key, as_channels(ev.acts[b.key], b.layout), ev)
             n = f.shape[0] // ev.k
             q = quantiles[b.key].to(f.device, f.dtype).repeat_interleave(n, 0)
             w = weights.get(b.key)
