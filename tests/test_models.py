@@ -192,6 +192,27 @@ def test_paper_cards_match_torchvision_default_weights(name):
         assert getattr(card, field) == getattr(derived, field), field
 
 
+def test_derived_cards_match_the_stages_not_pooling_or_flattening_layers():
+    """VITAL's blocks of a card derived from an architecture: a torchvision network's container of stages is
+    opened (Swin's 8 stages, MobileNet's 13 blocks), parameter-free layers (pooling, flattening, Swin's
+    permute) are no blocks, a ResNet keeps the zoo's stem and four stages, timm's feature stages stay."""
+    import torch.nn as nn
+
+    from atlas.models.arch import generic_blocks
+
+    paths = lambda name: [b.path for b in card_for(name).blocks]  # noqa: E731
+    assert paths("swin_t") == [f"features.{i}" for i in range(8)] + ["norm"]
+    assert paths("mobilenet_v3_small") == [f"features.{i}" for i in range(13)]
+    assert paths("resnet18") == ["conv1", "layer1", "layer2", "layer3", "layer4"]
+    assert paths("timm:swin_tiny_patch4_window7_224") == [f"layers.{i}" for i in range(4)]
+    for name in ("swin_t", "mobilenet_v3_small", "resnet18", "vgg16", "convnext_tiny", "vit_b_16"):
+        module = meta_module(card_for(name).builder)
+        assert all(any(True for _ in module.get_submodule(b.path).parameters()) for b in card_for(name).blocks), name
+    two = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Sequential(nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3)),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    assert [b.path for b in generic_blocks(two)] == ["0", "2"]  # a container of two stays one block
+
+
 def test_card_lookup_without_weights_and_unknown_names():
     assert card_for("timm:vit_tiny_patch16_224").transformer and card_for("vit_b_16").transformer
     assert not card_for("timm:resnet18").transformer

@@ -151,17 +151,33 @@ def last_linear(module: nn.Module) -> str:
     return last
 
 
+def _has_weights(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
 def generic_blocks(module: nn.Module) -> Tuple[Block, ...]:
-    """Blocks for a model without its own list: timm's ``feature_info`` stages, else every top-level child but
-    the classifier."""
+    """VITAL's blocks of an architecture without a card: timm's feature stages; a ResNet-style network's stem
+    and four stages (as the zoo's ResNet-50 card); else the top-level children with weights but the
+    classifier (parameter-free pooling, activation, flattening and permuting layers are no blocks), a
+    container of stages among them (torchvision's ``features`` of MobileNet, EfficientNet, ConvNeXt, Swin,
+    DenseNet, VGG) replaced by its children with weights."""
     info = getattr(module, "feature_info", None)
     if info is not None:
         try:
             return tuple(Block(f["module"]) for f in info)
         except (TypeError, KeyError):
             pass
-    children = [n for n, _ in module.named_children()]
-    return tuple(Block(n) for n in children[:-1])
+    children = list(module.named_children())
+    if {"conv1", "layer1", "layer2", "layer3", "layer4"} <= {n for n, _ in children}:
+        return tuple(Block(n) for n in ("conv1", "layer1", "layer2", "layer3", "layer4"))
+    body = children[:-1]  # all but the classifier
+    weighted = [(n, m) for n, m in body if _has_weights(m)] or body
+    out = []
+    for name, child in weighted:
+        stages = [(f"{name}.{n}", m) for n, m in child.named_children() if _has_weights(m)] \
+            if isinstance(child, (nn.Sequential, nn.ModuleList)) else []
+        out.extend(stages if len(stages) >= 3 else [(name, child)])
+    return tuple(Block(n) for n, _ in out)
 
 
 def torchvision_family(name: str) -> str:

@@ -118,7 +118,7 @@ def user_card(name: str, spec, pool: Optional[str] = None) -> ModelCard:
                          f"{num_classes} outputs; give one class name per output, in output order")
     size, mean, std = _input(spec, builder, named, base, in_chans, name)
     layers = {n for n, _ in module.named_modules() if n}
-    blocks = tuple(Block(p) for p in spec.blocks) if spec.blocks else (named.blocks if named else derived_blocks(module))
+    blocks = tuple(Block(p) for p in spec.blocks) if spec.blocks else (named.blocks if named else generic_blocks(module))
     for b in blocks:
         _layer(b.path, layers, name, "blocks")
     resnet = _resnet_layout(builder, module)
@@ -446,22 +446,6 @@ def _resnet_layout(builder: str, module: nn.Module) -> bool:
     arch = builder.split(":")[-1]
     children = {n for n, _ in module.named_children()}
     return arch.startswith(("resnet", "resnext", "wide_resnet")) and {"layer1", "layer2", "layer3", "layer4"} <= children
-
-
-def derived_blocks(module: nn.Module) -> Tuple[Block, ...]:
-    """VITAL's blocks of an architecture without a card: timm's feature stages; a ResNet-style network's stem
-    and stages (as the zoo's ResNet-50 card); else the top-level children with weights, but the classifier
-    (parameter-free pooling, activation and flattening layers are no blocks)."""
-    info = getattr(module, "feature_info", None)
-    children = list(module.named_children())
-    names = {n for n, _ in children}
-    if info is None and {"conv1", "layer1", "layer2", "layer3", "layer4"} <= names:
-        return tuple(Block(n) for n in ("conv1", "layer1", "layer2", "layer3", "layer4"))
-    blocks = generic_blocks(module)
-    if info is None:
-        weighted = {n for n, m in children if any(True for _ in m.parameters())}
-        blocks = tuple(b for b in blocks if b.path in weighted) or blocks
-    return blocks
 
 
 def _lrp(value: Optional[str], builder: str, named: Optional[ModelCard], module: nn.Module, transformer: bool,
