@@ -43,7 +43,7 @@ from atlas.data import open_pool  # noqa: E402
 from atlas.methods import METHODS, RunContext  # noqa: E402
 from atlas.models import load_model  # noqa: E402
 from atlas.pipeline.compute import compute_settings, prepare_model  # noqa: E402
-from atlas.pipeline.estimate import FLOPS_PER_MAC, FWD_BWD_FACTOR, H100_PEAK_FLOPS, model_gflops  # noqa: E402
+from atlas.pipeline.estimate import FLOPS_PER_MAC, FWD_BWD_FACTOR, model_gflops  # noqa: E402
 from atlas.targets import Target  # noqa: E402
 
 

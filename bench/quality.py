@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import emit, machine, setup_threads  # noqa: E402
 
-from atlas.config import PRESETS, DataConfig, TargetsConfig, freeze_settings  # noqa: E402
+from atlas.config import PRESETS, TargetsConfig, freeze_settings  # noqa: E402
 from atlas.data import open_pool  # noqa: E402
 from atlas.image_checks import CUTOFF, degenerate_reason, image_checks  # noqa: E402
 from atlas.methods import METHODS  # noqa: E402
