@@ -366,3 +366,19 @@ def test_each_real_image_is_loaded_once_for_all_backbones(tmp_path, monkeypatch)
     backbones = {p.parts[-3] for p in (store.metrics_dir / "features").glob("*/*/*.npy")}
     assert len(backbones) >= 2
     assert sorted(drawn) == sorted(plan.classes["tiny64"])  # one draw per class, whatever the backbones
+
+
+def test_loaded_images_keep_within_their_budget_and_never_lose_an_image_being_read():
+    """The cache of loaded images evicts the least recently used past its budget; an image read from it in
+    the same call that loads others (which may evict it) is still returned."""
+    from atlas.metrics.cache import ItemGroup
+    from atlas.metrics.runner import LoadedImages
+
+    loads = []
+    imgs = {f"i{k}": torch.full((3, 4, 4), float(k)) for k in range(4)}  # 192 bytes each
+    group = ItemGroup("g", tuple(imgs), lambda idx: (loads.extend(idx), [imgs[f"i{i}"] for i in idx])[1])
+    cache = LoadedImages(budget=2 * 192)
+    assert [float(x[0, 0, 0]) for x in cache.load(group, [0, 1])] == [0.0, 1.0]
+    got = cache.load(group, [2, 3, 0])  # 2 and 3 are loaded and evict 0 and 1, then 0 is returned anyway
+    assert [float(x[0, 0, 0]) for x in got] == [2.0, 3.0, 0.0]
+    assert loads == [0, 1, 2, 3] and cache.used <= cache.budget

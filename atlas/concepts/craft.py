@@ -67,7 +67,6 @@ class CraftResult:
         return np.percentile(self.maps.reshape(-1, self.k), percentile, axis=0)
 
 
-
 def patch_activations(model: ModelHandle, images: torch.Tensor, layer: str, patch: int = 64, stride: int = 51,
                       batch_images: int = 4, progress: Optional[Callable[[int], None]] = None) -> torch.Tensor:
     """Spatially averaged activations (N * P, C) of every patch of ``images`` at ``layer`` (non-negative)."""

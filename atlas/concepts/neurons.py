@@ -142,8 +142,7 @@ def check_channels(model, layer: str, channels) -> None:
     """An unknown layer or a channel beyond the layer's size is a one-line error."""
     size = model.input_size
     with torch.no_grad():
-        count = model.activations(torch.zeros(1, 3, size, size, device=model.device), [layer])[layer]
-        count = channel_count(count)
+        count = channel_count(model.activations(torch.zeros(1, 3, size, size, device=model.device), [layer])[layer])
     bad = [c for c in channels if not 0 <= c < count]
     if bad:
         raise AtlasError(f"neuron {bad[0]} out of range for layer {layer} of {model.name}: "

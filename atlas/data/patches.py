@@ -143,7 +143,6 @@ class PatchQuestion(ABC):
         """The result, from each source image's best (and worst) patch per column."""
 
 
-
 class TopChannelPatches(PatchQuestion):
     """The top-``n`` patches (unique source images) of each channel in ``channels`` of ``layer``, scored by
     the channel's spatial mean; with ``bottom``, also the bottom-``n``. Answer: ``{channel: NeuronExamples}``."""

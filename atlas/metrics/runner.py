@@ -130,13 +130,10 @@ class LoadedImages:
     def load(self, group: ItemGroup, idx: Sequence[int]) -> List[Optional[torch.Tensor]]:
         missing = [i for i in idx if group.ids[i] not in self.items]
         fresh = dict(zip(missing, group.load(missing))) if missing else {}
-        out = []
-        for i in idx:
-            item = group.ids[i]
-            img = fresh[i] if i in fresh else self.items[item]
+        out = [fresh[i] if i in fresh else self.items[group.ids[i]] for i in idx]  # read all before keeping any
+        for i, img in zip(idx, out):
             if img is not None:
-                self._keep(item, img)
-            out.append(img)
+                self._keep(group.ids[i], img)
         return out
 
     def _keep(self, item: str, img: torch.Tensor) -> None:

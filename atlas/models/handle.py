@@ -281,8 +281,6 @@ def as_channels(x: torch.Tensor, layout: str = "nchw") -> torch.Tensor:
     and channels-last maps are read by :func:`channels_first` whatever ``layout`` says: a card derived from
     an architecture (a timm or torchvision transformer, a lab's checkpoint) names its blocks without their
     layout."""
-    if layout == "nld" and x.dim() == 3:
-        return x.transpose(1, 2)
     if x.dim() == 2:
         return x.unsqueeze(-1)
     return channels_first(x).flatten(2)

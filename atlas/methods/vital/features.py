@@ -13,7 +13,7 @@ import torch
 
 from ...models.handle import as_channels
 from ...optim.objectives import Evaluation
-from ...optim.sortmatch import MatchedBlock, reference_quantiles, sort_rows
+from ...optim.sortmatch import MatchedBlock, reference_quantiles
 from ...relevance import Start, relevance
 from ...relevance.lrp import LRPSession
 
@@ -39,8 +39,8 @@ def plain_reference_stats(model, images: torch.Tensor, blocks: Sequence[MatchedB
         for i in range(0, images.shape[0], batch):
             acts = model.activations(images[i:i + batch].to(model.device), [b.key for b in blocks])
             for b in blocks:
-                feats[b.key].append(sort_rows(as_channels(acts[b.key], b.layout).float()).cpu())
-    return {k: torch.cat(v).mean(0) for k, v in feats.items()}
+                feats[b.key].append(as_channels(acts[b.key], b.layout).float().cpu())
+    return {k: reference_quantiles(torch.cat(v)) for k, v in feats.items()}
 
 
 def relevance_reference_stats(model, images: torch.Tensor, blocks: Sequence[MatchedBlock], start: Start,
@@ -57,7 +57,7 @@ def relevance_reference_stats(model, images: torch.Tensor, blocks: Sequence[Matc
             acts = model.activations(x.to(model.device), keys)
         for b in blocks:
             rn, imp = normalised_relevance(rel.layers[b.key], b.layout)
-            q[b.key].append(sort_rows(as_channels(acts[b.key], b.layout).float() * rn.to(acts[b.key].device)).cpu())
+            q[b.key].append((as_channels(acts[b.key], b.layout).float() * rn.to(acts[b.key].device)).cpu())
             w[b.key].append(imp.cpu())
     return ({k: reference_quantiles(torch.cat(v)) for k, v in q.items()},
             {k: torch.cat(v).mean(0) for k, v in w.items()})
