@@ -20,6 +20,27 @@ def test_bundled_pool_covers_the_demo_classes():
     assert img.mode == "RGB"
 
 
+def test_scikit_learn_photos_are_read_without_importing_scikit_learn():
+    """The flower and china photos are scikit-learn's own (``load_sample_image``'s arrays), read from its
+    folder; a process that opens the bundled pool, reads a photo and its fingerprint imports neither
+    scikit-learn nor SciPy's statistics (~1 s of every worker's and resumed build's start)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_sample_image
+
+    pool = BundledPool()
+    flower = pool.load(pool.items(985)[0])
+    assert np.array_equal(np.asarray(flower), load_sample_image("flower.jpg"))
+    code = ("import sys\nfrom atlas.app import install\ninstall()\nfrom atlas.data import BundledPool\n"
+            "p = BundledPool()\np.load(p.items(985)[0])\nprint(p.fingerprint())\n"
+            "print(sorted(m for m in ('sklearn', 'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    fingerprint, imported = out.stdout.split("\n")[:2]
+    assert fingerprint == pool.fingerprint() and imported == "[]"
+
+
 def test_reference_sets_are_deterministic_per_seed():
     pool = BundledPool()
     a = pool.reference_images(285, 4, 64, seed=0)

@@ -15,6 +15,8 @@ Unreadable files are skipped and counted; greyscale, palette and CMYK images are
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import itertools
 import logging
 from dataclasses import dataclass
@@ -157,10 +159,15 @@ def _motorcycle(i: int) -> Callable[[], np.ndarray]:
 
 
 def _sklearn(name: str) -> Callable[[], np.ndarray]:
+    """A sample photo of scikit-learn (``sklearn.datasets.load_sample_image(name)``: the same array), read
+    from the package's folder: importing scikit-learn imports SciPy's statistics, ~1 s of every process
+    start (a worker, a resumed build) that needs only the photo."""
     def load():
-        from sklearn.datasets import load_sample_image
-
-        return load_sample_image(name)
+        spec = importlib.util.find_spec("sklearn")
+        if spec is None or spec.origin is None:
+            raise AtlasError(f"the bundled photo {name} needs scikit-learn (pip install scikit-learn)")
+        with Image.open(Path(spec.origin).parent / "datasets" / "images" / name) as image:
+            return np.array(image.convert("RGB"), dtype=np.uint8)
 
     return load
 
@@ -216,10 +223,9 @@ class BundledPool(ImagePool):
         return [ImageRef(n, c) for n, (c, _) in BUNDLED_PHOTOS.items()]
 
     def fingerprint(self) -> str:
-        import skimage
-        import sklearn
-
-        return f"bundled-{skimage.__version__}-{sklearn.__version__}-{len(BUNDLED_PHOTOS)}"
+        # the installed versions, read without importing the packages (scikit-learn's import takes ~1 s)
+        return (f"bundled-{importlib.metadata.version('scikit-image')}-{importlib.metadata.version('scikit-learn')}"
+                f"-{len(BUNDLED_PHOTOS)}")
 
     def class_ids(self) -> List[int]:
         return sorted({c for c, _ in BUNDLED_PHOTOS.values()}) if self.imagenet else []

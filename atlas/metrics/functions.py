@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import linalg
-from scipy.stats import rankdata
 
 
 # --------------------------------------------------------------------------------------------- FID / KID
@@ -36,6 +34,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(f"mismatched statistics: {mu1.shape} vs {mu2.shape}, {sigma1.shape} vs {sigma2.shape}")
     diff = mu1 - mu2
+    from scipy import linalg  # imported here: scipy's import costs every process start ~1 s
+
     covmean = linalg.sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma1.shape[0]) * eps
@@ -109,6 +109,8 @@ def auc(control: Sequence[float], synthetic: Sequence[float]) -> float:
     c, s = np.asarray(control, np.float64).ravel(), np.asarray(synthetic, np.float64).ravel()
     if c.size == 0 or s.size == 0:
         raise ValueError("AUC needs at least one control and one synthetic activation")
+    from scipy.stats import rankdata  # imported here, as linalg above
+
     ranks = rankdata(np.concatenate([c, s]))
     u = ranks[c.size:].sum() - s.size * (s.size + 1) / 2
     return float(u / (c.size * s.size))
