@@ -56,6 +56,37 @@ def test_capture_removes_hooks(lite0):
     assert [len(m._forward_hooks) for m in mods] == before
 
 
+def test_forward_only_batches_run_in_chunks_on_the_cpu_with_the_same_values(lite0):
+    """Without autograd a CPU runs a large batch in chunks of CPU_FORWARD_CHUNK images (a batch of 64
+    patches ran at half the rate of chunks of 4): the activations and logits equal one pass's; with
+    autograd, or a batch that fits a chunk, one pass."""
+    from atlas.models import handle as H
+
+    calls = []
+    hook = lite0.module.conv_stem.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[0]))
+    try:
+        x = torch.rand(10, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            acts = lite0.activations(x, ["blocks.2", "blocks.4"])
+            feats = lite0.features(x, ["bn2"])
+            assert calls == [4, 4, 2] * 2
+            calls.clear()
+            whole_acts = lite0._activations(x, ["blocks.2", "blocks.4"])
+            whole = lite0._features(x, ["bn2"])
+        assert calls == [10, 10] and H.CPU_FORWARD_CHUNK == 4
+        for k in acts:
+            assert torch.allclose(acts[k], whole_acts[k], atol=1e-5) and acts[k].shape[0] == 10
+        assert torch.allclose(feats["logits"], whole["logits"], atol=1e-4)
+        assert torch.allclose(feats["bn2"], whole["bn2"], atol=1e-5)
+        calls.clear()
+        lite0.features(x[:6], ["bn2"])["logits"].sum()  # autograd on: one pass
+        with torch.no_grad():
+            lite0.activations(x[:3], ["blocks.2"])  # fits a chunk: one pass
+        assert calls == [6, 3]
+    finally:
+        hook.remove()
+
+
 def test_unknown_layer_and_class(lite0):
     with pytest.raises(AtlasError, match="unknown layer of model efficientnet_lite0: 'blocks.9'"):
         lite0.module_at("blocks.9")
