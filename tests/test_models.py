@@ -87,6 +87,37 @@ def test_forward_only_batches_run_in_chunks_on_the_cpu_with_the_same_values(lite
         hook.remove()
 
 
+def test_forward_chunks_keep_a_sequence_first_layer_whole():
+    """A captured output without the batch first - the (L, B, C) layer of a lab's sequence-first model -
+    cannot be put together from chunks: that batch runs in one pass and keeps its shape."""
+    import torch.nn as nn
+
+    from atlas.models.card import Block
+    from atlas.models.handle import ModelHandle
+
+    class SeqFirst(nn.Module):
+        def forward(self, x):
+            return x.flatten(2).permute(2, 0, 1)  # (B, C, H, W) -> (H * W, B, C)
+
+    class SeqNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.seq, self.fc = nn.Conv2d(3, 4, 3, stride=2, padding=1), SeqFirst(), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(self.seq(self.conv(x)).mean(0))
+
+    model = ModelHandle(name="seq", family="test", module=SeqNet(), mean=(0.5,) * 3, std=(0.25,) * 3,
+                        input_size=16, class_names=("a", "b", "c"), wnids=("n1", "n2", "n3"),
+                        blocks=(Block("conv"),), penultimate="fc:in")
+    x = torch.rand(10, 3, 16, 16)
+    with torch.no_grad():
+        got, whole = model.activations(x, ["conv", "seq"]), model._activations(x, ["conv", "seq"])
+        feats = model.features(x, ["seq"])
+    assert got["seq"].shape == whole["seq"].shape == (64, 10, 4) and feats["seq"].shape == (64, 10, 4)
+    assert torch.allclose(got["seq"], whole["seq"]) and torch.allclose(got["conv"], whole["conv"])
+
+
 def test_unknown_layer_and_class(lite0):
     with pytest.raises(AtlasError, match="unknown layer of model efficientnet_lite0: 'blocks.9'"):
         lite0.module_at("blocks.9")

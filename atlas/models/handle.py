@@ -267,9 +267,13 @@ def _in_chunks(x: torch.Tensor, run: Callable[[torch.Tensor], Dict[str, torch.Te
     n = x.shape[0]
     if torch.is_grad_enabled() or x.device.type != "cpu" or n <= CPU_FORWARD_CHUNK:
         return run(x)
+    sizes = [min(CPU_FORWARD_CHUNK, n - i) for i in range(0, n, CPU_FORWARD_CHUNK)]
     parts = [run(x[i:i + CPU_FORWARD_CHUNK]) for i in range(0, n, CPU_FORWARD_CHUNK)]
-    if not all(isinstance(v, torch.Tensor) for p in parts for v in p.values()):
-        return run(x)  # a captured output that is not one tensor (a module returning a tuple): whole
+    if not all(isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == size
+               for p, size in zip(parts, sizes) for v in p.values()):
+        # a captured output that is not one tensor with the batch first (a module returning a tuple, a
+        # sequence-first (L, B, C) layer): the batch in one pass
+        return run(x)
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
