@@ -263,17 +263,18 @@ CPU_FORWARD_CHUNK = 4
 
 def _in_chunks(x: torch.Tensor, run: Callable[[torch.Tensor], Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
     """``run(x)``; without autograd on a CPU, over chunks of :data:`CPU_FORWARD_CHUNK` images, concatenated
-    (the same values up to the rounding of a batch's kernels)."""
-    n = x.shape[0]
-    if torch.is_grad_enabled() or x.device.type != "cpu" or n <= CPU_FORWARD_CHUNK:
+    (the same values up to the rounding of a batch's kernels). A captured output that is not one tensor with
+    the batch first (a module returning a tuple, a sequence-first (L, B, C) layer) cannot be concatenated:
+    then the batch runs in one pass, found on the first chunk."""
+    if torch.is_grad_enabled() or x.device.type != "cpu" or x.shape[0] <= CPU_FORWARD_CHUNK:
         return run(x)
-    sizes = [min(CPU_FORWARD_CHUNK, n - i) for i in range(0, n, CPU_FORWARD_CHUNK)]
-    parts = [run(x[i:i + CPU_FORWARD_CHUNK]) for i in range(0, n, CPU_FORWARD_CHUNK)]
-    if not all(isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == size
-               for p, size in zip(parts, sizes) for v in p.values()):
-        # a captured output that is not one tensor with the batch first (a module returning a tuple, a
-        # sequence-first (L, B, C) layer): the batch in one pass
-        return run(x)
+    parts = []
+    for chunk in x.split(CPU_FORWARD_CHUNK):
+        part = run(chunk)
+        if not all(isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == chunk.shape[0]
+                   for v in part.values()):
+            return run(x)
+        parts.append(part)
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 

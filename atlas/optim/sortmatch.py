@@ -50,18 +50,11 @@ def argsort_rows(x: torch.Tensor) -> torch.Tensor:
         return x.argsort(dim=-1)
     flat = x.detach().contiguous().reshape(-1, x.shape[-1]).numpy()
     out = np.empty(flat.shape, dtype=np.int64)
-    rows = flat.shape[0]
-    parts = max(1, min(rows, torch.get_num_threads()))
-    bounds = [rows * i // parts for i in range(parts + 1)]
 
-    def work(i: int) -> None:
-        lo, hi = bounds[i], bounds[i + 1]
+    def work(lo: int, hi: int) -> None:
         out[lo:hi] = _packed_argsort(flat[lo:hi])
 
-    if parts == 1:
-        work(0)
-    else:
-        list(_pool().map(work, range(parts)))
+    _over_rows(flat.shape[0], work)
     return torch.from_numpy(out).view(x.shape)
 
 
@@ -71,18 +64,19 @@ def sort_rows(x: torch.Tensor) -> torch.Tensor:
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() < 8192:
         return x.sort(dim=-1).values
     out = x.detach().contiguous().reshape(-1, x.shape[-1]).numpy().copy()
-    rows = out.shape[0]
+    _over_rows(out.shape[0], lambda lo, hi: out[lo:hi].sort(axis=-1))
+    return torch.from_numpy(out).view(x.shape)
+
+
+def _over_rows(rows: int, work: Callable[[int, int], None]) -> None:
+    """``work(lo, hi)`` over ``rows`` split into one contiguous range per torch thread, in the sort pool's
+    threads (NumPy's sorts release the GIL)."""
     parts = max(1, min(rows, torch.get_num_threads()))
     bounds = [rows * i // parts for i in range(parts + 1)]
-
-    def work(i: int) -> None:
-        out[bounds[i]:bounds[i + 1]].sort(axis=-1)
-
     if parts == 1:
-        work(0)
+        work(0, rows)
     else:
-        list(_pool().map(work, range(parts)))
-    return torch.from_numpy(out).view(x.shape)
+        list(_pool().map(lambda i: work(bounds[i], bounds[i + 1]), range(parts)))
 
 
 def _packed_argsort(rows: np.ndarray) -> np.ndarray:
