@@ -11,6 +11,7 @@ from torch import nn
 from ..errors import AtlasError, unknown_choice
 from .arch import NO_TRANSFORMER_LRP, has_batchnorm_layers, named_transformer
 from .card import Block, ModelCard
+from .fold import Folded, fold_batchnorm
 
 
 @dataclass
@@ -42,6 +43,7 @@ class ModelHandle:
     autocast: Optional[torch.dtype] = None
     card: Optional[ModelCard] = None
     in_chans: int = 3
+    fold_batchnorm: bool = True
     _modules: Dict[str, nn.Module] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -49,6 +51,10 @@ class ModelHandle:
         for p in self.module.parameters():
             p.requires_grad_(False)
         self._modules = dict(self.module.named_modules())
+        self._module_list = list(self._modules.values())
+        self._captures: List[tuple] = []  # the active capture blocks: (keys, store, stop)
+        self._fold: Optional[Folded] = None
+        self._fold_key = None
         self._mean = torch.tensor(self.mean).view(1, -1, 1, 1)
         self._std = torch.tensor(self.std).view(1, -1, 1, 1)
         if self.card is None:
@@ -114,15 +120,45 @@ class ModelHandle:
         return (self.to_channels(x) - self._mean) / self._std
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for images ``x`` (B, C, H, W) in [0, 1] (C: the model's channels, or RGB)."""
+        """Logits for images ``x`` (B, C, H, W) in [0, 1] (C: the model's channels, or RGB).
+
+        Runs the model's BatchNorm-folded copy (:mod:`atlas.models.fold`) where it has one and no hook is
+        registered on the model itself; the active :meth:`capture` blocks are hooked on whichever runs."""
         x = self.normalize(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.autocast is None:
-            return self.module(x)
-        with torch.autocast(x.device.type, dtype=self.autocast):
-            out = self.module(x)
-        return out.float()
+        module, modules, read = self._runner()
+        handles = self._hook_captures(modules, read)
+        try:
+            if self.autocast is None:
+                return module(x)
+            with torch.autocast(x.device.type, dtype=self.autocast):
+                out = module(x)
+            return out.float()
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _runner(self):
+        """(module, its named modules, how to read a captured value back) for the next forward pass: the
+        folded copy, unless folding is off, impossible, or something has hooked the model itself (LRP,
+        a replaced layer: it must run what it hooked)."""
+        folded = self._folded() if self.fold_batchnorm else None
+        if folded is None or any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+                                 or m._backward_pre_hooks for m in self._module_list):
+            return self.module, self._modules, None
+        return folded.module, folded.modules, folded.read
+
+    def _folded(self) -> Optional[Folded]:
+        """The folded copy for the model's current device and memory format (built once for each)."""
+        key = (str(self.device), self.channels_last)
+        if self._fold_key != key:
+            shape = (2, self.in_chans, self.input_size, self.input_size)
+            sample = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(self.device)
+            if self.channels_last:
+                sample = sample.contiguous(memory_format=torch.channels_last)
+            self._fold, self._fold_key = fold_batchnorm(self.module, sample), key
+        return self._fold
 
     def _captured(self, t):
         """A captured activation, in float32 when the model runs under autocast."""
@@ -163,38 +199,44 @@ class ModelHandle:
     # ------------------------------------------------------------------ hooks
     @contextmanager
     def capture(self, keys: Sequence[str], stop: bool = False) -> Iterator[Dict[str, torch.Tensor]]:
-        """Register forward hooks on ``keys`` for the duration of the block; yields the dict they fill.
+        """Capture ``keys`` in every forward pass of this handle for the duration of the block; yields the
+        dict they fill (the original model's values, whichever copy runs: :meth:`__call__`).
 
         ``stop``: a forward pass ends as soon as every key is captured (clear the dict before each pass):
         the call raises :class:`StopForward` instead of returning logits, and a backward pass from the
-        captured activations costs only the layers below them. Every hook is removed on exit, even after
-        an exception.
+        captured activations costs only the layers below them. The hooks live only during each pass.
         """
-        store: Dict[str, torch.Tensor] = {}
-        handles = []
         wanted = list(dict.fromkeys(keys))
-
-        def done():
-            if stop and len(store) == len(wanted):
-                raise StopForward
-
+        for key in wanted:
+            self.module_at(key)  # an unknown name is an AtlasError now, not at the first pass
+        entry = (wanted, {}, stop)
+        self._captures.append(entry)
         try:
-            for key in wanted:
-                mod = self.module_at(key)
-                if key.endswith(":in"):
-                    def pre(m, args, _k=key):
-                        store[_k] = self._captured(args[0])
-                        done()
-                    handles.append(mod.register_forward_pre_hook(pre))
-                else:
-                    def post(m, args, out, _k=key):
-                        store[_k] = self._captured(out)
-                        done()
-                    handles.append(mod.register_forward_hook(post))
-            yield store
+            yield entry[1]
         finally:
+            self._captures.remove(entry)
+
+    def _hook_captures(self, modules: Dict[str, nn.Module], read) -> list:
+        """Forward hooks of the active captures on ``modules`` (the copy about to run); returns their handles."""
+        handles = []
+        try:
+            for wanted, store, stop in self._captures:
+                for key in wanted:
+                    def keep(value, _k=key, _store=store, _wanted=wanted, _stop=stop):
+                        value = self._captured(value)
+                        _store[_k] = value if read is None else read(_k, value)
+                        if _stop and len(_store) == len(_wanted):
+                            raise StopForward
+
+                    mod = modules[key[:-3] if key.endswith(":in") else key]
+                    handles.append(mod.register_forward_pre_hook(lambda m, args, _keep=keep: _keep(args[0]))
+                                   if key.endswith(":in") else
+                                   mod.register_forward_hook(lambda m, args, out, _keep=keep: _keep(out)))
+        except BaseException:
             for h in handles:
                 h.remove()
+            raise
+        return handles
 
     def activations(self, x: torch.Tensor, keys: Sequence[str]) -> Dict[str, torch.Tensor]:
         """Activations at ``keys`` for images ``x`` in [0, 1], stopping the forward pass as soon as the
@@ -204,31 +246,12 @@ class ModelHandle:
         return _in_chunks(x, lambda part: self._activations(part, keys))
 
     def _activations(self, x: torch.Tensor, keys: List[str]) -> Dict[str, torch.Tensor]:
-        store: Dict[str, torch.Tensor] = {}
-        handles = []
-
-        def make(key):
-            def hook(m, args, out=None):
-                store[key] = self._captured(args[0] if key.endswith(":in") else out)
-                if len(store) == len(keys):
-                    raise _StopForward
-
-            return hook
-
-        try:
-            for key in keys:
-                mod = self.module_at(key)
-                h = mod.register_forward_pre_hook(make(key)) if key.endswith(":in") else \
-                    mod.register_forward_hook(make(key))
-                handles.append(h)
+        with self.capture(keys, stop=True) as store:
             try:
                 self(x)
-            except _StopForward:
+            except StopForward:
                 pass
-        finally:
-            for h in handles:
-                h.remove()
-        return store
+        return dict(store)
 
     def features(self, x: torch.Tensor, keys: Sequence[str]) -> Dict[str, torch.Tensor]:
         """Run ``x`` (in [0, 1]) and return the captured activations (plus ``"logits"``); without autograd,

@@ -1,0 +1,140 @@
+"""BatchNorm folded into the convolution before it: the same model, one elementwise pass fewer per layer.
+
+In eval mode a BatchNorm after a convolution is an affine map per channel, y = s * conv(x) + t with
+s = gamma / sqrt(running_var + eps) and t = beta - running_mean * s, so it can be folded into the
+convolution's weights and bias (w' = s * w, b' = s * b + t) and the BatchNorm's own pass skipped. On
+EfficientNet-Lite0 (224 px, batch 4, CPU) that is 19-23 % more images per second, forward and forward +
+backward (``bench/fold.py``). The values are the same up to float rounding (~1e-5 of the logits).
+
+:func:`fold_batchnorm` builds a *copy* of the model with its foldable pairs folded; the model itself is never
+changed, so everything that reads its weights or BatchNorm statistics (LRP's canonizers, DeepInversion's
+feature statistics) or hooks its modules directly still sees the original. The copy answers every capture
+key the original does (:meth:`Folded.read`): a folded convolution's output and a folded BatchNorm's input
+are the affine-normalised value in the copy, and are mapped back, (y - t) / s.
+
+A pair is folded only when it is certainly the same model: a ``Conv2d`` (or subclass that convolves with its
+``weight`` and ``bias``, such as timm's TF-"same" padding convolution) whose output tensor is the input of a
+``BatchNorm2d`` with running statistics and no zero scale, whose forward atlas can replace exactly
+(``torch.nn.BatchNorm2d`` itself; timm's ``BatchNormAct2d``: dropout and activation after the norm). Then
+every module's output of the copy is compared with the original's on a random batch; any difference beyond
+rounding (a convolution output that something else also reads, a subclass that does more) gives up the
+copy, and the model runs as it is.
+"""
+from __future__ import annotations
+
+import copy
+import types
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Folded:
+    """The folded copy of a model: ``module``, its named modules, and for each capture key whose value the
+    fold changes the per-channel (scale, shift) that maps it back: original = (value - shift) / scale."""
+
+    module: nn.Module
+    modules: Dict[str, nn.Module]
+    inverse: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    pairs: int = 0
+
+    def read(self, key: str, value):
+        """The original model's value at ``key``, from the copy's ``value`` there."""
+        back = self.inverse.get(key)
+        if back is None or not isinstance(value, torch.Tensor):
+            return value
+        scale, shift = back
+        view = (1, -1) + (1,) * (value.dim() - 2)
+        return (value - shift.to(value).view(view)) / scale.to(value).view(view)
+
+
+def _passthrough(bn: nn.Module) -> Optional[Callable]:
+    """The forward of ``bn`` without its normalisation, or None where atlas cannot write it exactly."""
+    if type(bn) is nn.BatchNorm2d:
+        return lambda self, x: x
+    if type(bn).__name__ == "BatchNormAct2d" and hasattr(bn, "act") and hasattr(bn, "drop"):
+        return lambda self, x: self.act(self.drop(x))  # timm: batch_norm, then drop, then act
+    return None
+
+
+def _conv_bn_pairs(module: nn.Module, sample: torch.Tensor) -> List[Tuple[str, str]]:
+    """(conv name, BatchNorm name) for every BatchNorm2d whose input is a Conv2d's output, in one pass."""
+    produced: Dict[int, Tuple[str, torch.Tensor]] = {}  # the tensors kept alive: no id is reused
+    pairs: List[Tuple[str, str]] = []
+    handles = []
+    for name, mod in module.named_modules():
+        if isinstance(mod, nn.Conv2d):
+            handles.append(mod.register_forward_hook(lambda m, a, out, n=name: produced.__setitem__(id(out), (n, out))))
+        elif isinstance(mod, nn.BatchNorm2d):
+            def pre(m, args, n=name):
+                hit = produced.get(id(args[0])) if args else None
+                if hit is not None and hit[1] is args[0]:
+                    pairs.append((hit[0], n))
+            handles.append(mod.register_forward_pre_hook(pre))
+    try:
+        with torch.no_grad():
+            module(sample)
+    finally:
+        for h in handles:
+            h.remove()
+    return list(dict.fromkeys(pairs))
+
+
+def _outputs(module: nn.Module, sample: torch.Tensor, skip: set) -> Dict[str, torch.Tensor]:
+    """Every module's tensor output (except ``skip``) and the model's output, for one batch."""
+    seen: Dict[str, torch.Tensor] = {}
+    handles = [m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(n, out))
+               for n, m in module.named_modules() if n and n not in skip]
+    try:
+        with torch.no_grad():
+            seen[""] = module(sample)
+    finally:
+        for h in handles:
+            h.remove()
+    return {k: v for k, v in seen.items() if isinstance(v, torch.Tensor) and v.is_floating_point()}
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
+    return a.shape == b.shape and bool(((a - b).abs().max() <= tol * (a.abs().max() + 1e-6)).item())
+
+
+def fold_batchnorm(module: nn.Module, sample: torch.Tensor, tol: float = 1e-3) -> Optional[Folded]:
+    """A copy of ``module`` (in eval mode) with every foldable (Conv2d, BatchNorm2d) pair folded, checked
+    against the original on ``sample`` (a batch of normalised input); None when nothing folds or the check
+    fails."""
+    pairs = _conv_bn_pairs(module, sample)
+    if not pairs:
+        return None
+    twin = copy.deepcopy(module)
+    mods = dict(twin.named_modules())
+    inverse: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
+    folded = 0
+    for conv_name, bn_name in pairs:
+        conv, bn = mods[conv_name], mods[bn_name]
+        forward = _passthrough(bn)
+        if forward is None or bn.running_mean is None or bn.running_var is None:
+            continue
+        with torch.no_grad():
+            gamma = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
+            beta = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_var)
+            scale = gamma / torch.sqrt(bn.running_var + bn.eps)
+            if bool((scale.abs() < 1e-12).any()) or conv.weight.shape[0] != scale.shape[0]:
+                continue
+            shift = beta - bn.running_mean * scale
+            conv.weight.mul_(scale.view(-1, *([1] * (conv.weight.dim() - 1))))
+            bias = shift if conv.bias is None else conv.bias * scale + shift
+            conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+        bn.forward = types.MethodType(forward, bn)
+        inverse[conv_name] = inverse[bn_name + ":in"] = (scale.detach().clone(), shift.detach().clone())
+        folded += 1
+    if not folded:
+        return None
+    changed = {k for k in inverse if not k.endswith(":in")}
+    want = _outputs(module, sample, changed)
+    got = _outputs(twin, sample, changed)
+    if want.keys() != got.keys() or not all(_close(want[k], got[k], tol) for k in want):
+        return None
+    return Folded(twin, mods, inverse, folded)
