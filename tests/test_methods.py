@@ -39,11 +39,19 @@ def test_class_score_rises_and_targets_differ(ctx, name):
 def test_batched_equals_alone(ctx):
     """A target draws the same random numbers alone or in a batch (per-target random streams): after one
     step the image is the same up to float rounding. (Over many steps, rounding differences between batch
-    sizes grow chaotically under NAdam at lr 1.0, so the pipeline keeps batch composition deterministic.)"""
+    sizes grow chaotically under NAdam at lr 1.0, so the pipeline keeps batch composition deterministic.)
+    The model itself runs here, not its BatchNorm-folded copy: the folded convolutions round differently at
+    batch 2 and 4, which flips a few ReLU6 gradients at their bounds (0.7 % of the largest input gradient on
+    these views), and NAdam's first step, g / |g|, shows that as 0.004 in the image - kernels' rounding, not
+    the random streams this test is about."""
     method = METHODS.get("maco")
     cfg = method.config({**QUICK, "steps": 1})
-    alone = method.run(ctx, cfg, [Target.of_class(285)], [5])[0]
-    batched = method.run(ctx, cfg, [Target.of_class(967), Target.of_class(285)], [4, 5])[1]
+    ctx.model.fold_batchnorm = False
+    try:
+        alone = method.run(ctx, cfg, [Target.of_class(285)], [5])[0]
+        batched = method.run(ctx, cfg, [Target.of_class(967), Target.of_class(285)], [4, 5])[1]
+    finally:
+        ctx.model.fold_batchnorm = True
     assert np.abs(alone.image - batched.image).max() < 1e-4
     assert abs(alone.history[0] - batched.history[0]) < 1e-4
 

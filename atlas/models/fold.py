@@ -18,7 +18,8 @@ A pair is folded only when it is certainly the same model: a ``Conv2d`` (or subc
 (``torch.nn.BatchNorm2d`` itself; timm's ``BatchNormAct2d``: dropout and activation after the norm). Then
 every module's output of the copy is compared with the original's on a random batch; any difference beyond
 rounding (a convolution output that something else also reads, a subclass that does more) gives up the
-copy, and the model runs as it is.
+copy, and the model runs as it is. The handle builds the copy only while nothing hooks the model (the check
+runs the model), and runs the model itself whenever something does (:meth:`ModelHandle._runner`).
 """
 from __future__ import annotations
 
@@ -61,7 +62,10 @@ def _passthrough(bn: nn.Module) -> Optional[Callable]:
 
 
 def _conv_bn_pairs(module: nn.Module, sample: torch.Tensor) -> List[Tuple[str, str]]:
-    """(conv name, BatchNorm name) for every BatchNorm2d whose input is a Conv2d's output, in one pass."""
+    """(conv name, BatchNorm name) for every BatchNorm2d whose input is a Conv2d's output, in one pass (none
+    without a pass for a model without BatchNorm2d)."""
+    if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
+        return []
     produced: Dict[int, Tuple[str, torch.Tensor]] = {}  # the tensors kept alive: no id is reused
     pairs: List[Tuple[str, str]] = []
     handles = []

@@ -3,7 +3,8 @@
 The architecture is built on PyTorch's ``meta`` device (no weights, no memory, no arithmetic) and run
 forward on batches of 1 and 2 images with frozen weights, as the methods run it, counting the bytes of
 every tensor autograd keeps for the backward pass. The difference is what each more image costs; the
-parameters are counted once. Measured this way, EfficientNet-Lite0 keeps 76 MiB per 224 px image, ResNet50
+parameters are counted once, twice for a model with BatchNorm layers (the folded copy the methods run,
+:mod:`atlas.models.fold`; its passes keep less than the model's, so the per-image figure stays an upper bound). Measured this way, EfficientNet-Lite0 keeps 76 MiB per 224 px image, ResNet50
 124 MiB, ViT-L/16 318 MiB; ``bench/memory.py`` measured ~90 MiB per image for Lite0 in a real MACO run.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Dict, Optional
 
 import torch
 
-from .arch import meta_module
+from .arch import has_batchnorm_layers, meta_module
 from .cards import known_card
 
 
@@ -66,6 +67,8 @@ def footprint(name: str) -> Optional[Footprint]:
     except Exception:  # noqa: BLE001 - any architecture may refuse the meta device; the estimate then has no model part
         return None
     params = sum(p.numel() * p.element_size() for p in module.parameters())
+    if has_batchnorm_layers(module):
+        params *= 2  # the BatchNorm-folded copy the methods run beside the model (atlas.models.fold)
     return Footprint(parameters=int(params), per_image=max(int(two - one), 0), input_size=card.input_size)
 
 

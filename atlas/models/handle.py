@@ -143,9 +143,11 @@ class ModelHandle:
         """(module, its named modules, how to read a captured value back) for the next forward pass: the
         folded copy, unless folding is off, impossible, or something has hooked the model itself (LRP,
         a replaced layer: it must run what it hooked)."""
-        folded = self._folded() if self.fold_batchnorm else None
-        if folded is None or any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
-                                 or m._backward_pre_hooks for m in self._module_list):
+        if not self.fold_batchnorm or any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+                                          or m._backward_pre_hooks for m in self._module_list):
+            return self.module, self._modules, None
+        folded = self._folded()  # built only while nothing hooks the model: its check runs the model
+        if folded is None:
             return self.module, self._modules, None
         return folded.module, folded.modules, folded.read
 

@@ -74,6 +74,7 @@ def prepare_model(handle: ModelHandle, compute: ComputeConfig, device: torch.dev
     """Apply ``compute`` to a loaded model (autocast dtype, memory format); returns the precision used."""
     precision = resolve_precision(compute, device)
     handle.autocast = autocast_dtype(precision)
+    handle.fold_batchnorm = compute.fold_batchnorm
     if not compute.channels_last and handle.channels_last:
         handle.module.to(memory_format=torch.contiguous_format)
         handle.channels_last = False
