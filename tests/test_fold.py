@@ -1,6 +1,5 @@
 """BatchNorm folded into the convolution before it (atlas.models.fold): the same values at every key, the
 model itself untouched, and no fold where it would not be the same model."""
-import pytest
 import torch
 import torchvision
 from torch import nn
