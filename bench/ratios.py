@@ -9,9 +9,11 @@ with neighbours still slow both sides alike). Per method: K targets (``--k``) at
 settings (fewer steps), the CPU seconds of each optimisation step from the loop's ``on_step`` callback
 (median over the steps after the first, which also holds the set-up), divided into the model batch; the
 raw forward + input-gradient backward at the same batch, timed the same way (median of ``--raw-reps``),
-interleaved with the loop. ``ratio`` = loop images per CPU second / raw images per CPU second (goals,
+interleaved with the loop, through the same BatchNorm-folded copy the loop runs (``atlas.models.fold``).
+``ratio`` = loop images per CPU second / raw images per CPU second (goals,
 issue 20: class targets >= 0.85; VITAL neuron and concept >= 0.45, a step being a forward+backward plus
-one LRP pass). ``vital_neuron`` is VITAL on the neuron ``blocks.4:96`` (top-patch scan before timing).
+one LRP pass); ``ratio_to_plain_model``: the same against the model as its library runs it (fold off).
+``vital_neuron`` is VITAL on the neuron ``blocks.4:96`` (top-patch scan before timing).
 Set ATLAS_THREADS to measure with more threads (then CPU time includes spinning threads).
 """
 from __future__ import annotations
@@ -116,9 +118,14 @@ def main() -> None:
         size = getattr(cfg, "image_size", None) or model.input_size
         step = statistics.median(clock.steps[1:]) if len(clock.steps) > 1 else clock.steps[0]
         raw = raw_cpu_per_image(model, batch, model.input_size, args.raw_reps)
+        model.fold_batchnorm = False  # the model as its library runs it (the loop ran the folded copy)
+        plain = raw_cpu_per_image(model, batch, model.input_size, args.raw_reps)
+        model.fold_batchnorm = True
         out[name] = {"model_batch": batch, "image_size": size, "steps_timed": len(clock.steps) - 1,
                      "loop_cpu_ms_per_step": round(1000 * step, 1), "raw_cpu_ms_per_image": round(1000 * raw, 1),
-                     "step_in_raw_passes": round(step / batch / raw, 2), "ratio": round(raw * batch / step, 3)}
+                     "step_in_raw_passes": round(step / batch / raw, 2), "ratio": round(raw * batch / step, 3),
+                     "plain_cpu_ms_per_image": round(1000 * plain, 1),
+                     "ratio_to_plain_model": round(plain * batch / step, 3)}
         print(name, out[name], file=sys.stderr, flush=True)
     emit({"benchmark": "ratios", "unit": "CPU seconds", "threads": threads, "k": args.k, "steps": args.steps,
           "load_average_1min": round(os.getloadavg()[0], 2), "methods": out, "machine": machine()})

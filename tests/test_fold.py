@@ -108,3 +108,17 @@ def test_a_handle_without_foldable_pairs_runs_the_model():
     with torch.no_grad():
         handle(torch.rand(1, 3, 16, 16))
     assert handle._fold is None and handle._runner()[0] is model
+
+
+def test_a_copy_first_made_under_inference_mode_still_backpropagates():
+    """A lab's first call may come under ``torch.inference_mode``: the folded copy made then must still
+    serve a later optimisation (inference tensors cannot be saved for backward)."""
+    model = _randomise_statistics(torchvision.models.resnet18(weights=None, num_classes=10))
+    handle = ModelHandle(name="r18", family="test", module=model, mean=(0.5,) * 3, std=(0.5,) * 3, input_size=64,
+                         class_names=tuple("abcdefghij"), wnids=tuple(f"n{i}" for i in range(10)), blocks=(),
+                         penultimate="fc:in")
+    with torch.inference_mode():
+        handle(torch.rand(1, 3, 64, 64))
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    handle(x)[:, 0].sum().backward()
+    assert handle._fold is not None and x.grad is not None and x.grad.abs().sum() > 0

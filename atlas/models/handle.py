@@ -155,11 +155,12 @@ class ModelHandle:
         """The folded copy for the model's current device and memory format (built once for each)."""
         key = (str(self.device), self.channels_last)
         if self._fold_key != key:
-            shape = (2, self.in_chans, self.input_size, self.input_size)
-            sample = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(self.device)
-            if self.channels_last:
-                sample = sample.contiguous(memory_format=torch.channels_last)
-            self._fold, self._fold_key = fold_batchnorm(self.module, sample), key
+            with torch.inference_mode(False):  # a copy made under inference mode could not backpropagate later
+                shape = (2, self.in_chans, self.input_size, self.input_size)
+                sample = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(self.device)
+                if self.channels_last:
+                    sample = sample.contiguous(memory_format=torch.channels_last)
+                self._fold, self._fold_key = fold_batchnorm(self.module, sample), key
         return self._fold
 
     def _captured(self, t):
