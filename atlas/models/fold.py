@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import copy
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -101,6 +102,18 @@ def _outputs(module: nn.Module, sample: torch.Tensor, skip: set) -> Dict[str, to
     return {k: v for k, v in seen.items() if isinstance(v, torch.Tensor) and v.is_floating_point()}
 
 
+@contextmanager
+def _full_precision() -> Iterator[None]:
+    """TensorFloat-32 off for the check (a GPU run allows it: its 1e-3 rounding would hide nothing and
+    refuse every fold)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
     return a.shape == b.shape and bool(((a - b).abs().max() <= tol * (a.abs().max() + 1e-6)).item())
 
@@ -137,8 +150,9 @@ def fold_batchnorm(module: nn.Module, sample: torch.Tensor, tol: float = 1e-3) -
     if not folded:
         return None
     changed = {k for k in inverse if not k.endswith(":in")}
-    want = _outputs(module, sample, changed)
-    got = _outputs(twin, sample, changed)
+    with _full_precision():
+        want = _outputs(module, sample, changed)
+        got = _outputs(twin, sample, changed)
     if want.keys() != got.keys() or not all(_close(want[k], got[k], tol) for k in want):
         return None
     return Folded(twin, mods, inverse, folded)
