@@ -90,15 +90,31 @@ def test_no_fold_where_something_else_reads_the_convolution():
     assert fold_batchnorm(model, torch.rand(2, 3, 16, 16)) is None
 
 
-def test_torchvision_resnet_folds_its_plain_batchnorms():
+def _resnet18_handle() -> ModelHandle:
     model = _randomise_statistics(torchvision.models.resnet18(weights=None, num_classes=10))
-    x = torch.randn(2, 3, 64, 64)
-    folded = fold_batchnorm(model, x)
-    assert folded is not None and folded.pairs == 20  # every BatchNorm2d of ResNet18 follows a convolution
+    return ModelHandle(name="r18", family="test", module=model, mean=(0.5,) * 3, std=(0.5,) * 3, input_size=64,
+                       class_names=tuple("abcdefghij"), wnids=tuple(f"n{i}" for i in range(10)), blocks=(),
+                       penultimate="fc:in")
+
+
+def test_torchvision_resnet_folds_its_plain_batchnorms_under_in_place_relus():
+    """torchvision's BatchNorm2d is followed by ReLU(inplace=True): in the copy the folded BatchNorm passes
+    the convolution's own tensor on and the ReLU overwrites it, so a captured convolution output must be
+    read back when it is captured, not later."""
+    handle = _resnet18_handle()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    keys = ["conv1", "bn1:in", "bn1", "layer1.0.conv2", "layer2.0.downsample.0", "layer4"]
     with torch.no_grad():
-        assert _rel(model(x), folded.module(x)) < 1e-4
-        t = torch.randn(1, 64, 4, 4)
-        assert torch.equal(folded.module.bn1(t), t)  # the folded BatchNorm passes its input on
+        handle.fold_batchnorm = False
+        plain = handle.features(x, keys)
+        handle.fold_batchnorm = True
+        folded = handle.features(x, keys)
+    assert handle._fold is not None and handle._fold.pairs == 20  # every BatchNorm2d of ResNet18
+    assert plain["conv1"].min() < 0  # the convolution's output, before the in-place ReLU
+    for key in keys + ["logits"]:
+        assert _rel(plain[key], folded[key]) < 1e-4, key
+    t = torch.randn(1, 64, 4, 4)
+    assert torch.equal(handle._fold.module.bn1(t), t)  # the folded BatchNorm passes its input on
 
 
 def test_a_handle_without_foldable_pairs_runs_the_model():
@@ -113,10 +129,7 @@ def test_a_handle_without_foldable_pairs_runs_the_model():
 def test_a_copy_first_made_under_inference_mode_still_backpropagates():
     """A lab's first call may come under ``torch.inference_mode``: the folded copy made then must still
     serve a later optimisation (inference tensors cannot be saved for backward)."""
-    model = _randomise_statistics(torchvision.models.resnet18(weights=None, num_classes=10))
-    handle = ModelHandle(name="r18", family="test", module=model, mean=(0.5,) * 3, std=(0.5,) * 3, input_size=64,
-                         class_names=tuple("abcdefghij"), wnids=tuple(f"n{i}" for i in range(10)), blocks=(),
-                         penultimate="fc:in")
+    handle = _resnet18_handle()
     with torch.inference_mode():
         handle(torch.rand(1, 3, 64, 64))
     x = torch.rand(1, 3, 64, 64, requires_grad=True)

@@ -156,7 +156,7 @@ class ModelHandle:
         key = (str(self.device), self.channels_last)
         if self._fold_key != key:
             with torch.inference_mode(False):  # a copy made under inference mode could not backpropagate later
-                shape = (2, self.in_chans, self.input_size, self.input_size)
+                shape = (1, self.in_chans, self.input_size, self.input_size)
                 sample = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(self.device)
                 if self.channels_last:
                     sample = sample.contiguous(memory_format=torch.channels_last)
