@@ -135,3 +135,33 @@ def test_a_copy_first_made_under_inference_mode_still_backpropagates():
     x = torch.rand(1, 3, 64, 64, requires_grad=True)
     handle(x)[:, 0].sum().backward()
     assert handle._fold is not None and x.grad is not None and x.grad.abs().sum() > 0
+
+
+class _RefusesOneImage(nn.Module):
+    """conv -> BatchNorm -> head, whose forward refuses a batch of one (the fold's check runs one image)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.shape[0] < 2:
+            raise RuntimeError("this model wants at least two images")
+        return self.head(self.bn(self.conv(x)).mean((2, 3)))
+
+
+def test_a_model_that_refuses_the_check_runs_as_it_is_and_the_copy_pickles():
+    import pickle
+
+    model = _randomise_statistics(_RefusesOneImage())
+    handle = ModelHandle(name="picky", family="test", module=model, mean=(0.5,) * 3, std=(0.5,) * 3, input_size=16,
+                         class_names=("a", "b"), wnids=("n0", "n1"), blocks=(), penultimate="head:in")
+    with torch.no_grad():
+        assert handle(torch.rand(2, 3, 16, 16)).shape == (2, 2)
+    assert handle._fold is None and handle._runner()[0] is model
+    resnet = _resnet18_handle()
+    with torch.no_grad():
+        resnet(torch.rand(1, 3, 64, 64))
+    assert isinstance(pickle.loads(pickle.dumps(resnet._fold.module)), nn.Module)

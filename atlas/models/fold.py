@@ -24,10 +24,9 @@ runs the model), and runs the model itself whenever something does (:meth:`Model
 from __future__ import annotations
 
 import copy
-import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -53,12 +52,27 @@ class Folded:
         return (value - shift.to(value).view(view)) / scale.to(value).view(view)
 
 
-def _passthrough(bn: nn.Module) -> Optional[Callable]:
-    """The forward of ``bn`` without its normalisation, or None where atlas cannot write it exactly."""
+class FoldedBatchNorm2d(nn.BatchNorm2d):
+    """A ``BatchNorm2d`` folded into the convolution before it: passes its input on (its statistics stay)."""
+
+    def forward(self, x):
+        return x
+
+
+class FoldedBatchNormAct2d(nn.BatchNorm2d):
+    """timm's ``BatchNormAct2d`` folded into the convolution before it: its dropout and activation only."""
+
+    def forward(self, x):
+        return self.act(self.drop(x))
+
+
+def _passthrough(bn: nn.Module) -> Optional[type]:
+    """The class ``bn`` becomes once folded (module-level: the copy pickles), or None where atlas cannot
+    write its forward exactly."""
     if type(bn) is nn.BatchNorm2d:
-        return lambda self, x: x
+        return FoldedBatchNorm2d
     if type(bn).__name__ == "BatchNormAct2d" and hasattr(bn, "act") and hasattr(bn, "drop"):
-        return lambda self, x: self.act(self.drop(x))  # timm: batch_norm, then drop, then act
+        return FoldedBatchNormAct2d  # timm: batch_norm, then drop, then act
     return None
 
 
@@ -138,8 +152,8 @@ def fold_batchnorm(module: nn.Module, sample: torch.Tensor, tol: float = 1e-3) -
     folded = 0
     for conv_name, bn_name in pairs:
         conv, bn = mods[conv_name], mods[bn_name]
-        forward = _passthrough(bn)
-        if forward is None or bn.running_mean is None or bn.running_var is None:
+        folded_class = _passthrough(bn)
+        if folded_class is None or bn.running_mean is None or bn.running_var is None:
             continue
         with torch.no_grad():
             gamma = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
@@ -151,7 +165,7 @@ def fold_batchnorm(module: nn.Module, sample: torch.Tensor, tol: float = 1e-3) -
             conv.weight.mul_(scale.view(-1, *([1] * (conv.weight.dim() - 1))))
             bias = shift if conv.bias is None else conv.bias * scale + shift
             conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
-        bn.forward = types.MethodType(forward, bn)
+        bn.__class__ = folded_class
         inverse[conv_name] = inverse[bn_name + ":in"] = (scale.detach().clone(), shift.detach().clone())
         folded += 1
     if not folded:

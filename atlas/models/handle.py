@@ -1,6 +1,7 @@
 """``ModelHandle``: a frozen classifier plus everything the methods need to know about it."""
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -12,6 +13,8 @@ from ..errors import AtlasError, unknown_choice
 from .arch import NO_TRANSFORMER_LRP, has_batchnorm_layers, named_transformer
 from .card import Block, ModelCard
 from .fold import Folded, fold_batchnorm
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -160,7 +163,12 @@ class ModelHandle:
                 sample = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(self.device)
                 if self.channels_last:
                     sample = sample.contiguous(memory_format=torch.channels_last)
-                self._fold, self._fold_key = fold_batchnorm(self.module, sample), key
+                try:
+                    self._fold = fold_batchnorm(self.module, sample)
+                except Exception as exc:  # noqa: BLE001 - any model may refuse the check's pass: it runs as it is
+                    log.debug("%s: no BatchNorm fold (%s: %s)", self.name, type(exc).__name__, exc)
+                    self._fold = None
+                self._fold_key = key
         return self._fold
 
     def _captured(self, t):
