@@ -111,7 +111,7 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
         store = Store(cfg.store)
         report = Runner(cfg, store, progress=False).run(plan.jobs)
         assert report.failed == [] and report.done == len(plan.jobs), name
-        gains = {}
+        gains, dead = {}, []
         for job in plan.jobs:
             meta = store.meta(job.key)
             img = np.asarray(Image.open(store.job_dir(job.key) / "image.png"))
@@ -120,13 +120,20 @@ def test_one_channel_and_32px_models_run_every_applicable_method(own, tmp_path):
                 assert (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all(), job.label()
             if job.method == "maco":  # the others run 2 steps: they only run
                 h = meta["history"]
+                if job.target.kind == "concept" and max(h) < 1.0 and meta["scores"]["objective_start"] < 0.01:
+                    dead.append(job.label())  # see below
+                    continue
                 gains[job.label()] = float(np.mean(h[-3:]) - np.mean(h[:3]))
         # MACO's objective rises on every job, judged on the mean of its first and last 3 of 24 steps (one
         # step's objective is noisy: random crops). The pool's path is part of the concepts' fit and so of
         # their random stream, so each tmp folder draws other crops: at 8 steps, end > start failed for 8 of
         # 288 jobs (48 seeds x 2 models x 3; a fresh clone's suite failed on it); at 24 steps the 3-step means
         # rose for 216 of 216 (36 seeds).
-        assert len(gains) == 3 and all(g > 0 for g in gains.values()), gains
+        # A concept can start dead on the 32-px model: its direction meets only channels of the 1 x 1 concept
+        # layer that every start image leaves at zero, so dot x cos^2 and its gradient stay 0 (the pool in
+        # /tmp/pytest-of-root/pytest-108/own0: 0.00-0.01 for all 24 steps, with and without the BatchNorm
+        # fold; 15 other folders: +4.0 to +10.8). Such a job cannot rise; the class and neuron always can.
+        assert len(gains) + len(dead) == 3 and len(gains) >= 2 and all(g > 0 for g in gains.values()), (gains, dead)
         spectra = list(Path(store.cache_dir).glob(f"spectrum-{size}-*/spectrum.npy"))
         assert spectra and np.load(spectra[0]).shape == ((1 if name == "leafgray" else 3), size, size // 2 + 1)
 
