@@ -59,15 +59,19 @@ def test_a_hook_on_the_model_itself_runs_the_model_itself(lite0):
     assert lite0._runner()[0] is not lite0.module  # unhooked: the folded copy again
 
 
-class _ReadsTheConvTwice(nn.Module):
-    """conv -> BatchNorm, plus a skip connection from the convolution's own output: folding would change
-    what the skip reads, so it must not fold."""
+class _ConvBnHead(nn.Module):
+    """conv -> BatchNorm2d -> a linear head: the smallest foldable pair."""
 
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.bn = nn.BatchNorm2d(4)
         self.head = nn.Linear(4, 2)
+
+
+class _ReadsTheConvTwice(_ConvBnHead):
+    """conv -> BatchNorm, plus a skip connection from the convolution's own output: folding would change
+    what the skip reads, so it must not fold."""
 
     def forward(self, x):
         c = self.conv(x)
@@ -137,14 +141,8 @@ def test_a_copy_first_made_under_inference_mode_still_backpropagates():
     assert handle._fold is not None and x.grad is not None and x.grad.abs().sum() > 0
 
 
-class _RefusesOneImage(nn.Module):
+class _RefusesOneImage(_ConvBnHead):
     """conv -> BatchNorm -> head, whose forward refuses a batch of one (the fold's check runs one image)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.head = nn.Linear(4, 2)
 
     def forward(self, x):
         if x.shape[0] < 2:
