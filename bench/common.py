@@ -23,8 +23,9 @@ def setup_threads() -> int:
 def raw_throughput(model, batch: int, size: int, seconds: float = 6.0, warmup: int = 2) -> float:
     """Images per second of the raw model's forward + backward (gradient w.r.t. the input), at ``batch``.
 
-    Uses the handle's module exactly as the methods do (same memory format, same normalisation), so that
-    the ratio measures only the overhead of the optimisation loop.
+    Runs through the handle exactly as the methods do (same memory format, same normalisation, the same
+    BatchNorm-folded copy: ``atlas.models.fold``), so that the ratio measures only the overhead of the
+    optimisation loop.
     """
     x = torch.rand(batch, 3, size, size, device=model.device, requires_grad=True)
     for _ in range(warmup):

@@ -4,7 +4,7 @@ runs it: forward (no gradient) and forward + input-gradient backward, images per
     python bench/fold.py [--models efficientnet_lite0,efficientnet_lite2] [--batch 4] [--reps 5]
 
 For each model, the two ways alternate ``--reps`` times (best rate of each kept: the machine's noise only
-ever slows a run down), at ``--batch`` images of the model's input size. ``fold_batchnorm`` off runs
+ever slows a run down), at ``--batch`` images of the model's input size (``bench/common``'s ``raw_forward`` and ``raw_throughput``). ``fold_batchnorm`` off runs
 ``handle.module`` itself; on runs its folded copy (``atlas.models.fold``). Also the largest difference of
 the logits between the two, relative to their largest magnitude. A torchvision ``resnet50`` (architecture
 only: no weights ship offline; its BatchNorm statistics randomised) can be named as ``resnet50``.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common import emit, machine, setup_threads  # noqa: E402
+from common import emit, machine, raw_forward, raw_throughput, setup_threads  # noqa: E402
 
 from atlas.models import load_model  # noqa: E402
 from atlas.models.handle import ModelHandle  # noqa: E402
@@ -40,22 +39,6 @@ def resnet50_handle() -> ModelHandle:
     return ModelHandle(name="resnet50", family="resnet", module=module, mean=(0.485, 0.456, 0.406),
                        std=(0.229, 0.224, 0.225), input_size=224, class_names=names, wnids=names, blocks=(),
                        penultimate="fc:in")
-
-
-def rate(handle: ModelHandle, x: torch.Tensor, backward: bool, seconds: float) -> float:
-    def once():
-        if backward:
-            handle(x)[:, 0].sum().backward()
-        else:
-            with torch.no_grad():
-                handle(x)
-
-    once()
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or n < 2:
-        once()
-        n += 1
-    return n * x.shape[0] / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -78,13 +61,12 @@ def main() -> None:
             folded = handle(x)
         row = {"pairs_folded": handle._fold.pairs if handle._fold else 0,
                "logits_max_rel_difference": float((plain - folded).abs().max() / plain.abs().max())}
-        for what, backward in (("forward", False), ("forward_backward", True)):
-            xs = x.clone().requires_grad_(backward)
+        for what, rate in (("forward", raw_forward), ("forward_backward", raw_throughput)):
             best = {"plain": 0.0, "folded": 0.0}
             for _ in range(args.reps):
                 for way, flag in (("plain", False), ("folded", True)):
                     handle.fold_batchnorm = flag
-                    best[way] = max(best[way], rate(handle, xs, backward, args.seconds))
+                    best[way] = max(best[way], rate(handle, args.batch, size, seconds=args.seconds))
             row[what] = {"plain_img_per_s": round(best["plain"], 1), "folded_img_per_s": round(best["folded"], 1),
                          "speedup": round(best["folded"] / best["plain"], 3)}
         out[name] = row

@@ -3,8 +3,9 @@
 In eval mode a BatchNorm after a convolution is an affine map per channel, y = s * conv(x) + t with
 s = gamma / sqrt(running_var + eps) and t = beta - running_mean * s, so it can be folded into the
 convolution's weights and bias (w' = s * w, b' = s * b + t) and the BatchNorm's own pass skipped. On
-EfficientNet-Lite0 (224 px, batch 4, CPU) that is 19-23 % more images per second, forward and forward +
-backward (``bench/fold.py``). The values are the same up to float rounding (~1e-5 of the logits).
+EfficientNet-Lite0 (224 px, batch 4, CPU) that is 1.15-1.17x the images per second on one thread and
+1.35x (forward + backward) to 1.63x (forward) on two (``bench/fold.py``). The values are the same up to
+float rounding (1-2e-6 of the logits).
 
 :func:`fold_batchnorm` builds a *copy* of the model with its foldable pairs folded; the model itself is never
 changed, so everything that reads its weights or BatchNorm statistics (LRP's canonizers, DeepInversion's

@@ -4,8 +4,9 @@ The architecture is built on PyTorch's ``meta`` device (no weights, no memory, n
 forward on batches of 1 and 2 images with frozen weights, as the methods run it, counting the bytes of
 every tensor autograd keeps for the backward pass. The difference is what each more image costs; the
 parameters are counted once, twice for a model with BatchNorm layers (the folded copy the methods run,
-:mod:`atlas.models.fold`; its passes keep less than the model's, so the per-image figure stays an upper bound). Measured this way, EfficientNet-Lite0 keeps 76 MiB per 224 px image, ResNet50
-124 MiB, ViT-L/16 318 MiB; ``bench/memory.py`` measured ~90 MiB per image for Lite0 in a real MACO run.
+:mod:`atlas.models.fold`, whose passes keep less than the model's: the per-image figure stays an upper
+bound). Measured this way, EfficientNet-Lite0 keeps 76 MiB per 224 px image, ResNet50 124 MiB, ViT-L/16
+318 MiB; ``bench/memory.py`` measured ~90 MiB per image for Lite0 in a real MACO run.
 """
 from __future__ import annotations
 
