@@ -414,8 +414,10 @@ def main(argv=None) -> int:
     if "--debug" in argv:  # accepted anywhere on the line (``atlas run --debug``), read here
         argv = [a for a in argv if a != "--debug"]
     try:
+        from .allocator import keep_freed_memory
         from .app import install
 
+        keep_freed_memory()
         install()
         code = cli.main(args=argv, prog_name="atlas", standalone_mode=False)
         return code if isinstance(code, int) and not isinstance(code, bool) else 0

@@ -29,9 +29,11 @@ def _work(cfg, index: int, count: int, threads: int, queue) -> None:
     more) on ``threads`` threads."""
     import torch
 
+    from .allocator import keep_freed_memory
     from .app import install
     from .errors import failure_line
 
+    keep_freed_memory()  # a fresh process: glibc's thresholds are its own
     torch.set_num_threads(threads)
     try:
         install()  # a fresh process: the registries are filled here, as in ``atlas.cli.main``

@@ -9,8 +9,10 @@ import time
 
 import torch
 
+from atlas.allocator import keep_freed_memory
 from atlas.app import install
 
+keep_freed_memory()  # glibc's thresholds, as the command line and its workers set them
 install()  # the composition root, as the command line does
 
 

@@ -5,9 +5,10 @@
 Builds the demo (``python build.py``'s ``atlas build``, the ``demo`` preset) into a fresh store and site
 under ``--workdir`` (a new temporary folder by default, removed afterwards unless ``--keep``), in this
 process, then measures the raw EfficientNet-Lite0 forward+backward throughput at batch 4 (224 px) right
-before and right after the build. The raw pass is the model as its library runs it (atlas's BatchNorm fold,
-``atlas.models.fold``, off): the yardstick measures the machine, and what atlas does faster than the plain
-model (the folded copy the methods run) counts for the build. Prints JSON:
+before and right after the build. The raw pass is the model as its library runs it, in a plain process of
+its own (atlas's BatchNorm fold, ``atlas.models.fold``, off; glibc's allocator as it comes,
+``atlas.allocator`` not applied): the yardstick measures the machine, and what atlas does faster than the
+plain model (the folded copy the methods run, the freed memory it keeps) counts for the build. Prints JSON:
 
 * ``seconds``: the whole build and its phases (``import`` of atlas and torch, ``plan``, ``run``,
   ``metrics``, ``render``), every progress stage inside them (``stages``: one entry per bar, e.g.
@@ -31,6 +32,7 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -77,6 +79,15 @@ def raw_throughput(model, batch: int, size: int, seconds: float, fold: bool = Fa
     return n * batch / (time.perf_counter() - start)
 
 
+def plain_throughput(seconds: float) -> float:
+    """:func:`raw_throughput` of the plain model (no fold), in a fresh process whose allocator atlas leaves
+    alone (``ATLAS_KEEP_FREED_MEMORY=0``): the machine's yardstick, whatever this process has set."""
+    env = dict(os.environ, ATLAS_KEEP_FREED_MEMORY="0")
+    out = subprocess.run([sys.executable, __file__, "--yardstick", "--raw-seconds", str(seconds)], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
 def _per_stage(stages, raw: float) -> dict:
     """Raw-pass equivalents of each top-level stage name (a stage that ran twice, e.g. a CRAFT check after
     the jobs, adds up instead of replacing the first)."""
@@ -97,7 +108,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None,
                     help="worker processes of the build (atlas build --workers); default: as python build.py "
                          "chooses (2 on a CPU with two or more cores, else 1)")
+    ap.add_argument("--yardstick", action="store_true", help=argparse.SUPPRESS)  # plain_throughput's child
     args = ap.parse_args()
+    if args.yardstick:
+        setup_threads()
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        print(raw_throughput(models_pkg.load_model("efficientnet_lite0", device=device), 4, 224, args.raw_seconds))
+        return
     if args.workers is None:
         from build import default_workers  # the README's command: the demo as a reader builds it
 
@@ -111,7 +128,7 @@ def main() -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"  # as the build picks it (device = "auto")
     lite0 = models_pkg.load_model("efficientnet_lite0", device=device)
-    raw_before = raw_throughput(lite0, 4, 224, seconds=args.raw_seconds)
+    raw_before = plain_throughput(args.raw_seconds)
     folded_before = raw_throughput(lite0, 4, 224, seconds=args.raw_seconds, fold=True)
     del lite0
 
@@ -143,7 +160,7 @@ def main() -> None:
     stages = [{"stage": d, "seconds": round(s, 2), "depth": depth} for d, s, depth in progress.TIMINGS]
 
     lite0 = real_load("efficientnet_lite0", device=device)
-    raw_after = raw_throughput(lite0, 4, 224, seconds=args.raw_seconds)
+    raw_after = plain_throughput(args.raw_seconds)
     folded_after = raw_throughput(lite0, 4, 224, seconds=args.raw_seconds, fold=True)
     raw = (raw_before + raw_after) / 2
     files = sum(1 for p in site.rglob("*") if p.is_file())

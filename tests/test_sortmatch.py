@@ -1,4 +1,5 @@
 """VITAL's sort-matching loss (Alg. 1) against a brute-force reference, and as an objective."""
+import numpy as np
 import torch
 
 from atlas.optim import OptimizerSpec, TargetRNG, optimize
@@ -79,6 +80,24 @@ def test_cpu_argsort_in_numpy_threads_orders_like_torch():
     torch.testing.assert_close(x.gather(-1, order), x.sort(-1).values, rtol=0, atol=0)
     q = torch.randn(24, 900).sort(-1).values
     torch.testing.assert_close(sort_matching(x, q), sort_matching(x.double(), q.double()).float(), rtol=1e-6, atol=1e-7)
+
+
+def test_cpu_argsort_of_long_rows_by_radix_is_the_stable_order():
+    """Rows past RADIX_MIN_LENGTH are ordered by two 16-bit radix passes: exactly the stable argsort
+    (ties in index order) of floats of both signs, with ties, values that share their high or low 16 bits,
+    and a value of every exponent range; short rows by the 64-bit key sort, the same order."""
+    from atlas.optim.sortmatch import RADIX_MIN_LENGTH, _order_rows, argsort_rows
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, RADIX_MIN_LENGTH + 500, generator=g) * torch.logspace(-20, 20, 3)[None, :, None]
+    x[0, 0, :50] = 0.5  # ties
+    x[0, 1, :300] = 0.0  # ReLU-like zeros
+    x[1, 2, 100:200] = x[1, 2, 100] + torch.arange(100) * 1e-7 * x[1, 2, 100]  # equal high halves
+    order = argsort_rows(x)
+    want = np.argsort(x.numpy(), axis=-1, kind="stable")
+    assert np.array_equal(order.numpy(), want)
+    short = x[..., :RADIX_MIN_LENGTH // 2].reshape(-1, RADIX_MIN_LENGTH // 2).contiguous().numpy()
+    assert np.array_equal(_order_rows(short), np.argsort(short, axis=-1, kind="stable"))
 
 
 def test_sort_rows_gives_torch_sorts_values():
