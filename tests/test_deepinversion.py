@@ -35,13 +35,9 @@ def test_loss_and_bn_term_fall_and_target_probability_rises(ctx):
         assert v.image.shape == (224, 224, 3) and 0 <= v.image.min() and v.image.max() <= 1
         assert np.mean(v.history[-3:]) > np.mean(v.history[:3]) + 10  # score = -loss: the loss falls
         assert s["bn_end"] < 0.7 * s["bn_start"]
-        # 16 steps: the BN term dominates the loss; the class logit rises, p five-fold or more
-        assert s["prob_end"] > 3 * s["prob_start"] and s["logit_end"] > s["logit_start"] + 0.2
+        # 16 steps: the BN term dominates the loss; the class logit rises (by ~1.5 here), p five-fold or more
+        assert s["prob_end"] > 3 * s["prob_start"] and s["logit_end"] > s["logit_start"] + 1
         assert v.info["batch"] == 3 and v.info["batch_classes"] == [285, 967, 665]
-    # by 2.7 / 1.6 / 3.4 with the model itself, 2.3 / 0.6 / 3.1 through the folded copy: the second class's
-    # rise is the most sensitive to rounding (2.4 / 1.3 / 2.8 when the copy's BatchNorm inputs were mapped back
-    # before their statistics); on average over the batch, by more than 1
-    assert np.mean([v.scores["logit_end"] - v.scores["logit_start"] for v in vis]) > 1
     assert np.abs(vis[0].image - vis[1].image).mean() > 0.02
 
 
@@ -50,8 +46,7 @@ def test_batch_of_one_and_multi_resolution(ctx):
     v = one.run(ctx, one.config({"steps": 10, "batch_size": 1, "warmup": 1, "lr": 0.25, "image_size": 96}),
                 [Target.of_class(872)], [5])
     assert len(v) == 1 and v[0].image.shape == (96, 96, 3)
-    # 10 steps at 96 px: the logit rises by 0.9-1.9 over seeds 5-7 and the copy's rounding
-    assert v[0].scores["logit_end"] > v[0].scores["logit_start"] + 0.5
+    assert v[0].scores["logit_end"] > v[0].scores["logit_start"] + 1
     ms = METHODS.get("deepinversion_ms")
     assert ms.config().low_res_steps == 2000 and ms.config().steps == 1000  # reference setting 0
     cfg = ms.config({"low_res_steps": 6, "steps": 4, "batch_size": 2, "warmup": 1, "image_size": 96})

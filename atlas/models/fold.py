@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -42,45 +42,15 @@ class Folded:
     modules: Dict[str, nn.Module]
     inverse: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     pairs: int = 0
-    overwritten: frozenset = frozenset()  # "<bn>:in" keys whose value a later in-place op changes in the pass
 
     def read(self, key: str, value):
         """The original model's value at ``key``, from the copy's ``value`` there."""
         back = self.inverse.get(key)
         if back is None or not isinstance(value, torch.Tensor):
             return value
-        return Mapped(value, *back).original()
-
-    def read_mapped(self, key: str, value):
-        """The copy's ``value`` at ``key`` with its map back (:class:`Mapped`), where the fold changed it;
-        otherwise the value itself (it is the original's). Where a later in-place operation overwrites the
-        copy's value in the same pass (an activation such as timm's ``ReLU6(inplace=True)`` after a folded
-        BatchNorm), the mapped-back value, computed now (:meth:`read`)."""
-        if key in self.overwritten:
-            return self.read(key, value)
-        back = self.inverse.get(key)
-        if back is None or not isinstance(value, torch.Tensor):
-            return value
-        return Mapped(value, *back)
-
-
-class Mapped(NamedTuple):
-    """A value of the folded copy and the per-channel map back to the model's: (value - shift) / scale.
-
-    A consumer that only needs per-channel statistics (DeepInversion's BatchNorm prior) computes them on
-    ``value`` and maps the statistics back, instead of the whole tensor: one elementwise pass fewer, forward
-    and backward, per layer."""
-
-    value: torch.Tensor
-    scale: torch.Tensor
-    shift: torch.Tensor
-
-    def _view(self, t: torch.Tensor) -> torch.Tensor:
-        return t.to(self.value).view((1, -1) + (1,) * (self.value.dim() - 2))
-
-    def original(self) -> torch.Tensor:
-        """The model's own value."""
-        return (self.value - self._view(self.shift)) / self._view(self.scale)
+        scale, shift = back
+        view = (1, -1) + (1,) * (value.dim() - 2)
+        return (value - shift.to(value).view(view)) / scale.to(value).view(view)
 
 
 class FoldedBatchNorm2d(nn.BatchNorm2d):
@@ -123,32 +93,25 @@ def _trace(module: nn.Module, sample: torch.Tensor) -> Tuple[List[Tuple[str, str
                     pairs.append((hit[0], n))
             handles.append(mod.register_forward_pre_hook(pre))
     try:
-        outputs, _ = _outputs(module, sample)
+        outputs = _outputs(module, sample)
     finally:
         for h in handles:
             h.remove()
     return list(dict.fromkeys(pairs)), outputs
 
 
-def _outputs(module: nn.Module, sample: torch.Tensor, inputs_of: Tuple[str, ...] = ()) -> Tuple[Dict[str, torch.Tensor], frozenset]:
-    """Every module's floating-point tensor output and the model's output (key ""), for one batch; and
-    which of the modules ``inputs_of`` have an input that an in-place operation changes later in the pass
-    (its version counter moves)."""
+def _outputs(module: nn.Module, sample: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Every module's floating-point tensor output and the model's output (key ""), for one batch."""
     seen: Dict[str, torch.Tensor] = {}
-    inputs: Dict[str, Tuple[torch.Tensor, int]] = {}
-    watched = set(inputs_of)
     handles = [m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(n, out))
                for n, m in module.named_modules() if n]
-    handles += [m.register_forward_pre_hook(lambda mod, a, n=n: inputs.__setitem__(n, (a[0], a[0]._version)))
-                for n, m in module.named_modules() if n in watched]
     try:
         with torch.no_grad():
             seen[""] = module(sample)
     finally:
         for h in handles:
             h.remove()
-    changed = frozenset(n for n, (t, version) in inputs.items() if t._version != version)
-    return {k: v for k, v in seen.items() if isinstance(v, torch.Tensor) and v.is_floating_point()}, changed
+    return {k: v for k, v in seen.items() if isinstance(v, torch.Tensor) and v.is_floating_point()}
 
 
 @contextmanager
@@ -208,9 +171,8 @@ def fold_batchnorm(module: nn.Module, sample: torch.Tensor, tol: float = 1e-3) -
         folded += 1
     if not folded:
         return None
-    bns = tuple(k[:-3] for k in inverse if k.endswith(":in"))
     with _full_precision():
-        got, overwritten = _outputs(twin, sample, bns)
+        got = _outputs(twin, sample)
     if not _same(want, got, {k for k in inverse if not k.endswith(":in")}, tol):
         return None
-    return Folded(twin, mods, inverse, folded, frozenset(f"{n}:in" for n in overwritten))
+    return Folded(twin, mods, inverse, folded)

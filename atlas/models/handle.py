@@ -130,8 +130,8 @@ class ModelHandle:
         x = self.normalize(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        module, modules, folded = self._runner()
-        handles = self._hook_captures(modules, folded)
+        module, modules, read = self._runner()
+        handles = self._hook_captures(modules, read)
         try:
             if self.autocast is None:
                 return module(x)
@@ -143,7 +143,7 @@ class ModelHandle:
                 h.remove()
 
     def _runner(self):
-        """(module, its named modules, the :class:`Folded` copy or None) for the next forward pass: the
+        """(module, its named modules, how to read a captured value back) for the next forward pass: the
         folded copy, unless folding is off, impossible, or something has hooked the model itself (LRP,
         a replaced layer: it must run what it hooked)."""
         if not self.fold_batchnorm or any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
@@ -152,7 +152,7 @@ class ModelHandle:
         folded = self._folded()  # built only while nothing hooks the model: its check runs the model
         if folded is None:
             return self.module, self._modules, None
-        return folded.module, folded.modules, folded
+        return folded.module, folded.modules, folded.read
 
     def _folded(self) -> Optional[Folded]:
         """The folded copy for the model's current device and memory format (built once for each)."""
@@ -209,37 +209,33 @@ class ModelHandle:
 
     # ------------------------------------------------------------------ hooks
     @contextmanager
-    def capture(self, keys: Sequence[str], stop: bool = False, mapped: Sequence[str] = ()) -> Iterator[Dict[str, torch.Tensor]]:
+    def capture(self, keys: Sequence[str], stop: bool = False) -> Iterator[Dict[str, torch.Tensor]]:
         """Capture ``keys`` in every forward pass of this handle for the duration of the block; yields the
         dict they fill (the original model's values, whichever copy runs: :meth:`__call__`).
 
         ``stop``: a forward pass ends as soon as every key is captured (clear the dict before each pass):
         the call raises :class:`StopForward` instead of returning logits, and a backward pass from the
         captured activations costs only the layers below them. The hooks live only during each pass.
-        ``mapped``: keys whose reader takes the folded copy's value with its map back instead
-        (:class:`~atlas.models.fold.Mapped`, where the fold changed the value; otherwise the tensor).
         """
         wanted = list(dict.fromkeys(keys))
         for key in wanted:
             self.module_at(key)  # an unknown name is an AtlasError now, not at the first pass
-        entry = (wanted, {}, stop, frozenset(mapped))
+        entry = (wanted, {}, stop)
         self._captures.append(entry)
         try:
             yield entry[1]
         finally:
             self._captures.remove(entry)
 
-    def _hook_captures(self, modules: Dict[str, nn.Module], folded: Optional[Folded]) -> list:
+    def _hook_captures(self, modules: Dict[str, nn.Module], read) -> list:
         """Forward hooks of the active captures on ``modules`` (the copy about to run); returns their handles."""
         handles = []
         try:
-            for wanted, store, stop, mapped in self._captures:
+            for wanted, store, stop in self._captures:
                 for key in wanted:
-                    read = None if folded is None else (folded.read_mapped if key in mapped else folded.read)
-
-                    def keep(value, _k=key, _store=store, _wanted=wanted, _stop=stop, _read=read):
+                    def keep(value, _k=key, _store=store, _wanted=wanted, _stop=stop):
                         value = self._captured(value)
-                        _store[_k] = value if _read is None else _read(_k, value)
+                        _store[_k] = value if read is None else read(_k, value)
                         if _stop and len(_store) == len(_wanted):
                             raise StopForward
 

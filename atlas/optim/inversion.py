@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.fold import Mapped
 from ..models.handle import ModelHandle
 from .objectives import Evaluation, Objective
 from .transforms import per_target
@@ -79,23 +78,14 @@ class _BatchStats(torch.autograd.Function):
         return torch.addcmul(a.view(shape), x, b.view(shape))
 
 
-def batch_stats(x):
-    """Per-channel mean and biased variance of ``x`` (N, C, ...) over the batch and all positions.
-
-    ``x`` may be a :class:`~atlas.models.fold.Mapped` value of the BatchNorm-folded copy, y = s x + t per
-    channel: the statistics of y are mapped back, mean(x) = (mean(y) - t) / s and var(x) = var(y) / s^2,
-    instead of x itself (one elementwise pass fewer per layer, forward and backward)."""
-    if isinstance(x, Mapped):
-        mean, var = _BatchStats.apply(x.value.float())
-        scale, shift = x.scale.to(mean), x.shift.to(mean)
-        return (mean - shift) / scale, var / scale.square()
+def batch_stats(x: torch.Tensor):
+    """Per-channel mean and biased variance of ``x`` (N, C, ...) over the batch and all positions."""
     return _BatchStats.apply(x.float())
 
 
-def bn_distance(x, bn: nn.Module) -> torch.Tensor:
-    """||running_var - var||_2 + ||running_mean - mean||_2 for a BatchNorm input ``x`` (N, C, ...; or its
-    :class:`~atlas.models.fold.Mapped` value): mean and biased variance over every dimension but the
-    channels (DeepInversion, ``DeepInversionFeatureHook``)."""
+def bn_distance(x: torch.Tensor, bn: nn.Module) -> torch.Tensor:
+    """||running_var - var||_2 + ||running_mean - mean||_2 for a BatchNorm input ``x`` (N, C, ...): mean and
+    biased variance over every dimension but the channels (DeepInversion, ``DeepInversionFeatureHook``)."""
     mean, var = batch_stats(x)
     return torch.norm(bn.running_var - var, 2) + torch.norm(bn.running_mean - mean, 2)
 
@@ -105,8 +95,7 @@ def bn_statistics(model: ModelHandle, first_multiplier: float = 10.0) -> Objecti
     1 for the rest (reference: ``first_bn_multiplier`` 10). The same value for every target.
 
     Reads the input of every BatchNorm layer (capture keys ``"<name>:in"``, forward pre-hooks that the loop
-    removes after the run), as the folded copy's value with its map back where the model runs folded
-    (:func:`batch_stats`). A model without BatchNorm is a ``ValueError``.
+    removes after the run). A model without BatchNorm is a ``ValueError``.
     """
     layers = batchnorm_layers(model.module)
     if not layers:
@@ -118,7 +107,7 @@ def bn_statistics(model: ModelHandle, first_multiplier: float = 10.0) -> Objecti
         total = sum(w * bn_distance(ev.acts[key], m) for w, key, (_, m) in zip(weights, keys, layers))
         return -total.expand(ev.k)
 
-    return Objective(fn, keys, f"-BN statistics ({len(layers)} layers)", mapped=keys)
+    return Objective(fn, keys, f"-BN statistics ({len(layers)} layers)")
 
 
 @torch.no_grad()
@@ -126,7 +115,7 @@ def bn_loss(model: ModelHandle, images: torch.Tensor, first_multiplier: float = 
     """The BatchNorm-statistics loss of a batch of images in [0, 1] (no transforms), e.g. to compare the
     start and the end of an optimisation."""
     objective = bn_statistics(model, first_multiplier)
-    with model.capture(objective.layers, mapped=objective.mapped) as acts:
+    with model.capture(objective.layers) as acts:
         logits = model(images.to(model.device))
         value = objective(Evaluation(images, images, logits, acts, images.shape[0]))
     return float(-value[0])

@@ -169,7 +169,7 @@ def optimize(
     initial = None
     best = None  # (images, total score, step) of the best step so far, on the device
     stop = bool(objective.layers) and not objective.needs_logits  # end each pass at the objective's layers
-    with model.capture(objective.layers, stop=stop, mapped=objective.mapped) as acts:
+    with model.capture(objective.layers, stop=stop) as acts:
         for step in range(steps):
             image = param()
             image.retain_grad()

@@ -41,18 +41,14 @@ class Evaluation:
 class Objective:
     """A per-target score. ``layers``: the activations it reads; ``needs_logits``: whether it reads
     ``ev.logits`` (when it does not, the loop stops each forward pass at the last of ``layers``: a channel
-    of an early layer costs only the layers below it). ``mapped``: those of ``layers`` it reads as the
-    BatchNorm-folded copy's value with its map back (:class:`~atlas.models.fold.Mapped`) where the fold
-    changed them (:meth:`~atlas.models.handle.ModelHandle.capture`); a sum keeps a layer mapped only if
-    every part that reads it does."""
+    of an early layer costs only the layers below it)."""
 
     def __init__(self, fn: Callable[[Evaluation], torch.Tensor], layers: Sequence[str] = (), description: str = "",
-                 needs_logits: bool = True, mapped: Sequence[str] = ()):
+                 needs_logits: bool = True):
         self.fn = fn
         self.layers = tuple(dict.fromkeys(layers))
         self.description = description
         self.needs_logits = needs_logits
-        self.mapped = frozenset(mapped) & set(self.layers)
 
     def __call__(self, ev: Evaluation) -> torch.Tensor:
         return self.fn(ev)
@@ -60,11 +56,9 @@ class Objective:
     def __add__(self, other: "Objective") -> "Objective":
         if isinstance(other, (int, float)):
             return Objective(lambda ev: self(ev) + other, self.layers, f"{self.description} + {other}",
-                             self.needs_logits, self.mapped)
-        plain = (set(self.layers) - self.mapped) | (set(other.layers) - other.mapped)
+                             self.needs_logits)
         return Objective(lambda ev: self(ev) + other(ev), self.layers + other.layers,
-                         f"{self.description} + {other.description}", self.needs_logits or other.needs_logits,
-                         (self.mapped | other.mapped) - plain)
+                         f"{self.description} + {other.description}", self.needs_logits or other.needs_logits)
 
     def __sub__(self, other: "Objective") -> "Objective":
         return self + (-1.0) * other
@@ -73,8 +67,7 @@ class Objective:
         return (-1.0) * self
 
     def __mul__(self, w: float) -> "Objective":
-        return Objective(lambda ev: w * self(ev), self.layers, f"{w:g} * ({self.description})", self.needs_logits,
-                         self.mapped)
+        return Objective(lambda ev: w * self(ev), self.layers, f"{w:g} * ({self.description})", self.needs_logits)
 
     __rmul__ = __mul__
 
@@ -146,8 +139,7 @@ def per_target_weights(objective: Objective, weights: Sequence[float]) -> Object
         value = objective(ev)
         return value * w.on(value.device).to(value.dtype)
 
-    return Objective(fn, objective.layers, f"{list(weights)} x ({objective.description})", objective.needs_logits,
-                     objective.mapped)
+    return Objective(fn, objective.layers, f"{list(weights)} x ({objective.description})", objective.needs_logits)
 
 
 def gram_similarity(acts: torch.Tensor, k: int) -> torch.Tensor:
@@ -256,4 +248,4 @@ def logged(name: str, objective: Objective, sign: float = 1.0) -> Objective:
         ev.terms[name] = sign * value.detach()
         return value
 
-    return Objective(fn, objective.layers, objective.description, objective.needs_logits, objective.mapped)
+    return Objective(fn, objective.layers, objective.description, objective.needs_logits)
