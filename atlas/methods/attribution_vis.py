@@ -117,9 +117,9 @@ class MaskedImage(Parameterization):
         raw = self.fourier.raw()
         x, m = self.fourier.rgb(raw), self.fourier.mask(raw)
         self.last_mask = m
-        pyramid = fractal_noise.fractal_pyramid(self.rng, self.fourier.size, self.levels, self.alpha,
-                                                channels=self.fourier.colors)
-        return fractal_noise.compose(x, m, pyramid)
+        linear = fractal_noise.linear_pyramid(self.rng, self.fourier.size, self.levels, self.alpha,
+                                              channels=self.fourier.colors)
+        return fractal_noise.compose(x, m, linear, finish=fractal_noise.finish_noise)
 
 
 def heatmap_mask(heat: torch.Tensor, betas: torch.Tensor, bins: int = 200) -> torch.Tensor:
@@ -151,7 +151,8 @@ def attribution_objective(layer: str, attr: torch.Tensor, beta: torch.Tensor, la
         area = (param.last_mask.flatten(1).mean(1) - beta.to(a.device)) ** 2
         return score - lam * area
 
-    return obj.Objective(fn, (layer,), f"attribution-weighted activation @{layer} - area")
+    return obj.Objective(fn, (layer,), f"attribution-weighted activation @{layer} - area",
+                         needs_logits=False)  # the loop's pass ends at the layer
 
 
 class AttributionVis(Method):

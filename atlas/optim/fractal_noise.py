@@ -10,7 +10,7 @@ strongest, most correlated noise. A fresh pyramid is drawn at every step.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -50,16 +50,30 @@ def linear_pyramid(rng: TargetRNG, size: int, levels: int = 5, alpha: Optional[f
     return torch.stack(out, 1)
 
 
+def finish_noise(lin: torch.Tensor) -> torch.Tensor:
+    """(B, C, S, S) linear noise -> pixel values in [0, 1]: colour recorrelation (RGB) and a sigmoid, both
+    per pixel."""
+    return torch.sigmoid(recorrelate(lin))
+
+
 def fractal_pyramid(rng: TargetRNG, size: int, levels: int = 5, alpha: Optional[float] = None,
                     channels: int = 3) -> torch.Tensor:
     """(K, D + 1, C, S, S) noise images in [0, 1] (C: the model's channels; colour-decorrelated for RGB)."""
     lin = linear_pyramid(rng, size, levels, alpha, channels)
-    return torch.sigmoid(recorrelate(lin.flatten(0, 1))).view_as(lin)
+    return finish_noise(lin.flatten(0, 1)).view_as(lin)
 
 
-def compose(x: torch.Tensor, mask: torch.Tensor, pyramid: torch.Tensor) -> torch.Tensor:
-    """Eq. (14): M * X + (1 - M) * B(level(M)); x (K, C, S, S), mask (K, 1, S, S), pyramid (K, D+1, C, S, S)."""
+def compose(x: torch.Tensor, mask: torch.Tensor, pyramid: torch.Tensor,
+            finish: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+    """Eq. (14): M * X + (1 - M) * B(level(M)); x (K, C, S, S), mask (K, 1, S, S), pyramid (K, D+1, C, S, S).
+
+    ``finish``: applied to the noise each pixel takes (a per-pixel map, e.g. :func:`finish_noise` on
+    :func:`linear_pyramid`'s levels). Every channel of a pixel comes from one level, so finishing the chosen
+    noise equals choosing from the finished pyramid, at 1 / (D + 1) of the cost (the loop draws a fresh
+    pyramid at every step)."""
     levels = pyramid.shape[1]
     idx = (mask.detach() * levels).long().clamp(0, levels - 1)  # (K, 1, S, S)
     noise = pyramid.gather(1, idx[:, None].expand(-1, 1, x.shape[1], -1, -1))[:, 0]
+    if finish is not None:
+        noise = finish(noise)
     return mask * x + (1 - mask) * noise
