@@ -96,6 +96,12 @@ def test_cpu_argsort_of_long_rows_by_radix_is_the_stable_order():
     order = argsort_rows(x)
     want = np.argsort(x.numpy(), axis=-1, kind="stable")
     assert np.array_equal(order.numpy(), want)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a local worker's thread: all rows in one range
+    try:
+        assert np.array_equal(argsort_rows(x).numpy(), want)
+    finally:
+        torch.set_num_threads(threads)
     short = x[..., :RADIX_MIN_LENGTH // 2].reshape(-1, RADIX_MIN_LENGTH // 2).contiguous().numpy()
     assert np.array_equal(_order_rows(short), np.argsort(short, axis=-1, kind="stable"))
 
