@@ -24,7 +24,7 @@ LAYERS: Dict[str, int] = {
     "optim": 2, "relevance": 2, "data": 2,
     "models": 1,
     "config": 0, "registry": 0, "errors": 0, "atomic": 0, "targets": 0, "bibtex": 0, "embedding": 0, "progress": 0,
-    "png": 0, "webp": 0, "path_similarity": 0, "image_checks": 0,
+    "png": 0, "webp": 0, "path_similarity": 0, "image_checks": 0, "allocator": 0,
 }
 #: what the renderer never imports (it reads the plan and the store)
 RENDERER_FORBIDDEN_ROOMS = {"methods", "models", "optim", "relevance"}
