@@ -12,6 +12,9 @@ The image-seeded methods' augmentations:
 * :func:`affine_views` - attribution visualization (§4): pad 12, jitter 9, scale 0.9-1.3, rotate +-12 deg,
   shear +-4 deg, jitter 4, crop/pad back to size, reflection padding - composed into one affine map per
   view and applied with a single ``grid_sample`` (reflection padding stands in for the explicit pad).
+
+Olah et al.'s Fourier baseline as MACO's benchmark ran it: :func:`standard_robustness` - "all 10
+transformations set from the Lucid library" (MACO §4, via Xplique's implementation).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from .masks import gaussian_blur
 from .rng import TargetRNG
 
 Transform = Callable[[torch.Tensor, TargetRNG], torch.Tensor]
@@ -225,6 +229,51 @@ def affine_views(n: int, jitter1: int = 9, scale=(0.9, 1.3), rotate: float = 12.
         return F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
     return run
+
+
+def standard_robustness(out_size: int) -> Transform:
+    """Lucid's standard transformations in Xplique's sequence - the set MACO's Table 1-2 Fourier baseline used
+    (MACO §4: "we used all 10 transformations set from the Lucid library ... available in the Xplique
+    library"; reference/01_maco_fourier.md): with u = side // 16, pad 4u with black; random crops ("jitter")
+    shrinking the side by 2u, 2u, 4u, 4u, 4u, each at an offset uniform in [0, shrink]; rescale by
+    U(0.92, 0.96); Gaussian blur with sigma U(1.0, 1.1) pixels; two more jitters of u; a left-right flip
+    with probability 1/2; then resize to ``out_size``. Xplique draws one offset, scale and sigma per batch;
+    here each image draws its own from its target's generator, so a target's views do not depend on the
+    batch. The blur's kernel spans +-3 sigma (Xplique: 10 taps).
+    """
+    shrinks = (2, 2, 4, 4, 4, None, 1, 1)  # None: the scale and the blur come between the jitters
+
+    def run(x: torch.Tensor, rng: TargetRNG) -> torch.Tensor:
+        b, c, h, w = x.shape
+        u = max(1, min(h, w) // 16)
+        # per image, from its target's stream: 2 offsets per jitter, then scale, sigma and flip
+        draws = rng.host.rand(b // len(rng), 2 * 7 + 3)
+        out = []
+        for i, d in enumerate(draws.tolist()):
+            img = F.pad(x[i : i + 1], (4 * u,) * 4, value=0.0)
+            offsets = iter(d[:14])
+            for shrink in shrinks:
+                if shrink is None:
+                    side = [max(2, round(n * (0.92 + 0.04 * d[14]))) for n in img.shape[-2:]]
+                    img = F.interpolate(img, size=side, mode="bilinear", align_corners=False, antialias=True)
+                    img = gaussian_blur(img.reshape(-1, *img.shape[-2:]), 1.0 + 0.1 * d[15]).reshape(img.shape)
+                else:
+                    img = _jitter(img, shrink * u, next(offsets), next(offsets))
+            if d[16] < 0.5:
+                img = img.flip(-1)
+            out.append(F.interpolate(img, size=(out_size, out_size), mode="bilinear", align_corners=False,
+                                     antialias=img.shape[-1] > out_size))
+        return torch.cat(out, 0)
+
+    return run
+
+
+def _jitter(img: torch.Tensor, shrink: int, uy: float, ux: float) -> torch.Tensor:
+    """Xplique's ``random_jitter``: a crop ``shrink`` pixels smaller, at offsets uniform in [0, shrink]."""
+    h, w = img.shape[-2:]
+    shrink = min(shrink, h - 1, w - 1)
+    oy, ox = min(int(uy * (shrink + 1)), shrink), min(int(ux * (shrink + 1)), shrink)
+    return img[..., oy : oy + h - shrink, ox : ox + w - shrink]
 
 
 def per_target(values: torch.Tensor, k: int) -> torch.Tensor:
