@@ -7,6 +7,8 @@ from atlas.config import DataConfig
 from atlas.data import open_pool
 from atlas.errors import AtlasError
 from atlas.methods import METHODS, RunContext
+from atlas.optim import TargetRNG
+from atlas.optim.param import FourierImage
 from atlas.targets import Target
 
 QUICK = {"steps": 16, "crops": 2, "crop_size": 0.5, "crop_size_std": 0.15}
@@ -34,6 +36,21 @@ def test_class_score_rises_and_targets_differ(ctx, name):
         assert v.scores["logit_end"] > v.scores["logit_start"] + 1.0
         assert np.mean(v.history[-4:]) > np.mean(v.history[:4])
     assert np.abs(vis[0].image - vis[1].image).mean() > 0.02
+
+
+def test_fourier_with_lucid_transformations_raises_its_objective_and_starts_grey(ctx):
+    """MACO's baseline (``fourier_lucid``): from Lucid's near-grey start (spectrum ~ N(0, 0.01^2)) the class
+    objective on its transformed views rises within 32 Adam steps at lr 0.05 (measured over seeds 1-12:
+    +3.0 to +8.9, the mean of the last 8 steps against the first 4). The whole image's logit rises more
+    slowly (-0.5 to +3.6): each step sees a crop of about a third of the padded image."""
+    method = METHODS.get("fourier_lucid")
+    vis = method.run(ctx, method.config({"steps": 32}), [Target.of_class(967), Target.of_class(872)], [11, 12])
+    for v in vis:
+        assert np.mean(v.history[-8:]) > np.mean(v.history[:4]) + 1.5, v.history
+    assert np.abs(vis[0].image - vis[1].image).mean() > 0.02
+    first = method.config()
+    start = FourierImage.noise(TargetRNG([11]), 64, sd=first.init_std, decay=first.decay)().detach()
+    assert float((start - 0.5).abs().max()) < 0.05
 
 
 def test_batched_equals_alone(ctx):

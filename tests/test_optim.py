@@ -70,6 +70,35 @@ def test_crops_stay_inside_and_resize():
     assert out.shape == (4, 3, 6, 6)
 
 
+def test_lucid_standard_robustness_pads_crops_blurs_and_flips_per_target():
+    """Xplique's sequence: the black pad shows in views near the border, every view is a crop of about a
+    third of the padded side (sixteen units of jitter from a side of 24 units), blurred, and some are
+    mirrored; a target's views do not depend on its batch-mates."""
+    size, out = 64, 32
+    ramp = torch.linspace(0.2, 1.0, size).view(1, 1, 1, size).expand(1, 3, size, size).contiguous()
+    t = T.standard_robustness(out)
+    alone = t(ramp, TargetRNG([3]))
+    batch = t(ramp.expand(3, 3, size, size).contiguous(), TargetRNG([1, 3, 4]))
+    assert alone.shape == (1, 3, out, out) and batch.shape == (3, 3, out, out)
+    torch.testing.assert_close(alone, batch[1:2])
+    views = torch.cat([t(ramp, TargetRNG([s])) for s in range(40)])
+    dark = (views[:, 0] < 0.1).flatten(1).any(1)  # the pad (0) reached the view, the image is >= 0.2
+    assert 0 < int(dark.sum()) < len(views)
+    # the ramp rises left to right: a mirrored view falls; both directions occur
+    slope = views[:, 0, out // 2, out - 4] - views[:, 0, out // 2, 3]
+    assert bool((slope > 0).any()) and bool((slope < 0).any())
+    # a crop of ~0.3 of the padded side, upsampled: a view spans a short stretch of the ramp
+    interior = (~dark) & (slope > 0)
+    span = slope[interior] / 0.8
+    assert float(span.max()) < 0.6 and float(span.min()) > 0.2
+    # blurred: an edge is spread over several pixels of the view
+    edge = torch.zeros(1, 3, size, size)
+    edge[..., size // 2:] = 1.0
+    spread = [int(((v > 0.05) & (v < 0.95)).sum()) for v in
+              (t(edge, TargetRNG([s]))[0, 0, out // 2] for s in range(5))]
+    assert sum(spread) >= 20, spread  # 26 with the blur; 10 with the resizes alone
+
+
 def test_objectives_compose():
     ev = obj.Evaluation(image=torch.zeros(2, 3, 4, 4), views=torch.zeros(4, 3, 4, 4),
                         logits=torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]), acts={}, k=2)
