@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import time
 from dataclasses import replace
@@ -131,6 +132,8 @@ def main() -> None:
     ap.add_argument("--store", default="/tmp/quality/store")
     ap.add_argument("--real", type=int, default=16, help="real crops per class for plausibility and KID")
     ap.add_argument("--batch", type=int, default=2, help="targets per optimisation (MACO, Fourier, VITAL)")
+    ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                    help="override one setting of one method (e.g. fourier_lucid.image_size=512); repeatable")
     ap.add_argument("--settings", choices=("paper", "demo"), default="paper",
                     help="paper: the paper preset's settings x --scale; demo: the demo preset's (--scale ignored)")
     args = ap.parse_args()
@@ -142,6 +145,12 @@ def main() -> None:
         settings = {m: dict(dict(demo.settings).get(m, ())) for m in methods}
     else:
         settings = {m: scaled_settings(m, args.scale, len(classes)) for m in methods}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        method, _, key = name.partition(".")
+        if method not in settings or not key or not value:
+            ap.error(f"--set {item!r}: expected METHOD.KEY=VALUE with METHOD one of {', '.join(methods)}")
+        settings[method][key] = json.loads(value)
     cfg = replace(demo, methods=methods, seeds=tuple(int(s) for s in args.seeds.split(",")),
                   targets=TargetsConfig(), store=args.store, settings=freeze_settings(settings),
                   data=replace(demo.data, references=50), batch_size=args.batch,
