@@ -72,8 +72,8 @@ def test_crops_stay_inside_and_resize():
 
 def test_lucid_standard_robustness_pads_crops_blurs_and_flips_per_target():
     """Xplique's sequence: the black pad shows in views near the border, every view is a crop of about a
-    third of the padded side (sixteen units of jitter from a side of 24 units), blurred, and some are
-    mirrored; a target's views do not depend on its batch-mates."""
+    third of the image's side (the padded side of 24 units loses 16 to the jitters, then the scale and two
+    more units), blurred, and some are mirrored; a target's views do not depend on its batch-mates."""
     size, out = 64, 32
     ramp = torch.linspace(0.2, 1.0, size).view(1, 1, 1, size).expand(1, 3, size, size).contiguous()
     t = T.standard_robustness(out)
@@ -87,7 +87,7 @@ def test_lucid_standard_robustness_pads_crops_blurs_and_flips_per_target():
     # the ramp rises left to right: a mirrored view falls; both directions occur
     slope = views[:, 0, out // 2, out - 4] - views[:, 0, out // 2, 3]
     assert bool((slope > 0).any()) and bool((slope < 0).any())
-    # a crop of ~0.3 of the padded side, upsampled: a view spans a short stretch of the ramp
+    # a crop of ~0.34 of the image's side, upsampled: a view spans a short stretch of the ramp
     interior = (~dark) & (slope > 0)
     span = slope[interior] / 0.8
     assert float(span.max()) < 0.6 and float(span.min()) > 0.2
