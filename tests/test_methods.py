@@ -40,9 +40,9 @@ def test_class_score_rises_and_targets_differ(ctx, name):
 
 def test_fourier_with_lucid_transformations_raises_its_objective_and_starts_grey(ctx):
     """MACO's baseline (``fourier_lucid``): from Lucid's near-grey start (spectrum ~ N(0, 0.01^2)) the class
-    objective on its transformed views rises within 32 Adam steps at lr 0.05 (measured with seeds 1, 2, 5, 6, 11 and 12:
-    +3.0 to +8.9, the mean of the last 8 steps against the first 4). The whole image's logit rises more
-    slowly (-0.5 to +3.6): each step sees a crop of about a third of the image's side."""
+    objective on its transformed views rises within 32 Adam steps at lr 0.05 (measured with seeds 1, 2, 5,
+    6, 11 and 12: +3.0 to +8.9, the mean of the last 8 steps against the first 4). The whole image's logit
+    rises more slowly (-0.5 to +3.6): each step sees a crop of about a third of the image's side."""
     method = METHODS.get("fourier_lucid")
     vis = method.run(ctx, method.config({"steps": 32}), [Target.of_class(967), Target.of_class(872)], [11, 12])
     for v in vis:
