@@ -60,7 +60,10 @@ def test_batched_equals_alone(ctx):
     The model itself runs here, not its BatchNorm-folded copy: the folded convolutions round differently at
     batch 2 and 4, which flips a few ReLU6 gradients at their bounds (0.7 % of the largest input gradient on
     these views), and NAdam's first step, g / |g|, shows that as 0.004 in the image - kernels' rounding, not
-    the random streams this test is about."""
+    the random streams this test is about. The model's own kernels round batch 1 and 2 differently on some
+    CPUs too: on an AVX-512/AMX Xeon (2026-12-02) the image after one step differed by 9e-4 at most, 2.5e-4
+    on average, where the score of step 0 (same views) agreed to 4e-7; a target drawing another stream
+    gives another image (seed 6 for 5: 0.52 at most, 0.11 on average)."""
     method = METHODS.get("maco")
     cfg = method.config({**QUICK, "steps": 1})
     ctx.model.fold_batchnorm = False
@@ -69,8 +72,9 @@ def test_batched_equals_alone(ctx):
         batched = method.run(ctx, cfg, [Target.of_class(967), Target.of_class(285)], [4, 5])[1]
     finally:
         ctx.model.fold_batchnorm = True
-    assert np.abs(alone.image - batched.image).max() < 1e-4
-    assert abs(alone.history[0] - batched.history[0]) < 1e-4
+    assert abs(alone.history[0] - batched.history[0]) < 1e-4  # the same views: the same random streams
+    diff = np.abs(alone.image - batched.image)
+    assert diff.max() < 5e-3 and diff.mean() < 1e-3, (diff.max(), diff.mean())
 
 
 def test_neuron_target_and_bad_neuron(ctx):

@@ -15,16 +15,12 @@ The full complex spectrum is optimised, scaled by 1/f^decay.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
-from ..optim import OptimizerSpec, TargetRNG, optimize
+from ..optim import OptimizerSpec, TargetRNG
 from ..optim import transforms as T
 from ..optim.param import FourierImage, FourierParam, Parameterization
-from ..targets import Target
-from .base import Method, RunContext
+from .base import RunContext
 from .maco import CropRunConfig, Maco
-from .results import finish
-from .target_objectives import target_objective
 
 
 #: BibTeX of the paper this method implements (shown on its pages, cited with its figures).
@@ -62,6 +58,7 @@ class Fourier(Maco):
     def parameterization(self, ctx: RunContext, cfg: FourierConfig, rng: TargetRNG) -> Parameterization:
         return FourierParam(rng, cfg.image_size, decay=cfg.decay, channels=ctx.model.in_chans)
 
+
 @dataclass(frozen=True)
 class LucidConfig:
     """Xplique's ``optim`` defaults, which MACO's benchmark ran (reference/01_maco_fourier.md): 256 steps of
@@ -75,34 +72,28 @@ class LucidConfig:
     init_std: float = 0.01
 
 
-class FourierLucid(Method):
-    """Olah et al.'s Fourier visualisation with Lucid's transformations, as MACO's benchmark ran it."""
+class FourierLucid(Fourier):
+    """Olah et al.'s Fourier visualisation with Lucid's transformations, as MACO's benchmark ran it: MACO's
+    loop with lucid's start, Adam and Lucid's transformations in place of the crops."""
 
     name = "fourier_lucid"
     title = "Fourier (Lucid)"
     version = "1"
     Config = LucidConfig
-    kinds = ("class", "neuron", "concept")
-    uses_data = False
-    pixel_settings = ("image_size",)
-    paper = "olah2017feature"
-    bibtex = PAPER_BIBTEX
     #: MACO §4: Lucid's 10 transformations through Xplique's implementation; Xplique's defaults otherwise.
     paper_settings = {"steps": 256, "lr": 0.05, "decay": 0.85, "init_std": 0.01}
     summary = ("Olah et al.'s Fourier visualisation as MACO's benchmark ran it: the full spectrum scaled by "
                "1/f^0.85, Adam at lr 0.05, and Lucid's pad, jitter, scale, blur and flip at every step.")
 
-    def run(self, ctx: RunContext, cfg: LucidConfig, targets: Sequence[Target], seeds: Sequence[int]):
-        rng = TargetRNG(seeds, ctx.device)
-        param = FourierImage.noise(rng, cfg.image_size, channels=ctx.model.in_chans, sd=cfg.init_std,
-                                   decay=cfg.decay)
-        result = optimize(
-            ctx.model, param, target_objective(ctx, targets), cfg.steps, rng,
-            optimizer=OptimizerSpec("adam", lr=cfg.lr),
-            transforms=T.standard_robustness(ctx.model.input_size),
-            on_step=ctx.on_step,
-        )
-        return finish(ctx, targets, result)
+    def parameterization(self, ctx: RunContext, cfg: LucidConfig, rng: TargetRNG) -> Parameterization:
+        return FourierImage.noise(rng, cfg.image_size, channels=ctx.model.in_chans, sd=cfg.init_std,
+                                  decay=cfg.decay)
+
+    def optimizer(self, cfg: LucidConfig) -> OptimizerSpec:
+        return OptimizerSpec("adam", lr=cfg.lr)
+
+    def transforms(self, ctx: RunContext, cfg: LucidConfig) -> T.Transform:
+        return T.standard_robustness(ctx.model.input_size)
 
 
 #: The registered variants of this method (the composition root adds them to ``METHODS``).

@@ -93,13 +93,21 @@ class Maco(Method):
         """The phase-only image over the pool's magnitude spectrum (the one line Fourier changes)."""
         return MacoParam(rng, ctx.spectrum(cfg.image_size), cfg.image_size, phase_offset=cfg.phase_offset)
 
+    def optimizer(self, cfg: MacoConfig) -> OptimizerSpec:
+        """NAdam at ``cfg.lr`` (§4)."""
+        return OptimizerSpec("nadam", lr=cfg.lr)
+
+    def transforms(self, ctx: RunContext, cfg: MacoConfig) -> T.Transform:
+        """The two transforms of §4: crops and noise."""
+        return crop_transforms(cfg, ctx.model.input_size)
+
     def run(self, ctx: RunContext, cfg: MacoConfig, targets: Sequence[Target], seeds: Sequence[int]):
         rng = TargetRNG(seeds, ctx.device)
         param = self.parameterization(ctx, cfg, rng)
         result = optimize(
             ctx.model, param, target_objective(ctx, targets), cfg.steps, rng,
-            optimizer=OptimizerSpec("nadam", lr=cfg.lr),
-            transforms=crop_transforms(cfg, ctx.model.input_size),
+            optimizer=self.optimizer(cfg),
+            transforms=self.transforms(ctx, cfg),
             on_step=ctx.on_step,
         )
         return finish(ctx, targets, result)
