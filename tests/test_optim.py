@@ -99,6 +99,42 @@ def test_lucid_standard_robustness_pads_crops_blurs_and_flips_per_target():
     assert sum(spread) >= 20, spread  # 26 with the blur; 10 with the resizes alone
 
 
+def _lucid_views_in_turn(x, rng, out):
+    """Xplique's sequence applied op by op: the reference for the matrix form of ``standard_robustness``."""
+    import torch.nn.functional as F
+
+    from atlas.optim.masks import gaussian_blur
+
+    u = x.shape[-1] // 16
+    views = []
+    for i, d in enumerate(rng.host.rand(x.shape[0] // len(rng), 17).tolist()):
+        img, offsets = F.pad(x[i : i + 1], (4 * u,) * 4), iter(d[:14])
+        for shrink in (2, 2, 4, 4, 4, None, 1, 1):
+            if shrink is None:
+                side = [max(2, round(n * (0.92 + 0.04 * d[14]))) for n in img.shape[-2:]]
+                img = F.interpolate(img, size=side, mode="bilinear", align_corners=False, antialias=True)
+                img = gaussian_blur(img[0], 1.0 + 0.1 * d[15])[None]
+                continue
+            cut = shrink * u
+            oy, ox = (min(int(next(offsets) * (cut + 1)), cut) for _ in range(2))
+            img = img[..., oy : oy + img.shape[-2] - cut, ox : ox + img.shape[-1] - cut]
+        img = img.flip(-1) if d[16] < 0.5 else img
+        views.append(F.interpolate(img, size=(out, out), mode="bilinear", align_corners=False,
+                                   antialias=img.shape[-1] > out))
+    return torch.cat(views)
+
+
+def test_lucid_views_as_matrix_products_equal_the_ops_in_turn():
+    x = torch.rand(3, 3, 96, 96, requires_grad=True)
+    weights = torch.rand(3, 3, 64, 64)
+    fast = T.standard_robustness(64)(x, TargetRNG([1, 2, 3]))
+    slow = _lucid_views_in_turn(x, TargetRNG([1, 2, 3]), 64)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
+    g_fast, = torch.autograd.grad((fast * weights).sum(), x)
+    g_slow, = torch.autograd.grad((slow * weights).sum(), x)
+    torch.testing.assert_close(g_fast, g_slow, atol=1e-5, rtol=1e-4)
+
+
 def test_objectives_compose():
     ev = obj.Evaluation(image=torch.zeros(2, 3, 4, 4), views=torch.zeros(4, 3, 4, 4),
                         logits=torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]), acts={}, k=2)
