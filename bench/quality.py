@@ -7,8 +7,9 @@ papers claim (issue 17).
 Runs every registered method that visualises classes (MACO, Fourier and their 1024-px variants, Fourier with
 Lucid's transformations, VITAL, DeepInversion and its multi-resolution variant, Plug-In Inversion) with its
 papers' settings - the paper preset's - on the six demo classes (the bundled photos' classes) x
-``--seeds``, through the pipeline (jobs are cached in ``--store``, so an interrupted run resumes). ``--scale`` multiplies every step count (steps,
-half-resolution steps, warm-up; Plug-In Inversion keeps at least one step per stage) so that a CPU can
+``--seeds``, through the pipeline (jobs are cached in ``--store``, so an interrupted run resumes).
+``--scale`` multiplies every step count (steps, half-resolution steps, warm-up; Plug-In Inversion keeps at
+least one step per stage) so that a CPU can
 run a fraction of the papers' optimisation; 1.0 is the papers' setting. What cannot follow the papers on
 six classes: DeepInversion's batch of 64 different classes is the six classes (one batch); VITAL's N = 50
 references are random resized crops of the class's one or two photos.

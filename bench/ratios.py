@@ -41,7 +41,8 @@ from atlas.methods import METHODS, RunContext  # noqa: E402
 from atlas.models import load_model  # noqa: E402
 from atlas.targets import Target  # noqa: E402
 
-ALL = "maco,fourier,fourier_lucid,vital,vital_neuron,deepinversion,plugin_inversion,accentuation,attribution_vis"
+ALL = ("maco,fourier,fourier_lucid,vital,vital_neuron,deepinversion,plugin_inversion,accentuation,"
+       "attribution_vis")
 
 
 class StepClock:

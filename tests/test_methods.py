@@ -8,7 +8,6 @@ from atlas.data import open_pool
 from atlas.errors import AtlasError
 from atlas.methods import METHODS, RunContext
 from atlas.optim import TargetRNG
-from atlas.optim.param import FourierImage
 from atlas.targets import Target
 
 QUICK = {"steps": 16, "crops": 2, "crop_size": 0.5, "crop_size_std": 0.15}
@@ -48,8 +47,7 @@ def test_fourier_with_lucid_transformations_raises_its_objective_and_starts_grey
     for v in vis:
         assert np.mean(v.history[-8:]) > np.mean(v.history[:4]) + 1.5, v.history
     assert np.abs(vis[0].image - vis[1].image).mean() > 0.02
-    first = method.config()
-    start = FourierImage.noise(TargetRNG([11]), 64, sd=first.init_std, decay=first.decay)().detach()
+    start = method.parameterization(ctx, method.config(), TargetRNG([11]))().detach()
     assert float((start - 0.5).abs().max()) < 0.05
 
 

@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from atlas.optim import NonFiniteLoss, OptimizerSpec, TargetRNG, optimize
 from atlas.optim import objectives as obj
 from atlas.optim import transforms as T
 from atlas.optim.color import COLOR_CORRELATION, decorrelate, recorrelate
+from atlas.optim.masks import gaussian_blur
 from atlas.optim.param import FourierParam, MacoParam, PixelParam
 
 
@@ -101,10 +103,6 @@ def test_lucid_standard_robustness_pads_crops_blurs_and_flips_per_target():
 
 def _lucid_views_in_turn(x, rng, out):
     """Xplique's sequence applied op by op: the reference for the matrix form of ``standard_robustness``."""
-    import torch.nn.functional as F
-
-    from atlas.optim.masks import gaussian_blur
-
     u = x.shape[-1] // 16
     views = []
     for i, d in enumerate(rng.host.rand(x.shape[0] // len(rng), 17).tolist()):

@@ -27,13 +27,20 @@ def collective_normalize(maps: torch.Tensor, percentiles: Tuple[float, float] = 
     return ((maps - lo) / (hi - lo)).clamp(0, 1)
 
 
+def gaussian_kernel(sigma: float, like: torch.Tensor) -> torch.Tensor:
+    """The normalised 1-D Gaussian of std ``sigma`` pixels over +-3 sigma (at least +-1), in ``like``'s dtype
+    and device: (2r + 1,)."""
+    r = max(1, int(3 * sigma))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=like.dtype, device=like.device) / sigma) ** 2)
+    return k / k.sum()
+
+
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur (N, H, W) maps with a separable Gaussian of std ``sigma`` pixels (reflection at the border)."""
     if sigma <= 0:
         return maps
-    r = max(1, int(3 * sigma))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=maps.dtype, device=maps.device) / sigma) ** 2)
-    k = k / k.sum()
+    k = gaussian_kernel(sigma, maps)
+    r = k.numel() // 2
     x = torch.nn.functional.pad(maps[:, None], (r, r, r, r), mode="reflect")
     x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1))
     return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1))[:, 0]

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from .masks import gaussian_kernel
 from .rng import TargetRNG
 
 Transform = Callable[[torch.Tensor, TargetRNG], torch.Tensor]
@@ -295,10 +296,10 @@ def _axis_map(n: int, scaled: int, sigma: float, offset: int, kept: int, out_siz
     passes over the image and their backward."""
     eye = torch.eye(n, dtype=like.dtype, device=like.device)[None, None]
     m = F.interpolate(eye, size=(scaled, n), mode="bilinear", align_corners=False, antialias=True)[0, 0]
-    r = max(1, int(3 * sigma))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=m.dtype, device=m.device) / sigma) ** 2)
+    k = gaussian_kernel(sigma, m)
+    r = k.numel() // 2
     signals = F.pad(m.T[:, None, :], (r, r), mode="reflect")  # each column of m as a signal along the axis
-    m = F.conv1d(signals, (k / k.sum()).view(1, 1, -1))[:, 0].T[offset : offset + kept]
+    m = F.conv1d(signals, k.view(1, 1, -1))[:, 0].T[offset : offset + kept]
     eye = torch.eye(kept, dtype=like.dtype, device=like.device)[None, None]
     return F.interpolate(eye, size=(out_size, kept), mode="bilinear", align_corners=False,
                          antialias=kept > out_size)[0, 0] @ m
